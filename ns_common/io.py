@@ -1,0 +1,196 @@
+"""Readers and writers for the canonical data layout (PaddleNLP's literature_search_data).
+
+Every reader follows the same bad-input rules: a line with the wrong number of fields, an empty
+field, invalid UTF-8 or (where asked) a duplicate key is skipped and counted, and one warning per
+file names the file and the first offending line numbers. A missing file is a clear error.
+"""
+import csv
+import json
+import os
+import sys
+
+from ns_common.utils import logger
+
+
+class DataFileError(Exception):
+    """A data file that cannot be used at all (missing, unreadable header, nothing valid)."""
+
+
+class SkipCounter:
+    """Collects skipped lines by reason so one warning can summarise a whole file."""
+
+    def __init__(self, path):
+        self.path = path
+        self.kept = 0
+        self.skipped = {}  # reason -> list of 1-based line numbers
+
+    def skip(self, line_no, reason):
+        self.skipped.setdefault(reason, []).append(line_no)
+
+    @property
+    def n_skipped(self):
+        return sum(len(v) for v in self.skipped.values())
+
+    def report(self):
+        if not self.skipped:
+            return
+        parts = []
+        for reason, lines in self.skipped.items():
+            shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+            parts.append(f"{len(lines)} {reason} (line {shown})")
+        logger.warning(f"{self.path}: kept {self.kept} lines, skipped {self.n_skipped}: " + "; ".join(parts))
+
+
+def check_file(path, what="input file"):
+    """Fail early, with one line naming the file, when it does not exist."""
+    if not path or not os.path.isfile(path):
+        raise DataFileError(f"{what} not found: {path}")
+    return path
+
+
+def iter_raw_lines(path, counter=None):
+    """Yields (line_no, text) with the line ending stripped; undecodable lines are skipped."""
+    check_file(path)
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if counter is not None:
+                    counter.skip(line_no, "invalid UTF-8")
+                continue
+            if line_no == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # a BOM some editors write
+            yield line_no, text.rstrip("\r\n")
+
+
+def read_fields(path, n_fields, header=None, unique_field=None, counter=None):
+    """Yields lists of `n_fields` stripped, non-empty tab-separated fields.
+
+    header: expected first line's field names (then line 1 is checked and skipped), or None.
+    unique_field: index of a field whose repeated values are skipped as duplicates.
+    """
+    own_counter = counter is None
+    counter = counter or SkipCounter(path)
+    seen = set()
+    for line_no, text in iter_raw_lines(path, counter):
+        fields = [x.strip() for x in text.split("\t")]
+        if header is not None and line_no == 1:
+            if fields != list(header):
+                raise DataFileError(f"{path}:1: expected header {'<TAB>'.join(header)!r}, found {text[:80]!r}")
+            continue
+        if not text.strip() and n_fields > 1:
+            counter.skip(line_no, "empty line")
+            continue
+        if len(fields) != n_fields:
+            counter.skip(line_no, f"lines without exactly {n_fields} tab-separated fields")
+            continue
+        if any(not x for x in fields):
+            counter.skip(line_no, "empty text")
+            continue
+        if unique_field is not None:
+            key = fields[unique_field]
+            if key in seen:
+                counter.skip(line_no, "duplicates")
+                continue
+            seen.add(key)
+        counter.kept += 1
+        yield fields
+    if own_counter:
+        counter.report()
+
+
+def read_texts(path, counter=None):
+    """One text a line (corpus, milvus_data, train_unsupervised). Empty lines are skipped and counted.
+
+    Note: for a corpus whose line number is the doc id use `read_corpus`, which keeps positions.
+    """
+    for fields in read_fields(path, 1, counter=counter):
+        yield fields[0]
+
+
+def read_corpus(path):
+    """Returns the list of documents of a one-document-a-line file, index = doc id (0-based line).
+
+    A document line may not be dropped (ids would shift), so an empty or undecodable line is kept
+    as an empty string, and counted in one warning.
+    """
+    counter = SkipCounter(path)
+    docs = []
+    with open(check_file(path), "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8").strip().lstrip("\ufeff")
+            except UnicodeDecodeError:
+                counter.skip(line_no, "invalid UTF-8 lines (kept as empty documents)")
+                text = None
+            if text == "":
+                counter.skip(line_no, "empty documents (kept)")
+            docs.append(text or "")
+            counter.kept += 1
+    counter.report()
+    return docs
+
+
+def read_text_pairs(path, unique_query=False, counter=None):
+    """`query<TAB>doc` (train.csv, dev.csv, test.csv): yields (text_a, text_b)."""
+    for a, b in read_fields(path, 2, unique_field=0 if unique_query else None, counter=counter):
+        yield a, b
+
+
+def read_pairwise_train(path, counter=None):
+    """sort/train_pairwise.csv with header query, title, neg_title: yields (query, title, neg_title)."""
+    for q, t, n in read_fields(path, 3, header=("query", "title", "neg_title"), counter=counter):
+        yield q, t, n
+
+
+def read_pairwise_labeled(path, counter=None):
+    """sort/dev_pairwise.csv, test_pairwise.csv with header query, title, label: yields (q, t, int label)."""
+    counter = counter or SkipCounter(path)
+    for q, t, label in read_fields(path, 3, header=("query", "title", "label"), counter=counter):
+        if label not in ("0", "1"):
+            counter.skip(-1, f"labels other than 0/1 ({label!r})")
+            continue
+        yield q, t, int(label)
+    counter.report()
+
+
+def read_jsonl(path, required=(), counter=None):
+    """Yields dicts of a JSON Lines file; lines that don't parse or lack a required field are skipped."""
+    own_counter = counter is None
+    counter = counter or SkipCounter(path)
+    for line_no, text in iter_raw_lines(path, counter):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            counter.skip(line_no, "invalid JSON")
+            continue
+        missing = [k for k in required if k not in obj]
+        if missing:
+            counter.skip(line_no, f"missing field {missing[0]!r}")
+            continue
+        counter.kept += 1
+        yield obj
+    if own_counter:
+        counter.report()
+
+
+def write_lines(path, rows, header=None):
+    """Writes rows (strings, or tuples joined by tabs); tabs/newlines inside fields become spaces."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        if header:
+            f.write("\t".join(header) + "\n")
+        for row in rows:
+            if isinstance(row, str):
+                row = (row,)
+            f.write("\t".join(clean_field(str(x)) for x in row) + "\n")
+            n += 1
+    return n
+
+
+def clean_field(text):
+    return " ".join(text.replace("\t", " ").split())

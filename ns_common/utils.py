@@ -1,0 +1,84 @@
+"""Logging, seeding, device selection and distributed helpers shared by every stage."""
+import logging
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+logger = logging.getLogger("neural_search")
+if not logger.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)7s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def set_seed(seed):
+    import paddle
+
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def set_device(device):
+    """'cpu' or 'gpu' (or 'gpu:N'); a clear error when a GPU is asked for on a CPU-only build."""
+    import paddle
+
+    if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
+        raise SystemExit(f"--device {device}: this paddle build has no CUDA support; install paddlepaddle-gpu or use --device cpu")
+    if device == "gpu" and world_size() > 1:
+        # under paddle.distributed.launch each process drives the GPU the launcher gave it
+        paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")
+    else:
+        paddle.set_device(device)
+
+
+def world_size():
+    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+
+
+def rank():
+    return int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+
+
+def is_main_process():
+    return rank() == 0
+
+
+def init_distributed():
+    """Initialises the parallel environment when started by paddle.distributed.launch with >1 process."""
+    import paddle
+
+    if world_size() > 1:
+        paddle.distributed.init_parallel_env()
+        return True
+    return False
+
+
+class Timer:
+    def __init__(self):
+        self.start = time.time()
+
+    @property
+    def seconds(self):
+        return time.time() - self.start
+
+
+def fail(message, code=2):
+    """One-line error for the user, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def quiet_paddlenlp():
+    """PaddleNLP logs a lot at INFO (every from_pretrained); keep its warnings only."""
+    try:
+        from paddlenlp.utils.log import logger as pnlp_logger
+
+        pnlp_logger.set_level("WARNING")
+    except Exception:  # noqa: BLE001 - logging cosmetics must never break a run
+        pass
