@@ -64,11 +64,12 @@ def iter_raw_lines(path, counter=None):
             yield line_no, text.rstrip("\r\n")
 
 
-def read_fields(path, n_fields, header=None, unique_field=None, counter=None):
+def read_fields(path, n_fields, header=None, unique_field=None, counter=None, check=None):
     """Yields lists of `n_fields` stripped, non-empty tab-separated fields.
 
     header: expected first line's field names (then line 1 is checked and skipped), or None.
     unique_field: index of a field whose repeated values are skipped as duplicates.
+    check: optional function(fields) -> a reason to skip the line, or None to keep it.
     """
     own_counter = counter is None
     counter = counter or SkipCounter(path)
@@ -87,6 +88,10 @@ def read_fields(path, n_fields, header=None, unique_field=None, counter=None):
             continue
         if any(not x for x in fields):
             counter.skip(line_no, "empty text")
+            continue
+        reason = check(fields) if check else None
+        if reason:
+            counter.skip(line_no, reason)
             continue
         if unique_field is not None:
             key = fields[unique_field]
@@ -146,13 +151,11 @@ def read_pairwise_train(path, counter=None):
 
 def read_pairwise_labeled(path, counter=None):
     """sort/dev_pairwise.csv, test_pairwise.csv with header query, title, label: yields (q, t, int label)."""
-    counter = counter or SkipCounter(path)
-    for q, t, label in read_fields(path, 3, header=("query", "title", "label"), counter=counter):
-        if label not in ("0", "1"):
-            counter.skip(-1, f"labels other than 0/1 ({label!r})")
-            continue
+    def label_is_binary(fields):
+        return None if fields[2] in ("0", "1") else "labels other than 0/1"
+
+    for q, t, label in read_fields(path, 3, header=("query", "title", "label"), counter=counter, check=label_is_binary):
         yield q, t, int(label)
-    counter.report()
 
 
 def read_jsonl(path, required=(), counter=None):

@@ -29,7 +29,7 @@ def retrieval_metrics(ranked_docs, gold_docs, ks=DEFAULT_KS, mrr_k=10, ndcg_k=10
             mrr += 1.0 / (first + 1)
         dcg = sum(1.0 / np.log2(i + 2) for i, d in enumerate(ranked[:ndcg_k]) if d in gold)
         idcg = sum(1.0 / np.log2(i + 2) for i in range(min(len(gold), ndcg_k)))
-        ndcg += dcg / idcg
+        ndcg += float(dcg / idcg)
     result = {f"recall@{k}": 100.0 * hits[k] / n for k in ks}
     result[f"mrr@{mrr_k}"] = 100.0 * mrr / n
     result[f"ndcg@{ndcg_k}"] = 100.0 * ndcg / n

@@ -4,7 +4,7 @@ import numpy as np
 
 def convert_example(text, tokenizer, max_seq_length=64, text_pair=None):
     """One text (or a text pair) -> (input_ids, token_type_ids), truncated to max_seq_length."""
-    encoded = tokenizer(text=text, text_pair=text_pair, max_seq_len=max_seq_length, truncation=True)
+    encoded = tokenizer(text=text, text_pair=text_pair, max_length=max_seq_length, truncation=True)
     return encoded["input_ids"], encoded["token_type_ids"]
 
 

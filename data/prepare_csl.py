@@ -1,0 +1,180 @@
+"""Builds the literature-search data layout from CSL (Chinese Scientific Literature, COLING 2022).
+
+    # from the JSON Lines of ../shared/data/csl (papers.jsonl + abstracts.jsonl)
+    python data/prepare_csl.py --csl_dir ../shared/data/csl --output_dir data/csl
+    # or from the benchmark TSVs of github.com/ydli-ai/CSL (a clone's benchmark/ folder)
+    python data/prepare_csl.py --csl_tsv_dir CSL/benchmark --output_dir data/csl
+
+The task: the query is a paper's keywords joined by a space, the document its title, searched among
+every title of the collection. Papers with a title AND keywords are the labelled pairs (split
+--dev_ratio into dev, seeded and disjoint); titles and abstracts are the unlabelled domain text. The
+ranking files (sort/) pair each labelled query with lexical negatives: titles BM25 (character
+unigrams + bigrams) ranks high that are not its gold title. They are the model-free fallback; the
+reranker stage can replace them with negatives mined by the recall model.
+
+TSV layout (no header, first column the task prompt):
+    cls_ctg/{train,dev,test}.tsv   to category<TAB>title<TAB>category
+    ts/{train,dev,test}.tsv        to title<TAB>abstract<TAB>title
+    kg/{train,dev,test}.tsv        to keywords<TAB>abstract + " " + title<TAB>keyword_keyword_...
+    cls_dcp/{train,dev,test}.tsv   to discipline<TAB>abstract<TAB>discipline
+Missing files are fine (the public repo has no ts/kg train split); keywords are matched to their
+paper by the abstract + title text, not by line number.
+
+CSL may not be redistributed (non-commercial research use): write the output outside the repository
+or leave it untracked (data/csl/ is git-ignored).
+"""
+import argparse
+import os
+import re
+import sys
+
+from ns_common.io import DataFileError, check_file, read_fields, read_jsonl
+from ns_common.layout import LAYOUT_FILES, format_counts, write_layout
+from ns_common.utils import Timer, fail, logger
+
+TSV_SPLITS = ("train", "dev", "test")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csl_dir", help="folder with papers.jsonl and abstracts.jsonl (e.g. ../shared/data/csl)")
+    source.add_argument("--csl_tsv_dir", help="the benchmark/ folder of github.com/ydli-ai/CSL ({ts,kg,cls_ctg,cls_dcp}/*.tsv)")
+    parser.add_argument("--output_dir", required=True, help="where the layout (milvus/, recall/, sort/, pretrain/) is written")
+    parser.add_argument("--dev_ratio", type=float, default=0.2, help="share of the labelled pairs held out as dev (default 0.2)")
+    parser.add_argument("--seed", type=int, default=1000, help="seed of the train/dev split and of the negative sampling")
+    parser.add_argument("--neg_per_query", type=int, default=4, help="lexical negatives per labelled query in sort/ (default 4)")
+    parser.add_argument("--neg_pool", type=int, default=10, help="negatives are drawn from this many top BM25 non-gold titles (default 10)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing layout in --output_dir")
+    args = parser.parse_args(argv)
+    if not 0 < args.dev_ratio < 1:
+        parser.error(f"--dev_ratio must be between 0 and 1 (exclusive), got {args.dev_ratio}")
+    if args.neg_per_query < 1 or args.neg_pool < args.neg_per_query:
+        parser.error("--neg_per_query must be >= 1 and --neg_pool >= --neg_per_query")
+    return args
+
+
+def normalize(text):
+    return " ".join(str(text).split())
+
+
+def chinese_periods(text):
+    """CSL abstracts end sentences with an ASCII '.', which the pretraining sentence splitter (。！？；)
+    does not see; turn a '.' that follows a Chinese character or closing bracket into '。'.
+    Decimals (0.97), abbreviations and latin text are left alone."""
+    return re.sub(r"(?<=[\u4e00-\u9fff）)”\"%])\.(?!\d)", "。", text)
+
+
+def split_keywords(text):
+    """kg keywords are joined by '_'; a few lines use spaces instead."""
+    parts = [normalize(k) for k in text.split("_")]
+    if len(parts) == 1:
+        parts = text.split()
+    return [k for k in parts if k]
+
+
+def paper(title, abstract="", keywords=()):
+    return {"title": normalize(title), "abstract": normalize(abstract), "keywords": [normalize(k) for k in keywords if normalize(k)]}
+
+
+def read_csl_jsonl(csl_dir):
+    """papers.jsonl (every title; dev papers carry abstract + keywords) and abstracts.jsonl (abstracts only)."""
+    papers_path = os.path.join(csl_dir, "papers.jsonl")
+    abstracts_path = os.path.join(csl_dir, "abstracts.jsonl")
+    check_file(abstracts_path)  # both files are needed: fail before reading the first one
+    papers = []
+    n_empty = 0
+    for obj in read_jsonl(papers_path, required=("title",)):
+        keywords = obj.get("keywords") or []
+        if not isinstance(keywords, list):
+            keywords = split_keywords(str(keywords))
+        p = paper(obj["title"], obj.get("abstract") or "", keywords)
+        if p["title"]:
+            papers.append(p)
+        else:
+            n_empty += 1
+    if n_empty:
+        logger.warning(f"{papers_path}: skipped {n_empty} records with an empty title")
+    extra_abstracts = [paper("", obj["abstract"], obj.get("keywords") or []) for obj in read_jsonl(abstracts_path, required=("abstract",))
+                       if normalize(obj["abstract"])]
+    return papers, extra_abstracts
+
+
+def read_csl_tsv(tsv_dir):
+    """Papers of the benchmark TSVs: titles from cls_ctg and ts, abstracts from ts (and cls_dcp),
+    keywords from kg matched by their abstract + title text."""
+    def tsv(task, split):
+        path = os.path.join(tsv_dir, task, f"{split}.tsv")
+        return list(read_fields(path, 3)) if os.path.isfile(path) else []
+
+    found = [f"{task}/{split}.tsv" for task in ("ts", "kg", "cls_ctg", "cls_dcp") for split in TSV_SPLITS
+             if os.path.isfile(os.path.join(tsv_dir, task, f"{split}.tsv"))]
+    if not found:
+        raise DataFileError(f"no {{ts,kg,cls_ctg,cls_dcp}}/{{train,dev,test}}.tsv under {tsv_dir}")
+    logger.info(f"{tsv_dir}: reading {', '.join(found)}")
+
+    papers, extra_abstracts = [], []
+    n_unmatched = 0
+    for split in TSV_SPLITS:
+        keywords_of = {normalize(text): split_keywords(kws) for _, text, kws in tsv("kg", split)}
+        ts_abstracts = set()
+        for _, abstract, title in tsv("ts", split):
+            keywords = keywords_of.pop(normalize(abstract + " " + title), [])
+            papers.append(paper(title, abstract, keywords))
+            ts_abstracts.add(normalize(abstract))
+        n_unmatched += len(keywords_of)
+        for _, title, _ in tsv("cls_ctg", split):
+            papers.append(paper(title))  # titles already seen in ts are de-duplicated by the layout writer
+        for _, abstract, _ in tsv("cls_dcp", split):
+            if normalize(abstract) not in ts_abstracts:
+                extra_abstracts.append(paper("", abstract))
+    if n_unmatched:
+        logger.warning(f"{tsv_dir}: {n_unmatched} kg lines matched no ts paper (abstract + title differ); their keywords are unused")
+    return papers, extra_abstracts
+
+
+def domain_document(p):
+    """One pretraining document: title, abstract and keywords, sentences ended by 。."""
+    parts = [p["title"]] if p["title"] else []
+    if p["abstract"]:
+        parts.append(chinese_periods(p["abstract"]).rstrip("。"))
+    if p["keywords"]:
+        parts.append("关键词：" + "，".join(p["keywords"]))
+    return "。".join(parts) + "。"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    timer = Timer()
+    source = args.csl_dir or args.csl_tsv_dir
+    if not os.path.isdir(source):
+        fail(f"{'--csl_dir' if args.csl_dir else '--csl_tsv_dir'}: folder not found: {source}")
+    existing = [f for f in LAYOUT_FILES if os.path.exists(os.path.join(args.output_dir, f))]
+    if existing and not args.overwrite:
+        fail(f"--output_dir {args.output_dir} already holds a layout ({existing[0]}, ...); pass --overwrite to replace it")
+
+    try:
+        papers, extra_abstracts = read_csl_jsonl(source) if args.csl_dir else read_csl_tsv(source)
+    except DataFileError as e:
+        fail(str(e))
+    if not papers:
+        fail(f"{source}: no paper with a title found")
+
+    labelled = [(" ".join(p["keywords"]), p["title"]) for p in papers if p["keywords"]]
+    try:
+        counts = write_layout(
+            args.output_dir,
+            corpus_titles=[p["title"] for p in papers],
+            labelled_pairs=labelled,
+            unsupervised_texts=[p["title"] for p in papers] + [p["abstract"] for p in papers + extra_abstracts],
+            domain_docs=[domain_document(p) for p in papers + extra_abstracts],
+            dev_ratio=args.dev_ratio, seed=args.seed, neg_per_query=args.neg_per_query, neg_pool=args.neg_pool,
+        )
+    except ValueError as e:
+        fail(f"{source}: {e}")
+    print(f"wrote {args.output_dir} from {source} in {timer.seconds:.1f}s: {len(papers)} papers read, "
+          f"{len(labelled)} with keywords; " + format_counts(counts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

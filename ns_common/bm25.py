@@ -1,0 +1,65 @@
+"""Lexical search over short Chinese texts: BM25 (bm25s defaults) on character unigrams + bigrams.
+
+Used as the keyword baseline and as the model-free source of hard negatives (titles that share many
+characters with the query but are not its gold title):
+
+    index = BM25Index(titles)
+    indices, scores = index.search(["卷积神经网络 图像识别"], k=10)   # arrays of shape [1, 10]
+"""
+import random
+
+import numpy as np
+
+
+def char_ngrams(text):
+    """Lower-cased character unigrams and bigrams; bigrams do not cross whitespace (keyword borders)."""
+    tokens = []
+    for segment in text.lower().split():
+        tokens.extend(segment)
+        tokens.extend(segment[i : i + 2] for i in range(len(segment) - 1))
+    return tokens
+
+
+class BM25Index:
+    def __init__(self, docs):
+        import bm25s
+
+        self.n_docs = len(docs)
+        self.retriever = bm25s.BM25()
+        self.retriever.index([char_ngrams(d) for d in docs], show_progress=False)
+        self.vocab = self.retriever.vocab_dict
+
+    def search(self, queries, k=10):
+        """Returns (indices, scores), int and float arrays of shape [len(queries), k], best first.
+
+        k is capped at the number of documents; a query sharing no token with the corpus scores 0 everywhere.
+        """
+        k = min(k, self.n_docs)
+        indices = np.tile(np.arange(k, dtype=np.int64), (len(queries), 1))
+        scores = np.zeros((len(queries), k), dtype=np.float32)
+        # bm25s rejects tokens it has not indexed: keep known ones; a query left with none scores 0
+        query_tokens = [[t for t in char_ngrams(q) if t in self.vocab and t != ""] for q in queries]
+        known = [i for i, tokens in enumerate(query_tokens) if tokens]
+        if known:
+            found, found_scores = self.retriever.retrieve([query_tokens[i] for i in known], k=k, show_progress=False)
+            indices[known] = found
+            scores[known] = found_scores
+        return indices, scores
+
+
+def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000):
+    """For each query, `n_neg` distinct doc ids drawn (seeded) from its top-`pool` BM25 hits, never its gold.
+
+    gold_ids: one doc id or a set of ids per query. Sampling from a small pool rather than taking the
+    very top hits trades a little hardness for fewer near-duplicates of the gold (false negatives).
+    Returns a list of lists of doc ids (shorter than n_neg only when the corpus is tiny).
+    """
+    rng = random.Random(seed)
+    pool = max(pool, n_neg)
+    hits, _ = index.search(queries, k=pool + 1)
+    negatives = []
+    for row, gold in zip(hits, gold_ids):
+        gold = gold if isinstance(gold, (set, frozenset)) else {gold}
+        candidates = [int(i) for i in row if int(i) not in gold][:pool]
+        negatives.append(rng.sample(candidates, min(n_neg, len(candidates))))
+    return negatives

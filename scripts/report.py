@@ -1,0 +1,168 @@
+"""Builds the end-to-end report (report.md, report.json, recall_at_k.png) from what the pipeline's
+stages wrote into its output directory:
+
+    python scripts/report.py --output_dir output/pipeline
+
+Reads metrics/*.json (one evaluate.py --output_json per variant), pretrain/*/pretrain_summary.json,
+reranker/auc.json, timings.json; adds the machine, library versions and the git commit.
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import subprocess
+
+# Table order and labels: PaddleNLP's ablation rows first, then what PaddleNLP doesn't have.
+VARIANTS = [
+    ("untrained", "from-scratch model, untrained"),
+    ("inbatch_only", "In-batch Negative only"),
+    ("simcse_only", "SimCSE only"),
+    ("simcse_inbatch", "SimCSE + In-batch Negative"),
+    ("domain_simcse", "Domain pretrain + SimCSE"),
+    ("domain_simcse_inbatch", "Domain pretrain + SimCSE + In-batch Negative (+ hard negatives)"),
+    ("milvus_dense", "Milvus HNSW, final dense model"),
+    ("milvus_bm25", "BM25 (Milvus full-text)"),
+    ("milvus_hybrid", "Hybrid: dense + BM25 (RRF)"),
+    ("milvus_dense_rerank", "dense + ERNIE-Gram rerank"),
+    ("milvus_bm25_rerank", "BM25 + ERNIE-Gram rerank"),
+    ("milvus_hybrid_rerank", "hybrid + ERNIE-Gram rerank"),
+]
+METRICS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@50", "mrr@10"]
+
+
+def read_json(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def machine_info():
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for module in ("paddle", "paddlenlp", "pymilvus"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception as e:  # noqa: BLE001 - a report still gets written
+            versions[module] = f"unavailable ({type(e).__name__})"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions, "git_commit": commit}
+
+
+def collect(output_dir):
+    rows = {}
+    # one evaluate.py --output_json per variant
+    for path in sorted(glob.glob(os.path.join(output_dir, "metrics", "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        rows[name] = read_json(path)
+    pretrain = {os.path.basename(os.path.dirname(p)): read_json(p) for p in sorted(glob.glob(os.path.join(output_dir, "pretrain", "*", "pretrain_summary.json")))}
+    return {
+        "recall": rows,
+        "pretrain": pretrain,
+        "reranker_auc": read_json(os.path.join(output_dir, "reranker_auc.json")),
+        "timings": read_json(os.path.join(output_dir, "timings.json")) or {},
+        "settings": read_json(os.path.join(output_dir, "settings.json")) or {},
+        "machine": machine_info(),
+    }
+
+
+def fmt(value):
+    return "" if value is None else f"{value:.2f}"
+
+
+def markdown(report):
+    lines = ["# Neural search: end-to-end report", ""]
+    settings = report["settings"]
+    if settings:
+        lines += [f"Data: `{settings.get('data_dir')}` · preset `{settings.get('preset')}` · device `{settings.get('device')}` · "
+                  f"processes {settings.get('nproc')} · Milvus `{settings.get('milvus_uri')}`", ""]
+    lines += ["## Recall on the dev queries", "", "| model | " + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS) + " | queries |",
+              "|---|" + "---:|" * (len(METRICS) + 1)]
+    known = [key for key, _ in VARIANTS]
+    for key, label in VARIANTS + [(k, k) for k in report["recall"] if k not in known]:
+        m = report["recall"].get(key)
+        if m:
+            lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
+    auc = report.get("reranker_auc")
+    if auc:
+        lines += ["", "## Reranker AUC on the dev ranking pairs", "", "| scorer | AUC |", "|---|---:|"]
+        for name, value in auc.items():
+            if isinstance(value, (int, float)):
+                lines.append(f"| {name} | {value:.3f} |")
+    if report["pretrain"]:
+        lines += ["", "## Domain pretraining (held-out split)", "", "| model | steps | MLM acc before | MLM acc after | SOP acc after | tokens/s | wall s |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, s in report["pretrain"].items():
+            before, after = s.get("initial", {}), s.get("final", {})
+            lines.append(f"| {name} | {s.get('steps', '')} | {fmt(pct(before.get('mlm_acc')))} | {fmt(pct(after.get('mlm_acc')))} | "
+                         f"{fmt(pct(after.get('sop_acc')))} | {s.get('tokens_per_second', 0):.0f} | {s.get('wall_seconds', 0):.0f} |")
+    timings = report["timings"]
+    if timings:
+        lines += ["", "## Stages", "", "| stage | wall s | throughput |", "|---|---:|---|"]
+        for stage, t in timings.items():
+            lines.append(f"| {stage} | {t.get('seconds', 0):.1f} | {t.get('throughput', '')} |")
+    machine = report["machine"]
+    lines += ["", "## Machine", "", f"- CPU: {machine['cpu']} ({machine['cores']} cores), Python {machine['python']}",
+              "- " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()), f"- git commit: {machine['git_commit']}", "",
+              "![Recall@K](recall_at_k.png)", ""]
+    return "\n".join(lines)
+
+
+def pct(value):
+    return None if value is None else (value * 100 if value <= 1 else value)
+
+
+def chart(report, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = [1, 5, 10, 20, 50]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key, label in VARIANTS:
+        m = report["recall"].get(key)
+        if not m:
+            continue
+        points = [(k, m[f"recall@{k}"]) for k in ks if f"recall@{k}" in m]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
+    ax.set_xscale("log")
+    ax.set_xticks(ks)
+    ax.set_xticklabels([str(k) for k in ks])
+    ax.set_xlabel("K")
+    ax.set_ylabel("Recall@K (%)")
+    ax.set_title("Recall@K on the dev queries")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True)
+    args = parser.parse_args()
+    report = collect(args.output_dir)
+    with open(os.path.join(args.output_dir, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    text = markdown(report)
+    with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    chart(report, os.path.join(args.output_dir, "recall_at_k.png"))
+    print(text)
+    print(f"report: {os.path.join(args.output_dir, 'report.md')} (+ report.json, recall_at_k.png)")
+
+
+if __name__ == "__main__":
+    main()
