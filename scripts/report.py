@@ -70,11 +70,25 @@ def collect(output_dir):
     return {
         "recall": rows,
         "pretrain": pretrain,
-        "reranker_auc": read_json(os.path.join(output_dir, "reranker_auc.json")),
+        "reranker_auc": read_auc(os.path.join(output_dir, "reranker_auc.jsonl")),
         "timings": read_json(os.path.join(output_dir, "timings.json")) or {},
         "settings": read_json(os.path.join(output_dir, "settings.json")) or {},
         "machine": machine_info(),
     }
+
+
+def read_auc(path):
+    """ernie_matching/evaluate.py --results_file lines; the last line of each scorer wins (re-runs append)."""
+    if not os.path.isfile(path):
+        return None
+    scores = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                label = "ERNIE-Gram reranker" if row["scorer"] == "reranker" else "recall model cosine"
+                scores[label] = {"auc": row["auc"], **{k: row[k] for k in ("positive", "negative") if k in row}}
+    return scores
 
 
 def fmt(value):
@@ -96,15 +110,16 @@ def markdown(report):
             lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
     auc = report.get("reranker_auc")
     if auc:
-        lines += ["", "## Reranker AUC on the dev ranking pairs", "", "| scorer | AUC |", "|---|---:|"]
-        for name, value in auc.items():
-            if isinstance(value, (int, float)):
-                lines.append(f"| {name} | {value:.3f} |")
+        lines += ["", "## Reranker AUC on the dev ranking pairs (gold title vs recalled negatives)", "", "| scorer | AUC | positives | negatives |", "|---|---:|---:|---:|"]
+        for name, row in auc.items():
+            lines.append(f"| {name} | {row['auc']:.3f} | {row.get('positive', '')} | {row.get('negative', '')} |")
     if report["pretrain"]:
-        lines += ["", "## Domain pretraining (held-out split)", "", "| model | steps | MLM acc before | MLM acc after | SOP acc after | tokens/s | wall s |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", "## Domain pretraining (held-out test split: from-scratch model -> domain model)", "",
+                  "| model | steps | MLM loss | MLM acc % | SOP acc % | tokens/s | wall s |", "|---|---:|---|---|---|---:|---:|"]
         for name, s in report["pretrain"].items():
-            before, after = s.get("initial", {}), s.get("final", {})
-            lines.append(f"| {name} | {s.get('steps', '')} | {fmt(pct(before.get('mlm_acc')))} | {fmt(pct(after.get('mlm_acc')))} | "
+            before, after = s.get("test_initial", {}), s.get("test_final", {})
+            lines.append(f"| {name} | {s.get('steps', '')} | {before.get('mlm_loss', 0):.2f} -> {after.get('mlm_loss', 0):.2f} | "
+                         f"{fmt(pct(before.get('mlm_acc')))} -> {fmt(pct(after.get('mlm_acc')))} | {fmt(pct(before.get('sop_acc')))} -> "
                          f"{fmt(pct(after.get('sop_acc')))} | {s.get('tokens_per_second', 0):.0f} | {s.get('wall_seconds', 0):.0f} |")
     timings = report["timings"]
     if timings:
@@ -118,8 +133,8 @@ def markdown(report):
     return "\n".join(lines)
 
 
-def pct(value):
-    return None if value is None else (value * 100 if value <= 1 else value)
+def pct(fraction):
+    return None if fraction is None else 100.0 * fraction
 
 
 def chart(report, path):

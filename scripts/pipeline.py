@@ -1,0 +1,319 @@
+"""The whole chain in one command: bootstrap -> domain pretraining -> SimCSE -> in-batch negatives ->
+export -> feature extraction -> Milvus insert -> recall evaluation (dense / BM25 / hybrid) -> reranker
+data mining -> ERNIE-Gram training -> reranking -> report.
+
+    bash scripts/run_pipeline.sh                                  # bundled sample, mini preset, CPU
+    bash scripts/run_pipeline.sh --data_dir data/csl --ablation   # CSL, every row of the ablation table
+
+Every stage writes into --output_dir and logs to --output_dir/logs/<stage>.log. A stage whose command
+and outputs are unchanged since its last successful run is reused, so a re-run after a failure continues
+at the failed stage; --force redoes everything, --from STAGE redoes from STAGE on, --skip drops stages.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+# Training budgets by data size. "sample" is the bundled dataset (minutes on 2 cores), "full" a real
+# corpus such as CSL (the --ablation run within about an hour on 2 cores), "smoke" for the test suite.
+BUDGETS = {
+    "smoke": dict(pretrain_steps=4, pretrain_batch=8, simcse_epochs=1, inbatch_epochs=1, rerank_epochs=1, simcse_max_texts=64, batch_size=16),
+    "sample": dict(pretrain_steps=300, pretrain_batch=32, simcse_epochs=2, inbatch_epochs=10, rerank_epochs=3, simcse_max_texts=0, batch_size=32),
+    "full": dict(pretrain_steps=3000, pretrain_batch=32, simcse_epochs=1, inbatch_epochs=8, rerank_epochs=2, simcse_max_texts=0, batch_size=64),
+}
+
+
+def parse_args(argv=None):
+    env = os.environ.get
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=env("DATA_DIR", "data/sample"), help="a directory in the canonical layout (data/prepare_csl.py output, data/sample)")
+    p.add_argument("--output_dir", default=env("OUTPUT_DIR", None), help="default output/pipeline/<data dir name>")
+    p.add_argument("--preset", default=env("PRESET", "mini"), choices=("mini", "small", "base"), help="size of the from-scratch models")
+    p.add_argument("--budget", choices=sorted(BUDGETS), default=None, help="training steps/epochs; default: sample for <2000 docs, else full")
+    p.add_argument("--device", default=env("DEVICE", "cpu"), choices=("cpu", "gpu"))
+    p.add_argument("--nproc", type=int, default=int(env("NPROC", "1")), help="processes per training stage (paddle.distributed.launch)")
+    p.add_argument("--milvus_uri", default=env("MILVUS_URI", None), help="default: a Milvus Lite file in the output directory")
+    p.add_argument("--milvus_token", default=env("MILVUS_TOKEN", ""), help="user:password or API key for a Milvus server")
+    p.add_argument("--ernie_model", default=env("ERNIE_MODEL", None), help="a PaddleNLP name (ernie-1.0) or directory instead of the offline bootstrap")
+    p.add_argument("--ernie_gram_model", default=env("ERNIE_GRAM_MODEL", None), help="a PaddleNLP name (ernie-gram-zh) or directory instead of the bootstrap")
+    p.add_argument("--ablation", action="store_true", help="also train the variants of the ablation table (SimCSE only, in-batch only, ...)")
+    p.add_argument("--skip", nargs="*", default=[], metavar="STAGE", help="stages not to run (their outputs must exist if later stages need them)")
+    p.add_argument("--from", dest="from_stage", default=None, metavar="STAGE", help="redo this stage and every later one")
+    p.add_argument("--force", action="store_true", help="redo every stage")
+    p.add_argument("--list_stages", action="store_true", help="print the stage names and exit")
+    p.add_argument("--query", default=None, help="the sample query shown at the end (default: the first dev query)")
+    args = p.parse_args(argv)
+    if not os.path.isdir(args.data_dir):
+        p.error(f"--data_dir {args.data_dir}: no such directory (make one with data/prepare_csl.py, or use data/sample)")
+    for rel in ("recall/train_unsupervised.csv", "recall/train.csv", "recall/dev.csv", "recall/corpus.csv", "milvus/milvus_data.csv", "pretrain/domain_corpus.txt"):
+        if not os.path.isfile(os.path.join(args.data_dir, rel)):
+            p.error(f"--data_dir {args.data_dir}: missing {rel} (expected the canonical layout, see data/README.md)")
+    if args.nproc < 1:
+        p.error("--nproc must be >= 1")
+    if args.output_dir is None:
+        args.output_dir = os.path.join("output", "pipeline", os.path.basename(os.path.normpath(args.data_dir)))
+    if args.budget is None:
+        with open(os.path.join(args.data_dir, "recall/corpus.csv"), encoding="utf-8", errors="replace") as f:
+            args.budget = "sample" if sum(1 for _ in f) < 2000 else "full"
+    args.milvus_uri = args.milvus_uri or os.path.join(args.output_dir, "milvus", "neural_search.db")
+    return args
+
+
+class Pipeline:
+    """Runs stage commands in order, each logged, timed and reused when already done."""
+
+    def __init__(self, args, stage_names):
+        self.args = args
+        self.out = args.output_dir
+        self.logs = os.path.join(self.out, "logs")
+        self.done_dir = os.path.join(self.out, ".done")
+        os.makedirs(self.logs, exist_ok=True)
+        os.makedirs(self.done_dir, exist_ok=True)
+        self.timings_file = os.path.join(self.out, "timings.json")
+        self.timings = self._read_json(self.timings_file) or {}
+        self.stage_names = stage_names
+        unknown = [s for s in args.skip + ([args.from_stage] if args.from_stage else []) if s not in stage_names]
+        if unknown:
+            raise SystemExit(f"error: unknown stage {unknown[0]!r}; stages: {', '.join(stage_names)}")
+        self.redo_from = stage_names.index(args.from_stage) if args.from_stage else None
+
+    @staticmethod
+    def _read_json(path):
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        return None
+
+    def path(self, *parts):
+        return os.path.join(self.out, *parts)
+
+    def run(self, stage, cmds, outputs=(), distributed=False, throughput=None):
+        """cmds: one argv list, or a list of them run in order (python entry points). outputs: paths that
+        must exist after success. distributed: run the (single) command under paddle.distributed.launch.
+        throughput: function() -> str, read after the run (e.g. from a summary file)."""
+        if stage in self.args.skip:
+            print(f"[skip]  {stage}", flush=True)
+            return
+        if isinstance(cmds[0], str):
+            cmds = [cmds]
+        if distributed and self.args.nproc > 1:
+            cmds = [[PYTHON, "-m", "paddle.distributed.launch", "--nproc_per_node", str(self.args.nproc),
+                     "--log_dir", os.path.join(self.logs, f"{stage}_ranks")] + cmd[1:] for cmd in cmds]
+        command = " && ".join(shlex.join(cmd) for cmd in cmds)
+        marker = os.path.join(self.done_dir, stage)
+        forced = self.args.force or (self.redo_from is not None and self.stage_names.index(stage) >= self.redo_from)
+        if not forced and os.path.isfile(marker) and all(os.path.exists(o) for o in outputs):
+            with open(marker, encoding="utf-8") as f:
+                if f.read() == command:
+                    print(f"[reuse] {stage}", flush=True)
+                    return
+        log_path = os.path.join(self.logs, f"{stage}.log")
+        print(f"[run]   {stage}: {command}", flush=True)
+        start = time.time()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        rc = 0
+        with open(log_path, "w", encoding="utf-8") as log:
+            for cmd in cmds:
+                log.write(f"$ {shlex.join(cmd)}\n")
+                log.flush()
+                rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+                if rc != 0:
+                    break
+        seconds = time.time() - start
+        missing = [o for o in outputs if not os.path.exists(o)]
+        if rc != 0 or missing:
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                tail = f.readlines()[-15:]
+            reason = f"exit code {rc}" if rc != 0 else f"missing output {missing[0]}"
+            print(f"\nstage {stage} failed ({reason})\n  command: {command}\n  log: {log_path}\n  last lines:\n"
+                  + "".join("    " + line for line in tail), file=sys.stderr)
+            raise SystemExit(1)
+        if os.path.isfile(marker):
+            os.remove(marker)
+        self.timings[stage] = {"seconds": round(seconds, 1), "throughput": throughput() if throughput else ""}
+        with open(self.timings_file, "w", encoding="utf-8") as f:
+            json.dump(self.timings, f, indent=2)
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write(command)
+        print(f"        done in {seconds:.1f}s", flush=True)
+
+
+def py(script, *args):
+    """argv for a repo entry point; None values (optional flags not given) are dropped with their flag."""
+    argv = [PYTHON, script]
+    items = list(args)
+    i = 0
+    while i < len(items):
+        if i + 1 < len(items) and str(items[i]).startswith("--") and items[i + 1] is None:
+            i += 2
+            continue
+        argv.append(str(items[i]))
+        i += 1
+    return argv
+
+
+STAGES = [
+    "bootstrap", "pretrain_data", "pretrain_ernie", "pretrain_ernie_gram",
+    "simcse", "hard_negatives", "inbatch",
+    "ablation_simcse_only", "ablation_inbatch_only", "ablation_simcse_inbatch",
+    "recall_eval", "export", "feature_extract", "milvus_insert", "milvus_eval",
+    "rerank_data", "train_reranker", "export_reranker", "reranker_auc", "rerank_eval", "report",
+]
+EMB_SIZE = {"mini": 64, "small": 128, "base": 256}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.list_stages:
+        print("\n".join(STAGES))
+        return
+    pipe = Pipeline(args, STAGES)
+    P = pipe.path
+    budget = BUDGETS[args.budget]
+    data = lambda rel: os.path.join(args.data_dir, rel)  # noqa: E731
+    dev_pairs, train_pairs, corpus = data("recall/dev.csv"), data("recall/train.csv"), data("recall/corpus.csv")
+    emb = str(EMB_SIZE[args.preset])
+    common = ["--device", args.device]
+    milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
+    with open(P("settings.json"), "w", encoding="utf-8") as f:
+        json.dump({k: v for k, v in vars(args).items() if k != "milvus_token"}, f, indent=2)
+    print(f"pipeline: data {args.data_dir}, output {args.output_dir}, preset {args.preset}, budget {args.budget}, "
+          f"device {args.device}, processes {args.nproc}, Milvus {args.milvus_uri}", flush=True)
+
+    # 1. models to start from: PaddleNLP names/directories online, else from-scratch ones (vocab from the corpus)
+    ernie = args.ernie_model or P("bootstrap", "ernie")
+    ernie_gram = args.ernie_gram_model or P("bootstrap", "ernie-gram")
+    if not (args.ernie_model and args.ernie_gram_model):
+        pipe.run("bootstrap", py("ns_common/bootstrap.py", "--corpus_files", data("recall/train_unsupervised.csv"), data("pretrain/domain_corpus.txt"),
+                                 "--model_type", "both", "--preset", args.preset, "--save_dir", P("bootstrap")),
+                 outputs=[P("bootstrap", "ernie", "config.json"), P("bootstrap", "ernie-gram", "config.json")])
+
+    # 2. domain pretraining of both backbones (ERNIE for recall, ERNIE-Gram for the reranker)
+    shared_vocab = not args.ernie_model and not args.ernie_gram_model  # the bootstraps share one vocabulary
+    data_prefix = {"ernie": P("pretrain_data", "ernie"), "ernie-gram": P("pretrain_data", "ernie" if shared_vocab else "ernie-gram")}
+    pipe.run("pretrain_data", [py("domain_pretrain/data_tools/create_pretraining_data.py", "--input_path", data("pretrain/domain_corpus.txt"),
+                                  "--model_name_or_path", model, "--output_prefix", data_prefix[kind])
+                               for kind, model in (("ernie", ernie), ("ernie-gram", ernie_gram)) if kind == "ernie" or not shared_vocab],
+             outputs=[data_prefix["ernie"] + "_idx.npz", data_prefix["ernie-gram"] + "_idx.npz"])
+    domain = {}
+    for kind, model, stage in (("ernie", ernie, "pretrain_ernie"), ("ernie-gram", ernie_gram, "pretrain_ernie_gram")):
+        out = P("pretrain", kind)
+        steps = budget["pretrain_steps"] if kind == "ernie" else max(budget["pretrain_steps"] // 2, 2)
+        pipe.run(stage, py("domain_pretrain/run_pretrain.py", "--model_type", kind, "--model_name_or_path", model,
+                           "--input_prefix", data_prefix[kind], "--output_dir", out, "--max_steps", steps,
+                           "--micro_batch_size", budget["pretrain_batch"], "--save_steps", max(steps // 4, 1),
+                           "--eval_freq", max(steps // 4, 1), "--logging_freq", max(steps // 20, 1), *common),
+                 outputs=[os.path.join(out, "final", "config.json"), os.path.join(out, "pretrain_summary.json")], distributed=True,
+                 throughput=lambda out=out: f"{(Pipeline._read_json(os.path.join(out, 'pretrain_summary.json')) or {}).get('tokens_per_second', 0):.0f} tokens/s")
+        domain[kind] = os.path.join(out, "final")
+
+    # 3. SimCSE (unsupervised) from the domain ERNIE, then in-batch negatives with BM25 hard negatives
+    def simcse(stage, backbone, save_dir):
+        pipe.run(stage, py("simcse/train.py", "--train_set_file", data("recall/train_unsupervised.csv"), "--model_name_or_path", backbone,
+                           "--save_dir", save_dir, "--output_emb_size", emb, "--epochs", budget["simcse_epochs"],
+                           "--batch_size", budget["batch_size"], "--max_steps", budget["simcse_max_texts"] // budget["batch_size"] or None, *common),
+                 outputs=[os.path.join(save_dir, "model_final", "model_state.pdparams")], distributed=True)
+        return os.path.join(save_dir, "model_final")
+
+    def inbatch(stage, backbone, save_dir, init=None, hard_negatives=None):
+        pipe.run(stage, py("inbatch_negative/train_batch_neg.py", "--train_set_file", train_pairs, "--model_name_or_path", backbone,
+                           "--init_from_ckpt", init, "--hard_negative_file", hard_negatives, "--save_dir", save_dir, "--output_emb_size", emb,
+                           "--epochs", budget["inbatch_epochs"], "--batch_size", budget["batch_size"], *common),
+                 outputs=[os.path.join(save_dir, "model_final", "model_state.pdparams")], distributed=True)
+        return os.path.join(save_dir, "model_final")
+
+    simcse_ckpt = simcse("simcse", domain["ernie"], P("simcse", "domain"))
+    hard_negatives = P("hard_negatives.tsv")
+    pipe.run("hard_negatives", py("inbatch_negative/mine_hard_negatives.py", "--train_set_file", train_pairs, "--corpus_file", corpus,
+                                  "--output_file", hard_negatives, "--method", "bm25"), outputs=[hard_negatives])
+    final_ckpt = inbatch("inbatch", domain["ernie"], P("inbatch", "domain_simcse"), init=simcse_ckpt, hard_negatives=hard_negatives)
+
+    # 4. exact-search recall + Recall@K of every dense variant on the dev queries
+    variants = [("domain_simcse", domain["ernie"], simcse_ckpt), ("domain_simcse_inbatch", domain["ernie"], final_ckpt)]
+    if args.ablation:
+        simcse_only = simcse("ablation_simcse_only", ernie, P("simcse", "scratch"))
+        inbatch_only = inbatch("ablation_inbatch_only", ernie, P("inbatch", "scratch"))
+        simcse_inbatch = inbatch("ablation_simcse_inbatch", ernie, P("inbatch", "scratch_simcse"), init=simcse_only)
+        variants = [("untrained", ernie, None), ("inbatch_only", ernie, inbatch_only), ("simcse_only", ernie, simcse_only),
+                    ("simcse_inbatch", ernie, simcse_inbatch)] + variants
+    pipe.run("recall_eval", [cmd for name, backbone, ckpt in variants for cmd in (
+        py("inbatch_negative/recall.py", "--model_name_or_path", backbone, "--params_path", ckpt, "--output_emb_size", emb if ckpt else "0",
+           "--corpus_file", corpus, "--similar_text_pair_file", dev_pairs, "--recall_result_dir", P("recall", name), "--recall_num", "50", *common),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", P("recall", name, "recall_result.txt"),
+           "--recall_num", "50", "--name", name, "--output_json", P("metrics", f"{name}.json")))],
+        outputs=[P("metrics", f"{name}.json") for name, _, _ in variants])
+
+    # 5. the final recall model into Milvus: export -> embeddings (.npy) -> insert (dense + BM25 field)
+    recall_export = P("export", "recall")
+    pipe.run("export", py("inbatch_negative/export_model.py", "--params_path", final_ckpt, "--model_name_or_path", domain["ernie"],
+                          "--output_emb_size", emb, "--output_path", recall_export), outputs=[os.path.join(recall_export, "inference.pdiparams")])
+    embeddings = P("milvus", "corpus_embedding.npy")
+    pipe.run("feature_extract", py("recall/milvus/feature_extract.py", "--model_dir", recall_export, "--corpus_file", data("milvus/milvus_data.csv"),
+                                   "--output_path", P("milvus"), *common), outputs=[embeddings])
+    pipe.run("milvus_insert", py("recall/milvus/insert.py", "--corpus_file", data("milvus/milvus_data.csv"), "--embedding_path", embeddings,
+                                 "--drop", *milvus))
+
+    # 6. the dev queries through Milvus: dense (HNSW), BM25 (Milvus full-text) and hybrid (RRF)
+    modes = ("dense", "bm25", "hybrid")
+    milvus_result = lambda queries, mode: P("milvus", f"{queries}_recall_{mode}.txt")  # noqa: E731
+    pipe.run("milvus_eval", [cmd for mode in modes for cmd in (
+        py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", dev_pairs, "--mode", mode, "--recall_num", "50",
+           "--recall_result_file", milvus_result("dev", mode), *milvus),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", mode),
+           "--recall_num", "50", "--name", f"milvus_{mode}", "--output_json", P("metrics", f"milvus_{mode}.json")))],
+        outputs=[P("metrics", f"milvus_{mode}.json") for mode in modes])
+
+    # 7. the reranker: training data mined from hybrid recall, ERNIE-Gram from domain pretraining
+    sort_train, sort_dev = P("sort", "train_pairwise.csv"), P("sort", "dev_pairwise.csv")
+    pipe.run("rerank_data", [
+        py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", train_pairs, "--mode", "hybrid", "--recall_num", "50",
+           "--recall_result_file", milvus_result("train", "hybrid"), *milvus),
+        py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("train", "hybrid"), "--pairs_file", train_pairs,
+           "--output_train_file", sort_train),
+        py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("dev", "hybrid"), "--pairs_file", dev_pairs,
+           "--output_labeled_file", sort_dev, "--negative_ranks", "all")], outputs=[sort_train, sort_dev])
+    reranker_dir = P("reranker")
+    pipe.run("train_reranker", py("ernie_matching/train_pairwise.py", "--train_file", sort_train, "--test_file", sort_dev,
+                                  "--model_name_or_path", domain["ernie-gram"], "--save_dir", reranker_dir, "--epochs", budget["rerank_epochs"],
+                                  "--batch_size", budget["batch_size"], *common),
+             outputs=[os.path.join(reranker_dir, "model_final", "model_state.pdparams")], distributed=True)
+    reranker_export = P("export", "reranker")
+    pipe.run("export_reranker", py("ernie_matching/export_model.py", "--params_path", os.path.join(reranker_dir, "model_final"),
+                                   "--model_name_or_path", domain["ernie-gram"], "--output_path", reranker_export),
+             outputs=[os.path.join(reranker_export, "inference.pdiparams")])
+    auc_file = P("reranker_auc.jsonl")
+    pipe.run("reranker_auc", [
+        py("ernie_matching/evaluate.py", "--test_file", sort_dev, "--scorer", "reranker", "--model_dir", reranker_export, "--results_file", auc_file, *common),
+        py("ernie_matching/evaluate.py", "--test_file", sort_dev, "--scorer", "cosine", "--params_path", final_ckpt,
+           "--model_name_or_path", domain["ernie"], "--output_emb_size", emb, "--results_file", auc_file, *common)], outputs=[auc_file])
+
+    # 8. every Milvus recall list reranked, and scored again
+    pipe.run("rerank_eval", [cmd for mode in modes for cmd in (
+        py("ernie_matching/rerank_results.py", "--recall_result_file", milvus_result("dev", mode), "--output_file", milvus_result("dev", f"{mode}_reranked"),
+           "--model_dir", reranker_export, "--recall_num", "50", *common),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", f"{mode}_reranked"),
+           "--recall_num", "50", "--name", f"milvus_{mode}_rerank", "--output_json", P("metrics", f"milvus_{mode}_rerank.json")))],
+        outputs=[P("metrics", f"milvus_{mode}_rerank.json") for mode in modes])
+
+    # 9. the report, and one query through the CLI
+    pipe.run("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")])
+    with open(P("report.md"), encoding="utf-8") as f:
+        print("\n" + f.read())
+    print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; exports: export/recall, export/reranker; "
+          f"Milvus: {args.milvus_uri}; logs: {pipe.logs}; report: {P('report.md')})")
+    if args.query is None:
+        with open(dev_pairs, encoding="utf-8") as f:
+            args.query = f.readline().split("\t")[0].strip()
+    print(f"\nsample query through the CLI: {args.query}", flush=True)
+    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--mode", "hybrid", "--top_k", "5", *milvus),
+                   cwd=ROOT, check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The end-to-end pipeline on the bundled sample with minimal steps (--budget smoke): every stage runs,
+every expected output exists, the report parses, and a re-run reuses every stage."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke"]
+    env = dict(os.environ, PYTHON=sys.executable)
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout, env
+
+
+def test_every_stage_output_exists(pipeline_run):
+    out, stdout, _ = pipeline_run
+    expected = [
+        "bootstrap/ernie/config.json", "bootstrap/ernie-gram/vocab.txt",
+        "pretrain/ernie/final/model_state.pdparams", "pretrain/ernie/pretrain_summary.json", "pretrain/ernie-gram/final/config.json",
+        "simcse/domain/model_final/model_state.pdparams", "hard_negatives.tsv", "inbatch/domain_simcse/model_final/model_state.pdparams",
+        "export/recall/inference.json", "export/recall/inference.pdiparams", "milvus/corpus_embedding.npy", "milvus/neural_search.db",
+        "sort/train_pairwise.csv", "sort/dev_pairwise.csv", "reranker/model_final/model_state.pdparams",
+        "export/reranker/inference.pdiparams", "reranker_auc.jsonl", "timings.json",
+        "report.md", "report.json", "recall_at_k.png",
+    ]
+    missing = [p for p in expected if not os.path.exists(os.path.join(out, p))]
+    assert not missing
+    with open(os.path.join(out, "recall_at_k.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the closing sample query printed ranked hits
+    assert "rank\tid\tscore\ttext" in stdout
+
+
+def test_report_parses_and_holds_every_row(pipeline_run):
+    out, _, _ = pipeline_run
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    rows = report["recall"]
+    for name in ("domain_simcse", "domain_simcse_inbatch", "milvus_dense", "milvus_bm25", "milvus_hybrid",
+                 "milvus_dense_rerank", "milvus_bm25_rerank", "milvus_hybrid_rerank"):
+        assert name in rows, name
+        m = rows[name]
+        assert m["queries"] == 60
+        assert 0 <= m["recall@1"] <= m["recall@5"] <= m["recall@10"] <= m["recall@50"] <= 100
+    # reranking only reorders the 50 recalled docs: Recall@50 cannot change
+    for mode in ("dense", "bm25", "hybrid"):
+        assert rows[f"milvus_{mode}_rerank"]["recall@50"] == rows[f"milvus_{mode}"]["recall@50"]
+    assert set(report["reranker_auc"]) == {"ERNIE-Gram reranker", "recall model cosine"}
+    assert all(0 <= v["auc"] <= 1 for v in report["reranker_auc"].values())
+    assert report["pretrain"]["ernie"]["steps"] == 4
+    assert report["machine"]["versions"]["paddle"].startswith("3.")
+    assert set(report["timings"]) >= {"bootstrap", "pretrain_ernie", "simcse", "inbatch", "milvus_insert", "train_reranker", "rerank_eval"}
+    with open(os.path.join(out, "report.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert "| BM25 (Milvus full-text) |" in text and "Reranker AUC" in text
+
+
+def test_rerun_reuses_every_stage_and_from_redoes(pipeline_run):
+    out, _, env = pipeline_run
+    cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke"]
+    again = subprocess.run(cmd + ["--from", "report"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "[run]   bootstrap" not in again.stdout and "[reuse] bootstrap" in again.stdout
+    assert "[reuse] rerank_eval" in again.stdout and "[run]   report" in again.stdout
+
+
+def test_failing_stage_names_stage_command_and_log(tmp_path):
+    data = tmp_path / "data"
+    subprocess.run(["cp", "-r", os.path.join(ROOT, "data", "sample"), str(data)], check=True)
+    # a pretraining corpus without a single usable document makes the data-tools stage fail
+    (data / "pretrain" / "domain_corpus.txt").write_bytes(b"\xff\xfe\n")
+    out = tmp_path / "out"
+    result = subprocess.run(["bash", "scripts/run_pipeline.sh", "--data_dir", str(data), "--output_dir", str(out), "--budget", "smoke"],
+                            cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHON=sys.executable), timeout=600)
+    assert result.returncode != 0
+    assert "stage pretrain_data failed" in result.stderr
+    assert "command: " in result.stderr and os.path.join(str(out), "logs", "pretrain_data.log") in result.stderr
+
+
+def test_bad_data_dir_is_one_line_error(tmp_path):
+    result = subprocess.run(["bash", "scripts/run_pipeline.sh", "--data_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHON=sys.executable), timeout=120)
+    assert result.returncode == 2
+    assert "missing recall/train_unsupervised.csv" in result.stderr
