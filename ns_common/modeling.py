@@ -53,6 +53,14 @@ def load_backbone(name_or_path, **config_overrides):
     return model_cls.from_pretrained(name_or_path, **config_overrides)
 
 
+def backbone_from_config(name_or_path, **config_overrides):
+    """The architecture of a name or save_pretrained directory with fresh weights, for when a full
+    checkpoint (--params_path) overwrites them anyway: skips loading weights twice."""
+    check_name_or_path(name_or_path)
+    config_cls, model_cls, _ = _classes(model_type_of(name_or_path))
+    return model_cls(config_cls.from_pretrained(name_or_path, **config_overrides))
+
+
 def load_tokenizer(name_or_path):
     check_name_or_path(name_or_path)
     _, _, tokenizer_cls = _classes(model_type_of(name_or_path))
@@ -63,9 +71,10 @@ def new_backbone(model_type, vocab_size, preset="mini", max_position_embeddings=
     """A randomly initialised backbone of a preset size."""
     config_cls, model_cls, _ = _classes(model_type)
     values = dict(PRESETS[preset], vocab_size=vocab_size, max_position_embeddings=max_position_embeddings, type_vocab_size=2, pad_token_id=0)
-    if model_type == "ernie-gram":
-        values["embedding_size"] = values["hidden_size"]  # ErnieGramConfig needs both for small sizes
     values.update(overrides)
+    if model_type == "ernie-gram":
+        # ErnieGramConfig needs both for small sizes (after the overrides: hidden_size may be one of them)
+        values.setdefault("embedding_size", values["hidden_size"])
     return model_cls(config_cls(**values))
 
 

@@ -24,8 +24,8 @@ PYTHON = sys.executable
 # corpus such as CSL (the --ablation run within about an hour on 2 cores), "smoke" for the test suite.
 BUDGETS = {
     "smoke": dict(pretrain_steps=4, pretrain_batch=8, simcse_epochs=1, inbatch_epochs=1, rerank_epochs=1, simcse_max_texts=64, batch_size=16),
-    "sample": dict(pretrain_steps=300, pretrain_batch=32, simcse_epochs=2, inbatch_epochs=10, rerank_epochs=3, simcse_max_texts=0, batch_size=32),
-    "full": dict(pretrain_steps=3000, pretrain_batch=32, simcse_epochs=1, inbatch_epochs=8, rerank_epochs=2, simcse_max_texts=0, batch_size=64),
+    "sample": dict(pretrain_steps=300, pretrain_batch=16, simcse_epochs=2, inbatch_epochs=10, rerank_epochs=3, simcse_max_texts=0, batch_size=32),
+    "full": dict(pretrain_steps=1500, pretrain_batch=16, simcse_epochs=1, inbatch_epochs=8, rerank_epochs=2, simcse_max_texts=0, batch_size=64),
 }
 
 

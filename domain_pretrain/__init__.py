@@ -1,0 +1,1 @@
+"""Domain-adaptive pretraining of ERNIE / ERNIE-Gram: whole-word n-gram MLM + sentence order."""

@@ -1,0 +1,1 @@
+"""Raw domain text -> sentences -> jieba words -> token ids with whole-word boundaries."""

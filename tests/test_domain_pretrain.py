@@ -1,0 +1,242 @@
+"""domain_pretrain/: data tools, masking, training, kill-and-resume, two processes, both architectures.
+
+Tiny models (hidden 32, one layer) over the bundled sample's pretrain/domain_corpus.txt."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from domain_pretrain.data import IndexedCorpus, PretrainingDataset, split_documents
+from domain_pretrain.data_tools.create_pretraining_data import build, read_documents, split_sentences
+from domain_pretrain.run_pretrain import main as run_pretrain
+from ns_common.modeling import load_tokenizer, new_backbone, new_tokenizer
+from ns_common.vocab import build_vocab, write_vocab
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(REPO, "data", "sample", "pretrain", "domain_corpus.txt")
+TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny from-scratch ERNIE and ERNIE-Gram sharing one vocabulary built from the sample."""
+    if not os.path.isfile(CORPUS):
+        pytest.skip(f"bundled sample missing: {CORPUS}")
+    root = tmp_path_factory.mktemp("pretrain_models")
+    with open(CORPUS, encoding="utf-8") as f:
+        vocab = build_vocab(f.read().splitlines())
+    dirs = {}
+    for model_type in ("ernie", "ernie-gram"):
+        save_dir = str(root / model_type)
+        os.makedirs(save_dir)
+        write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
+        new_backbone(model_type, len(vocab), "mini", max_position_embeddings=64, **TINY).save_pretrained(save_dir)
+        new_tokenizer(model_type, os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
+        dirs[model_type] = save_dir
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def data_prefix(models, tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("pretrain_data") / "sample")
+    stats = build([CORPUS], models["ernie"], prefix)
+    assert stats["documents"] == 500
+    return prefix
+
+
+def train_args(models, data_prefix, output_dir, *extra, model_type="ernie"):
+    return [
+        "--model_name_or_path", models[model_type], "--input_prefix", data_prefix, "--output_dir", str(output_dir),
+        "--split", "80,10,10", "--max_seq_len", "64", "--micro_batch_size", "8", "--max_lr", "5e-3",
+        "--warmup_rate", "0.1", "--eval_freq", "6", "--eval_iters", "3", "--logging_freq", "4", "--seed", "7", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reference_run(models, data_prefix, tmp_path_factory):
+    """An uninterrupted 12-step run, checkpoints every 4 steps."""
+    output_dir = tmp_path_factory.mktemp("pretrain_reference")
+    run_pretrain(train_args(models, data_prefix, output_dir, "--max_steps", "12", "--save_steps", "4"))
+    return output_dir
+
+
+def test_sentence_split_keeps_numbers_and_splits_cjk_ascii_stops():
+    text = "本文提出方法。效果提高3.5%！结果如下;结论.该方法有效？ok. fine"
+    assert split_sentences(text) == ["本文提出方法。", "效果提高3.5%！", "结果如下;", "结论.", "该方法有效？", "ok. fine"]
+
+
+def test_round_trip_ids_decode_to_text_with_jieba_word_boundaries(models, data_prefix):
+    import jieba
+
+    tokenizer = load_tokenizer(models["ernie"])
+    corpus = IndexedCorpus(data_prefix)
+    documents = list(read_documents([CORPUS]))
+    assert corpus.n_docs == len(documents) == 500
+    assert len(corpus.sents) - 1 == sum(len(d) for d in documents)
+    assert corpus.ids.dtype == np.uint16
+    for doc_no in (0, 1, 250, 499):
+        sentences = documents[doc_no]
+        for i, sentence in enumerate(sentences):
+            sent_no = corpus.docs[doc_no] + i
+            start, end = corpus.sents[sent_no], corpus.sents[sent_no + 1]
+            tokens = tokenizer.convert_ids_to_tokens([int(x) for x in corpus.ids[start:end]])
+            assert tokenizer.unk_token not in tokens
+            pieces = [t[2:] if t.startswith("##") else t for t in tokens]
+            assert "".join(pieces) == "".join(sentence.lower().split())
+            # tokens grouped at word starts give back jieba's words
+            starts = corpus.word_starts[start:end]
+            words, current = [], ""
+            for piece, is_start in zip(pieces, starts):
+                if is_start and current:
+                    words.append(current)
+                    current = ""
+                current += piece
+            words.append(current)
+            assert words == [w.lower() for w in jieba.lcut(sentence) if w.strip()]
+
+
+def test_blank_line_documents_and_bad_lines(tmp_path, models, caplog):
+    path = tmp_path / "blank.txt"
+    path.write_bytes("第一篇的第一句。第二句\n第三句。\n\n\n第二篇只有一句\n".encode() + b"\xff\xfe bad\n\n" + "第三篇。\n".encode())
+    documents = list(read_documents([str(path)], doc_format="blank"))
+    assert documents == [["第一篇的第一句。", "第二句", "第三句。"], ["第二篇只有一句"], ["第三篇。"]]
+    assert "invalid UTF-8 (line 6)" in caplog.text
+    stats = build([str(path)], models["ernie"], str(tmp_path / "blank"), doc_format="blank")
+    assert (stats["documents"], stats["sentences"]) == (3, 5)
+
+
+def test_missing_input_is_a_one_line_error(tmp_path, models, capsys):
+    from domain_pretrain.data_tools.create_pretraining_data import main as create_data
+
+    with pytest.raises(SystemExit) as exit_info:
+        create_data(["--input_path", str(tmp_path / "nope.txt"), "--model_name_or_path", models["ernie"], "--output_prefix", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    assert "nope.txt" in capsys.readouterr().err
+
+
+def test_masking_statistics_whole_words_and_sentence_order(models, data_prefix):
+    tokenizer = load_tokenizer(models["ernie"])
+    corpus = IndexedCorpus(data_prefix)
+    train_docs, valid_docs, test_docs = split_documents(corpus.n_docs, "80,10,10")
+    assert (len(train_docs), len(valid_docs), len(test_docs)) == (400, 50, 50)
+    assert not set(train_docs) & set(test_docs)
+    dataset = PretrainingDataset(corpus, train_docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3)
+    special = {tokenizer.cls_token_id, tokenizer.sep_token_id}
+    n_real = n_masked = n_mask_token = n_kept = n_sop = 0
+    for g in range(1500):
+        e = dataset.example(g)
+        ids, positions, labels = e["input_ids"], e["masked_positions"], e["masked_labels"]
+        n_real += len(ids) - 3
+        n_masked += len(positions)
+        n_mask_token += int((ids[positions] == tokenizer.mask_token_id).sum())
+        n_kept += int((ids[positions] == labels).sum())
+        n_sop += e["sop_label"]
+        assert not special & set(labels.tolist())
+        # whole words: a word's tokens are all selected or none
+        selected = np.zeros(len(ids), bool)
+        selected[positions] = True
+        word_no = np.cumsum(e["word_starts"])
+        word_no[[0, len(ids) - 1]] = -1  # [CLS] and the final [SEP] belong to no word
+        word_no[np.flatnonzero(e["token_type_ids"])[0] - 1] = -1  # nor does the middle [SEP]
+        for w in np.unique(word_no[selected]):
+            assert w >= 0 and selected[word_no == w].all(), f"sample {g}: word {w} partly masked"
+        # A and B are consecutive text of one document: restored, (B, A) if swapped, it is a slice of it
+        restored = ids.copy()
+        restored[positions] = labels
+        sep = np.flatnonzero(restored == tokenizer.sep_token_id)[0]
+        a, b = restored[1:sep], restored[sep + 1 : -1]
+        first, n_sents = dataset.samples[dataset.sample_at(g)]
+        source = corpus.ids[corpus.sents[first] : corpus.sents[first + n_sents]].astype(np.int64)
+        joined = np.concatenate([b, a] if e["sop_label"] else [a, b])
+        assert "," + ",".join(map(str, joined)) + "," in "," + ",".join(map(str, source)) + ","
+    assert 0.13 < n_masked / n_real < 0.16
+    assert 0.76 < n_mask_token / n_masked < 0.84
+    assert 0.07 < n_kept / n_masked < 0.13
+    assert 0.46 < n_sop / 1500 < 0.54
+    # deterministic per sample number, different across sample numbers
+    assert np.array_equal(dataset.example(5)["input_ids"], dataset.example(5)["input_ids"])
+    assert not np.array_equal(dataset.example(5)["input_ids"], dataset.example(6)["input_ids"])
+
+
+def test_training_lowers_held_out_mlm_loss_and_saves_a_loadable_backbone(reference_run):
+    from paddlenlp.transformers import ErnieModel
+
+    with open(reference_run / "pretrain_summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["steps"] == 12 and summary["consumed_samples"] == 96
+    assert summary["test_final"]["mlm_loss"] < summary["test_initial"]["mlm_loss"] - 0.3
+    assert [h["step"] for h in summary["valid_history"]] == [6, 12]
+    assert summary["valid_history"][-1]["mlm_loss"] < summary["valid_history"][0]["mlm_loss"]
+    assert sorted(p.name for p in reference_run.glob("model_*")) == ["model_12", "model_4", "model_8", "model_last"]
+    model = ErnieModel.from_pretrained(str(reference_run / "final"))
+    assert model.config.hidden_size == 32
+    assert load_tokenizer(str(reference_run / "final")).vocab_size == model.config.vocab_size
+
+
+def test_kill_and_resume_equals_uninterrupted_run(models, data_prefix, reference_run, tmp_path):
+    args = train_args(models, data_prefix, tmp_path, "--max_steps", "12", "--save_steps", "4")
+    killed = subprocess.run([sys.executable, "domain_pretrain/run_pretrain.py", *args, "--kill_at_step", "10"], cwd=REPO, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    with open(tmp_path / "model_last" / "trainer_state.json", encoding="utf-8") as f:
+        assert json.load(f)["step"] == 8  # steps 9 and 10 were lost with the kill
+    assert not (tmp_path / "final").exists()
+
+    run_pretrain(args)  # the same command again resumes from model_last
+    with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    assert (summary["steps"], summary["consumed_samples"]) == (12, 96)
+    resumed = paddle.load(str(tmp_path / "final" / "model_state.pdparams"))
+    reference = paddle.load(str(reference_run / "final" / "model_state.pdparams"))
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        assert np.array_equal(resumed[key].numpy(), reference[key].numpy()), key
+
+
+def test_resume_refuses_other_sampling_flags(models, data_prefix, reference_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_pretrain(train_args(models, data_prefix, reference_run, "--max_steps", "12", "--seed", "8"))
+    assert exit_info.value.code == 2
+    assert "--seed 8 (checkpoint: 7)" in capsys.readouterr().err
+
+
+def test_flag_and_vocabulary_mismatches_fail_early(models, data_prefix, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_pretrain(train_args(models, data_prefix, tmp_path, "--use_amp"))
+    assert "--use_amp needs --device gpu" in capsys.readouterr().err
+
+    other = tmp_path / "other_vocab"
+    os.makedirs(other)
+    write_vocab(["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]", "的"], str(other / "vocab.txt"))
+    new_backbone("ernie", 6, "mini", max_position_embeddings=64, **TINY).save_pretrained(str(other))
+    new_tokenizer("ernie", str(other / "vocab.txt")).save_pretrained(str(other))
+    with pytest.raises(SystemExit):
+        run_pretrain(train_args({"ernie": str(other)}, data_prefix, tmp_path / "out"))
+    assert "another vocabulary" in capsys.readouterr().err
+
+
+def test_ernie_gram_pretrains_and_loads_as_ernie_gram(models, data_prefix, tmp_path):
+    from paddlenlp.transformers import ErnieGramModel
+
+    # a bootstrapped ERNIE and ERNIE-Gram share a vocabulary, hence the same data
+    run_pretrain(train_args(models, data_prefix, tmp_path, "--max_steps", "2", "--model_type", "ernie-gram", model_type="ernie-gram"))
+    model = ErnieGramModel.from_pretrained(str(tmp_path / "final"))
+    assert model.config.hidden_size == 32
+    with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
+        assert json.load(f)["model_type"] == "ernie-gram"
+
+
+@pytest.mark.slow
+def test_two_processes_end_with_identical_weights(models, data_prefix, tmp_path):
+    args = train_args(models, data_prefix, tmp_path / "out", "--max_steps", "3", "--save_steps", "3")
+    launch = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "logs")]
+    result = subprocess.run([*launch, "domain_pretrain/run_pretrain.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    checksums = [(tmp_path / "out" / f"weights_checksum.rank{r}.txt").read_text() for r in (0, 1)]
+    assert checksums[0] == checksums[1]
+    with open(tmp_path / "out" / "pretrain_summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    assert (summary["world_size"], summary["consumed_samples"]) == (2, 48)
