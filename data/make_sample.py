@@ -202,7 +202,8 @@ def main(argv=None):
         corpus_titles=[p["title"] for p in papers],
         labelled_pairs=[(" ".join(p["keywords"]), p["title"]) for p in labelled],
         unsupervised_texts=[p["title"] for p in papers] + [p["abstract"] for p in papers],
-        domain_docs=[p["title"] + "。" + p["abstract"] + "关键词：" + "，".join(p["keywords"]) + "。" for p in papers],
+        # no keywords: with the title they are a labelled pair, and pretraining on them would leak the dev pairs
+        domain_docs=[p["title"] + "。" + p["abstract"] for p in papers],
         dev_ratio=args.dev_ratio, seed=args.seed, neg_per_query=args.neg_per_query,
     )
     print(f"wrote {args.output_dir}: {len(papers)} papers, {args.n_labelled} labelled; " + format_counts(counts))

@@ -134,11 +134,14 @@ def read_csl_tsv(tsv_dir):
 
 
 def domain_document(p):
-    """One pretraining document: title, abstract and keywords, sentences ended by 。."""
+    """One pretraining document: title, abstract and keywords, sentences ended by 。.
+
+    The keywords of a labelled paper (title + keywords) are left out: they are a query and its gold title,
+    and pretraining on them would leak the dev pairs into every model warm-started from it."""
     parts = [p["title"]] if p["title"] else []
     if p["abstract"]:
         parts.append(chinese_periods(p["abstract"]).rstrip("。"))
-    if p["keywords"]:
+    if p["keywords"] and not p["title"]:
         parts.append("关键词：" + "，".join(p["keywords"]))
     return "。".join(parts) + "。"
 

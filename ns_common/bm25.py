@@ -63,3 +63,41 @@ def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000):
         candidates = [int(i) for i in row if int(i) not in gold][:pool]
         negatives.append(rng.sample(candidates, min(n_neg, len(candidates))))
     return negatives
+
+
+def main(argv=None):
+    """BM25 recall as a command, writing the recall stage's recall_result.txt (query<TAB>doc<TAB>score):
+
+        python -m ns_common.bm25 --corpus_file data/sample/recall/corpus.csv \
+            --similar_text_pair_file data/sample/recall/train.csv --recall_result_file out/bm25_train.txt
+    """
+    import argparse
+
+    from ns_common.io import DataFileError, check_file, read_corpus
+    from ns_common.recall import read_similar_pairs, write_recall_result
+    from ns_common.utils import Timer, fail, logger
+
+    parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus_file", required=True, help="one document a line (line number = doc id)")
+    parser.add_argument("--similar_text_pair_file", required=True, help="query<TAB>doc pairs (their distinct queries are searched)")
+    parser.add_argument("--recall_result_file", required=True, help="output: recall_num rows a query, best first")
+    parser.add_argument("--recall_num", type=int, default=50)
+    args = parser.parse_args(argv)
+    if args.recall_num <= 0:
+        fail(f"--recall_num must be positive, got {args.recall_num}")
+    try:
+        corpus = read_corpus(check_file(args.corpus_file, "--corpus_file"))
+        check_file(args.similar_text_pair_file, "--similar_text_pair_file")
+    except DataFileError as e:
+        fail(str(e))
+    queries, _ = read_similar_pairs(args.similar_text_pair_file)
+    if not queries:
+        fail(f"--similar_text_pair_file {args.similar_text_pair_file}: no query<TAB>doc lines")
+    timer = Timer()
+    indices, scores = BM25Index(corpus).search(queries, k=args.recall_num)
+    n = write_recall_result(args.recall_result_file, queries, corpus, indices, scores)
+    logger.info(f"BM25 recall: {len(queries)} queries x {indices.shape[1]} of {len(corpus)} docs in {timer.seconds:.1f}s, {n} rows -> {args.recall_result_file}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,11 @@
 """The semantic encoder shared by SimCSE, in-batch negatives, recall, Milvus and the web service:
-ERNIE [CLS] pooled output -> optional Linear(hidden -> output_emb_size) -> L2 normalisation."""
+ERNIE [CLS] pooled output (or the mean of the token states) -> optional Linear(hidden -> output_emb_size)
+-> L2 normalisation.
+
+A checkpoint directory holds encoder_config.json next to model_state.pdparams (pooling, output_emb_size),
+so every tool that loads it with `load_encoder` rebuilds the same encoder.
+"""
+import json
 import os
 
 import numpy as np
@@ -12,10 +18,25 @@ from ns_common.text import batch_encode, batches
 from ns_common.utils import fail, logger
 
 
+POOLING_MODES = ("cls", "mean")
+# mean pooling by default: the from-scratch and briefly pretrained backbones this project trains offline
+# have a [CLS] output that barely depends on the input (see docs/recall_models.md for the measurements)
+DEFAULT_POOLING = "mean"
+ENCODER_CONFIG = "encoder_config.json"
+
+
 class SemanticIndexBase(nn.Layer):
-    def __init__(self, backbone, dropout=None, output_emb_size=0):
+    """pooling: "cls" (PaddleNLP: the backbone's pooled [CLS] output, tanh(W h_cls + b)) or "mean" (the
+    mean of the last hidden states over the non-padding tokens: content-dominated even in a randomly
+    initialised or weakly pretrained backbone, whose [CLS] output barely depends on the input)."""
+
+    def __init__(self, backbone, dropout=None, output_emb_size=0, pooling=DEFAULT_POOLING):
         super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {pooling!r}")
         self.ptm = backbone
+        self.pooling = pooling
+        self.pad_token_id = getattr(backbone.config, "pad_token_id", 0) or 0
         self.dropout = nn.Dropout(dropout if dropout is not None else 0.1)
         self.output_emb_size = output_emb_size or 0
         if self.output_emb_size > 0:
@@ -26,8 +47,15 @@ class SemanticIndexBase(nn.Layer):
     def embedding_dim(self):
         return self.output_emb_size or hidden_size_of(self.ptm)
 
+    def encoder_config(self):
+        """What a checkpoint must record so that load_encoder rebuilds this encoder (encoder_config.json)."""
+        return {"pooling": self.pooling, "output_emb_size": self.output_emb_size, "embedding_dim": self.embedding_dim}
+
     def get_pooled_embedding(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None, with_dropout=True):
-        _, cls_embedding = self.ptm(input_ids, token_type_ids, position_ids, attention_mask)
+        sequence_output, cls_embedding = self.ptm(input_ids, token_type_ids, position_ids, attention_mask)
+        if self.pooling == "mean":
+            mask = (input_ids != self.pad_token_id).astype(sequence_output.dtype).unsqueeze(-1)
+            cls_embedding = paddle.sum(sequence_output * mask, axis=1) / paddle.clip(paddle.sum(mask, axis=1), min=1.0)
         if self.output_emb_size > 0:
             cls_embedding = self.emb_reduce_linear(cls_embedding)
         if with_dropout:
@@ -44,13 +72,39 @@ class SemanticIndexBase(nn.Layer):
         return paddle.sum(q * t, axis=-1)
 
 
-def load_encoder(model_name_or_path, params_path=None, output_emb_size=0, dropout=None):
+def read_encoder_config(params_path):
+    """The encoder_config.json saved next to a checkpoint, or {} (PaddleNLP checkpoints have none)."""
+    folder = params_path if os.path.isdir(params_path) else os.path.dirname(params_path)
+    path = os.path.join(folder, ENCODER_CONFIG)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def save_encoder_config(model, folder):
+    with open(os.path.join(folder, ENCODER_CONFIG), "w", encoding="utf-8") as f:
+        json.dump(model.encoder_config(), f, indent=2)
+
+
+def load_encoder(model_name_or_path, params_path=None, output_emb_size=0, dropout=None, model_class=None, pooling=None, **model_kwargs):
     """Backbone from --model_name_or_path, then (optionally) a full checkpoint from --params_path.
-    Returns (model, tokenizer). A checkpoint whose shapes don't fit the model is a clear error."""
+    Returns (model, tokenizer). A checkpoint whose shapes don't fit the model is a clear error.
+    model_class: a SemanticIndexBase subclass (a stage's training model with its loss), built with
+    model_kwargs (e.g. margin, scale); its parameters are the encoder's, so checkpoints are interchangeable.
+    pooling: None takes the checkpoint's (encoder_config.json); a checkpoint without one is PaddleNLP's,
+    hence "cls"; no checkpoint at all: DEFAULT_POOLING. A value conflicting with the checkpoint's is an error."""
+    saved = read_encoder_config(params_path) if params_path else {}
+    if pooling and saved.get("pooling") and saved["pooling"] != pooling:
+        fail(f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (drop --pooling to use the checkpoint's)")
+    if "output_emb_size" in saved and (saved["output_emb_size"] or 0) != (output_emb_size or 0):
+        fail(f"{params_path} was trained with --output_emb_size {saved['output_emb_size']}, not {output_emb_size}")
+    if not pooling:
+        pooling = saved.get("pooling", "cls") if params_path else DEFAULT_POOLING
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     backbone = load_backbone(model_name_or_path, **overrides)
     tokenizer = load_tokenizer(model_name_or_path)
-    model = SemanticIndexBase(backbone, dropout=dropout, output_emb_size=output_emb_size)
+    model = (model_class or SemanticIndexBase)(backbone, dropout=dropout, output_emb_size=output_emb_size, pooling=pooling, **model_kwargs)
     if params_path:
         load_checkpoint(model, params_path)
     return model, tokenizer
@@ -78,18 +132,24 @@ def load_checkpoint(model, params_path):
 
 @paddle.no_grad()
 def embed_texts(model, tokenizer, texts, max_seq_length=64, batch_size=64, progress=False):
-    """Normalised embeddings (float32 numpy, N x dim) of texts, with the dynamic graph."""
+    """Normalised embeddings (float32 numpy, N x dim) of texts, with the dynamic graph, in input order."""
     model.eval()
+    texts = list(texts)
+    # batches of similar length waste less compute on padding; the result is put back in input order
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = []
-    chunks = batches(list(texts), batch_size)
+    chunks = batches(order, batch_size)
     if progress:
         from tqdm import tqdm
 
         chunks = tqdm(chunks, total=(len(texts) + batch_size - 1) // batch_size, desc="embedding", unit="batch")
     for chunk in chunks:
-        input_ids, token_type_ids = batch_encode(chunk, tokenizer, max_seq_length)
-        emb = model(paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids))
+        input_ids, token_type_ids = batch_encode([texts[i] for i in chunk], tokenizer, max_seq_length)
+        # not model(...): a stage's training model overrides forward with its loss
+        emb = model.get_pooled_embedding(paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids), with_dropout=False)
         out.append(emb.numpy().astype(np.float32))
     if not out:
         return np.zeros((0, model.embedding_dim), dtype=np.float32)
-    return np.concatenate(out, axis=0)
+    embeddings = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+    embeddings[np.asarray(order)] = np.concatenate(out, axis=0)
+    return embeddings

@@ -256,8 +256,10 @@ def test_prepare_csl_jsonl_with_bad_records(tmp_path, capsys):
     assert len(d["sort_train"]) == 7 * 2
     assert len(d["unsup"]) == 30 + 10 + 1  # titles + dev abstracts + the one non-empty extra abstract
     assert len(d["pretrain"]) == 31
-    # CSL's ASCII sentence ends become 。 so the pretraining sentence splitter sees them
-    assert "本文研究图像识别问题。结果表明方法有效。关键词：图像识别，方法0，研究。" in d["pretrain"][0]
+    # CSL's ASCII sentence ends become 。 so the pretraining sentence splitter sees them; a labelled
+    # paper's keywords stay out of the pretraining text (they would leak its query-title pair)
+    assert d["pretrain"][0] == "图像识别方法研究第0号。本文研究图像识别问题。结果表明方法有效。"
+    assert not any("关键词：图像识别" in doc for doc in d["pretrain"])
     # same seed -> same split; an existing layout is not overwritten by accident
     with pytest.raises(SystemExit) as exc:
         prepare_csl.main(["--csl_dir", src, "--output_dir", out])
@@ -414,3 +416,16 @@ def test_help(command):
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--output_dir" in result.stdout or "--save_dir" in result.stdout
+
+
+def test_domain_corpus_does_not_leak_labelled_pairs():
+    """Pretraining text must not pair a dev query's keywords with its gold title."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+    with open(os.path.join(root, "pretrain", "domain_corpus.txt"), encoding="utf-8") as f:
+        docs = f.read().splitlines()
+    with open(os.path.join(root, "recall", "dev.csv"), encoding="utf-8") as f:
+        pairs = [line.rstrip("\n").split("\t") for line in f]
+    assert docs and pairs
+    for query, title in pairs:
+        for doc in (d for d in docs if d.startswith(title)):
+            assert "，".join(query.split()) not in doc and "关键词" not in doc

@@ -1,0 +1,345 @@
+"""Milvus stage benchmark (not a test): extraction throughput, insert throughput, query latency and HNSW
+recall, at several collection sizes, on Milvus Lite (embedded) and the Milvus 2.3.5 server.
+
+    python bench/milvus_bench.py                                   # 10k + 100k, Lite and server
+    python bench/milvus_bench.py --server_sizes 10000 100000 1000000   # + 1M on the server (long on 2 cores)
+    python bench/milvus_bench.py --model_dir output/inbatch_negative/export --corpus_file data/csl/milvus/milvus_data.csv
+
+1. Extraction: the same model embeds the same corpus through Paddle Inference (the exported graph,
+   feature_extract.py's path) and through the dynamic graph (the checkpoint); docs/s of each and the ratio.
+   Without --model_dir/--params_path a from-scratch model of --preset is bootstrapped and exported.
+2. Index: for each size N a fresh collection of N synthetic vectors (dim --dim, of intrinsic dimension 48
+   like real sentence embeddings: a random linear map of Gaussian latents, normalised) with texts (corpus
+   lines cycled, each made unique by its id) is inserted with recall/milvus/insert.py's code; then --queries single queries
+   (nq=1, one at a time) per mode give p50/p99 latency, and HNSW's top-10 is compared with the exact
+   top-10 (numpy) of the same query vectors. Each (backend, size) runs in a fresh process, so its peak
+   RSS is its own; for the server, the peak RSS of the server's processes is sampled as well.
+
+Writes bench/results/milvus_bench.md (tables) and milvus_bench.json.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_CORPUS = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
+CSL_CORPUS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="collection sizes (vectors)")
+    parser.add_argument("--backends", nargs="+", choices=("lite", "server"), default=["lite", "server"])
+    parser.add_argument("--lite_sizes", type=int, nargs="+", default=None, help="sizes for Milvus Lite (default: --sizes)")
+    parser.add_argument("--server_sizes", type=int, nargs="+", default=None, help="sizes for the server (default: --sizes)")
+    parser.add_argument("--dim", type=int, default=256, help="synthetic vector size (PaddleNLP's output_emb_size)")
+    parser.add_argument("--queries", type=int, default=200, help="single queries per mode and size")
+    parser.add_argument("--batch_size", type=int, default=5000, help="rows per insert request")
+    parser.add_argument("--corpus_file", default=None,
+                        help="texts for extraction and for the synthetic collections (default: CSL titles when present, else the sample)")
+    parser.add_argument("--extract_docs", type=int, default=5000, help="documents embedded by each extraction path")
+    parser.add_argument("--model_dir", default=None, help="exported recall model (else one is bootstrapped)")
+    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path")
+    parser.add_argument("--params_path", default=None, help="checkpoint of the --model_dir model, for the dynamic-graph path")
+    parser.add_argument("--output_emb_size", type=int, default=256)
+    parser.add_argument("--preset", default="small", help="size of the bootstrapped model (mini, small, base)")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--skip_extraction", action="store_true")
+    parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "results"))
+    return parser.parse_args(argv)
+
+
+def corpus_texts(path):
+    """Texts of a one-per-line file, or the titles of CSL's papers.jsonl."""
+    if path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as f:
+            return [" ".join(json.loads(line)["title"].split()) for line in f if line.strip()]
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def percentiles_ms(seconds):
+    values = np.asarray(seconds) * 1000
+    return {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99))}
+
+
+# ---------------------------------------------------------------- 1. extraction
+
+
+def bootstrap_model(texts, preset, output_emb_size, root):
+    """From-scratch model of the preset: exported dir + checkpoint, like a trained recall model."""
+    import paddle
+
+    from ns_common.bootstrap import bootstrap
+    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.semantic_tools import export_encoder
+    from ns_common.utils import set_seed
+    from ns_common.vocab import build_vocab
+
+    set_seed(1000)
+    backbone = os.path.join(root, "bootstrap")
+    bootstrap("ernie", build_vocab(texts), preset, backbone)
+    model, tokenizer = load_encoder(backbone, output_emb_size=output_emb_size)
+    params = os.path.join(root, "model_state.pdparams")
+    paddle.save(model.state_dict(), params)
+    save_encoder_config(model, root)  # its pooling, so that the dynamic-graph path rebuilds the same encoder
+    export_encoder(model, tokenizer, os.path.join(root, "export"))
+    return os.path.join(root, "export"), backbone, params
+
+
+def bench_extraction(args, texts, root):
+    from recall.milvus.model import TextEncoder
+
+    if args.model_dir and not args.params_path:
+        raise SystemExit("--model_dir needs --params_path and --model_name_or_path (the same model, for the dynamic-graph path)")
+    model_dir, backbone, params = (args.model_dir, args.model_name_or_path, args.params_path) if args.model_dir else \
+        bootstrap_model(texts, args.preset, args.output_emb_size, root)
+    docs = texts[: args.extract_docs]
+    common = dict(max_seq_length=args.max_seq_length, batch_size=64)
+    paths = {
+        "inference": TextEncoder(model_dir=model_dir, cpu_threads=args.cpu_threads, **common),
+        "inference+mkldnn": TextEncoder(model_dir=model_dir, cpu_threads=args.cpu_threads, enable_mkldnn=True, **common),
+        "dynamic": TextEncoder(model_name_or_path=backbone, params_path=params, output_emb_size=args.output_emb_size, **common),
+    }
+    result, vectors = {"docs": len(docs), "preset": None if args.model_dir else args.preset, "model_dir": model_dir}, {}
+    for name, encoder in paths.items():
+        encoder.encode(docs[:64])  # warm-up: graph optimisation, oneDNN kernels
+        start, cpu_start = time.perf_counter(), time.process_time()
+        vectors[name] = encoder.encode(docs)
+        result[f"{name}_docs_per_s"] = len(docs) / (time.perf_counter() - start)
+        # docs per CPU second of this process: steadier than wall time on a shared machine
+        result[f"{name}_docs_per_cpu_s"] = len(docs) / (time.process_time() - cpu_start)
+        latencies = []
+        for text in docs[:100]:
+            start = time.perf_counter()
+            encoder.encode([text])
+            latencies.append(time.perf_counter() - start)
+        result[f"{name}_query_encode"] = percentiles_ms(latencies)
+    result["inference_over_dynamic"] = result["inference_docs_per_s"] / result["dynamic_docs_per_s"]
+    result["inference_over_dynamic_cpu"] = result["inference_docs_per_cpu_s"] / result["dynamic_docs_per_cpu_s"]
+    result["mkldnn_over_dynamic_cpu"] = result["inference+mkldnn_docs_per_cpu_s"] / result["dynamic_docs_per_cpu_s"]
+    result["max_abs_diff_inference_vs_dynamic"] = float(np.abs(vectors["inference"] - vectors["dynamic"]).max())
+    return result
+
+
+# ---------------------------------------------------------------- 2. index (one process per backend and size)
+
+
+LATENT_DIM = 48  # real sentence embeddings occupy a low-dimensional part of their space
+
+
+def embed_latent(latent, projection):
+    vectors = (latent @ projection).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def synthetic_collection(n, dim, texts, root, seed=0):
+    """n unit vectors of intrinsic dimension LATENT_DIM (a random linear map of Gaussian latents) and n
+    unique texts, written as corpus file + .npy like feature_extract.py's output. Returns the paths and
+    (latents, projection) to make queries near documents."""
+    rng = np.random.default_rng(seed)
+    projection = rng.standard_normal((LATENT_DIM, dim)).astype(np.float32)
+    latent = rng.standard_normal((n, LATENT_DIM)).astype(np.float32)
+    embeddings = os.path.join(root, "corpus_embedding.npy")
+    out = np.lib.format.open_memmap(embeddings, mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in range(0, n, 100000):
+        out[start : start + 100000] = embed_latent(latent[start : start + 100000], projection)
+    out.flush()
+    del out
+    corpus = os.path.join(root, "corpus.csv")
+    with open(corpus, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(f"{texts[i % len(texts)]} {i}\n")
+    return corpus, embeddings, latent, projection
+
+
+class PeakRss:
+    """Peak RSS (MB) of a process and its children, sampled every 0.1 s by a thread. (ru_maxrss would not
+    do: Linux carries a parent's peak over fork + exec into the child.)"""
+
+    def __init__(self, pid):
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.peak_mb = 0.0
+        self.stopped = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        import psutil
+
+        while not self.stopped.is_set():
+            try:
+                processes = [self.root] + self.root.children(recursive=True)
+                self.peak_mb = max(self.peak_mb, sum(p.memory_info().rss for p in processes) / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    def stop(self):
+        self.stopped.set()
+        return self.peak_mb
+
+
+def index_worker(backend, n, args, texts, out_queue):
+    from ns_common.utils import logger
+    from recall.milvus import insert, store
+    from recall.milvus.config import load_config
+    from recall.milvus.local_server import LocalMilvusServer
+    from recall.milvus.search import MilvusSearcher
+
+    root = tempfile.mkdtemp(prefix=f"milvus_bench_{backend}_{n}_")
+    server = None
+    try:
+        client_rss, server_rss = PeakRss(os.getpid()), None
+        corpus, embeddings_path, latent, projection = synthetic_collection(n, args.dim, texts, root)
+        if backend == "server":
+            server = LocalMilvusServer(os.path.join(root, "server")).start()
+            server_rss = PeakRss(server.process.pid)
+            uri = server.uri
+        else:
+            uri = os.path.join(root, "bench.db")
+        config = load_config(uri=uri, batch_size=args.batch_size)
+        embeddings = np.load(embeddings_path, mmap_mode="r")
+        client = store.connect(config)
+        stats = insert.insert_corpus(client, config, corpus, embeddings)
+        start = time.perf_counter()
+        store.close(client, config)  # Milvus Lite waits for its background compaction here
+        close_seconds = time.perf_counter() - start
+        logger.info(f"{backend} {n}: inserted {stats.inserted} in {stats.insert_seconds:.1f}s, index {stats.index_seconds:.1f}s")
+
+        rng = np.random.default_rng(1)
+        targets = rng.integers(0, n, args.queries)
+        # a query = a document's latent moved a little: its exact neighbours are that document and similar ones
+        vectors = embed_latent(latent[targets] + 0.5 * rng.standard_normal((args.queries, LATENT_DIM)).astype(np.float32), projection)
+        del latent
+        with open(corpus, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        queries = [lines[t][: max(4, len(lines[t]) // 2)] for t in targets]  # half a title: a keyword-ish query
+        corpus_vectors = np.asarray(embeddings)
+        exact = np.concatenate([np.argsort(-(chunk @ corpus_vectors.T), axis=1)[:, :10]
+                                for chunk in np.array_split(vectors, max(1, args.queries // 50))])
+        del corpus_vectors
+        result = {"backend": backend, "size": n, "dim": args.dim, "insert_rows_per_s": stats.inserted / stats.insert_seconds,
+                  "insert_seconds": stats.insert_seconds, "index_seconds": stats.index_seconds, "close_seconds": close_seconds,
+                  "count": stats.count}
+        with MilvusSearcher(config) as searcher:
+            result["has_bm25"] = searcher.info.has_bm25
+            for mode in searcher.modes:
+                for i in range(5):  # warm-up: first calls load indexes and the analyzer
+                    searcher.search_batch([queries[i]], 10, mode, vectors=vectors[i : i + 1])
+                seconds, hits = [], []
+                for i in range(args.queries):
+                    start = time.perf_counter()
+                    hits.append(searcher.search_batch([queries[i]], 10, mode, vectors=vectors[i : i + 1])[0])
+                    seconds.append(time.perf_counter() - start)
+                result[mode] = percentiles_ms(seconds)
+                if mode == "dense":
+                    result["hnsw_recall@10"] = 100 * float(np.mean([len({h.id for h in row} & set(ex)) / 10 for row, ex in zip(hits, exact)]))
+        # client: the benchmark process (with Milvus Lite inside it for the lite backend)
+        result["client_peak_rss_mb"] = client_rss.stop()
+        result["server_peak_rss_mb"] = server_rss.stop() if server_rss else None
+        out_queue.put(result)
+    except BaseException as e:  # noqa: BLE001 - report, don't hang the parent
+        out_queue.put({"backend": backend, "size": n, "error": f"{type(e).__name__}: {e}"})
+    finally:
+        if server:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_isolated(backend, n, args, texts):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=index_worker, args=(backend, n, args, texts, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+# ---------------------------------------------------------------- report
+
+
+def markdown(extraction, rows, args):
+    lines = ["# Milvus stage benchmark", "",
+             f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; Python {platform.python_version()}. "
+             f"Run: `python bench/milvus_bench.py {' '.join(sys.argv[1:])}`", ""]
+    if extraction:
+        e = extraction
+        lines += ["## Feature extraction (same model, same corpus)", "",
+                  f"{e['docs']} documents, max_seq_length {args.max_seq_length}, batch 64, "
+                  f"{'bootstrapped ' + e['preset'] + ' model' if e['preset'] else e['model_dir']}; max |inference - dynamic| = "
+                  f"{e['max_abs_diff_inference_vs_dynamic']:.2e}.", "",
+                  "| path | docs/s (wall) | docs per CPU-second | one-query encode p50 / p99 (ms) |", "| --- | ---: | ---: | ---: |"]
+        for name in ("inference", "inference+mkldnn", "dynamic"):
+            q = e[f"{name}_query_encode"]
+            lines.append(f"| {name} | {e[name + '_docs_per_s']:.0f} | {e[name + '_docs_per_cpu_s']:.0f} | {q['p50_ms']:.1f} / {q['p99_ms']:.1f} |")
+        lines += ["", f"Paddle Inference / dynamic graph: **{e['inference_over_dynamic']:.2f}x** wall, "
+                      f"{e['inference_over_dynamic_cpu']:.2f}x per CPU-second ({e['mkldnn_over_dynamic_cpu']:.2f}x with oneDNN). "
+                      "PaddleNLP's figure: 10M texts in 3h40m on a V100 (~760/s).", ""]
+    lines += ["## Index and search", "",
+              f"Synthetic vectors (dim {args.dim}, intrinsic dimension {LATENT_DIM}: a random linear map of Gaussian latents), texts = corpus lines made unique; {args.queries} single queries per mode; "
+              "latency is Milvus only (the query vector is given), HNSW M 16 / efConstruction 200 / ef 128. "
+              "Recall@10 = share of the exact top 10 (numpy) that Milvus returns. Index ready = flush until the index "
+              "covers every row (on the server: and its query node serves the indexed segments); compaction = the time Milvus Lite's close waits for its background segment merge "
+              "(a server does that on its own time). Peak RSS: the benchmark process (Milvus Lite runs inside it) "
+              "and the server's processes.", "",
+              "| backend | vectors | insert rows/s | index ready (s) | compaction (s) | dense p50 / p99 (ms) | bm25 p50 / p99 (ms) | "
+              "hybrid p50 / p99 (ms) | HNSW recall@10 | peak RSS client / server (MB) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['backend']} | {r['size']} | error: {r['error']} | | | | | | | |")
+            continue
+        lat = lambda m: f"{r[m]['p50_ms']:.1f} / {r[m]['p99_ms']:.1f}" if m in r else "n/a (no BM25)"  # noqa: E731
+        server = f"{r['server_peak_rss_mb']:.0f}" if r["server_peak_rss_mb"] else "-"
+        lines.append(f"| {r['backend']} | {r['size']} | {r['insert_rows_per_s']:.0f} | {r['index_seconds']:.1f} | {r.get('close_seconds', float('nan')):.1f} | {lat('dense')} | "
+                     f"{lat('bm25')} | {lat('hybrid')} | {r['hnsw_recall@10']:.1f} | {r['client_peak_rss_mb']:.0f} / {server} |")
+    lines += ["", "PaddleNLP's figure: 10M vectors inserted into Milvus 2.1 in 21m (~7.9k vectors/s).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ns_common.utils import logger, quiet_paddlenlp
+
+    quiet_paddlenlp()
+    corpus_file = args.corpus_file or (CSL_CORPUS if os.path.isfile(CSL_CORPUS) else SAMPLE_CORPUS)
+    texts = corpus_texts(corpus_file)
+    logger.info(f"{len(texts)} texts from {corpus_file}")
+    extraction = None
+    if not args.skip_extraction:
+        with tempfile.TemporaryDirectory(prefix="milvus_bench_model_") as root:
+            extraction = bench_extraction(args, texts, root)
+        logger.info(f"extraction: {json.dumps(extraction)}")
+    rows = []
+    save(args, corpus_file, extraction, rows)
+    for backend in args.backends:
+        for n in getattr(args, f"{backend}_sizes") or args.sizes:
+            rows.append(run_isolated(backend, n, args, texts))
+            logger.info(f"{backend} {n}: {json.dumps(rows[-1])}")
+            save(args, corpus_file, extraction, rows)  # after every row: a long run stopped early keeps what it measured
+    print(markdown(extraction, rows, args))
+
+
+def save(args, corpus_file, extraction, rows):
+    os.makedirs(args.output_dir, exist_ok=True)
+    with open(os.path.join(args.output_dir, "milvus_bench.md"), "w", encoding="utf-8") as f:
+        f.write(markdown(extraction, rows, args))
+    with open(os.path.join(args.output_dir, "milvus_bench.json"), "w", encoding="utf-8") as f:
+        json.dump({"args": vars(args), "corpus_file": corpus_file, "extraction": extraction, "index": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

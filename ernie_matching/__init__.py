@@ -1,0 +1,1 @@
+"""ERNIE-Gram pairwise reranker: the second stage of the search (recall -> rerank)."""

@@ -1,0 +1,85 @@
+"""The reranker: a single-tower cross-encoder over `[CLS] query [SEP] title [SEP]`.
+
+ERNIE-Gram pooled [CLS] -> dropout -> Linear(hidden, 1) -> sigmoid = probability that the title is
+relevant to the query. Trained pairwise: the positive pair must score above the negative one.
+"""
+import json
+import os
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from ns_common.modeling import backbone_from_config, hidden_size_of, load_backbone, load_tokenizer
+from ns_common.semantic import load_checkpoint
+from ns_common.utils import fail
+
+
+LOSSES = ("margin", "logistic")
+
+
+class PairwiseMatching(nn.Layer):
+    def __init__(self, backbone, dropout=None, margin=0.1, loss="margin"):
+        super().__init__()
+        self.ptm = backbone
+        self.dropout = nn.Dropout(dropout if dropout is not None else 0.1)
+        self.margin = margin
+        self.loss = loss
+        self.similarity = nn.Linear(hidden_size_of(backbone), 1)
+
+    def forward(self, input_ids, token_type_ids=None, return_logits=False):
+        """Relevance probabilities (sigmoid of the logits), shape [batch]: the prediction and export graph.
+        Training calls it with return_logits=True (through DataParallel, which wraps forward only)."""
+        _, cls_embedding = self.ptm(input_ids, token_type_ids)
+        logits = self.similarity(self.dropout(cls_embedding)).squeeze(-1)
+        return logits if return_logits else F.sigmoid(logits)
+
+    # PaddleNLP's name for the same thing
+    predict = forward
+
+    def pairwise_loss(self, pos_logits, neg_logits):
+        """margin (PaddleNLP): margin_ranking_loss(sigmoid(pos), sigmoid(neg), 1, margin), i.e.
+        mean(max(0, margin - (p_pos - p_neg))). Its gradient vanishes when the sigmoid saturates, which a
+        from-scratch backbone easily does (every pair scored ~0.9, loss stuck at the margin).
+        logistic (RankNet): mean(log(1 + exp(-(s_pos - s_neg)))) on the logits, never saturating."""
+        if self.loss == "logistic":
+            return F.softplus(neg_logits - pos_logits).mean()
+        pos_probs, neg_probs = F.sigmoid(pos_logits), F.sigmoid(neg_logits)
+        return F.margin_ranking_loss(pos_probs, neg_probs, paddle.ones_like(pos_probs), margin=self.margin)
+
+
+def load_matching_model(model_name_or_path=None, params_path=None, margin=0.1, dropout=None, loss="margin"):
+    """(model, tokenizer): the backbone of --model_name_or_path, then the full reranker checkpoint of
+    --params_path (model_state.pdparams or its directory) when given.
+
+    With only params_path, the backbone is found from the checkpoint (see backbone_of_checkpoint).
+    A checkpoint of another size or architecture fails fast with a one-line error.
+    """
+    if model_name_or_path is None:
+        if not params_path:
+            fail("give --model_name_or_path (a backbone) and/or --params_path (a reranker checkpoint)")
+        model_name_or_path = backbone_of_checkpoint(params_path)
+    overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    # with a checkpoint to load, the backbone's own weights would be overwritten: build it from its config
+    backbone = (backbone_from_config if params_path else load_backbone)(model_name_or_path, **overrides)
+    tokenizer = load_tokenizer(model_name_or_path)
+    model = PairwiseMatching(backbone, dropout=dropout, margin=margin, loss=loss)
+    if params_path:
+        load_checkpoint(model, params_path)
+    return model, tokenizer
+
+
+def backbone_of_checkpoint(params_path):
+    """Where a checkpoint's architecture and tokenizer are described: its own directory when it holds the
+    backbone's config.json (train_pairwise.py adds it to model_best/ and model_final/), else the
+    --model_name_or_path recorded in the training run's training_args.json one level up."""
+    directory = params_path if os.path.isdir(params_path) else os.path.dirname(params_path) or "."
+    if os.path.isfile(os.path.join(directory, "config.json")):
+        return directory
+    args_file = os.path.join(os.path.dirname(os.path.abspath(directory)), "training_args.json")
+    if os.path.isfile(args_file):
+        with open(args_file, encoding="utf-8") as f:
+            recorded = json.load(f).get("model_name_or_path")
+        if recorded:
+            return recorded
+    fail(f"--params_path {params_path}: cannot tell its backbone (no config.json next to it, no training_args.json above it); give --model_name_or_path")

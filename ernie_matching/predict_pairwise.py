@@ -1,0 +1,72 @@
+"""Scores (query, title) pairs: one JSON object `{"query", "title", "pred_prob"}` a line.
+
+    python ernie_matching/predict_pairwise.py --params_path checkpoints/ernie_matching/model_best \
+        --input_file data/sample/sort/test_pairwise.csv --output_file output/predict_pairwise.jsonl
+    python ernie_matching/predict_pairwise.py --model_dir output/ernie_matching --input_file pairs.tsv
+
+--input_file: `query<TAB>title` lines, further fields (a label, a recall score) ignored, with or
+without a `query<TAB>title...` header. Output goes to --output_file, or to stdout without it.
+"""
+import argparse
+import json
+import os
+import sys
+
+from ernie_matching.data import read_query_title_pairs
+from ernie_matching.reranker import Reranker
+from ns_common.io import DataFileError
+from ns_common.text import batches
+from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input_file", required=True, help="query<TAB>title[<TAB>...] lines")
+    parser.add_argument("--output_file", default=None, help="JSON lines output (default: stdout)")
+    parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
+    parser.add_argument("--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)")
+    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--enable_mkldnn", action="store_true")
+    args = parser.parse_args(argv)
+    if not (args.model_dir or args.params_path):
+        fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
+    if args.max_seq_length <= 0 or args.batch_size <= 0:
+        fail("--max_seq_length and --batch_size must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_paddlenlp()
+    try:
+        pairs = read_query_title_pairs(args.input_file)
+    except DataFileError as e:
+        fail(str(e))
+    if not pairs:
+        fail(f"--input_file {args.input_file}: no query<TAB>title lines")
+    reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device, max_seq_length=args.max_seq_length,
+                        batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn)
+    if args.output_file:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
+    out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout
+    timer = Timer()
+    try:
+        # written chunk by chunk: a long run that is stopped keeps what it finished
+        for chunk in batches(pairs, 1024):
+            probs = reranker.score_pairs([q for q, _ in chunk], [t for _, t in chunk])
+            for (query, title), prob in zip(chunk, probs):
+                out.write(json.dumps({"query": query, "title": title, "pred_prob": round(float(prob), 6)}, ensure_ascii=False) + "\n")
+            out.flush()
+    finally:
+        if args.output_file:
+            out.close()
+    where = args.output_file or "stdout"
+    logger.info(f"scored {len(pairs)} pairs in {timer.seconds:.1f}s ({reranker.pairs_per_s:.0f} pairs/s) -> {where}")
+
+
+if __name__ == "__main__":
+    main()

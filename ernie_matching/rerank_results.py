@@ -1,0 +1,92 @@
+"""Reranks every query's list of a recall_result.txt and writes a reranked recall_result.txt.
+
+    python ernie_matching/rerank_results.py --model_dir output/ernie_matching \
+        --recall_result_file recall_result_dir/recall_result.txt --recall_num 50 \
+        --output_file recall_result_dir/recall_result_reranked.txt \
+        --similar_text_pair_file data/sample/recall/dev.csv
+
+Input and output have the recall stage's format (`query<TAB>doc<TAB>score`, best first); in the output
+the score is the reranker's probability and each query keeps its first --recall_num candidates
+(--top_k of them when given). With --similar_text_pair_file it also prints Recall@K / MRR@10 before
+and after reranking (the same numbers ns_common/evaluate.py gives for the two files).
+"""
+import argparse
+import os
+
+from ernie_matching.reranker import Reranker
+from ns_common.evaluate import recall_metrics, report
+from ns_common.io import DataFileError, check_file, write_lines
+from ns_common.recall import read_recall_result, read_similar_pairs
+from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recall_result_file", required=True, help="query<TAB>doc<TAB>score, best first (recall.py, milvus batch mode)")
+    parser.add_argument("--output_file", default=None, help="reranked result (default: <input>_reranked.txt next to the input)")
+    parser.add_argument("--recall_num", type=int, default=50, help="candidates a query to rerank (the first N of its list; 0: all)")
+    parser.add_argument("--top_k", type=int, default=0, help="rows a query to write after reranking (0: all reranked)")
+    parser.add_argument("--similar_text_pair_file", default=None, help="query<TAB>gold doc: print Recall@K/MRR@10 before and after")
+    parser.add_argument("--result_file", default=None, help="with --similar_text_pair_file, append both table lines to this file")
+    parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
+    parser.add_argument("--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)")
+    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--enable_mkldnn", action="store_true")
+    args = parser.parse_args(argv)
+    if not (args.model_dir or args.params_path):
+        fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
+    if args.recall_num < 0 or args.top_k < 0:
+        fail("--recall_num and --top_k must be >= 0")
+    if args.recall_num and args.top_k > args.recall_num:
+        fail(f"--top_k {args.top_k} > --recall_num {args.recall_num}: cannot return more than it reranks")
+    for flag in ("recall_result_file", "similar_text_pair_file"):
+        try:
+            check_file(getattr(args, flag), f"--{flag}") if getattr(args, flag) else None
+        except DataFileError as e:
+            fail(str(e))
+    if not args.output_file:
+        args.output_file = os.path.splitext(args.recall_result_file)[0] + "_reranked.txt"
+    if os.path.abspath(args.output_file) == os.path.abspath(args.recall_result_file):
+        fail("--output_file must differ from --recall_result_file (the recall result is kept for comparison)")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_paddlenlp()
+    recalled = read_recall_result(args.recall_result_file)
+    if not recalled:
+        fail(f"--recall_result_file {args.recall_result_file}: no query<TAB>doc<TAB>score rows")
+    candidates = {query: [doc for doc, _ in rows][: args.recall_num or None] for query, rows in recalled.items()}
+    reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device, max_seq_length=args.max_seq_length,
+                        batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn)
+
+    from tqdm import tqdm
+
+    timer = Timer()
+    reranked = {}
+    for query, docs in tqdm(candidates.items(), desc="reranking", unit="query"):
+        top = reranker.rerank(query, [{"text": doc} for doc in docs], top_k=args.top_k or None)
+        reranked[query] = [(c["text"], c["rerank_score"]) for c in top]
+    rows = ((query, doc, f"{score:.6f}") for query, docs in reranked.items() for doc, score in docs)
+    n_rows = write_lines(args.output_file, rows)
+    cache = reranker.encoder
+    logger.info(f"reranked {len(reranked)} queries ({reranker.pairs_scored} pairs) in {timer.seconds:.1f}s: "
+                f"{reranker.pairs_per_s:.0f} pairs/s, tokenisation cache hits {100.0 * cache.hits / max(cache.hits + cache.misses, 1):.0f}%; "
+                f"{n_rows} rows -> {args.output_file}")
+
+    if args.similar_text_pair_file:
+        queries, gold = read_similar_pairs(args.similar_text_pair_file)
+        before = recall_metrics(queries, gold, candidates, args.recall_num or None)
+        after = recall_metrics(queries, gold, {q: [doc for doc, _ in docs] for q, docs in reranked.items()}, args.recall_num or None)
+        report(f"recall   {args.recall_result_file}", before, args.result_file)
+        report(f"reranked {args.output_file}", after, args.result_file)
+    return reranked
+
+
+if __name__ == "__main__":
+    main()

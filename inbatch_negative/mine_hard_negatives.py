@@ -1,0 +1,124 @@
+"""Mines hard negatives for in-batch-negatives training: `query<TAB>pos<TAB>neg` triples.
+
+    # lexical (model-free): BM25 over character unigrams + bigrams
+    python inbatch_negative/mine_hard_negatives.py --method bm25 \
+        --train_set_file data/sample/recall/train.csv --corpus_file data/sample/recall/corpus.csv \
+        --output_file checkpoints/hard_negatives.tsv
+    # dense: a trained model's recall (e.g. the SimCSE or a first in-batch model)
+    python inbatch_negative/mine_hard_negatives.py --method model --model_name_or_path D \
+        --params_path checkpoints/inbatch/model_best/model_state.pdparams ...
+
+For each training pair the corpus is ranked for its query; negatives are taken from the top --top_k
+documents ranked BELOW the gold doc. The gold doc, any text equal to a gold doc of that query and
+anything scored at or above the gold (likely unlabelled positives: false negatives) are skipped; a
+pair whose gold is not in the top --top_k gets no negative (everything retrieved outranks it).
+"""
+import argparse
+import random
+
+from inbatch_negative.data import write_hard_negatives
+from ns_common.io import read_corpus, read_text_pairs
+from ns_common.recall import add_encoder_args, check_files, dense_recall, read_similar_pairs
+from ns_common.utils import Timer, fail, logger, quiet_paddlenlp, set_device
+
+STRATEGIES = ("random", "hardest")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train_set_file", required=True, help="query<TAB>doc training pairs")
+    parser.add_argument("--corpus_file", required=True, help="one document a line: where negatives come from")
+    parser.add_argument("--output_file", required=True, help="query<TAB>pos<TAB>neg triples")
+    parser.add_argument("--method", choices=("bm25", "model"), default="bm25")
+    parser.add_argument("--top_k", type=int, default=30, help="candidates ranked for each query")
+    parser.add_argument("--num_negatives", type=int, default=2, help="negatives per training pair")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="random",
+                        help="random: drawn among the eligible candidates; hardest: the best-ranked eligible ones")
+    parser.add_argument("--seed", type=int, default=1000)
+    # --method model: the trained encoder
+    parser.add_argument("--model_name_or_path", default=None, help="(--method model) backbone directory of the trained model")
+    parser.add_argument("--params_path", default=None, help="(--method model) model_state.pdparams of the trained model")
+    parser.add_argument("--output_emb_size", type=int, default=256)
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    check_files(("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file))
+    if args.method == "model" and not (args.model_name_or_path and args.params_path):
+        fail("--method model needs --model_name_or_path and --params_path (a trained recall model)")
+    if args.top_k <= 0 or args.num_negatives <= 0:
+        fail(f"--top_k and --num_negatives must be positive, got {args.top_k} and {args.num_negatives}")
+    return args
+
+
+def rank_corpus(args, queries, corpus):
+    """(indices, scores) [Q, top_k] of each query's best documents, best first."""
+    if args.method == "bm25":
+        from ns_common.bm25 import BM25Index
+
+        return BM25Index(corpus).search(queries, args.top_k)
+    from ns_common.semantic import load_encoder
+
+    set_device(args.device)
+    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    return dense_recall(model, tokenizer, queries, corpus, args.top_k, args.max_seq_length, args.batch_size, progress=True)
+
+
+def eligible_negatives(ranked_ids, ranked_scores, corpus, gold_docs, positive):
+    """Candidate texts ranked (and scored) strictly below `positive`; None when it was not retrieved."""
+    texts = [corpus[i] for i in ranked_ids]
+    if positive not in texts:
+        return None
+    gold_score = ranked_scores[texts.index(positive)]
+    out, seen = [], set()
+    for text, score in zip(texts, ranked_scores):
+        if score >= gold_score or text in gold_docs or text in seen or not text:
+            continue
+        seen.add(text)
+        out.append(text)
+    return out
+
+
+def mine(pairs, corpus, gold, query_rank, num_negatives, strategy="random", seed=1000):
+    """pairs: [(query, pos)]; gold: {query: set of docs}; query_rank: {query: (ids, scores)}.
+    Returns (triples, counts)."""
+    rng = random.Random(seed)
+    triples = []
+    counts = {"pairs": len(pairs), "with negatives": 0, "gold not retrieved": 0, "no candidate below gold": 0}
+    for query, positive in pairs:
+        ids, scores = query_rank[query]
+        candidates = eligible_negatives(ids, scores, corpus, gold[query], positive)
+        if candidates is None:
+            counts["gold not retrieved"] += 1
+            continue
+        if not candidates:
+            counts["no candidate below gold"] += 1
+            continue
+        k = min(num_negatives, len(candidates))
+        chosen = candidates[:k] if strategy == "hardest" else rng.sample(candidates, k)
+        triples += [(query, positive, neg) for neg in chosen]
+        counts["with negatives"] += 1
+    return triples, counts
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_paddlenlp()
+    pairs = list(read_text_pairs(args.train_set_file))
+    queries, gold = read_similar_pairs(args.train_set_file)
+    corpus = read_corpus(args.corpus_file)
+    if not pairs or not corpus:
+        fail(f"nothing to mine: {len(pairs)} pairs in {args.train_set_file}, {len(corpus)} documents in {args.corpus_file}")
+    timer = Timer()
+    indices, scores = rank_corpus(args, queries, corpus)
+    query_rank = {q: (list(map(int, i)), list(map(float, s))) for q, i, s in zip(queries, indices, scores)}
+    triples, counts = mine(pairs, corpus, gold, query_rank, args.num_negatives, args.strategy, args.seed)
+    n = write_hard_negatives(args.output_file, triples)
+    logger.info(f"mined {n} hard negatives ({args.method}, top {args.top_k}, {args.strategy}) in {timer.seconds:.1f}s: "
+                + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {args.output_file}")
+    return counts
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Dense recall with a trained semantic encoder (the shared implementation of simcse/recall.py and
+inbatch_negative/recall.py):
+
+    python inbatch_negative/recall.py --model_name_or_path output/bootstrap/ernie \
+        --params_path checkpoints/inbatch/model_best/model_state.pdparams --output_emb_size 256 \
+        --corpus_file data/sample/recall/corpus.csv --similar_text_pair_file data/sample/recall/dev.csv \
+        --recall_result_dir recall_result_dir --recall_num 50
+
+Embeds every corpus document and every distinct query of the `query<TAB>doc` pair file, finds each
+query's top --recall_num documents and writes `recall_result.txt`: `query<TAB>doc<TAB>score`,
+recall_num rows a query, best first. Exact search (a matrix product) is the default and the ground
+truth; `--index hnsw` uses an approximate HNSW index (faiss, installed with milvus-lite) instead.
+"""
+import argparse
+import os
+
+import numpy as np
+
+from ns_common.io import DataFileError, check_file, read_corpus, read_text_pairs, write_lines
+from ns_common.utils import Timer, fail, logger, set_device, set_seed
+
+INDEX_TYPES = ("exact", "hnsw")
+
+
+def exact_search(query_embeddings, doc_embeddings, k, chunk_size=2048):
+    """Top-k documents by inner product (cosine for normalised embeddings), best first.
+    Returns (indices int64 [Q, k], scores float32 [Q, k]) with k capped at the number of documents."""
+    query_embeddings = np.asarray(query_embeddings, dtype=np.float32)
+    doc_embeddings = np.asarray(doc_embeddings, dtype=np.float32)
+    k = min(k, len(doc_embeddings))
+    all_indices, all_scores = [], []
+    for start in range(0, len(query_embeddings), chunk_size):
+        scores = query_embeddings[start : start + chunk_size] @ doc_embeddings.T
+        # argpartition finds the top k in linear time; only those k are then sorted
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        all_indices.append(np.take_along_axis(top, order, axis=1))
+        all_scores.append(np.take_along_axis(top_scores, order, axis=1))
+    if not all_indices:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return np.concatenate(all_indices).astype(np.int64), np.concatenate(all_scores).astype(np.float32)
+
+
+def hnsw_search(query_embeddings, doc_embeddings, k, hnsw_m=32, ef_construction=200, ef_search=100):
+    """Approximate top-k by inner product with a faiss HNSW index (PaddleNLP uses hnswlib the same way)."""
+    import faiss
+
+    doc_embeddings = np.ascontiguousarray(doc_embeddings, dtype=np.float32)
+    k = min(k, len(doc_embeddings))
+    index = faiss.IndexHNSWFlat(doc_embeddings.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    index.hnsw.efSearch = max(ef_search, k)
+    index.add(doc_embeddings)
+    scores, indices = index.search(np.ascontiguousarray(query_embeddings, dtype=np.float32), k)
+    return indices.astype(np.int64), scores.astype(np.float32)
+
+
+def search(query_embeddings, doc_embeddings, k, index="exact"):
+    if index == "exact":
+        return exact_search(query_embeddings, doc_embeddings, k)
+    if index == "hnsw":
+        return hnsw_search(query_embeddings, doc_embeddings, k)
+    raise ValueError(f"unknown index {index!r} (expected one of {', '.join(INDEX_TYPES)})")
+
+
+def read_similar_pairs(path):
+    """A `query<TAB>doc` file -> (distinct queries in first-seen order, {query: set of gold docs})."""
+    gold = {}
+    for query, doc in read_text_pairs(path):
+        gold.setdefault(query, set()).add(doc)
+    return list(gold), gold
+
+
+def dense_recall(model, tokenizer, queries, corpus, recall_num, max_seq_length=64, batch_size=64, index="exact",
+                 corpus_embeddings=None, progress=False):
+    """Embeds queries (and the corpus unless corpus_embeddings is given) and returns (indices, scores)."""
+    from ns_common.semantic import embed_texts
+
+    if corpus_embeddings is None:
+        corpus_embeddings = embed_texts(model, tokenizer, corpus, max_seq_length, batch_size, progress=progress)
+    query_embeddings = embed_texts(model, tokenizer, queries, max_seq_length, batch_size, progress=progress)
+    return search(query_embeddings, corpus_embeddings, recall_num, index)
+
+
+def write_recall_result(path, queries, corpus, indices, scores):
+    """recall_result.txt: query<TAB>doc<TAB>score, one row per recalled doc, best first."""
+    rows = ((query, corpus[j], f"{s:.6f}") for query, row, row_scores in zip(queries, indices, scores) for j, s in zip(row, row_scores))
+    return write_lines(path, rows)
+
+
+def read_recall_result(path):
+    """recall_result.txt -> {query: [(doc, score), ...]} in file order. Malformed lines are skipped and counted."""
+    from ns_common.io import read_fields
+
+    result = {}
+    for query, doc, score in read_fields(path, 3):
+        try:
+            value = float(score)
+        except ValueError:
+            value = float("nan")
+        result.setdefault(query, []).append((doc, value))
+    return result
+
+
+def add_encoder_args(parser, with_params=True):
+    """Flags that load a trained encoder (the training flags' names)."""
+    parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from; also the tokenizer")
+    if with_params:
+        parser.add_argument("--params_path", default=None,
+                            help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
+                                 "and a seeded random projection: the untrained baseline")
+    parser.add_argument("--output_emb_size", type=int, default=256, help="the projection size used in training (0: none)")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
+    return parser
+
+
+def check_files(*flag_paths):
+    """Fails with one line when a given input file is missing."""
+    for flag, path in flag_paths:
+        try:
+            check_file(path, f"--{flag}")
+        except DataFileError as e:
+            fail(str(e))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_encoder_args(parser)
+    parser.add_argument("--corpus_file", required=True, help="one document a line")
+    parser.add_argument("--similar_text_pair_file", "--similar_text_pair", dest="similar_text_pair_file", required=True, help="query<TAB>gold doc; each distinct query is searched")
+    parser.add_argument("--recall_result_dir", default="recall_result_dir")
+    parser.add_argument("--recall_result_file", default="recall_result.txt")
+    parser.add_argument("--recall_num", type=int, default=50)
+    parser.add_argument("--index", choices=INDEX_TYPES, default="exact", help="exact (ground truth) or hnsw (approximate)")
+    args = parser.parse_args(argv)
+    if args.recall_num <= 0:
+        fail(f"--recall_num must be positive, got {args.recall_num}")
+    check_files(("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ns_common.semantic import load_encoder
+
+    set_device(args.device)
+    set_seed(1000)  # only matters without --params_path (the random projection of the untrained baseline)
+    queries, _ = read_similar_pairs(args.similar_text_pair_file)
+    corpus = read_corpus(args.corpus_file)
+    if not queries or not corpus:
+        fail(f"nothing to search: {len(queries)} queries in {args.similar_text_pair_file}, {len(corpus)} documents in {args.corpus_file}")
+    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    timer = Timer()
+    indices, scores = dense_recall(model, tokenizer, queries, corpus, args.recall_num, args.max_seq_length, args.batch_size, args.index, progress=True)
+    path = os.path.join(args.recall_result_dir, args.recall_result_file)
+    rows = write_recall_result(path, queries, corpus, indices, scores)
+    logger.info(f"recalled top {indices.shape[1]} of {len(corpus)} documents for {len(queries)} queries ({args.index}) in "
+                f"{timer.seconds:.1f}s ({(len(corpus) + len(queries)) / max(timer.seconds, 1e-9):.0f} texts/s) -> {path} ({rows} rows)")
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""predict / export / deploy for a trained semantic encoder: the shared implementation behind
+`<stage>/predict.py`, `<stage>/export_model.py` and `<stage>/deploy/python/predict.py` of simcse/ and
+inbatch_negative/ (the two stages train the same encoder, so their tools are the same).
+
+    predict:  cosine similarity of each text_a<TAB>text_b line (dynamic graph)
+    export:   --params_path -> --output_path/inference.json + inference.pdiparams (+ tokenizer files);
+              the graph's output is the normalised embedding
+    deploy:   Paddle Inference over an exported directory: embeddings (or similarities for pairs),
+              throughput, and with --params_path the max abs difference to the dynamic graph
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+
+from ns_common.io import read_text_pairs, read_texts, write_lines
+from ns_common.recall import add_encoder_args, check_files
+from ns_common.utils import Timer, fail, logger, set_device
+
+
+# ---------------------------------------------------------------- predict (dynamic graph)
+def predict_similarity(model, tokenizer, pairs, max_seq_length=64, batch_size=64):
+    """Cosine similarity of each (text_a, text_b) pair, as a float32 array."""
+    from ns_common.semantic import embed_texts
+
+    a = embed_texts(model, tokenizer, [p[0] for p in pairs], max_seq_length, batch_size)
+    b = embed_texts(model, tokenizer, [p[1] for p in pairs], max_seq_length, batch_size)
+    return np.sum(a * b, axis=1).astype(np.float32)
+
+
+def predict_main(argv=None):
+    parser = argparse.ArgumentParser(description="Cosine similarity of each text_a<TAB>text_b line with a trained encoder.")
+    add_encoder_args(parser)
+    parser.add_argument("--text_pair_file", required=True, help="text_a<TAB>text_b, e.g. recall/test.csv")
+    parser.add_argument("--output_file", default=None, help="write text_a<TAB>text_b<TAB>similarity here (default: print)")
+    args = parser.parse_args(argv)
+    check_files(("text_pair_file", args.text_pair_file))
+    from ns_common.semantic import load_encoder
+
+    set_device(args.device)
+    pairs = list(read_text_pairs(args.text_pair_file))
+    if not pairs:
+        fail(f"{args.text_pair_file}: no valid text_a<TAB>text_b lines")
+    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    timer = Timer()
+    sims = predict_similarity(model, tokenizer, pairs, args.max_seq_length, args.batch_size)
+    rows = [(a, b, f"{s:.6f}") for (a, b), s in zip(pairs, sims)]
+    if args.output_file:
+        write_lines(args.output_file, rows)
+    else:
+        for row in rows:
+            print("\t".join(row))
+    where = args.output_file or "stdout"
+    logger.info(f"scored {len(pairs)} pairs in {timer.seconds:.1f}s ({len(pairs) / max(timer.seconds, 1e-9):.0f} pairs/s), "
+                f"mean similarity {float(sims.mean()):.4f} -> {where}")
+    return sims
+
+
+# ---------------------------------------------------------------- export
+def export_encoder(model, tokenizer, output_path, extra_info=None):
+    """Static graph of model.forward (normalised embedding) + tokenizer files + config.json, in one directory."""
+    from ns_common.export import export_static
+
+    prefix = export_static(model, output_path)
+    tokenizer.save_pretrained(output_path)
+    # the backbone's config.json too: it names the architecture, so the tokenizer loads from this directory
+    model.ptm.config.save_pretrained(output_path)
+    info = {**model.encoder_config(), **(extra_info or {})}
+    with open(os.path.join(output_path, "export_info.json"), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, ensure_ascii=False)
+    return prefix
+
+
+def export_main(argv=None):
+    parser = argparse.ArgumentParser(description="Export a trained encoder to a Paddle Inference static graph (inference.json/.pdiparams).")
+    parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from")
+    parser.add_argument("--params_path", required=True, help="model_state.pdparams of a trained model (or its directory)")
+    parser.add_argument("--output_emb_size", type=int, default=256)
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
+    parser.add_argument("--output_path", default="./output", help="directory for inference.json, inference.pdiparams and the tokenizer")
+    args = parser.parse_args(argv)
+    from ns_common.semantic import load_encoder
+
+    set_device("cpu")
+    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    prefix = export_encoder(model, tokenizer, args.output_path,
+                            {"model_name_or_path": args.model_name_or_path, "params_path": args.params_path})
+    logger.info(f"exported encoder (embedding dim {model.embedding_dim}) -> {prefix}.json/.pdiparams with tokenizer in {args.output_path}")
+    return prefix
+
+
+# ---------------------------------------------------------------- deploy (Paddle Inference)
+def deploy_main(argv=None):
+    parser = argparse.ArgumentParser(description="Embeddings with Paddle Inference from an exported encoder; prints throughput.")
+    parser.add_argument("--model_dir", required=True, help="directory written by export_model.py")
+    parser.add_argument("--input_file", required=True, help="one text a line (-> embeddings), or text_a<TAB>text_b lines with --pairs (-> similarities)")
+    parser.add_argument("--pairs", action="store_true", help="input lines are text_a<TAB>text_b: print their cosine similarity")
+    parser.add_argument("--output_file", default=None, help="embeddings as .npy, or similarities as text_a<TAB>text_b<TAB>score with --pairs")
+    parser.add_argument("--tokenizer_dir", default=None, help="where the tokenizer files are (default: --model_dir)")
+    parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--enable_mkldnn", action="store_true")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--params_path", default=None, help="also run the dynamic graph of this checkpoint and print the max abs difference")
+    parser.add_argument("--model_name_or_path", default=None, help="backbone directory for --params_path")
+    parser.add_argument("--output_emb_size", type=int, default=256, help="projection size for --params_path")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="pooling for --params_path (default: the checkpoint's)")
+    args = parser.parse_args(argv)
+    check_files(("input_file", args.input_file))
+    if args.params_path and not args.model_name_or_path:
+        fail("--params_path needs --model_name_or_path (the backbone it was trained from)")
+    from ns_common.modeling import load_tokenizer
+    from ns_common.predictor import InferencePredictor
+
+    predictor = InferencePredictor(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn)
+    tokenizer = load_tokenizer(args.tokenizer_dir or args.model_dir)
+    if args.pairs:
+        pairs = list(read_text_pairs(args.input_file))
+        texts = [a for a, _ in pairs] + [b for _, b in pairs]
+    else:
+        texts = list(read_texts(args.input_file))
+    if not texts:
+        fail(f"{args.input_file}: no texts")
+    embeddings = predictor.encode(texts, tokenizer, args.max_seq_length, args.batch_size, progress=True)
+    logger.info(f"Paddle Inference ({args.device}, {args.cpu_threads} threads{', mkldnn' if args.enable_mkldnn else ''}): "
+                f"{len(texts)} texts, batch {args.batch_size}, {predictor.last_throughput:.1f} texts/s, embedding dim {embeddings.shape[1]}")
+    if args.pairs:
+        n = len(pairs)
+        sims = np.sum(embeddings[:n] * embeddings[n:], axis=1)
+        rows = [(a, b, f"{s:.6f}") for (a, b), s in zip(pairs, sims)]
+        if args.output_file:
+            write_lines(args.output_file, rows)
+        else:
+            for row in rows:
+                print("\t".join(row))
+    elif args.output_file:
+        np.save(args.output_file, embeddings)
+        logger.info(f"wrote {embeddings.shape} embeddings -> {args.output_file}")
+    if args.params_path:
+        from ns_common.semantic import embed_texts, load_encoder
+
+        set_device("cpu")
+        model, _ = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+        dynamic = embed_texts(model, tokenizer, texts, args.max_seq_length, args.batch_size)
+        diff = float(np.max(np.abs(dynamic - embeddings)))
+        logger.info(f"max abs difference to the dynamic graph: {diff:.2e} ({'OK' if diff < 1e-4 else 'MISMATCH'})")
+    return embeddings

@@ -1,0 +1,1 @@
+"""Recall stage: vector search over the corpus (recall/milvus: feature extraction, Milvus index, query CLI)."""

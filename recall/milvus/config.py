@@ -1,0 +1,164 @@
+"""Milvus settings: recall/milvus/config.yml holds the defaults, --config another YAML file, and every key
+is also a flag (--uri, --collection, --index_type, ...) that wins over both."""
+import argparse
+import os
+from dataclasses import dataclass
+
+import yaml
+
+from ns_common.utils import fail
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
+INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT")
+METRIC_TYPES = ("IP", "COSINE", "L2")
+ANALYZERS = ("jieba", "standard")
+
+
+@dataclass
+class MilvusConfig:
+    uri: str
+    token: str
+    collection: str
+    partition: str
+    dim: int | None
+    metric_type: str
+    index_type: str
+    hnsw_m: int
+    hnsw_ef_construction: int
+    ivf_nlist: int
+    search_ef: int
+    search_nprobe: int
+    text_max_length: int
+    batch_size: int
+    bm25: bool
+    analyzer: str
+    hybrid_candidates: int
+    rrf_k: int
+
+    @property
+    def is_lite(self):
+        return is_lite_uri(self.uri)
+
+    def index_params(self):
+        """Build parameters of the dense index."""
+        if self.index_type == "HNSW":
+            return {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction}
+        if self.index_type == "IVF_FLAT":
+            return {"nlist": self.ivf_nlist}
+        return {}
+
+    def search_params(self, top_k):
+        """Search parameters of the dense index for a request of top_k hits."""
+        if self.index_type == "HNSW":
+            return {"metric_type": self.metric_type, "params": {"ef": max(self.search_ef, top_k)}}
+        if self.index_type == "IVF_FLAT":
+            return {"metric_type": self.metric_type, "params": {"nprobe": self.search_nprobe}}
+        return {"metric_type": self.metric_type, "params": {}}
+
+
+def is_lite_uri(uri):
+    """A local .db file (embedded Milvus Lite) rather than a server address."""
+    return not uri.lower().startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def _bool(text):
+    if str(text).lower() in ("true", "1", "yes", "on"):
+        return True
+    if str(text).lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _optional_int(text):
+    return None if str(text).lower() in ("", "none", "null", "auto") else int(text)
+
+
+# flag type and help of each key (the default values live in config.yml)
+SETTINGS = {
+    "uri": (str, "Milvus Lite file (*.db) or server address http://host:19530"),
+    "token": (str, "credentials of a server with authentication: user:password or an API key"),
+    "collection": (str, "collection name"),
+    "partition": (str, "partition name ('' = default partition)"),
+    "dim": (_optional_int, "embedding size (default: from the .npy / the model; checked when given)"),
+    "metric_type": (str, f"one of {', '.join(METRIC_TYPES)}"),
+    "index_type": (str, f"one of {', '.join(INDEX_TYPES)}"),
+    "hnsw_m": (int, "HNSW M (graph degree)"),
+    "hnsw_ef_construction": (int, "HNSW efConstruction"),
+    "ivf_nlist": (int, "IVF_FLAT nlist"),
+    "search_ef": (int, "HNSW search ef (at least top_k)"),
+    "search_nprobe": (int, "IVF_FLAT search nprobe"),
+    "text_max_length": (int, "characters of each text stored in Milvus"),
+    "batch_size": (int, "rows per insert request"),
+    "bm25": (_bool, "add the BM25 sparse field where the server supports it (true/false)"),
+    "analyzer": (str, f"BM25 analyzer tokenizer: {', '.join(ANALYZERS)}"),
+    "hybrid_candidates": (int, "hits taken from each route before hybrid RRF fusion"),
+    "rrf_k": (int, "k of reciprocal rank fusion"),
+}
+
+
+def add_config_args(parser, skip=()):
+    """Adds --config and one flag per setting (default None: the YAML value applies).
+    skip: settings whose flag name the script already uses for something else (e.g. batch_size)."""
+    group = parser.add_argument_group("Milvus settings (defaults: recall/milvus/config.yml)")
+    group.add_argument("--config", default=DEFAULT_CONFIG, help="YAML file with Milvus settings")
+    for key, (type_, help_) in SETTINGS.items():
+        if key not in skip:
+            group.add_argument(f"--{key}", type=type_, default=None, help=help_)
+    return parser
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        fail(f"--config {path}: file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        fail(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
+    if not isinstance(values, dict):
+        fail(f"--config {path}: expected key: value pairs")
+    unknown = sorted(set(values) - set(SETTINGS))
+    if unknown:
+        fail(f"--config {path}: unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
+    return values
+
+
+def load_config(args=None, **overrides):
+    """Defaults from config.yml, then the file of --config, then flags, then keyword overrides."""
+    values = _read_yaml(DEFAULT_CONFIG)
+    config_file = getattr(args, "config", None) or DEFAULT_CONFIG
+    if os.path.abspath(config_file) != DEFAULT_CONFIG:
+        values.update(_read_yaml(config_file))
+    for key, (type_, _) in SETTINGS.items():
+        flag = getattr(args, key, None) if args is not None else None
+        if flag is not None:
+            values[key] = flag
+        elif values.get(key) is not None and type_ in (int, _bool, _optional_int):
+            values[key] = type_(values[key])  # YAML may hold "16" or "yes"
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["token"] = values.get("token") or ""
+    values["partition"] = values.get("partition") or ""
+    config = MilvusConfig(**values)
+    validate(config)
+    return config
+
+
+def validate(config):
+    config.index_type = config.index_type.upper()
+    config.metric_type = config.metric_type.upper()
+    if config.index_type not in INDEX_TYPES:
+        fail(f"--index_type {config.index_type}: expected one of {', '.join(INDEX_TYPES)}")
+    if config.metric_type not in METRIC_TYPES:
+        fail(f"--metric_type {config.metric_type}: expected one of {', '.join(METRIC_TYPES)}")
+    if config.analyzer not in ANALYZERS:
+        fail(f"--analyzer {config.analyzer}: expected one of {', '.join(ANALYZERS)}")
+    if not config.collection or not config.collection.replace("_", "a").isalnum() or config.collection[0].isdigit():
+        fail(f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit")
+    for key in ("hnsw_m", "hnsw_ef_construction", "ivf_nlist", "search_ef", "search_nprobe", "text_max_length", "batch_size",
+                "hybrid_candidates", "rrf_k"):
+        if getattr(config, key) <= 0:
+            fail(f"--{key} must be positive, got {getattr(config, key)}")
+    if config.dim is not None and config.dim <= 0:
+        fail(f"--dim must be positive, got {config.dim}")
+    if config.is_lite and not config.uri.endswith(".db"):
+        fail(f"--uri {config.uri}: a Milvus Lite file must end in .db, a server address must start with http:// or https://")

@@ -1,0 +1,139 @@
+"""Starts a real Milvus server (pip `milvus==2.3.5`, the `milvus-server` launcher of Milvus standalone) on
+free loopback ports with its own data directory, for the client/server tests, the benchmark and local
+trials. Production users point --uri at their own standalone/cluster instead.
+
+    bash scripts/setup_milvus_server.sh                     # once: the server's own venv
+    python -m recall.milvus.local_server --data_dir /tmp/milvus_trial [--authorization]
+    # prints the URI (http://127.0.0.1:PORT) and serves until Ctrl+C
+
+The server venv is $NS_MILVUS_VENV, default ~/.cache/neural_search/milvus-venv (it pins the server's
+own dependencies, which clash with this project's).
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from ns_common.utils import fail, logger
+
+DEFAULT_VENV = os.environ.get("NS_MILVUS_VENV", os.path.expanduser("~/.cache/neural_search/milvus-venv"))
+PORT_FLAGS = ("--etcd-port", "--root-coord-port", "--proxy-port", "--proxy-internal-port", "--query-coord-port",
+              "--query-node-port", "--index-coord-port", "--index-node-port", "--data-coord-port", "--data-node-port")
+READY_BANNER = "Ctrl+C to exit"  # milvus-server prints it once its /healthz answers OK
+
+
+def server_executable(venv=DEFAULT_VENV):
+    return os.path.join(venv, "bin", "milvus-server")
+
+
+def free_ports(n):
+    """n distinct free loopback ports (bound together, so no two are equal, then released)."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class LocalMilvusServer:
+    def __init__(self, data_dir, venv=DEFAULT_VENV, authorization=False, startup_timeout_s=180):
+        self.data_dir = os.path.abspath(data_dir)
+        self.executable = server_executable(venv)
+        self.authorization = authorization
+        self.startup_timeout_s = startup_timeout_s
+        self.process = None
+        self.port = None
+
+    @property
+    def uri(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self):
+        return os.path.join(self.data_dir, "milvus-server.out")
+
+    def start(self):
+        if not os.path.isfile(self.executable):
+            raise FileNotFoundError(f"{self.executable} not found: run scripts/setup_milvus_server.sh (or set NS_MILVUS_VENV)")
+        os.makedirs(self.data_dir, exist_ok=True)
+        ports = free_ports(len(PORT_FLAGS))
+        self.port = ports[PORT_FLAGS.index("--proxy-port")]
+        command = [self.executable, "--data", self.data_dir]
+        for flag, port in zip(PORT_FLAGS, ports):
+            command += [flag, str(port)]
+        if self.authorization:
+            command += ["--authorization-enabled", "true"]
+        with open(self.log_file, "w", encoding="utf-8") as log:
+            # a session of its own: stop() can end the launcher and the milvus process it starts together
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready()
+        logger.info(f"Milvus 2.3.5 server (pid {self.process.pid}) ready at {self.uri}, data in {self.data_dir}")
+        return self
+
+    def _wait_ready(self):
+        deadline = time.time() + self.startup_timeout_s
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"milvus-server exited with code {self.process.returncode}; see {self.log_file}")
+            with open(self.log_file, encoding="utf-8", errors="replace") as f:
+                if READY_BANNER in f.read():
+                    return
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"milvus-server not ready after {self.startup_timeout_s}s; see {self.log_file}")
+
+    def stop(self):
+        """SIGINT to the launcher (it stops milvus), then SIGKILL to its process group if still alive."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the group we started: milvus and its children
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait(timeout=15)
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True, help="the server's data directory")
+    parser.add_argument("--venv", default=DEFAULT_VENV, help="venv with pip milvus==2.3.5 (scripts/setup_milvus_server.sh)")
+    parser.add_argument("--authorization", action="store_true", help="require credentials (user root, password Milvus)")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(server_executable(args.venv)):
+        fail(f"{server_executable(args.venv)} not found: run scripts/setup_milvus_server.sh first")
+    server = LocalMilvusServer(args.data_dir, args.venv, args.authorization)
+    try:
+        server.start()
+        print(f"Milvus server at {server.uri}" + (" (token root:Milvus)" if args.authorization else "") + "; Ctrl+C to stop", flush=True)
+        while server.process.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as e:
+        fail(str(e))
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The text encoder of the Milvus stage: texts -> L2-normalised embeddings, either through the exported
+Paddle Inference model (--model_dir, the deployment path) or the dynamic graph of a checkpoint
+(--params_path + --model_name_or_path). Feature extraction and queries must use the same one."""
+import os
+
+import numpy as np
+
+from ns_common.utils import fail, logger, quiet_paddlenlp
+
+
+def _bool(text):
+    return str(text).lower() in ("true", "1", "yes", "on")
+
+
+def add_model_args(parser, batch_size=64):
+    group = parser.add_argument_group("model")
+    group.add_argument("--model_dir", default=None,
+                       help="exported model (inference.json + inference.pdiparams, tokenizer files alongside)")
+    group.add_argument("--model_name_or_path", default=None,
+                       help="tokenizer (and, with --params_path, backbone) when --model_dir holds no tokenizer files")
+    group.add_argument("--params_path", default=None,
+                       help="dynamic-graph checkpoint (model_state.pdparams) instead of --model_dir")
+    group.add_argument("--output_emb_size", type=int, default=0, help="with --params_path: the model's output_emb_size")
+    group.add_argument("--max_seq_length", type=int, default=64, help="tokens per text (longer texts are cut)")
+    group.add_argument("--batch_size", type=int, default=batch_size, help="texts per forward pass")
+    group.add_argument("--device", default="cpu", help="cpu or gpu (gpu:N)")
+    group.add_argument("--cpu_threads", type=int, default=2, help="Paddle Inference CPU math threads")
+    group.add_argument("--enable_mkldnn", type=_bool, nargs="?", const=True, default=False,
+                       help="oneDNN kernels for Paddle Inference on CPU")
+    return parser
+
+
+def check_model_args(args):
+    """Flag checks that need no model loading (call before anything slow)."""
+    if not args.model_dir and not args.params_path:
+        fail("give the model: --model_dir (exported model) or --params_path with --model_name_or_path")
+    if args.model_dir and args.params_path:
+        fail("--model_dir and --params_path are alternatives: give one")
+    if args.model_dir and not os.path.isdir(args.model_dir):
+        fail(f"--model_dir {args.model_dir}: no such directory")
+    if args.params_path and not args.model_name_or_path:
+        fail("--params_path needs --model_name_or_path (the backbone the checkpoint was trained from)")
+    if args.max_seq_length < 3 or args.batch_size < 1:
+        fail("--max_seq_length must be at least 3 and --batch_size at least 1")
+
+
+def load_tokenizer_for(model_dir, model_name_or_path=None):
+    """The tokenizer of --model_name_or_path when given, else the one saved in the exported model dir."""
+    quiet_paddlenlp()
+    if model_name_or_path:
+        from ns_common.modeling import load_tokenizer
+
+        return load_tokenizer(model_name_or_path)
+    if not os.path.isfile(os.path.join(model_dir, "tokenizer_config.json")):
+        fail(f"--model_dir {model_dir} holds no tokenizer files (tokenizer_config.json, vocab.txt): "
+             "pass --model_name_or_path with the tokenizer the model was trained with")
+    from paddlenlp.transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+class TextEncoder:
+    def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=0,
+                 max_seq_length=64, batch_size=64, device="cpu", cpu_threads=2, enable_mkldnn=False):
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.kind = "inference" if model_dir else "dynamic"
+        if model_dir:
+            from ns_common.predictor import InferencePredictor
+
+            self.tokenizer = load_tokenizer_for(model_dir, model_name_or_path)
+            self.predictor = InferencePredictor(model_dir, device, cpu_threads, enable_mkldnn)
+        else:
+            from ns_common.semantic import load_encoder
+            from ns_common.utils import set_device
+
+            set_device(device)
+            self.model, self.tokenizer = load_encoder(model_name_or_path, params_path, output_emb_size)
+            self.model.eval()
+        self._dim = None
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(args.model_dir, args.model_name_or_path, args.params_path, args.output_emb_size,
+                   args.max_seq_length, args.batch_size, args.device, args.cpu_threads, args.enable_mkldnn)
+
+    def encode(self, texts):
+        """float32 [len(texts), dim]; rows are L2-normalised by the model itself."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self.kind == "inference":
+            # batches of similar length pad less (embed_texts does the same for the dynamic graph)
+            order = np.argsort([len(t) for t in texts], kind="stable")
+            ordered = self.predictor.encode([texts[i] for i in order], self.tokenizer, self.max_seq_length, self.batch_size)
+            vectors = np.empty_like(ordered)
+            vectors[order] = ordered
+        else:
+            from ns_common.semantic import embed_texts
+
+            vectors = embed_texts(self.model, self.tokenizer, texts, self.max_seq_length, self.batch_size)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @property
+    def dim(self):
+        if self._dim is None:
+            self._dim = int(self.encode(["维度"]).shape[1])
+        return self._dim
+
+    def n_tokens(self, text):
+        """Tokens the text takes with [CLS] and [SEP], before truncation."""
+        return len(self.tokenizer.tokenize(text)) + 2
+
+    def warn_if_truncated(self, texts, what="query"):
+        too_long = [t for t in texts if self.n_tokens(t) > self.max_seq_length]
+        if too_long:
+            logger.warning(f"{len(too_long)} {what}{'s' if len(too_long) > 1 else ''} longer than --max_seq_length "
+                           f"{self.max_seq_length} tokens, cut to the first {self.max_seq_length - 2} "
+                           f"(e.g. {too_long[0][:40]!r}, {self.n_tokens(too_long[0])} tokens)")
+        return len(too_long)

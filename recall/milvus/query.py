@@ -1,0 +1,124 @@
+"""Searches the Milvus collection: one query, a stored document's neighbours, or a whole query file.
+
+    # one query: rank, id, score, text (--json for machine-readable output)
+    python -m recall.milvus.query --model_dir output/inbatch_negative/export --query "中西方语言与文化的差异" --top_k 10
+    python -m recall.milvus.query --query "语言 文化 差异" --mode bm25      # no model needed
+    # neighbours of document 18 by its stored vector (PaddleNLP's milvus_ann_search.py --search --index 18)
+    python -m recall.milvus.query --search_by_id 18
+    # batch: query<TAB>gold lines (or plain queries) -> recall_result.txt (query<TAB>doc<TAB>score,
+    # --recall_num rows a query), scored right away when the file has gold docs
+    python -m recall.milvus.query --model_dir output/inbatch_negative/export --mode hybrid \
+        --query_file data/sample/recall/dev.csv --recall_result_file output/milvus/recall_result_hybrid.txt
+
+Modes: dense (semantic vectors), bm25 (Milvus' BM25 on the text, jieba words), hybrid (both, fused by RRF).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from ns_common.io import write_lines
+from ns_common.utils import fail, logger
+from recall.milvus.config import add_config_args, load_config
+from recall.milvus.data import read_queries
+from recall.milvus.model import TextEncoder, add_model_args, check_model_args
+from recall.milvus.search import MODES, MilvusSearcher, SearchError
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_argument_group("what to search (one of)")
+    what.add_argument("--query", default=None, help="a query text")
+    what.add_argument("--search_by_id", "--index", dest="search_by_id", type=int, default=None,
+                      help="id (corpus line number) of a stored document: its nearest neighbours")
+    what.add_argument("--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line")
+    parser.add_argument("--mode", choices=MODES, default="dense")
+    parser.add_argument("--top_k", type=int, default=10, help="hits shown for --query / --search_by_id")
+    parser.add_argument("--recall_num", type=int, default=50, help="hits written per query of --query_file")
+    parser.add_argument("--recall_result_file", default="output/milvus/recall_result.txt", help="output of --query_file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    # TODO(lead): --rerank / --rerank_model: ernie_matching.reranker.Reranker(...).rerank(query, hits, top_k) in retrieve()
+    add_model_args(parser, batch_size=64)
+    add_config_args(parser, skip=("batch_size",))
+    args = parser.parse_args(argv)
+    given = [name for name in ("query", "search_by_id", "query_file") if getattr(args, name) is not None]
+    if len(given) != 1:
+        fail("give exactly one of --query, --search_by_id, --query_file")
+    if args.query is not None and not args.query.strip():
+        fail("--query is empty: give some text to search for")
+    if args.query_file is not None and not os.path.isfile(args.query_file):
+        fail(f"--query_file {args.query_file}: file not found")
+    if args.top_k < 1 or args.recall_num < 1:
+        fail("--top_k and --recall_num must be positive")
+    needs_model = args.search_by_id is None and args.mode != "bm25"
+    if needs_model:
+        check_model_args(args)
+    return args
+
+
+def retrieve(searcher, queries, mode, n):
+    """The n best hits of each query. A reranker goes here: fetch more (--recall_num), rerank, keep top_k."""
+    return searcher.search_batch(queries, top_k=n, mode=mode)
+
+
+def print_hits(title, hits, as_json):
+    if as_json:
+        print(json.dumps({**title, "hits": [{"rank": r, **h.to_dict()} for r, h in enumerate(hits, 1)]}, ensure_ascii=False))
+        return
+    print(" ".join(f"{k}: {v}" for k, v in title.items()))
+    print("rank\tid\tscore\ttext")
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}")
+
+
+def run_query_file(searcher, args):
+    """Writes recall_result.txt for every query of the file; returns the metrics when golds are given."""
+    from ns_common.evaluate import recall_metrics, report
+
+    queries, golds = read_queries(args.query_file)
+    if not queries:
+        fail(f"--query_file {args.query_file}: no queries")
+    if golds is not None:  # each distinct query once, all its gold docs (the recall stage's convention)
+        gold = {}
+        for q, g in zip(queries, golds):
+            gold.setdefault(q, set()).add(g)
+        queries = list(gold)
+    start = time.time()
+    results = retrieve(searcher, queries, args.mode, args.recall_num)
+    seconds = time.time() - start
+    n_rows = write_lines(args.recall_result_file,
+                         ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits))
+    logger.info(f"{len(queries)} queries ({args.mode}) in {seconds:.1f}s = {len(queries) / max(seconds, 1e-9):.1f} queries/s: "
+                f"{n_rows} rows -> {args.recall_result_file}")
+    if golds is None:
+        return None
+    ranked = {q: [hit.text for hit in hits] for q, hits in zip(queries, results)}
+    metrics = recall_metrics(queries, gold, ranked, args.recall_num)
+    report(f"milvus-{args.mode}", metrics)
+    return metrics
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = load_config(args)
+    needs_model = args.search_by_id is None and args.mode != "bm25"
+    encoder = TextEncoder.from_args(args) if needs_model else None
+    with MilvusSearcher(config, encoder) as searcher:
+        try:
+            if args.query_file is not None:
+                return run_query_file(searcher, args)
+            if args.search_by_id is not None:
+                hits = searcher.search_by_id(args.search_by_id, args.top_k)
+                print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)
+            else:
+                hits = retrieve(searcher, [args.query], args.mode, args.top_k)[0]
+                print_hits({"query": args.query, "mode": args.mode}, hits, args.json)
+        except SearchError as e:
+            fail(str(e))
+    sys.stdout.flush()
+    return hits
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Search over a collection built by insert.py: dense (semantic vectors), bm25 (Milvus' BM25 function on the
+text) and hybrid (both requests fused with reciprocal rank fusion by Milvus' hybrid_search).
+
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+
+    with MilvusSearcher(load_config(), TextEncoder(model_dir="output/inbatch_negative/export")) as searcher:
+        for hit in searcher.search("中西方语言与文化的差异", top_k=10, mode="hybrid"):
+            print(hit.id, hit.score, hit.text)
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ns_common.utils import fail
+from recall.milvus import store
+
+MODES = ("dense", "bm25", "hybrid")
+QUERIES_PER_REQUEST = 64  # keeps each gRPC request small for a long --query_file
+
+
+class SearchError(ValueError):
+    """A request that cannot be served (empty query, unknown id, mode the collection lacks)."""
+
+
+@dataclass
+class Hit:
+    id: int
+    score: float  # dense: inner product (cosine); bm25: BM25 score; hybrid: RRF score. Higher is better.
+    text: str
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class MilvusSearcher:
+    def __init__(self, config, encoder=None, warn_truncation=True):
+        """encoder (a recall.milvus.model.TextEncoder) embeds queries; needed for dense and hybrid modes."""
+        self.config = config
+        self.encoder = encoder
+        self.warn_truncation = warn_truncation
+        self.client = store.connect(config, must_exist=True)
+        with store.milvus_errors(config, "opening the collection"):
+            self.info = store.describe(self.client, config)
+            if self.info is None:
+                store.close(self.client, config)
+                fail(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m recall.milvus.insert)")
+            self.client.load_collection(config.collection)
+        if encoder is not None and encoder.dim != self.info.dim:
+            store.close(self.client, config)
+            fail(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
+                 f"{self.info.dim}-dim ones: use the model the collection was built with")
+
+    def close(self):
+        store.close(self.client, self.config)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def modes(self):
+        """Modes this collection can serve (bm25 and hybrid need the BM25 field and Milvus >= 2.5)."""
+        return MODES if self.info.has_bm25 else ("dense",)
+
+    def _check(self, queries, top_k, mode, have_vectors=False):
+        if mode not in MODES:
+            raise SearchError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+        if mode not in self.modes:
+            raise SearchError(f"--mode {mode} needs the BM25 field, which collection {self.config.collection} at "
+                              f"{self.config.uri} lacks (Milvus < 2.5, or inserted with bm25: false): use --mode dense")
+        if mode != "bm25" and self.encoder is None and not have_vectors:
+            raise SearchError(f"--mode {mode} needs a model to embed the query (--model_dir or --params_path)")
+        if not 1 <= top_k <= 16384:
+            raise SearchError(f"top_k must be between 1 and 16384 (Milvus' limit), got {top_k}")
+        cleaned = [" ".join(str(q).split()) for q in queries]
+        empty = [i for i, q in enumerate(cleaned) if not q]
+        if empty:
+            raise SearchError(f"empty query (query #{empty[0] + 1}): give some text to search for")
+        return cleaned
+
+    def search(self, query, top_k=10, mode="dense"):
+        """Ranked hits (best first) of one query."""
+        return self.search_batch([query], top_k, mode)[0]
+
+    def search_batch(self, queries, top_k=10, mode="dense", vectors=None):
+        """One ranked hit list per query. A route may return fewer than top_k hits (e.g. BM25 when no
+        query word occurs in the corpus). vectors: the queries' embeddings when already computed."""
+        queries = self._check(queries, top_k, mode, have_vectors=vectors is not None)
+        if vectors is not None and len(vectors) != len(queries):
+            raise SearchError(f"{len(vectors)} vectors for {len(queries)} queries")
+        if mode != "bm25" and vectors is None and self.warn_truncation:
+            self.encoder.warn_if_truncated(queries)
+        results = []
+        with store.milvus_errors(self.config, f"{mode} search"):
+            for start in range(0, len(queries), QUERIES_PER_REQUEST):
+                chunk = queries[start : start + QUERIES_PER_REQUEST]
+                chunk_vectors = None if vectors is None else np.asarray(vectors[start : start + QUERIES_PER_REQUEST], dtype=np.float32)
+                results.extend(self._search_chunk(chunk, top_k, mode, chunk_vectors))
+        return results
+
+    def search_vectors(self, vectors, top_k=10):
+        """Dense search by query embeddings (float32 [n, dim]) computed elsewhere."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
+        with store.milvus_errors(self.config, "dense search"):
+            return [hits for start in range(0, len(vectors), QUERIES_PER_REQUEST)
+                    for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k)]
+
+    def _search_chunk(self, queries, top_k, mode, vectors=None):
+        partitions = store.partition_names(self.config)
+        if mode != "bm25" and vectors is None:
+            vectors = self.encoder.encode(queries)
+        if mode == "dense":
+            return self._dense(vectors, top_k)
+        if mode == "bm25":
+            raw = self.client.search(self.config.collection, data=queries, anns_field=store.SPARSE_FIELD, limit=top_k,
+                                     search_params={"metric_type": "BM25"}, output_fields=[store.TEXT_FIELD],
+                                     partition_names=partitions)
+            # BM25 scores are positive; Milvus Lite 3.2 reports them negated
+            return [[Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")) for h in hits] for hits in raw]
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        pool = max(top_k, self.config.hybrid_candidates)
+        requests = [
+            AnnSearchRequest(data=vectors.tolist(), anns_field=store.DENSE_FIELD, param=self.config.search_params(pool), limit=pool),
+            AnnSearchRequest(data=queries, anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool),
+        ]
+        raw = self.client.hybrid_search(self.config.collection, reqs=requests, ranker=RRFRanker(self.config.rrf_k), limit=top_k,
+                                        output_fields=[store.TEXT_FIELD], partition_names=partitions)
+        return self._hits(raw)
+
+    def _dense(self, vectors, top_k):
+        raw = self.client.search(self.config.collection, data=vectors.tolist(), anns_field=store.DENSE_FIELD, limit=top_k,
+                                 search_params=self.config.search_params(top_k), output_fields=[store.TEXT_FIELD],
+                                 partition_names=store.partition_names(self.config))
+        return self._hits(raw)
+
+    @staticmethod
+    def _hits(raw):
+        return [[Hit(int(h["id"]), float(h["distance"]), h["entity"].get(store.TEXT_FIELD, "")) for h in hits] for hits in raw]
+
+    def get_by_id(self, ids, with_vectors=False):
+        """{id: text} (or {id: (text, vector)}) of the stored documents; unknown ids are absent."""
+        fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
+        with store.milvus_errors(self.config, "get by id"):
+            rows = self.client.get(self.config.collection, ids=[int(i) for i in ids], output_fields=fields,
+                                   partition_names=store.partition_names(self.config))
+        if with_vectors:
+            return {int(r["id"]): (r[store.TEXT_FIELD], r[store.DENSE_FIELD]) for r in rows}
+        return {int(r["id"]): r[store.TEXT_FIELD] for r in rows}
+
+    def search_by_id(self, doc_id, top_k=10):
+        """Neighbours of a stored document by its own vector (PaddleNLP's milvus_ann_search.py --index)."""
+        found = self.get_by_id([doc_id], with_vectors=True)
+        if doc_id not in found:
+            raise SearchError(f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}")
+        return self.search_vectors(found[doc_id][1], top_k)[0]

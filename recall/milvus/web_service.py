@@ -1,0 +1,360 @@
+r"""HTTP service and web page over the Milvus index: text -> vector, and query -> top-K documents.
+
+    python -m recall.milvus.web_service --model_dir output/inbatch_negative/export \
+        [--config recall/milvus/config.yml --uri ./milvus_data/neural_search.db] \
+        [--reranker_dir output/ernie_matching/export] [--host 127.0.0.1 --port 8000]
+
+then open http://127.0.0.1:8000/ (the page) or call the JSON API:
+
+    GET  /api/health  status, model, dim, collection, documents, modes, reranker, limits
+    POST /api/embed   {"texts": ["..."]}  -> {"model", "dim", "vectors", "norms", "timings_ms"}
+    POST /api/search  {"query": "...", "top_k": 10, "mode": "dense|bm25|hybrid", "rerank": false}
+                      -> {"hits": [{"rank", "id", "text", "score", "recall_score", "rerank_score"}], "timings_ms"}
+    GET  /openapi.json (and /docs, whose Swagger UI comes from a CDN; the page itself needs none)
+
+The models and the Milvus client are loaded once at start. Neither Paddle Inference predictors nor the
+Milvus Lite client may be called from two threads at once, so requests take turns on one lock (the
+"wait" timing says how long a request queued). Bad requests get a 4xx JSON answer {"error": "..."};
+the service keeps serving.
+"""
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Literal
+
+import numpy as np
+
+from ns_common.utils import fail, logger
+from recall.milvus.config import add_config_args, load_config
+from recall.milvus.model import add_model_args, check_model_args
+from recall.milvus.search import MODES
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the service to the network)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--reranker_dir", default=None,
+                        help="ERNIE-Gram reranker (exported dir or checkpoint dir); without it rerank requests get a 400")
+    parser.add_argument("--rerank_candidates", type=int, default=50, help="recall hits handed to the reranker per query")
+    parser.add_argument("--max_texts", type=int, default=32, help="most texts in one /api/embed request")
+    parser.add_argument("--max_text_length", type=int, default=1000, help="most characters of a text or a query")
+    parser.add_argument("--max_top_k", type=int, default=100, help="largest top_k of /api/search")
+    parser.add_argument("--max_body_bytes", type=int, default=1 << 20, help="largest request body")
+    parser.add_argument("--log_level", default="info", choices=("debug", "info", "warning", "error"))
+    add_model_args(parser, batch_size=32)
+    add_config_args(parser, skip=("batch_size",))
+    args = parser.parse_args(argv)
+    check_model_args(args)
+    if args.reranker_dir:
+        if not os.path.isdir(args.reranker_dir):
+            fail(f"--reranker_dir {args.reranker_dir}: no such directory")
+        reranker_kind(args.reranker_dir)
+    for name in ("rerank_candidates", "max_texts", "max_text_length", "max_top_k", "max_body_bytes"):
+        if getattr(args, name) < 1:
+            fail(f"--{name} must be positive, got {getattr(args, name)}")
+    if not 0 <= args.port <= 65535:
+        fail(f"--port {args.port}: expected 0..65535")
+    check_port_free(args.host, args.port)
+    return args
+
+
+def check_port_free(host, port):
+    """Fails before any model is loaded when the address is taken (uvicorn would only notice after)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            fail(f"cannot listen on {host}:{port}: {e.strerror or e} (another service there? pick another --port)")
+
+
+class ApiError(Exception):
+    """A request the service answers with an HTTP error status and a one-line message."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class TimedEncoder:
+    """A TextEncoder that adds up the seconds spent in encode() (the request's "encode" phase)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.seconds = 0.0
+
+    def encode(self, texts):
+        start = time.perf_counter()
+        try:
+            return self.encoder.encode(texts)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name):  # dim, max_seq_length, warn_if_truncated, ...
+        return getattr(self.encoder, name)
+
+
+class SearchService:
+    """The recall model, the Milvus collection and the optional reranker, used by one request at a time."""
+
+    def __init__(self, args, config):
+        from recall.milvus import store
+        from recall.milvus.model import TextEncoder
+        from recall.milvus.search import MilvusSearcher
+
+        self.lock = threading.Lock()
+        self.model_name = os.path.normpath(args.model_dir or args.params_path)
+        self.encoder = TimedEncoder(TextEncoder.from_args(args))
+        self.searcher = MilvusSearcher(config, self.encoder)
+        with store.milvus_errors(config, "counting documents"):
+            self.documents = store.count_entities(self.searcher.client, config)
+        self.dim = self.searcher.info.dim
+        self.rerank_candidates = args.rerank_candidates
+        self.reranker, self.reranker_name = None, None
+        if args.reranker_dir:
+            self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads)
+            self.reranker_name = os.path.normpath(args.reranker_dir)
+        # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
+        for mode in self.searcher.modes:
+            self.searcher.search("预热", 1, mode)
+        self.started = time.time()
+
+    def close(self):
+        self.searcher.close()
+
+    def _locked(self, work):
+        """Runs work() alone; returns (result, seconds waited for the lock). Failures of the model or of
+        Milvus become a 5xx answer (logged with their traceback) instead of ending the service."""
+        queued = time.perf_counter()
+        with self.lock:
+            waited = time.perf_counter() - queued
+            try:
+                return work(), waited
+            except ApiError:
+                raise
+            except SystemExit as e:  # store.milvus_errors turns a Milvus failure into fail() -> SystemExit
+                logger.error(f"Milvus request failed (exit {e.code}); the message is printed above")
+                raise ApiError(503, "the search backend (Milvus) failed on this request; see the service log") from None
+            except Exception as e:  # noqa: BLE001 - one bad request must not stop the service
+                logger.exception("request failed")
+                raise ApiError(500, f"internal error: {type(e).__name__}: {e}") from None
+
+    def health(self):
+        """Status, with a live count of the collection (so a broken Milvus shows here as a 503)."""
+        from recall.milvus import store
+
+        def count():
+            with store.milvus_errors(self.searcher.config, "counting documents"):
+                return store.count_entities(self.searcher.client, self.searcher.config)
+
+        documents, _ = self._locked(count)
+        return {
+            "status": "ok",
+            "model": self.model_name,
+            "dim": self.dim,
+            "max_seq_length": self.encoder.max_seq_length,
+            "collection": self.searcher.config.collection,
+            "uri": self.searcher.config.uri,
+            "documents": documents,
+            "modes": list(self.searcher.modes),
+            "reranker": self.reranker_name,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    def embed(self, texts):
+        def work():
+            start = time.perf_counter()
+            return self.encoder.encode(texts), time.perf_counter() - start
+
+        (vectors, seconds), waited = self._locked(work)
+        return {
+            "model": self.model_name,
+            "dim": int(vectors.shape[1]),
+            "vectors": vectors.tolist(),
+            "norms": np.linalg.norm(vectors, axis=1).tolist(),
+            "timings_ms": ms(wait=waited, encode=seconds),
+        }
+
+    def search(self, query, top_k, mode, rerank):
+        from recall.milvus.search import SearchError
+
+        if rerank and self.reranker is None:
+            raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
+        if mode not in self.searcher.modes:
+            raise ApiError(400, f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
+                                f"available: {', '.join(self.searcher.modes)}")
+
+        def work():
+            timings = {}
+            self.encoder.seconds = 0.0
+            start = time.perf_counter()
+            n_recall = max(top_k, self.rerank_candidates) if rerank else top_k
+            try:
+                hits = [h.to_dict() for h in self.searcher.search(query, n_recall, mode)]
+            except SearchError as e:
+                raise ApiError(400, str(e)) from None
+            recall_seconds = time.perf_counter() - start
+            if mode != "bm25":
+                timings["encode"] = self.encoder.seconds
+            timings["milvus"] = recall_seconds - self.encoder.seconds
+            hits = [{"id": h["id"], "text": h["text"], "score": h["score"], "recall_score": h["score"]} for h in hits]
+            if rerank:
+                start = time.perf_counter()
+                # best rerank_score first; each hit keeps its recall_score and gains recall_rank
+                hits = [dict(hit, score=hit["rerank_score"]) for hit in self.reranker.rerank(query, hits, top_k)]
+                timings["rerank"] = time.perf_counter() - start
+            return hits[:top_k], timings
+
+        start = time.perf_counter()
+        (hits, timings), waited = self._locked(work)
+        hits = [{"rank": rank, **hit} for rank, hit in enumerate(hits, 1)]
+        return {"query": query, "mode": mode, "rerank": rerank, "top_k": top_k, "hits": hits,
+                "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start)}
+
+
+def reranker_kind(reranker_dir):
+    """"exported" (inference.json: Paddle Inference) or "checkpoint" (train_pairwise.py's model_state.pdparams)."""
+    if any(os.path.isfile(os.path.join(reranker_dir, f)) for f in ("inference.json", "inference.pdmodel")):
+        return "exported"
+    if os.path.isfile(os.path.join(reranker_dir, "model_state.pdparams")):
+        return "checkpoint"
+    fail(f"--reranker_dir {reranker_dir}: neither an exported reranker (inference.json) nor a checkpoint "
+         "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
+
+
+def load_reranker(reranker_dir, device, cpu_threads):
+    from ernie_matching.reranker import Reranker
+
+    if reranker_kind(reranker_dir) == "exported":
+        return Reranker(model_dir=reranker_dir, device=device, cpu_threads=cpu_threads)
+    return Reranker(params_path=reranker_dir, device=device)
+
+
+def ms(**seconds):
+    return {name: round(value * 1000, 2) for name, value in seconds.items()}
+
+
+def create_app(service, args):
+    """The FastAPI application: JSON API, the page, uniform {"error": ...} answers for every failure."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+    from starlette.exceptions import HTTPException
+
+    class EmbedRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        texts: list[StrictStr] = Field(description=f"texts to embed (at most {args.max_texts}, each at most "
+                                                   f"{args.max_text_length} characters)")
+
+    class SearchRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        query: StrictStr = Field(description=f"query text (at most {args.max_text_length} characters)")
+        top_k: int = Field(10, description=f"hits to return, 1..{args.max_top_k}")
+        mode: Literal[MODES] = Field("dense", description="dense (vectors), bm25 (words) or hybrid (both, RRF)")
+        rerank: StrictBool = Field(False, description="rerank the recall hits with the ERNIE-Gram reranker")
+
+    app = FastAPI(title="neural_search", version="0.1.0",
+                  description="Semantic literature search: text -> vector, query -> top-K documents (Milvus + ERNIE).")
+
+    def check_text(text, what):
+        if not text.strip():
+            raise ApiError(422, f"{what} is empty: give some text")
+        if len(text) > args.max_text_length:
+            raise ApiError(422, f"{what} has {len(text)} characters; the limit is {args.max_text_length} (--max_text_length)")
+
+    @app.middleware("http")
+    async def limit_body_size(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > args.max_body_bytes):
+            return JSONResponse({"error": f"request body over {args.max_body_bytes} bytes (--max_body_bytes)"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        bad_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if bad_json:
+            reason = (bad_json[0].get("ctx") or {}).get("error", "")
+            return JSONResponse({"error": f"malformed JSON body: {reason}".rstrip(": ")}, status_code=400)
+        # "top_k: Input should be a valid integer" (loc[0] is "body")
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors[:3])
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return JSONResponse({"error": f"invalid request: {reasons}", "detail": detail}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"}, status_code=exc.status_code)
+
+    limits = {name: getattr(args, name) for name in ("max_texts", "max_text_length", "max_top_k", "rerank_candidates")}
+
+    @app.get("/api/health", summary="Service status: model, collection, modes, reranker, limits")
+    def health():
+        return {**service.health(), "limits": limits}
+
+    @app.post("/api/embed", summary="Texts -> L2-normalised vectors of the recall model")
+    def embed(request: EmbedRequest):
+        if not request.texts:
+            raise ApiError(422, "texts is empty: give at least one text")
+        if len(request.texts) > args.max_texts:
+            raise ApiError(422, f"{len(request.texts)} texts; the limit is {args.max_texts} per request (--max_texts)")
+        for i, text in enumerate(request.texts):
+            check_text(text, f"texts[{i}]")
+        return service.embed(request.texts)
+
+    @app.post("/api/search", summary="Query -> top-K documents (dense, bm25 or hybrid recall, optional rerank)")
+    def search(request: SearchRequest):
+        check_text(request.query, "query")
+        if not 1 <= request.top_k <= args.max_top_k:
+            raise ApiError(422, f"top_k must be between 1 and {args.max_top_k} (--max_top_k), got {request.top_k}")
+        return service.search(request.query, request.top_k, request.mode, request.rerank)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = load_config(args)
+    import uvicorn
+
+    start = time.time()
+    service = SearchService(args, config)
+    try:
+        app = create_app(service, args)
+        logger.info(f"loaded {service.model_name} (dim {service.dim}) and collection {config.collection} "
+                    f"({service.documents} documents, modes {', '.join(service.searcher.modes)}"
+                    f"{', reranker ' + service.reranker_name if service.reranker else ', no reranker'}) in "
+                    f"{time.time() - start:.1f}s; serving http://{args.host}:{args.port}/")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            logger.warning(f"listening on {args.host}: anyone who can reach this address can use the service (no authentication)")
+        # uvicorn re-raises SIGTERM after its graceful shutdown: exit through `finally` so Milvus is closed
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn the same way
+        pass
+    finally:
+        service.close()
+        logger.info("web service stopped, Milvus connection closed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Inserts corpus_embedding.npy into Milvus, then searches the neighbours of one stored document
+# (PaddleNLP's recall/milvus/scripts/search.sh). Extra flags go to both commands (e.g. --uri, --token):
+#   bash scripts/milvus_search.sh
+#   MILVUS_URI=http://localhost:19530 MILVUS_TOKEN=root:Milvus bash scripts/milvus_search.sh
+# Environment: OUTPUT_DIR (pipeline output), CORPUS_FILE, EMBEDDING_PATH, MILVUS_URI, MILVUS_TOKEN, INDEX, TOP_K.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}" ]; then PYTHON=.venv/bin/python; fi
+OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}
+MILVUS=(--uri "${MILVUS_URI:-$OUTPUT_DIR/milvus/neural_search.db}")
+if [ -n "${MILVUS_TOKEN:-}" ]; then MILVUS+=(--token "$MILVUS_TOKEN"); fi
+"$PYTHON" recall/milvus/insert.py \
+    --data_path "${CORPUS_FILE:-data/sample/milvus/milvus_data.csv}" \
+    --embedding_path "${EMBEDDING_PATH:-$OUTPUT_DIR/milvus/corpus_embedding.npy}" \
+    "${MILVUS[@]}" "$@"
+"$PYTHON" recall/milvus/query.py --search_by_id "${INDEX:-18}" --top_k "${TOP_K:-10}" "${MILVUS[@]}" "$@"

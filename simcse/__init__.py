@@ -1,0 +1,1 @@
+"""SimCSE: unsupervised training of the semantic index model (two dropout views of each text)."""

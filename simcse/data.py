@@ -1,0 +1,48 @@
+"""SimCSE data: one text a line (recall/train_unsupervised.csv). A batch is tokenised once and encoded
+twice by the model: dropout makes the two views differ, and with --dup_rate > 0 also word repetition
+(ESimCSE, PaddleNLP's --dup_rate), which gives the two views different lengths so that length stops
+being a shortcut for telling texts apart."""
+import random
+
+from ns_common.contrastive import false_negative_mask
+from ns_common.io import read_texts
+from ns_common.text import convert_example, pad_sequences
+
+
+def read_simcse_texts(path):
+    """Every non-empty line is a training text (malformed lines are skipped and counted)."""
+    return list(read_texts(path))
+
+
+def word_repetition(input_ids, dup_rate, rng, max_seq_length):
+    """Repeats up to dup_rate of the tokens between [CLS] and [SEP] in place (at least 2 may be drawn)."""
+    inner = input_ids[1:-1]
+    if dup_rate <= 0 or len(inner) < 2:
+        return list(input_ids)
+    n_dup = rng.randint(0, max(2, int(dup_rate * len(inner))))
+    repeated = set(rng.sample(range(len(inner)), min(n_dup, len(inner))))
+    out = [input_ids[0]]
+    for i, token in enumerate(inner):
+        out += [token, token] if i in repeated else [token]
+    return out[: max_seq_length - 1] + [input_ids[-1]]
+
+
+class SimCSECollator:
+    def __init__(self, tokenizer, max_seq_length=64, dup_rate=0.0, seed=1000):
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.dup_rate = dup_rate
+        self.rng = random.Random(seed)
+
+    def __call__(self, texts):
+        ids = [convert_example(t, self.tokenizer, self.max_seq_length)[0] for t in texts]
+        pad = self.tokenizer.pad_token_id
+        batch = {}
+        if self.dup_rate > 0:
+            views = [[word_repetition(x, self.dup_rate, self.rng, self.max_seq_length) for x in ids] for _ in range(2)]
+            batch["input_ids"], batch["second_input_ids"] = (pad_sequences(v, pad) for v in views)
+        else:
+            batch["input_ids"] = pad_sequences(ids, pad)
+        # the same text twice in a batch is not a negative of itself
+        batch["false_negative_mask"] = false_negative_mask(texts, texts)
+        return batch

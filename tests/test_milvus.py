@@ -1,0 +1,308 @@
+"""recall/milvus on embedded Milvus Lite: feature extraction (and its resume), insert (idempotent, resume,
+dimension checks), dense / bm25 / hybrid search, Milvus (HNSW) recall against exact search, the query CLI
+and its errors.
+
+The model is a from-scratch mini ERNIE bootstrapped from the bundled sample and exported to Paddle
+Inference exactly like a trained recall model; its rankings are arbitrary but deterministic, which is
+enough to check that every path returns what the same model gives elsewhere.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(REPO, "data", "sample")
+CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
+DEV = os.path.join(SAMPLE, "recall", "dev.csv")
+EMB_SIZE = 32
+
+pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """Bootstrap mini ERNIE -> SemanticIndexBase(output_emb_size 32): exported dir (with tokenizer) + checkpoint.
+
+    A from-scratch encoder maps every text to nearly the same direction, so rankings would hinge on float
+    rounding. The projection's bias is set to minus the projected mean of its input over the corpus:
+    embeddings then spread out like a trained model's, and Milvus-versus-exact comparisons test the
+    index, not rounding."""
+    import paddle
+
+    from ns_common import bootstrap
+    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.semantic_tools import export_encoder
+    from ns_common.text import batch_encode
+    from ns_common.utils import quiet_paddlenlp, set_seed
+
+    quiet_paddlenlp()
+    root = tmp_path_factory.mktemp("milvus_model")
+    bootstrap.main(["--corpus_files", CORPUS, DEV, "--model_type", "ernie", "--preset", "mini", "--save_dir", str(root / "bootstrap")])
+    set_seed(1000)
+    encoder, tokenizer = load_encoder(str(root / "bootstrap"), output_emb_size=EMB_SIZE)
+    encoder.eval()
+    linear, pooled = encoder.emb_reduce_linear, []
+    hook = linear.register_forward_pre_hook(lambda layer, inputs: pooled.append(inputs[0]))  # whatever the pooling
+    with paddle.no_grad():
+        encoder(*[paddle.to_tensor(a) for a in batch_encode(corpus_lines(), tokenizer, 64)])
+        linear.bias.set_value(-paddle.matmul(pooled[0].mean(axis=0, keepdim=True), linear.weight)[0])
+    hook.remove()
+    paddle.save(encoder.state_dict(), str(root / "model_state.pdparams"))
+    save_encoder_config(encoder, str(root))  # the pooling, for the dynamic-graph path
+    export_encoder(encoder, tokenizer, str(root / "export"))
+    return {"export": str(root / "export"), "backbone": str(root / "bootstrap"), "params": str(root / "model_state.pdparams")}
+
+
+@pytest.fixture(scope="module")
+def embeddings(model, tmp_path_factory):
+    """corpus_embedding.npy of the sample corpus, extracted in two runs (stopped by --max_chunks, then resumed)."""
+    from recall.milvus import feature_extract
+
+    out = tmp_path_factory.mktemp("features")
+    argv = ["--model_dir", model["export"], "--corpus_file", CORPUS, "--output_path", str(out), "--chunk_size", "128", "--batch_size", "32"]
+    assert feature_extract.main(argv + ["--max_chunks", "2"]) is None  # interrupted on purpose
+    parts = sorted(os.listdir(out / "corpus_embedding.parts"))
+    assert parts == ["chunk_000000.npy", "chunk_000001.npy", "manifest.json"]
+    assert not (out / "corpus_embedding.npy").exists()
+    first_chunk = np.load(out / "corpus_embedding.parts" / "chunk_000000.npy")
+    path = feature_extract.main(argv)  # resumes at chunk 2
+    assert not (out / "corpus_embedding.parts").exists()
+    vectors = np.load(path)
+    np.testing.assert_array_equal(vectors[:128], first_chunk)  # finished chunks were kept, not redone
+    return path
+
+
+@pytest.fixture(scope="module")
+def lite_index(embeddings, tmp_path_factory):
+    """The sample corpus in a Milvus Lite collection (HNSW + BM25)."""
+    from recall.milvus import insert
+
+    uri = str(tmp_path_factory.mktemp("lite") / "milvus.db")
+    assert insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri]) == 500
+    return uri
+
+
+def corpus_lines():
+    with open(CORPUS, encoding="utf-8") as f:
+        return [line.strip() for line in f]
+
+
+def dev_pairs():
+    with open(DEV, encoding="utf-8") as f:
+        return [tuple(line.rstrip("\n").split("\t")) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_config_flags_override_yaml(tmp_path):
+    import argparse
+
+    from recall.milvus.config import add_config_args, load_config
+
+    defaults = load_config()
+    assert (defaults.index_type, defaults.metric_type, defaults.uri.endswith(".db")) == ("HNSW", "IP", True)
+    own = tmp_path / "my.yml"
+    own.write_text("index_type: IVF_FLAT\nivf_nlist: 64\nuri: http://milvus.example:19530\n", encoding="utf-8")
+    args = add_config_args(argparse.ArgumentParser()).parse_args(["--config", str(own), "--search_nprobe", "8", "--bm25", "false"])
+    config = load_config(args)
+    assert (config.index_type, config.ivf_nlist, config.bm25, config.is_lite) == ("IVF_FLAT", 64, False, False)
+    assert config.search_params(10) == {"metric_type": "IP", "params": {"nprobe": 8}}
+    assert load_config(index_type="HNSW", search_ef=16).search_params(50)["params"] == {"ef": 50}  # ef >= top_k
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("index_typ: HNSW\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        load_config(add_config_args(argparse.ArgumentParser()).parse_args(["--config", str(bad)]))
+    with pytest.raises(SystemExit):
+        load_config(index_type="IVF_PQ")
+
+
+# ---------------------------------------------------------------- feature extraction
+
+
+def test_extracted_embeddings_are_the_models(model, embeddings):
+    """Row i of the .npy is the (dynamic-graph) model's embedding of corpus line i."""
+    from recall.milvus.model import TextEncoder
+
+    vectors = np.load(embeddings)
+    assert vectors.shape == (500, EMB_SIZE) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert float((vectors @ vectors.T).mean()) < 0.5  # spread out (see the model fixture), not one direction
+    dynamic = TextEncoder(model_name_or_path=model["backbone"], params_path=model["params"], output_emb_size=EMB_SIZE)
+    rows = [0, 1, 250, 499]
+    np.testing.assert_allclose(dynamic.encode([corpus_lines()[i] for i in rows]), vectors[rows], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_feature_extract_under_distributed_launch(model, embeddings, tmp_path):
+    """Two processes (paddle.distributed.launch, CPU) share the chunks; the joined .npy is the single-process one."""
+    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"),
+                             "recall/milvus/feature_extract.py", "--model_dir", model["export"], "--corpus_file", CORPUS,
+                             "--output_path", str(tmp_path), "--chunk_size", "100"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:]
+    with open(tmp_path / "log" / "workerlog.1", encoding="utf-8") as f:
+        assert "rank 1: embedded 2 chunks (200 docs" in f.read()  # chunks 1 and 3 of 0..4
+    np.testing.assert_allclose(np.load(tmp_path / "corpus_embedding.npy"), np.load(embeddings), atol=1e-5)
+
+
+def test_feature_extract_bad_input(model, tmp_path):
+    from recall.milvus import feature_extract
+
+    with pytest.raises(SystemExit):
+        feature_extract.main(["--model_dir", model["export"], "--corpus_file", str(tmp_path / "missing.csv")])
+    with pytest.raises(SystemExit):  # a model dir without tokenizer files and no --model_name_or_path
+        os.makedirs(tmp_path / "bare")
+        for name in ("inference.json", "inference.pdiparams"):
+            os.symlink(os.path.join(model["export"], name), tmp_path / "bare" / name)
+        feature_extract.main(["--model_dir", str(tmp_path / "bare"), "--corpus_file", CORPUS, "--output_path", str(tmp_path)])
+
+
+# ---------------------------------------------------------------- insert
+
+
+def test_insert_resume_is_exact_and_rerun_never_duplicates(embeddings, tmp_path):
+    from recall.milvus import insert, store
+    from recall.milvus.config import load_config
+
+    uri = str(tmp_path / "resume.db")
+    common = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri, "--batch_size", "120"]
+    assert insert.main(common + ["--max_batches", "2"]) is None  # stopped after 240 rows
+    config = load_config(uri=uri)
+    client = store.connect(config)
+    assert store.count_entities(client, config) == 240
+    store.close(client, config)
+    assert insert.main(common + ["--resume"]) == 500
+    assert insert.main(common) == 500  # a plain rerun upserts the same ids
+    assert insert.main(common[:-1] + ["200", "--drop"]) == 500
+
+    from recall.milvus.search import MilvusSearcher
+
+    with MilvusSearcher(config) as searcher:
+        texts = searcher.get_by_id([0, 239, 240, 499])
+    lines = corpus_lines()
+    assert texts == {0: lines[0], 239: lines[239], 240: lines[240], 499: lines[499]}
+
+
+def test_insert_rejects_mismatches(embeddings, lite_index, tmp_path, capsys):
+    from recall.milvus import insert
+
+    other_dim = tmp_path / "other.npy"
+    np.save(other_dim, np.ones((500, 8), dtype=np.float32))
+    with pytest.raises(SystemExit):  # the collection holds 32-dim vectors
+        insert.main(["--data_path", CORPUS, "--embedding_path", str(other_dim), "--uri", lite_index])
+    assert "holds 32-dim vectors, the embeddings are 8-dim" in capsys.readouterr().err
+    short_corpus = tmp_path / "short.csv"
+    short_corpus.write_text("\n".join(corpus_lines()[:10]) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        insert.main(["--data_path", str(short_corpus), "--embedding_path", embeddings, "--uri", str(tmp_path / "x.db")])
+    assert "has 10 lines but" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", str(tmp_path / "y.db"), "--dim", "64"])
+    assert "dim is set to 64" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_milvus_hnsw_recall_matches_exact_search(model, embeddings, lite_index, tmp_path):
+    """The same model scores the same Recall@K through Milvus (HNSW) as through exact search."""
+    from recall.milvus import compare_recall
+
+    results = compare_recall.main(["--model_dir", model["export"], "--embedding_path", embeddings, "--corpus_file", CORPUS,
+                                   "--similar_text_pair_file", DEV, "--uri", lite_index, "--output_json", str(tmp_path / "r.json")])
+    assert set(results) == {"exact", "milvus-dense", "milvus-bm25", "milvus-hybrid"}
+    for k in (1, 5, 10, 20, 50):
+        assert abs(results["milvus-dense"][f"recall@{k}"] - results["exact"][f"recall@{k}"]) <= 1.0, (k, results)
+    assert results["exact"]["queries"] == len({q for q, _ in dev_pairs()})
+    assert json.loads((tmp_path / "r.json").read_text())["milvus-bm25"] == results["milvus-bm25"]
+
+
+def test_bm25_hybrid_and_search_by_id(model, lite_index):
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher, SearchError
+
+    corpus = corpus_lines()
+    with MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_dir=model["export"])) as searcher:
+        assert searcher.modes == ("dense", "bm25", "hybrid")
+        # a document's own title is its best BM25 match, and BM25 scores are positive and descending
+        bm25 = searcher.search(corpus[42], top_k=5, mode="bm25")
+        assert bm25[0].id == 42 and bm25[0].text == corpus[42]
+        assert all(a.score >= b.score > 0 for a, b in zip(bm25, bm25[1:]))
+        # hybrid fuses the routes: a hit first in both routes is first
+        hybrid = searcher.search(corpus[42], top_k=5, mode="hybrid")
+        assert len(hybrid) == 5 and hybrid[0].id == 42
+        given = searcher.search_batch([corpus[42]], 5, "hybrid", vectors=searcher.encoder.encode([corpus[42]]))[0]
+        assert [h.id for h in given] == [h.id for h in hybrid]  # precomputed query vectors: same result
+        by_id = searcher.search_by_id(7, top_k=3)
+        assert by_id[0].id == 7 and by_id[0].score == pytest.approx(1.0, abs=1e-3)
+        with pytest.raises(SearchError, match="empty query"):
+            searcher.search("   ", mode="dense")
+        with pytest.raises(SearchError, match="no document with id"):
+            searcher.search_by_id(10**6)
+    bm25_only = load_config(uri=lite_index)
+    with MilvusSearcher(bm25_only) as searcher:  # no model: bm25 works, dense says what is missing
+        assert searcher.search(corpus[3], top_k=1, mode="bm25")[0].id == 3
+        with pytest.raises(SearchError, match="needs a model"):
+            searcher.search("语言", mode="dense")
+
+
+# ---------------------------------------------------------------- query CLI
+
+
+def test_query_cli_json_and_batch_recall_file(model, lite_index, tmp_path, capsys):
+    from ns_common.evaluate import evaluate_file
+    from recall.milvus import query
+
+    corpus = corpus_lines()
+    common = ["--model_dir", model["export"], "--uri", lite_index]
+    query.main(common + ["--query", corpus[5], "--top_k", "3", "--mode", "hybrid", "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["mode"] == "hybrid" and [h["rank"] for h in printed["hits"]] == [1, 2, 3]
+    assert printed["hits"][0]["id"] == 5 and printed["hits"][0]["text"] == corpus[5]
+
+    result_file = str(tmp_path / "recall_result.txt")
+    metrics = query.main(common + ["--query_file", DEV, "--mode", "bm25", "--recall_num", "20", "--recall_result_file", result_file])
+    with open(result_file, encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    queries = {q for q, _ in dev_pairs()}
+    assert {r[0] for r in rows} == queries and all(r[1] in corpus for r in rows)
+    assert max(sum(r[0] == q for r in rows) for q in queries) == 20
+    # the shared evaluate.py scores the file exactly as the CLI did
+    assert evaluate_file(DEV, result_file, 20) == metrics
+    assert metrics["recall@20"] > 50  # BM25 on keyword queries finds most gold titles even with this tiny corpus
+
+
+def test_query_cli_errors(model, lite_index, tmp_path, capsys, caplog):
+    from recall.milvus import query
+
+    with pytest.raises(SystemExit) as exit_info:
+        query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", "  "])
+    assert exit_info.value.code == 2 and "--query is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        query.main(["--uri", str(tmp_path / "none.db"), "--query", "语言", "--mode", "bm25"])
+    assert "no Milvus Lite database" in capsys.readouterr().err
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+
+    with pytest.raises(SystemExit):  # the backbone without the 32-dim projection gives 128-dim vectors
+        MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_name_or_path=model["backbone"]))
+    assert "the model gives 128-dim vectors but collection literature_search" in capsys.readouterr().err
+    long_query = "语言文化差异" * 30
+    hits = query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", long_query, "--top_k", "2", "--max_seq_length", "16"])
+    assert len(hits) == 2 and "cut to the first 14" in caplog.text
+
+
+def test_unreachable_server_is_one_line_error():
+    """The real entry point, as a user runs it: nonzero exit and one line naming the URI."""
+    result = subprocess.run([sys.executable, "recall/milvus/query.py", "--query", "语言", "--mode", "bm25", "--uri", "http://127.0.0.1:9"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "http://127.0.0.1:9" in errors[0] and "Traceback" not in result.stderr

@@ -1,0 +1,97 @@
+"""recall/milvus against a real Milvus server: pip `milvus==2.3.5` (Milvus standalone started by its
+`milvus-server` launcher) with authentication on, on free loopback ports and a temporary data dir.
+
+The server lives in its own venv (scripts/setup_milvus_server.sh; created here when missing). Milvus
+2.3.5 has no BM25 function, so collections are dense only, with a notice. The vectors are synthetic
+(normalised random, 32-dim): the client/server path does not depend on the model.
+"""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from recall.milvus.local_server import DEFAULT_VENV, LocalMilvusServer, server_executable
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
+TOKEN = "root:Milvus"  # Milvus' default root credentials
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.path.isfile(server_executable(DEFAULT_VENV)):
+        setup = subprocess.run(["bash", os.path.join(REPO, "scripts", "setup_milvus_server.sh")], capture_output=True, text=True)
+        if setup.returncode != 0:
+            pytest.skip(f"could not install the Milvus 2.3.5 server venv (pip milvus==2.3.5): {setup.stderr.strip()[-300:]}")
+    with LocalMilvusServer(str(tmp_path_factory.mktemp("milvus_server")), authorization=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def embeddings(tmp_path_factory):
+    with open(CORPUS, encoding="utf-8") as f:
+        n = sum(1 for _ in f)
+    vectors = np.random.default_rng(0).standard_normal((n, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    path = str(tmp_path_factory.mktemp("server_vectors") / "corpus_embedding.npy")
+    np.save(path, vectors)
+    return path
+
+
+def config_for(server, **overrides):
+    from recall.milvus.config import load_config
+
+    return load_config(**{"uri": server.uri, "token": TOKEN, **overrides})
+
+
+def test_insert_resume_search_on_server(server, embeddings, caplog):
+    from recall.milvus import insert, store
+    from recall.milvus.search import MilvusSearcher, SearchError
+
+    common = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", server.uri, "--token", TOKEN, "--batch_size", "150"]
+    assert insert.main(common + ["--max_batches", "2"]) is None
+    assert "has no BM25 function" in caplog.text  # 2.3.5: dense only, said once at creation
+    config = config_for(server)
+    client = store.connect(config)
+    assert store.count_entities(client, config) == 300
+    store.close(client, config)
+    assert insert.main(common + ["--resume"]) == 500
+    assert insert.main(common) == 500  # upsert by id: a rerun never duplicates
+
+    vectors = np.load(embeddings)
+    exact_top10 = np.argsort(-(vectors[:50] @ vectors.T), axis=1)[:, :10]
+    with MilvusSearcher(config) as searcher:
+        assert searcher.modes == ("dense",)
+        hits = [searcher.search_by_id(i, top_k=10) for i in range(50)]
+        with pytest.raises(SearchError, match="needs the BM25 field"):
+            searcher.search("语言", mode="bm25")
+    assert all(h[0].id == i and h[0].score == pytest.approx(1.0, abs=1e-4) for i, h in enumerate(hits))
+    overlap = np.mean([len({h.id for h in row} & set(exact)) / 10 for row, exact in zip(hits, exact_top10)])
+    assert overlap >= 0.99  # HNSW (M 16, ef 128) on 500 vectors: the exact neighbours
+
+
+def test_partition_and_ivf_flat_on_server(server, embeddings):
+    from recall.milvus import insert
+    from recall.milvus.search import MilvusSearcher
+
+    argv = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", server.uri, "--token", TOKEN,
+            "--collection", "ivf_trial", "--partition", "titles", "--index_type", "IVF_FLAT", "--ivf_nlist", "8", "--search_nprobe", "8"]
+    assert insert.main(argv) == 500
+    with MilvusSearcher(config_for(server, collection="ivf_trial", partition="titles", index_type="IVF_FLAT", search_nprobe=8)) as searcher:
+        assert searcher.search_by_id(123, top_k=1)[0].id == 123
+
+
+def test_server_refuses_wrong_or_missing_token(server, capsys):
+    from recall.milvus import store
+
+    for token, expected in (("root:wrong", "wrong --token"), ("", "it needs --token")):
+        with pytest.raises(SystemExit) as exit_info:
+            store.connect(config_for(server, token=token))
+        assert exit_info.value.code != 0
+        err = capsys.readouterr().err
+        assert server.uri in err and expected in err
+    client = store.connect(config_for(server))
+    assert isinstance(client.list_collections(), list)

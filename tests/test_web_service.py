@@ -1,0 +1,400 @@
+"""recall/milvus/web_service.py: the JSON API, the page in headless Chromium, a bounded load test.
+
+Everything runs for real on loopback: a from-scratch mini ERNIE recall model and ERNIE-Gram reranker
+(bootstrapped from the bundled sample, exported to Paddle Inference), a Milvus Lite index of the
+sample's 500 titles, and the service started as its own process (`python -m recall.milvus.web_service`).
+An untrained recall model gives arbitrary dense rankings, so the expected top documents come from BM25
+(a dev query whose gold title BM25 ranks first) and from exact titles (a stored title's own vector).
+Artifacts (screenshot, load summary, service logs) go to test_artifacts/.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(REPO, "data", "sample")
+CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
+DEV = os.path.join(SAMPLE, "recall", "dev.csv")
+ARTIFACTS = os.path.join(REPO, "test_artifacts")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EMB_SIZE = 64
+
+pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}")
+
+
+# ---------------------------------------------------------------- fixtures: models, index, service
+
+
+def build_models_and_index(root):
+    """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index.
+    Returns the paths; the index is also copied (milvus_rerank.db) for a second, concurrent service."""
+    import paddle
+
+    from ernie_matching import export_model as export_reranker
+    from ernie_matching.model import load_matching_model
+    from ns_common import bootstrap
+    from ns_common.semantic import load_encoder
+    from ns_common.semantic_tools import export_encoder
+    from ns_common.utils import quiet_paddlenlp, set_seed
+    from recall.milvus import feature_extract, insert
+
+    quiet_paddlenlp()
+    paths = {name: os.path.join(root, name) for name in ("bootstrap", "recall_export", "reranker_ckpt", "reranker_export",
+                                                          "embeddings", "milvus.db", "milvus_rerank.db")}
+    corpus_files = [os.path.join(SAMPLE, "recall", "train_unsupervised.csv"), os.path.join(SAMPLE, "recall", "train.csv")]
+    bootstrap.main(["--corpus_files", *corpus_files, "--model_type", "both", "--preset", "mini", "--save_dir", paths["bootstrap"]])
+    set_seed(1000)
+    encoder, tokenizer = load_encoder(os.path.join(paths["bootstrap"], "ernie"), output_emb_size=EMB_SIZE)
+    export_encoder(encoder, tokenizer, paths["recall_export"])
+
+    gram_dir = os.path.join(paths["bootstrap"], "ernie-gram")
+    reranker, _ = load_matching_model(gram_dir)  # untrained: its scores are arbitrary but deterministic
+    os.makedirs(paths["reranker_ckpt"])
+    paddle.save(reranker.state_dict(), os.path.join(paths["reranker_ckpt"], "model_state.pdparams"))
+    export_reranker.main(["--params_path", paths["reranker_ckpt"], "--model_name_or_path", gram_dir,
+                          "--output_path", paths["reranker_export"]])
+
+    feature_extract.main(["--model_dir", paths["recall_export"], "--corpus_file", CORPUS, "--output_path", paths["embeddings"]])
+    insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(paths["embeddings"], "corpus_embedding.npy"),
+                 "--uri", paths["milvus.db"], "--index_type", "FLAT"])
+    shutil.copytree(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
+    return paths
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    return build_models_and_index(str(tmp_path_factory.mktemp("web_service")))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningService:
+    """`python -m recall.milvus.web_service ...` as a child process, its output in a log file."""
+
+    def __init__(self, log_path, *flags):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "w", encoding="utf-8")
+        command = [sys.executable, "-m", "recall.milvus.web_service", "--port", str(self.port), *flags]
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"web service exited with {self.process.returncode} while starting:\n{self.log_text()[-3000:]}")
+            try:
+                if request(self.port, "GET", "/api/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        pytest.fail(f"web service not up after 180 s:\n{self.log_text()[-3000:]}")
+
+    def log_text(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM, as a process manager would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+def request(port, method, path, body=None, raw=None):
+    """-> (status, parsed JSON or text, headers) over a fresh loopback connection (no proxy)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        data = raw if raw is not None else (json.dumps(body, ensure_ascii=False).encode() if body is not None else None)
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data is not None else {})
+        response = connection.getresponse()
+        text = response.read().decode("utf-8")
+        content_type = response.getheader("content-type", "")
+        return response.status, json.loads(text) if "json" in content_type else text, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def service(index):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    running = RunningService(os.path.join(ARTIFACTS, "web_service.log"),
+                             "--model_dir", index["recall_export"], "--uri", index["milvus.db"])
+    yield running
+    running.stop()
+
+
+def post(service, path, body):
+    status, data, _ = request(service.port, "POST", path, body)
+    return status, data
+
+
+def corpus_lines():
+    with open(CORPUS, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def first_dev_pair():
+    with open(DEV, encoding="utf-8") as f:
+        query, gold = f.readline().rstrip("\n").split("\t")
+    return query, gold
+
+
+def assert_clean_log(text):
+    bad = [line for line in text.splitlines() if re.search(r"\bERROR\b|Traceback|Exception", line)]
+    assert not bad, "errors in the service log:\n" + "\n".join(bad[:10])
+
+
+# ---------------------------------------------------------------- API
+
+
+def test_health_openapi_and_offline_page(service):
+    status, health, _ = request(service.port, "GET", "/api/health")
+    assert status == 200
+    assert health["status"] == "ok" and health["documents"] == len(corpus_lines()) == 500
+    assert health["dim"] == EMB_SIZE and health["modes"] == ["dense", "bm25", "hybrid"] and health["reranker"] is None
+
+    status, spec, _ = request(service.port, "GET", "/openapi.json")
+    assert status == 200 and {"/api/health", "/api/embed", "/api/search"} <= set(spec["paths"])
+    assert set(spec["components"]["schemas"]["SearchRequest"]["properties"]) == {"query", "top_k", "mode", "rerank"}
+
+    status, html, headers = request(service.port, "GET", "/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8" and "文献语义检索" in html
+    # offline: every script, stylesheet and image of the page comes from the service itself
+    links = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert links and all(link.startswith("/static/") or link.startswith("data:") for link in links), links
+    for link in links:
+        if link.startswith("/static/"):
+            status, text, _ = request(service.port, "GET", link)
+            assert status == 200 and not re.search(r"https?://", text), link
+
+
+def test_embed_returns_the_exported_models_vectors(service, index):
+    from recall.milvus.model import TextEncoder
+
+    texts = ["中西方语言与文化的差异", "一种基于主成分分析的生态风险评价方法"]
+    status, data = post(service, "/api/embed", {"texts": texts})
+    assert status == 200
+    assert data["dim"] == EMB_SIZE and data["model"] == os.path.normpath(index["recall_export"])
+    vectors = np.array(data["vectors"], dtype=np.float32)
+    assert vectors.shape == (2, EMB_SIZE)
+    np.testing.assert_allclose(data["norms"], [1.0, 1.0], atol=1e-4)
+    expected = TextEncoder(model_dir=index["recall_export"]).encode(texts)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    assert set(data["timings_ms"]) == {"wait", "encode"}
+
+
+def test_search_every_mode(service):
+    titles = corpus_lines()
+    query, gold = first_dev_pair()
+
+    status, data = post(service, "/api/search", {"query": query, "mode": "bm25", "top_k": 5})
+    assert status == 200, data
+    hits = data["hits"]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5] and hits[0]["text"] == gold
+    assert all(titles[h["id"]] == h["text"] for h in hits)  # id = corpus line number
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True) and hits[0]["score"] > 0
+    assert set(data["timings_ms"]) == {"wait", "milvus", "total"}  # BM25 runs no model
+
+    # dense: a stored title is its own nearest neighbour (cosine 1) even for an untrained encoder
+    title_id = 123
+    status, data = post(service, "/api/search", {"query": titles[title_id], "mode": "dense", "top_k": 3})
+    assert status == 200 and data["hits"][0]["id"] == title_id and data["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert set(data["timings_ms"]) == {"wait", "encode", "milvus", "total"}
+
+    # hybrid: BM25's first hit (fused by RRF with the dense route) stays in the top 10
+    status, data = post(service, "/api/search", {"query": query, "mode": "hybrid", "top_k": 10})
+    assert status == 200 and len(data["hits"]) == 10 and gold in [h["text"] for h in data["hits"]]
+    assert data["mode"] == "hybrid" and data["rerank"] is False
+
+    status, data = post(service, "/api/search", {"query": query})  # defaults: dense, top_k 10
+    assert status == 200 and data["mode"] == "dense" and len(data["hits"]) == 10
+
+
+BAD_REQUESTS = [
+    # (name, path, JSON body or raw bytes, status, words of the error message)
+    ("unknown mode", "/api/search", {"query": "风险", "mode": "fuzzy"}, 422, "mode: Input should be 'dense', 'bm25' or 'hybrid'"),
+    ("top_k zero", "/api/search", {"query": "风险", "top_k": 0}, 422, "top_k must be between 1 and 100"),
+    ("top_k too big", "/api/search", {"query": "风险", "top_k": 101}, 422, "top_k must be between 1 and 100"),
+    ("top_k not a number", "/api/search", {"query": "风险", "top_k": "ten"}, 422, "top_k: Input should be a valid integer"),
+    ("empty query", "/api/search", {"query": " \t "}, 422, "query is empty"),
+    ("missing query", "/api/search", {"mode": "bm25"}, 422, "query: Field required"),
+    ("query not text", "/api/search", {"query": ["风险"]}, 422, "query: Input should be a valid string"),
+    ("query too long", "/api/search", {"query": "风" * 1001}, 422, "query has 1001 characters; the limit is 1000"),
+    ("unknown field", "/api/search", {"query": "风险", "topk": 3}, 422, "topk: Extra inputs are not permitted"),
+    ("rerank without reranker", "/api/search", {"query": "风险", "rerank": True}, 400, "no reranker is loaded"),
+    ("malformed JSON", "/api/search", b'{"query": "\xe9\xa3\x8e\xe9\x99\xa9", ', 400, "malformed JSON body"),
+    ("JSON not an object", "/api/search", [1, 2], 422, "Input should be a valid dictionary"),
+    ("no texts", "/api/embed", {"texts": []}, 422, "texts is empty"),
+    ("too many texts", "/api/embed", {"texts": ["风险"] * 33}, 422, "33 texts; the limit is 32"),
+    ("text too long", "/api/embed", {"texts": ["风险", "险" * 1001]}, 422, "texts[1] has 1001 characters"),
+    ("empty text", "/api/embed", {"texts": ["风险", ""]}, 422, "texts[1] is empty"),
+    ("body too big", "/api/embed", {"texts": ["风" * 400_000]}, 413, "request body over 1048576 bytes"),
+]
+
+
+@pytest.mark.parametrize("name,path,body,status,message", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_request_is_a_clear_4xx_and_the_service_keeps_serving(service, name, path, body, status, message):
+    raw = body if isinstance(body, bytes) else None
+    got_status, data, _ = request(service.port, "POST", path, None if raw else body, raw=raw)
+    assert got_status == status, data
+    assert message in data["error"], data["error"]
+    assert request(service.port, "GET", "/api/health")[0] == 200
+
+
+def test_wrong_method_and_path_are_json_errors(service):
+    assert request(service.port, "GET", "/api/search")[:2] == (405, {"error": "Method Not Allowed: GET /api/search"})
+    assert request(service.port, "GET", "/api/nothing")[:2] == (404, {"error": "Not Found: GET /api/nothing"})
+
+
+# ---------------------------------------------------------------- browser
+
+
+def test_browser_page_vector_and_search(service):
+    """Headless Chromium opens the page, gets a vector, searches, and sees the expected top document."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -r requirements.txt)")
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH: run `bash scripts/setup_browser.sh` (Debian/Ubuntu, root or sudo)")
+    query, gold = first_dev_pair()
+    outside = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                  "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("request", lambda r: None if r.url.startswith((service.url, "data:")) else outside.append(r.url))
+            page.goto(service.url + "/")
+            page.wait_for_selector("body[data-ready=true]", timeout=30000)
+            assert "500 篇文献" in page.inner_text("#status")
+
+            page.fill("#embed-text", "中西方语言与文化的差异")
+            page.click("#embed-button")
+            page.wait_for_selector("#embed-result:not([hidden])", timeout=30000)
+            assert page.inner_text("#embed-dim") == str(EMB_SIZE) and page.inner_text("#embed-norm") == "1.0000"
+
+            page.fill("#query", query)
+            page.select_option("#mode", "bm25")
+            page.fill("#top-k", "10")
+            page.click("#search-button")
+            page.wait_for_selector("#results:not([hidden])", timeout=30000)
+            assert page.inner_text("#results tbody tr:first-child td.text") == gold
+            assert page.locator("#results tbody tr").count() == 10
+            assert "milvus" in page.inner_text("#search-timings")
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            page.screenshot(path=os.path.join(ARTIFACTS, "web_search.png"), full_page=True)
+
+            page.fill("#query", "   ")  # a bad request shows the service's message on the page
+            page.click("#search-button")
+            page.wait_for_selector("#search-error:not([hidden])", timeout=30000)
+            assert "query is empty" in page.inner_text("#search-error")
+        finally:
+            browser.close()
+    assert not outside, f"the page fetched from outside the service: {outside}"
+
+
+# ---------------------------------------------------------------- load
+
+
+def test_load_eight_clients_mixed_with_bad_requests(service):
+    """bench/web_load.py: 300 requests from 8 concurrent clients, ~20% bad; good ones must equal the
+    answers given without concurrency (requests take turns on the model and Milvus Lite client)."""
+    summary_path = os.path.join(ARTIFACTS, "web_load.json")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "web_load.py"), "--url", service.url,
+                             "--queries", DEV, "--clients", "8", "--requests", "300", "--bad_ratio", "0.2",
+                             "--json", summary_path], cwd=REPO, capture_output=True, text=True, timeout=600)
+    print(result.stdout.strip())  # p50 / p99: reported, not asserted
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(summary_path, encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["requests"] == 300 and summary["good_ok"] == summary["good"] >= 200
+    assert summary["bad_rejected"] == summary["bad"] >= 30 and summary["healthy_after"]
+    assert summary["search"] > 0 and summary["embed"] > 0
+    assert_clean_log(service.log_text())
+
+
+# ---------------------------------------------------------------- reranker, start and stop
+
+
+def test_rerank_and_clean_shutdown(index):
+    """A second service with --reranker_dir: reranked hits are the recall candidates ordered by the
+    reranker's own probabilities; SIGTERM stops it cleanly (exit 0, Milvus closed)."""
+    from ernie_matching.reranker import Reranker
+
+    query, _ = first_dev_pair()
+    running = RunningService(os.path.join(ARTIFACTS, "web_service_rerank.log"), "--model_dir", index["recall_export"],
+                             "--uri", index["milvus_rerank.db"], "--reranker_dir", index["reranker_export"],
+                             "--rerank_candidates", "20")
+    try:
+        health = request(running.port, "GET", "/api/health")[1]
+        assert health["reranker"] == os.path.normpath(index["reranker_export"])
+        recall = post(running, "/api/search", {"query": query, "mode": "hybrid", "top_k": 20})[1]["hits"]
+        status, data = post(running, "/api/search", {"query": query, "mode": "hybrid", "top_k": 5, "rerank": True})
+        assert status == 200 and data["rerank"] is True and "rerank" in data["timings_ms"]
+        hits = data["hits"]
+        assert len(hits) == 5 and [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+        recall_by_id = {h["id"]: (rank, h["score"]) for rank, h in enumerate(recall, 1)}
+        for hit in hits:
+            assert hit["score"] == hit["rerank_score"]
+            assert (hit["recall_rank"], hit["recall_score"]) == recall_by_id[hit["id"]]
+        expected = Reranker(model_dir=index["reranker_export"]).score(query, [h["text"] for h in recall])
+        best_five = [recall[i]["id"] for i in np.argsort(-expected, kind="stable")[:5]]
+        assert [h["id"] for h in hits] == best_five
+        np.testing.assert_allclose([h["rerank_score"] for h in hits], np.sort(expected)[::-1][:5], atol=1e-5)
+    finally:
+        code = running.stop()
+    assert code == 0
+    log = running.log_text()
+    assert "web service stopped, Milvus connection closed" in log
+    assert_clean_log(log)
+
+
+def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
+    from recall.milvus import web_service
+
+    with socket.socket() as taken:  # the port check runs before any model is loaded
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            web_service.parse_args(["--model_dir", index["recall_export"], "--port", str(port)])
+    assert exit_info.value.code == 2 and f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+    cases = [
+        (["--port", "0"], "give the model: --model_dir"),
+        (["--model_dir", str(tmp_path / "nope"), "--port", "0"], "no such directory"),
+        (["--model_dir", index["recall_export"], "--reranker_dir", str(tmp_path), "--port", "0"],
+         "neither an exported reranker (inference.json) nor a checkpoint"),
+        (["--model_dir", index["recall_export"], "--max_top_k", "0", "--port", "0"], "--max_top_k must be positive"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            web_service.parse_args(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
+
+    with pytest.raises(SystemExit):  # no index at --uri: one line naming it, nothing served
+        web_service.main(["--model_dir", index["recall_export"], "--uri", str(tmp_path / "none.db"), "--port", "0"])
+    assert f"no Milvus Lite database at {tmp_path / 'none.db'}" in capsys.readouterr().err
