@@ -311,8 +311,8 @@ def main(argv=None):
         with open(dev_pairs, encoding="utf-8") as f:
             args.query = f.readline().split("\t")[0].strip()
     print(f"\nsample query through the CLI: {args.query}", flush=True)
-    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--mode", "hybrid", "--top_k", "5", *milvus),
-                   cwd=ROOT, check=False)
+    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--mode", "hybrid", "--top_k", "5",
+                      "--rerank", "--reranker_dir", reranker_export, "--recall_num", "50", *milvus), cwd=ROOT, check=False)
 
 
 if __name__ == "__main__":

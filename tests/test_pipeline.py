@@ -37,8 +37,8 @@ def test_every_stage_output_exists(pipeline_run):
     assert not missing
     with open(os.path.join(out, "recall_at_k.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    # the closing sample query printed ranked hits
-    assert "rank\tid\tscore\ttext" in stdout
+    # the closing sample query went through recall and reranking and printed ranked hits
+    assert "mode: hybrid + rerank" in stdout and "rank\tid\tscore\ttext" in stdout
 
 
 def test_report_parses_and_holds_every_row(pipeline_run):

@@ -3,6 +3,9 @@
     # one query: rank, id, score, text (--json for machine-readable output)
     python -m recall.milvus.query --model_dir output/inbatch_negative/export --query "中西方语言与文化的差异" --top_k 10
     python -m recall.milvus.query --query "语言 文化 差异" --mode bm25      # no model needed
+    # two-stage: recall 50 by hybrid search, rerank them with the ERNIE-Gram reranker, show the best 10
+    python -m recall.milvus.query --model_dir output/inbatch_negative/export --query "语言 文化 差异" --mode hybrid \
+        --rerank --reranker_dir output/ernie_matching/export --recall_num 50 --top_k 10
     # neighbours of document 18 by its stored vector (PaddleNLP's milvus_ann_search.py --search --index 18)
     python -m recall.milvus.query --search_by_id 18
     # batch: query<TAB>gold lines (or plain queries) -> recall_result.txt (query<TAB>doc<TAB>score,
@@ -23,7 +26,7 @@ from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
-from recall.milvus.search import MODES, MilvusSearcher, SearchError
+from recall.milvus.search import MODES, Hit, MilvusSearcher, SearchError
 
 
 def parse_args(argv=None):
@@ -38,7 +41,9 @@ def parse_args(argv=None):
     parser.add_argument("--recall_num", type=int, default=50, help="hits written per query of --query_file")
     parser.add_argument("--recall_result_file", default="output/milvus/recall_result.txt", help="output of --query_file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    # TODO(lead): --rerank / --rerank_model: ernie_matching.reranker.Reranker(...).rerank(query, hits, top_k) in retrieve()
+    rerank = parser.add_argument_group("second stage: ERNIE-Gram reranking of the recalled hits")
+    rerank.add_argument("--rerank", action="store_true", help="recall --recall_num hits, rerank them, keep --top_k (batch mode: all)")
+    rerank.add_argument("--reranker_dir", default=None, help="reranker exported by ernie_matching/export_model.py, or a train_pairwise.py checkpoint directory")
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
@@ -51,15 +56,35 @@ def parse_args(argv=None):
         fail(f"--query_file {args.query_file}: file not found")
     if args.top_k < 1 or args.recall_num < 1:
         fail("--top_k and --recall_num must be positive")
+    if args.rerank and not (args.reranker_dir and os.path.isdir(args.reranker_dir)):
+        fail(f"--rerank needs --reranker_dir (an exported reranker or a checkpoint directory); got {args.reranker_dir!r}")
+    if args.rerank and args.search_by_id is not None:
+        fail("--rerank reranks a text query: use it with --query or --query_file")
     needs_model = args.search_by_id is None and args.mode != "bm25"
     if needs_model:
         check_model_args(args)
     return args
 
 
-def retrieve(searcher, queries, mode, n):
-    """The n best hits of each query. A reranker goes here: fetch more (--recall_num), rerank, keep top_k."""
-    return searcher.search_batch(queries, top_k=n, mode=mode)
+def load_reranker(args):
+    from ernie_matching.reranker import Reranker
+
+    if os.path.isfile(os.path.join(args.reranker_dir, "inference.pdiparams")):
+        return Reranker(model_dir=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads)
+    return Reranker(params_path=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length)
+
+
+def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
+    """The n best hits of each query; with a reranker, recall_num hits are recalled and reranked first
+    (a hit's score is then the reranker's probability)."""
+    if reranker is None:
+        return searcher.search_batch(queries, top_k=n, mode=mode)
+    results = []
+    for query, hits in zip(queries, searcher.search_batch(queries, top_k=max(recall_num or n, n), mode=mode)):
+        reranked = reranker.rerank(query, [h.to_dict() for h in hits], top_k=n)
+        results.append([Hit(id=c["id"], score=c["rerank_score"], text=c["text"]) for c in reranked])
+    logger.info(f"reranked {reranker.pairs_scored} pairs at {reranker.pairs_per_s:.0f} pairs/s")
+    return results
 
 
 def print_hits(title, hits, as_json):
@@ -72,7 +97,7 @@ def print_hits(title, hits, as_json):
         print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}")
 
 
-def run_query_file(searcher, args):
+def run_query_file(searcher, args, reranker=None):
     """Writes recall_result.txt for every query of the file; returns the metrics when golds are given."""
     from ns_common.evaluate import recall_metrics, report
 
@@ -85,7 +110,7 @@ def run_query_file(searcher, args):
             gold.setdefault(q, set()).add(g)
         queries = list(gold)
     start = time.time()
-    results = retrieve(searcher, queries, args.mode, args.recall_num)
+    results = retrieve(searcher, queries, args.mode, args.recall_num, reranker)
     seconds = time.time() - start
     n_rows = write_lines(args.recall_result_file,
                          ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits))
@@ -95,7 +120,7 @@ def run_query_file(searcher, args):
         return None
     ranked = {q: [hit.text for hit in hits] for q, hits in zip(queries, results)}
     metrics = recall_metrics(queries, gold, ranked, args.recall_num)
-    report(f"milvus-{args.mode}", metrics)
+    report(f"milvus-{args.mode}" + ("+rerank" if reranker else ""), metrics)
     return metrics
 
 
@@ -104,16 +129,17 @@ def main(argv=None):
     config = load_config(args)
     needs_model = args.search_by_id is None and args.mode != "bm25"
     encoder = TextEncoder.from_args(args) if needs_model else None
+    reranker = load_reranker(args) if args.rerank else None
     with MilvusSearcher(config, encoder) as searcher:
         try:
             if args.query_file is not None:
-                return run_query_file(searcher, args)
+                return run_query_file(searcher, args, reranker)
             if args.search_by_id is not None:
                 hits = searcher.search_by_id(args.search_by_id, args.top_k)
                 print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)
             else:
-                hits = retrieve(searcher, [args.query], args.mode, args.top_k)[0]
-                print_hits({"query": args.query, "mode": args.mode}, hits, args.json)
+                hits = retrieve(searcher, [args.query], args.mode, args.top_k, reranker, args.recall_num)[0]
+                print_hits({"query": args.query, "mode": args.mode + (" + rerank" if reranker else "")}, hits, args.json)
         except SearchError as e:
             fail(str(e))
     sys.stdout.flush()
