@@ -26,7 +26,7 @@ from ns_common.metrics import auc
 from ns_common.semantic import load_checkpoint
 from ns_common.text import batches
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
-from ns_common.utils import fail, init_distributed, is_main_process, logger, quiet_paddlenlp, set_device, set_seed
+from ns_common.utils import fail, is_main_process, logger, start_training
 
 
 def parse_args(argv=None):
@@ -62,10 +62,7 @@ def predict_probs(model, encoder, queries, titles, batch_size=128):
 
 def main(argv=None):
     args = parse_args(argv)
-    quiet_paddlenlp()
-    set_device(args.device)
-    init_distributed()
-    set_seed(args.seed)
+    start_training(args)
 
     try:
         triples = [triple for path in args.train_file for triple in read_pairwise_train(path)]

@@ -18,14 +18,15 @@ from inbatch_negative.model import SemanticIndexBatchNeg
 from ns_common.evaluate import RecallEvaluator
 from ns_common.semantic import POOLING_MODES, load_encoder
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
-from ns_common.utils import fail, init_distributed, is_main_process, logger, quiet_paddlenlp, set_device, set_seed
+from ns_common.utils import fail, is_main_process, logger, start_training
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_set_file", required=True, help="query<TAB>doc pairs (recall/train.csv)")
     add_train_args(parser, save_dir="./checkpoints/inbatch", batch_size=64, learning_rate=3e-4, epochs=10, warmup_proportion=0.1)
-    parser.add_argument("--output_emb_size", type=int, default=256, help="Linear(hidden -> k) after [CLS] pooling (0: none); must match --init_from_ckpt")
+    parser.add_argument("--output_emb_size", type=int, default=None,
+                        help="Linear(hidden -> k) after pooling; 0: none, the embedding is the hidden state (default: --init_from_ckpt's, else 0; PaddleNLP uses 256 with a base model)")
     parser.add_argument("--dropout", type=float, default=None, help="dropout of the backbone and the pooled output (default: the backbone's, 0.1)")
     parser.add_argument("--pooling", choices=POOLING_MODES, default=None,
                         help="cls: the pooled [CLS] output (PaddleNLP); mean: mean of the token states (default: --init_from_ckpt's, else mean)")
@@ -50,10 +51,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    quiet_paddlenlp()
-    set_device(args.device)
-    init_distributed()
-    set_seed(args.seed)
+    start_training(args)
 
     examples = read_train_pairs(args.train_set_file)
     if len(examples) < 2:

@@ -86,3 +86,12 @@ def quiet_paddlenlp():
         pnlp_logger.set_level("WARNING")
     except Exception:  # noqa: BLE001 - logging cosmetics must never break a run
         pass
+
+
+def start_training(args):
+    """The first lines of every training script: quiet logs, the device, the process group under
+    paddle.distributed.launch, and the seed."""
+    quiet_paddlenlp()
+    set_device(args.device)
+    init_distributed()
+    set_seed(args.seed)

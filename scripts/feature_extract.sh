@@ -11,7 +11,7 @@ PYTHON=${PYTHON:-python}
 if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}" ]; then PYTHON=.venv/bin/python; fi
 OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}
 exec "$PYTHON" recall/milvus/feature_extract.py \
-    --model_dir "${MODEL_DIR:-$OUTPUT_DIR/inbatch_negative/export}" \
+    --model_dir "${MODEL_DIR:-$OUTPUT_DIR/export/recall}" \
     --corpus_file "${CORPUS_FILE:-data/sample/milvus/milvus_data.csv}" \
     --output_path "${OUTPUT_PATH:-$OUTPUT_DIR/milvus}" \
     --batch_size "${BATCH_SIZE:-64}" \

@@ -2,7 +2,7 @@
 PYTHON=${PYTHON:-python}
 if [[ -x .venv/bin/python && -z "${VIRTUAL_ENV:-}" && "$PYTHON" == python ]]; then PYTHON=.venv/bin/python; fi
 DATA_DIR=${DATA_DIR:-data/sample}
-EMB=${EMB:-64}
+EMB=${EMB:-}
 NPROC=${NPROC:-1}
 DEVICE=${DEVICE:-cpu}
 MODEL=${MODEL:-}

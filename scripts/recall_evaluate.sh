@@ -5,7 +5,7 @@
 #
 #   bash scripts/recall_evaluate.sh                                       # checkpoints/inbatch/model_best
 #   PARAMS_PATH=checkpoints/simcse/model_final NAME=simcse bash scripts/recall_evaluate.sh
-#   PARAMS_PATH= NAME=untrained EMB=0 bash scripts/recall_evaluate.sh     # the untrained backbone
+#   PARAMS_PATH= NAME=untrained bash scripts/recall_evaluate.sh           # the untrained backbone
 #
 # Environment (defaults in brackets), besides DATA_DIR, MODEL, EMB, DEVICE of train_simcse.sh:
 #   PARAMS_PATH  the checkpoint [checkpoints/inbatch/model_best]; empty: the backbone alone
@@ -26,7 +26,7 @@ RECALL_NUM=${RECALL_NUM:-50}
 
 params=()
 [[ -n "$PARAMS_PATH" ]] && params=(--params_path "$PARAMS_PATH")
-"$PYTHON" inbatch_negative/recall.py --model_name_or_path "$MODEL" "${params[@]}" --output_emb_size "$EMB" --device "$DEVICE" \
+"$PYTHON" inbatch_negative/recall.py --model_name_or_path "$MODEL" "${params[@]}" ${EMB:+--output_emb_size "$EMB"} --device "$DEVICE" \
     --corpus_file "$DATA_DIR/recall/corpus.csv" --similar_text_pair_file "$DATA_DIR/recall/dev.csv" \
     --recall_result_dir "$OUT_DIR" --recall_num "$RECALL_NUM" "$@"
 "$PYTHON" inbatch_negative/evaluate.py --similar_text_pair_file "$DATA_DIR/recall/dev.csv" \

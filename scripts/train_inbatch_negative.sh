@@ -34,7 +34,7 @@ case "$HARD_NEGATIVES" in
         model_args=()
         if [[ "$HARD_NEGATIVES" == model ]]; then
             [[ -n "$INIT_FROM_CKPT" ]] || { echo "error: HARD_NEGATIVES=model needs INIT_FROM_CKPT (the model whose recall mines them)" >&2; exit 2; }
-            model_args=(--model_name_or_path "$MODEL" --params_path "$INIT_FROM_CKPT" --output_emb_size "$EMB" --device "$DEVICE")
+            model_args=(--model_name_or_path "$MODEL" --params_path "$INIT_FROM_CKPT" ${EMB:+--output_emb_size "$EMB"} --device "$DEVICE")
         fi
         "$PYTHON" inbatch_negative/mine_hard_negatives.py --method "$HARD_NEGATIVES" "${model_args[@]}" \
             --train_set_file "$DATA_DIR/recall/train.csv" --corpus_file "$DATA_DIR/recall/corpus.csv" --output_file "$mined"
@@ -44,6 +44,6 @@ case "$HARD_NEGATIVES" in
 esac
 
 run_training inbatch_negative/train_batch_neg.py --train_set_file "$DATA_DIR/recall/train.csv" \
-    --model_name_or_path "$MODEL" --save_dir "$SAVE_DIR" --output_emb_size "$EMB" --device "$DEVICE" \
+    --model_name_or_path "$MODEL" --save_dir "$SAVE_DIR" ${EMB:+--output_emb_size "$EMB"} --device "$DEVICE" \
     --evaluate --similar_text_pair_file "$DATA_DIR/recall/dev.csv" --corpus_file "$DATA_DIR/recall/corpus.csv" \
     --recall_result_dir "$SAVE_DIR/recall_result" "${extra[@]}" "$@"

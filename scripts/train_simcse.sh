@@ -12,7 +12,7 @@
 #   MODEL     backbone + tokenizer: the domain-pretrained ERNIE when chaining; empty: a from-scratch
 #             mini ERNIE bootstrapped once from DATA_DIR into output/bootstrap/<data dir name>/ernie []
 #   SAVE_DIR  checkpoints: SAVE_DIR/model_{step}, model_final, model_best [checkpoints/simcse]
-#   EMB       --output_emb_size [64]
+#   EMB       --output_emb_size; empty: none for a new model (the hidden size), else the checkpoint's []
 #   NPROC     processes under paddle.distributed.launch [1]
 #   DEVICE    cpu or gpu [cpu]
 set -euo pipefail
@@ -20,5 +20,5 @@ cd "$(dirname "$0")/.."
 source scripts/recall_common.sh
 
 run_training simcse/train.py --train_set_file "$DATA_DIR/recall/train_unsupervised.csv" \
-    --model_name_or_path "$MODEL" --save_dir "${SAVE_DIR:-checkpoints/simcse}" --output_emb_size "$EMB" --device "$DEVICE" \
+    --model_name_or_path "$MODEL" --save_dir "${SAVE_DIR:-checkpoints/simcse}" ${EMB:+--output_emb_size "$EMB"} --device "$DEVICE" \
     --dev_set_file "$DATA_DIR/recall/dev.csv" --corpus_file "$DATA_DIR/recall/corpus.csv" "$@"

@@ -1,7 +1,7 @@
 """Scores one recall model on the dev pairs through exact search and through Milvus (dense, bm25, hybrid),
 side by side, from the same extracted corpus embeddings:
 
-    python -m recall.milvus.compare_recall --model_dir output/inbatch_negative/export \
+    python -m recall.milvus.compare_recall --model_dir output/pipeline/sample/export/recall \
         --embedding_path output/milvus/corpus_embedding.npy --corpus_file data/csl/milvus/milvus_data.csv \
         --similar_text_pair_file data/csl/recall/dev.csv [--uri ...] [--result_file results/milvus_recall.tsv]
 

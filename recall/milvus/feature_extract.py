@@ -1,6 +1,6 @@
 """Embeds every line of a corpus file with the recall model -> corpus_embedding.npy (row i = line i).
 
-    python recall/milvus/feature_extract.py --model_dir output/inbatch_negative/export \
+    python recall/milvus/feature_extract.py --model_dir output/pipeline/sample/export/recall \
         --corpus_file data/sample/milvus/milvus_data.csv --output_path output/milvus
 
 The corpus is read and embedded in chunks of --chunk_size lines; each finished chunk is saved under

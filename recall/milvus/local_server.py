@@ -63,8 +63,9 @@ class LocalMilvusServer:
         if not os.path.isfile(self.executable):
             raise FileNotFoundError(f"{self.executable} not found: run scripts/setup_milvus_server.sh (or set NS_MILVUS_VENV)")
         os.makedirs(self.data_dir, exist_ok=True)
-        ports = free_ports(len(PORT_FLAGS))
+        ports = free_ports(len(PORT_FLAGS) + 1)
         self.port = ports[PORT_FLAGS.index("--proxy-port")]
+        env = dict(os.environ, ETCD_CONFIG_PATH=self._write_etcd_config(ports[PORT_FLAGS.index("--etcd-port")], ports[-1]))
         command = [self.executable, "--data", self.data_dir]
         for flag, port in zip(PORT_FLAGS, ports):
             command += [flag, str(port)]
@@ -72,10 +73,20 @@ class LocalMilvusServer:
             command += ["--authorization-enabled", "true"]
         with open(self.log_file, "w", encoding="utf-8") as log:
             # a session of its own: stop() can end the launcher and the milvus process it starts together
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self._wait_ready()
         logger.info(f"Milvus 2.3.5 server (pid {self.process.pid}) ready at {self.uri}, data in {self.data_dir}")
         return self
+
+    def _write_etcd_config(self, client_port, peer_port):
+        """The embedded etcd's own config: milvus-server has no flag for its peer port, fixed at 2380 otherwise,
+        so a second server on the machine would fail. Milvus reads etcd.config.path from $ETCD_CONFIG_PATH."""
+        path = os.path.join(self.data_dir, "embed_etcd.yaml")
+        client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+                    f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n")
+        return path
 
     def _wait_ready(self):
         deadline = time.time() + self.startup_timeout_s

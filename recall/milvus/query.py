@@ -1,16 +1,16 @@
 """Searches the Milvus collection: one query, a stored document's neighbours, or a whole query file.
 
     # one query: rank, id, score, text (--json for machine-readable output)
-    python -m recall.milvus.query --model_dir output/inbatch_negative/export --query "中西方语言与文化的差异" --top_k 10
+    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "中西方语言与文化的差异" --top_k 10
     python -m recall.milvus.query --query "语言 文化 差异" --mode bm25      # no model needed
     # two-stage: recall 50 by hybrid search, rerank them with the ERNIE-Gram reranker, show the best 10
-    python -m recall.milvus.query --model_dir output/inbatch_negative/export --query "语言 文化 差异" --mode hybrid \
-        --rerank --reranker_dir output/ernie_matching/export --recall_num 50 --top_k 10
+    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "语言 文化 差异" --mode hybrid \
+        --rerank --reranker_dir output/pipeline/sample/export/reranker --recall_num 50 --top_k 10
     # neighbours of document 18 by its stored vector (PaddleNLP's milvus_ann_search.py --search --index 18)
     python -m recall.milvus.query --search_by_id 18
     # batch: query<TAB>gold lines (or plain queries) -> recall_result.txt (query<TAB>doc<TAB>score,
     # --recall_num rows a query), scored right away when the file has gold docs
-    python -m recall.milvus.query --model_dir output/inbatch_negative/export --mode hybrid \
+    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --mode hybrid \
         --query_file data/sample/recall/dev.csv --recall_result_file output/milvus/recall_result_hybrid.txt
 
 Modes: dense (semantic vectors), bm25 (Milvus' BM25 on the text, jieba words), hybrid (both, fused by RRF).

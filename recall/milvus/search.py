@@ -5,7 +5,7 @@ text) and hybrid (both requests fused with reciprocal rank fusion by Milvus' hyb
     from recall.milvus.model import TextEncoder
     from recall.milvus.search import MilvusSearcher
 
-    with MilvusSearcher(load_config(), TextEncoder(model_dir="output/inbatch_negative/export")) as searcher:
+    with MilvusSearcher(load_config(), TextEncoder(model_dir="output/pipeline/sample/export/recall")) as searcher:
         for hit in searcher.search("中西方语言与文化的差异", top_k=10, mode="hybrid"):
             print(hit.id, hit.score, hit.text)
 """

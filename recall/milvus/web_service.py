@@ -1,8 +1,8 @@
 r"""HTTP service and web page over the Milvus index: text -> vector, and query -> top-K documents.
 
-    python -m recall.milvus.web_service --model_dir output/inbatch_negative/export \
+    python -m recall.milvus.web_service --model_dir output/pipeline/sample/export/recall \
         [--config recall/milvus/config.yml --uri ./milvus_data/neural_search.db] \
-        [--reranker_dir output/ernie_matching/export] [--host 127.0.0.1 --port 8000]
+        [--reranker_dir output/pipeline/sample/export/reranker] [--host 127.0.0.1 --port 8000]
 
 then open http://127.0.0.1:8000/ (the page) or call the JSON API:
 
