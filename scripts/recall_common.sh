@@ -8,7 +8,7 @@ DEVICE=${DEVICE:-cpu}
 MODEL=${MODEL:-}
 
 if [[ ! -f "$DATA_DIR/recall/train.csv" ]]; then
-    echo "error: DATA_DIR=$DATA_DIR has no recall/train.csv (expected the data layout, see docs/data.md)" >&2
+    echo "error: DATA_DIR=$DATA_DIR has no recall/train.csv (expected the data layout, see data/README.md)" >&2
     exit 2
 fi
 if [[ -z "$MODEL" ]]; then
