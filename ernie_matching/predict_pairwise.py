@@ -13,7 +13,7 @@ import os
 import sys
 
 from ernie_matching.data import read_query_title_pairs
-from ernie_matching.reranker import Reranker
+from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
 from ns_common.io import DataFileError
 from ns_common.text import batches
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
@@ -23,17 +23,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input_file", required=True, help="query<TAB>title[<TAB>...] lines")
     parser.add_argument("--output_file", default=None, help="JSON lines output (default: stdout)")
-    parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
-    parser.add_argument("--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)")
-    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)")
-    parser.add_argument("--max_seq_length", type=int, default=64)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--enable_mkldnn", action="store_true")
+    add_reranker_args(parser, batch_size=64)
     args = parser.parse_args(argv)
-    if not (args.model_dir or args.params_path):
-        fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
+    check_reranker_args(args)
     if args.max_seq_length <= 0 or args.batch_size <= 0:
         fail("--max_seq_length and --batch_size must be positive")
     return args

@@ -13,7 +13,7 @@ and after reranking (the same numbers ns_common/evaluate.py gives for the two fi
 import argparse
 import os
 
-from ernie_matching.reranker import Reranker
+from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
 from ns_common.evaluate import recall_metrics, report
 from ns_common.io import DataFileError, check_file, write_lines
 from ns_common.recall import read_recall_result, read_similar_pairs
@@ -28,17 +28,9 @@ def parse_args(argv=None):
     parser.add_argument("--top_k", type=int, default=0, help="rows a query to write after reranking (0: all reranked)")
     parser.add_argument("--similar_text_pair_file", default=None, help="query<TAB>gold doc: print Recall@K/MRR@10 before and after")
     parser.add_argument("--result_file", default=None, help="with --similar_text_pair_file, append both table lines to this file")
-    parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
-    parser.add_argument("--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)")
-    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)")
-    parser.add_argument("--max_seq_length", type=int, default=64)
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--enable_mkldnn", action="store_true")
+    add_reranker_args(parser, batch_size=128)
     args = parser.parse_args(argv)
-    if not (args.model_dir or args.params_path):
-        fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
+    check_reranker_args(args)
     if args.recall_num < 0 or args.top_k < 0:
         fail("--recall_num and --top_k must be >= 0")
     if args.recall_num and args.top_k > args.recall_num:

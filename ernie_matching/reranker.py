@@ -20,7 +20,7 @@ from ernie_matching.model import load_matching_model
 from ns_common.modeling import load_tokenizer
 from ns_common.predictor import InferencePredictor
 from ns_common.text import batches
-from ns_common.utils import set_device
+from ns_common.utils import fail, set_device
 
 
 class Reranker:
@@ -81,3 +81,20 @@ class Reranker:
         reranked = [dict(c, rerank_score=float(p), recall_rank=rank) for rank, (c, p) in enumerate(zip(candidates, probs), start=1)]
         reranked.sort(key=lambda c: -c["rerank_score"])  # stable: ties stay in recall order
         return reranked[:top_k] if top_k else reranked
+
+
+def add_reranker_args(parser, batch_size=64):
+    """The flags every command that loads a reranker takes (an exported dir or a checkpoint)."""
+    parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
+    parser.add_argument("--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)")
+    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=batch_size)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--enable_mkldnn", action="store_true")
+
+
+def check_reranker_args(args):
+    if not (args.model_dir or args.params_path):
+        fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
