@@ -55,6 +55,9 @@ def parse_args(argv=None):
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--cpu_threads", type=int, default=2)
     parser.add_argument("--skip_extraction", action="store_true")
+    parser.add_argument("--keep_rows", action="store_true",
+                        help="keep the rows of other backends (and, with --skip_extraction, the extraction figures) of an "
+                             "earlier milvus_bench.json in --output_dir: rerun one backend without redoing the rest")
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "results"))
     return parser.parse_args(argv)
 
@@ -204,7 +207,7 @@ def index_worker(backend, n, args, texts, out_queue):
         client_rss, server_rss = PeakRss(os.getpid()), None
         corpus, embeddings_path, latent, projection = synthetic_collection(n, args.dim, texts, root)
         if backend == "server":
-            server = LocalMilvusServer(os.path.join(root, "server")).start()
+            server = LocalMilvusServer(os.path.join(root, "server"), startup_timeout_s=900).start()
             server_rss = PeakRss(server.process.pid)
             uri = server.uri
         else:
@@ -263,7 +266,14 @@ def run_isolated(backend, n, args, texts):
     queue = context.Queue()
     process = context.Process(target=index_worker, args=(backend, n, args, texts, queue))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Exception:  # noqa: BLE001 - queue.Empty: still running, unless the worker died without a word
+            if not process.is_alive():
+                result = {"backend": backend, "size": n, "error": f"worker exited with code {process.exitcode}"}
+                break
     process.join()
     return result
 
@@ -274,7 +284,9 @@ def run_isolated(backend, n, args, texts):
 def markdown(extraction, rows, args):
     lines = ["# Milvus stage benchmark", "",
              f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; Python {platform.python_version()}. "
-             f"Run: `python bench/milvus_bench.py {' '.join(sys.argv[1:])}`", ""]
+             f"Run: `{command_line()}`"
+             + (f"; rows of other backends{' and the extraction figures' if args.skip_extraction else ''} from `{args.kept_from}`"
+                if getattr(args, "kept_from", None) else ""), ""]
     if extraction:
         e = extraction
         lines += ["## Feature extraction (same model, same corpus)", "",
@@ -318,12 +330,18 @@ def main(argv=None):
     corpus_file = args.corpus_file or (CSL_CORPUS if os.path.isfile(CSL_CORPUS) else SAMPLE_CORPUS)
     texts = corpus_texts(corpus_file)
     logger.info(f"{len(texts)} texts from {corpus_file}")
-    extraction = None
+    extraction, rows = None, []
+    earlier_file = os.path.join(args.output_dir, "milvus_bench.json")
+    if args.keep_rows and os.path.isfile(earlier_file):
+        with open(earlier_file, encoding="utf-8") as f:
+            earlier = json.load(f)
+        rows = [r for r in earlier["index"] if r["backend"] not in args.backends]
+        extraction = earlier["extraction"] if args.skip_extraction else None
+        args.kept_from = earlier.get("command", "an earlier run")
     if not args.skip_extraction:
         with tempfile.TemporaryDirectory(prefix="milvus_bench_model_") as root:
             extraction = bench_extraction(args, texts, root)
         logger.info(f"extraction: {json.dumps(extraction)}")
-    rows = []
     save(args, corpus_file, extraction, rows)
     for backend in args.backends:
         for n in getattr(args, f"{backend}_sizes") or args.sizes:
@@ -338,7 +356,12 @@ def save(args, corpus_file, extraction, rows):
     with open(os.path.join(args.output_dir, "milvus_bench.md"), "w", encoding="utf-8") as f:
         f.write(markdown(extraction, rows, args))
     with open(os.path.join(args.output_dir, "milvus_bench.json"), "w", encoding="utf-8") as f:
-        json.dump({"args": vars(args), "corpus_file": corpus_file, "extraction": extraction, "index": rows}, f, indent=2)
+        json.dump({"command": command_line(), "args": vars(args), "corpus_file": corpus_file, "extraction": extraction,
+                   "index": rows}, f, indent=2)
+
+
+def command_line():
+    return "python bench/milvus_bench.py " + " ".join(sys.argv[1:])
 
 
 if __name__ == "__main__":

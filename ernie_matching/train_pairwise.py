@@ -8,7 +8,7 @@
 Each triple scores (query, title) and (query, neg_title) with the same cross-encoder, in one forward
 pass; --loss margin (PaddleNLP's, the default): mean(max(0, margin - (p_pos - p_neg))) on the
 probabilities; --loss logistic: mean(log(1 + exp(s_neg - s_pos))) on the logits (trains a from-scratch
-backbone where the margin loss stalls, see docs/ernie_matching.md).
+backbone where the margin loss stalls, see the README, "Reranking").
 AUC on --test_file (query, title, label) every --eval_step steps and after each epoch; the best AUC
 checkpoint is kept in save_dir/model_best/ (model_state.pdparams, tokenizer files, backbone config.json).
 Runs under `python -m paddle.distributed.launch --nproc_per_node 2` too (rank 0 evaluates and saves).

@@ -38,7 +38,7 @@ def parse_args(argv=None):
     # --method model: the trained encoder
     parser.add_argument("--model_name_or_path", default=None, help="(--method model) backbone directory of the trained model")
     parser.add_argument("--params_path", default=None, help="(--method model) model_state.pdparams of the trained model")
-    parser.add_argument("--output_emb_size", type=int, default=256)
+    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
     parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)

@@ -110,7 +110,7 @@ def add_encoder_args(parser, with_params=True):
         parser.add_argument("--params_path", default=None,
                             help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
                                  "and a seeded random projection: the untrained baseline")
-    parser.add_argument("--output_emb_size", type=int, default=256, help="the projection size used in training (0: none)")
+    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
     parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)

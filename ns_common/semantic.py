@@ -20,7 +20,7 @@ from ns_common.utils import fail, logger
 
 POOLING_MODES = ("cls", "mean")
 # mean pooling by default: the from-scratch and briefly pretrained backbones this project trains offline
-# have a [CLS] output that barely depends on the input (see docs/recall_models.md for the measurements)
+# have a [CLS] output that barely depends on the input (see the README, "Recall models", for the measurements)
 DEFAULT_POOLING = "mean"
 ENCODER_CONFIG = "encoder_config.json"
 
@@ -87,36 +87,53 @@ def save_encoder_config(model, folder):
         json.dump(model.encoder_config(), f, indent=2)
 
 
-def load_encoder(model_name_or_path, params_path=None, output_emb_size=0, dropout=None, model_class=None, pooling=None, **model_kwargs):
+def checkpoint_file(params_path):
+    """model_state.pdparams itself, or inside the directory given; a clear error when missing."""
+    if os.path.isdir(params_path):
+        params_path = os.path.join(params_path, "model_state.pdparams")
+    if not os.path.isfile(params_path):
+        fail(f"checkpoint not found: {params_path}")
+    return params_path
+
+
+def load_encoder(model_name_or_path, params_path=None, output_emb_size=None, dropout=None, model_class=None, pooling=None, **model_kwargs):
     """Backbone from --model_name_or_path, then (optionally) a full checkpoint from --params_path.
     Returns (model, tokenizer). A checkpoint whose shapes don't fit the model is a clear error.
     model_class: a SemanticIndexBase subclass (a stage's training model with its loss), built with
     model_kwargs (e.g. margin, scale); its parameters are the encoder's, so checkpoints are interchangeable.
+    output_emb_size: None takes the checkpoint's (the shape of its projection; 0 without a checkpoint).
     pooling: None takes the checkpoint's (encoder_config.json); a checkpoint without one is PaddleNLP's,
     hence "cls"; no checkpoint at all: DEFAULT_POOLING. A value conflicting with the checkpoint's is an error."""
-    saved = read_encoder_config(params_path) if params_path else {}
-    if pooling and saved.get("pooling") and saved["pooling"] != pooling:
-        fail(f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (drop --pooling to use the checkpoint's)")
-    if "output_emb_size" in saved and (saved["output_emb_size"] or 0) != (output_emb_size or 0):
-        fail(f"{params_path} was trained with --output_emb_size {saved['output_emb_size']}, not {output_emb_size}")
+    state, saved = None, {}
+    if params_path:
+        params_path = checkpoint_file(params_path)
+        state = paddle.load(params_path)
+        saved = read_encoder_config(params_path)
+        projection = state.get("emb_reduce_linear.weight")
+        trained_size = int(projection.shape[1]) if projection is not None else 0
+        if output_emb_size is None:
+            output_emb_size = trained_size
+        elif (output_emb_size or 0) != trained_size:
+            fail(f"{params_path} was trained with --output_emb_size {trained_size}, not {output_emb_size} (leave the flag out to use the checkpoint's)")
+        if pooling and saved.get("pooling") and saved["pooling"] != pooling:
+            fail(f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (leave --pooling out to use the checkpoint's)")
     if not pooling:
         pooling = saved.get("pooling", "cls") if params_path else DEFAULT_POOLING
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     backbone = load_backbone(model_name_or_path, **overrides)
     tokenizer = load_tokenizer(model_name_or_path)
-    model = (model_class or SemanticIndexBase)(backbone, dropout=dropout, output_emb_size=output_emb_size, pooling=pooling, **model_kwargs)
+    model = (model_class or SemanticIndexBase)(backbone, dropout=dropout, output_emb_size=output_emb_size or 0, pooling=pooling, **model_kwargs)
     if params_path:
-        load_checkpoint(model, params_path)
+        load_checkpoint(model, params_path, state)
     return model, tokenizer
 
 
-def load_checkpoint(model, params_path):
-    """Loads model_state.pdparams (or a directory holding it) into model; fails fast on any mismatch."""
-    if os.path.isdir(params_path):
-        params_path = os.path.join(params_path, "model_state.pdparams")
-    if not os.path.isfile(params_path):
-        fail(f"checkpoint not found: {params_path}")
-    state = paddle.load(params_path)
+def load_checkpoint(model, params_path, state=None):
+    """Loads model_state.pdparams (or a directory holding it) into model; fails fast on any mismatch.
+    state: the already loaded state dict of params_path, if the caller has it."""
+    params_path = checkpoint_file(params_path)
+    if state is None:
+        state = paddle.load(params_path)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -10,11 +10,12 @@ and a collate function, then calls:
 decay on bias/norm, paddle.DataParallel under paddle.distributed.launch, checkpoints
 `save_dir/model_{step}/` (model_state.pdparams + tokenizer files) every --save_steps and at the end,
 evaluation every --eval_steps and after each epoch with the best model kept as `save_dir/model_best/`,
-a checkpoint on Ctrl-C, and `save_dir/train_summary.json` (steps, wall time, loss curve, best metrics).
+a checkpoint on Ctrl-C or kill (SIGTERM), and `save_dir/train_summary.json` (steps, wall time, loss curve, best metrics).
 """
 import json
 import math
 import os
+import signal
 
 import numpy as np
 import paddle
@@ -60,6 +61,8 @@ def check_train_args(args, files=()):
         fail(f"--learning_rate must be positive, got {args.learning_rate}")
     if not 0 <= args.warmup_proportion < 1:
         fail(f"--warmup_proportion must be in [0, 1), got {args.warmup_proportion}")
+    if (getattr(args, "output_emb_size", None) or 0) < 0:
+        fail(f"--output_emb_size must be >= 0, got {args.output_emb_size}")
     for name in ("save_steps", "eval_steps"):
         if getattr(args, name) < 0:
             fail(f"--{name} must be >= 0, got {getattr(args, name)}")
@@ -114,6 +117,19 @@ def save_checkpoint(model, tokenizer, path, extra=None):
         with open(os.path.join(path, "checkpoint_info.json"), "w", encoding="utf-8") as f:
             json.dump(extra, f, indent=2, ensure_ascii=False)
     return path
+
+
+def _save_on_sigterm():
+    """A `kill` (SIGTERM) ends training like Ctrl-C: the current weights are saved first."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="recall@5", loss_fn=None):
@@ -177,6 +193,7 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
     last_eval = None
     window = []
     model.train()
+    previous_handler = _save_on_sigterm()
     try:
         for epoch in range(1, epochs + 1):
             # the shuffle order depends on the seed and the epoch only (same on every process)
@@ -211,7 +228,10 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
         if main:
             path = save_checkpoint(model, tokenizer, os.path.join(args.save_dir, f"model_{global_step}"))
             logger.warning(f"interrupted at step {global_step}: saved {path}")
-        raise
+        raise SystemExit(130) from None
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
     progress.close()
 
     seconds = timer.seconds

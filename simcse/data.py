@@ -27,22 +27,42 @@ def word_repetition(input_ids, dup_rate, rng, max_seq_length):
     return out[: max_seq_length - 1] + [input_ids[-1]]
 
 
+def keyword_view(text, rng, max_chars=64, min_words=2, max_words=5):
+    """A pseudo-query: 2-5 distinct words (jieba, 2+ characters) drawn from the start of the text (the part
+    the encoder sees), joined by spaces like a literature-search keyword query. The text itself when it has
+    fewer than 2 such words."""
+    import jieba
+
+    words = list(dict.fromkeys(w for w in jieba.lcut(text[:max_chars]) if len(w.strip()) >= 2 and any(c.isalnum() for c in w)))
+    if len(words) < min_words:
+        return text
+    return " ".join(rng.sample(words, rng.randint(min_words, min(max_words, len(words)))))
+
+
 class SimCSECollator:
-    def __init__(self, tokenizer, max_seq_length=64, dup_rate=0.0, seed=1000):
+    """second_view: "dropout" (SimCSE: the same tokens twice) or "keywords" (the second view is a
+    keyword_view of the text: an unsupervised stand-in for the query -> title task)."""
+
+    def __init__(self, tokenizer, max_seq_length=64, dup_rate=0.0, seed=1000, second_view="dropout"):
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.dup_rate = dup_rate
+        self.second_view = second_view
         self.rng = random.Random(seed)
 
     def __call__(self, texts):
         ids = [convert_example(t, self.tokenizer, self.max_seq_length)[0] for t in texts]
         pad = self.tokenizer.pad_token_id
         batch = {}
-        if self.dup_rate > 0:
-            views = [[word_repetition(x, self.dup_rate, self.rng, self.max_seq_length) for x in ids] for _ in range(2)]
-            batch["input_ids"], batch["second_input_ids"] = (pad_sequences(v, pad) for v in views)
+        if self.second_view == "keywords":
+            second = [convert_example(keyword_view(t, self.rng, self.max_seq_length), self.tokenizer, self.max_seq_length)[0] for t in texts]
+        elif self.dup_rate > 0:
+            ids, second = ([word_repetition(x, self.dup_rate, self.rng, self.max_seq_length) for x in ids] for _ in range(2))
         else:
-            batch["input_ids"] = pad_sequences(ids, pad)
+            second = None
+        batch["input_ids"] = pad_sequences(ids, pad)
+        if second is not None:
+            batch["second_input_ids"] = pad_sequences(second, pad)
         # the same text twice in a batch is not a negative of itself
         batch["false_negative_mask"] = false_negative_mask(texts, texts)
         return batch

@@ -28,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument("--pooling", choices=POOLING_MODES, default=None,
                         help="cls: the pooled [CLS] output (PaddleNLP); mean: mean of the token states (default: --init_from_ckpt's, else mean)")
     parser.add_argument("--dup_rate", type=float, default=0.0, help="word repetition (ESimCSE): repeat up to this share of each view's tokens (0: off)")
+    parser.add_argument("--second_view", choices=("dropout", "keywords"), default="dropout",
+                        help="dropout: each text twice (SimCSE); keywords: the text and 2-5 of its words joined by spaces (a pseudo keyword query)")
     parser.add_argument("--margin", type=float, default=0.0, help="subtracted from the positive's cosine")
     parser.add_argument("--scale", type=float, default=20.0, help="multiplies the cosines (inverse temperature)")
     parser.add_argument("--dev_set_file", default=None, help="optional query<TAB>doc pairs for Recall@K during training")
@@ -54,7 +56,7 @@ def main(argv=None):
         fail(f"{args.train_set_file}: SimCSE needs at least 2 texts, found {len(texts)}")
     model, tokenizer = load_encoder(args.model_name_or_path, args.init_from_ckpt, args.output_emb_size, args.dropout,
                                     model_class=SimCSE, pooling=args.pooling, margin=args.margin, scale=args.scale)
-    loader = build_dataloader(texts, args.batch_size, SimCSECollator(tokenizer, args.max_seq_length, args.dup_rate, args.seed))
+    loader = build_dataloader(texts, args.batch_size, SimCSECollator(tokenizer, args.max_seq_length, args.dup_rate, args.seed, args.second_view))
     if is_main_process():
         logger.info(f"SimCSE: {len(texts)} texts, {len(loader)} batches of {args.batch_size} an epoch, embedding dim {model.embedding_dim}")
 
