@@ -56,8 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--cpu_threads", type=int, default=2)
     parser.add_argument("--skip_extraction", action="store_true")
     parser.add_argument("--keep_rows", action="store_true",
-                        help="keep the rows of other backends (and, with --skip_extraction, the extraction figures) of an "
-                             "earlier milvus_bench.json in --output_dir: rerun one backend without redoing the rest")
+                        help="keep the rows of an earlier milvus_bench.json in --output_dir that this run does not redo (and, with "
+                             "--skip_extraction, its extraction figures): add or rerun one backend/size without redoing the rest")
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "results"))
     return parser.parse_args(argv)
 
@@ -285,7 +285,7 @@ def markdown(extraction, rows, args):
     lines = ["# Milvus stage benchmark", "",
              f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; Python {platform.python_version()}. "
              f"Run: `{command_line()}`"
-             + (f"; rows of other backends{' and the extraction figures' if args.skip_extraction else ''} from `{args.kept_from}`"
+             + (f"; the other rows{' and the extraction figures' if args.skip_extraction else ''} from `{args.kept_from}`"
                 if getattr(args, "kept_from", None) else ""), ""]
     if extraction:
         e = extraction
@@ -310,7 +310,7 @@ def markdown(extraction, rows, args):
               "| backend | vectors | insert rows/s | index ready (s) | compaction (s) | dense p50 / p99 (ms) | bm25 p50 / p99 (ms) | "
               "hybrid p50 / p99 (ms) | HNSW recall@10 | peak RSS client / server (MB) |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["backend"], r["size"])):
         if "error" in r:
             lines.append(f"| {r['backend']} | {r['size']} | error: {r['error']} | | | | | | | |")
             continue
@@ -335,7 +335,8 @@ def main(argv=None):
     if args.keep_rows and os.path.isfile(earlier_file):
         with open(earlier_file, encoding="utf-8") as f:
             earlier = json.load(f)
-        rows = [r for r in earlier["index"] if r["backend"] not in args.backends]
+        planned = {(backend, n) for backend in args.backends for n in (getattr(args, f"{backend}_sizes") or args.sizes)}
+        rows = [r for r in earlier["index"] if (r["backend"], r["size"]) not in planned]
         extraction = earlier["extraction"] if args.skip_extraction else None
         args.kept_from = earlier.get("command", "an earlier run")
     if not args.skip_extraction:

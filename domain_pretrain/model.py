@@ -9,7 +9,9 @@ import paddle.nn.functional as F
 
 
 class PretrainingModel(nn.Layer):
-    def __init__(self, backbone):
+    def __init__(self, backbone, freeze_word_embeddings=False):
+        """freeze_word_embeddings: the input word embeddings keep their initial values and the MLM output
+        layer gets a trainable copy of them instead of sharing them."""
         super().__init__()
         self.backbone = backbone
         config = backbone.config
@@ -20,6 +22,11 @@ class PretrainingModel(nn.Layer):
         self.mlm_layer_norm = nn.LayerNorm(embedding_size)
         self.mlm_bias = self.create_parameter([vocab_size], is_bias=True)
         self.sop_classifier = nn.Linear(config.hidden_size, 2, weight_attr=init)
+        self.mlm_output_weight = None
+        if freeze_word_embeddings:
+            word_embeddings.stop_gradient = True
+            self.mlm_output_weight = self.create_parameter(
+                word_embeddings.shape, default_initializer=nn.initializer.Assign(word_embeddings.numpy()))
 
     def forward(self, input_ids, token_type_ids, masked_positions):
         """masked_positions index the flattened [batch * seq_len] tokens. Returns (mlm_logits
@@ -27,7 +34,7 @@ class PretrainingModel(nn.Layer):
         sequence_output, pooled_output = self.backbone(input_ids, token_type_ids)[:2]
         hidden = paddle.gather(sequence_output.reshape([-1, sequence_output.shape[-1]]), masked_positions)
         hidden = self.mlm_layer_norm(F.gelu(self.mlm_transform(hidden)))
-        word_embeddings = self.backbone.embeddings.word_embeddings.weight
+        word_embeddings = self.backbone.embeddings.word_embeddings.weight if self.mlm_output_weight is None else self.mlm_output_weight
         mlm_logits = paddle.matmul(hidden, word_embeddings, transpose_y=True) + self.mlm_bias
         return mlm_logits, self.sop_classifier(pooled_output)
 

@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--adam_beta2", type=float, default=0.999)
     parser.add_argument("--adam_epsilon", type=float, default=1e-8)
     parser.add_argument("--grad_clip", type=float, default=1.0, help="global-norm clipping; 0 turns it off")
+    parser.add_argument("--freeze_word_embeddings", action="store_true",
+                        help="keep the input word embeddings as they start (the MLM output layer learns its own copy)")
     parser.add_argument("--max_steps", type=int, default=1500, help="default sized for CSL on 2 CPU cores in ~15 minutes")
     parser.add_argument("--save_steps", type=int, default=500)
     parser.add_argument("--eval_freq", type=int, default=500)
@@ -124,7 +126,7 @@ def build_optimizer(model, args):
     decayed = {p.name for n, p in model.named_parameters() if not any(x in n for x in ("bias", "norm"))}
     optimizer = paddle.optimizer.AdamW(
         learning_rate=scheduler,
-        parameters=model.parameters(),
+        parameters=[p for p in model.parameters() if not p.stop_gradient],
         beta1=args.adam_beta1,
         beta2=args.adam_beta2,
         epsilon=args.adam_epsilon,
@@ -261,7 +263,7 @@ def main(argv=None):
             fail(f"--model_name_or_path {args.model_name_or_path}: model vocab_size {backbone.config.vocab_size} < tokenizer's {vocab_size}")
         if backbone.config.max_position_embeddings < args.max_seq_len:
             fail(f"--max_seq_len {args.max_seq_len} exceeds the model's max_position_embeddings {backbone.config.max_position_embeddings}")
-        model = PretrainingModel(backbone)
+        model = PretrainingModel(backbone, freeze_word_embeddings=args.freeze_word_embeddings)
         scheduler, optimizer = build_optimizer(model, args)
         scaler = paddle.amp.GradScaler(init_loss_scaling=args.scale_loss) if args.use_amp else None
         if checkpoint:

@@ -8,6 +8,10 @@ from ns_common.io import SkipCounter, iter_raw_lines
 from ns_common.text import pad_sequences
 
 
+# token types: the two segments, and (mark_matches) their tokens that also occur in the other segment
+QUERY_TYPE, TITLE_TYPE, MATCHED_TITLE_TYPE, MATCHED_QUERY_TYPE = 0, 1, 2, 3
+
+
 class PairEncoder:
     """(query, title) -> (input_ids, token_type_ids) exactly as `tokenizer(query, text_pair=title,
     max_seq_len=max_seq_length, truncation=True)` gives them, but each distinct text is tokenised once.
@@ -15,10 +19,15 @@ class PairEncoder:
     Tokenisation (basic + WordPiece, in Python: ~2,200 pairs/s on one core) is a sizeable share of the
     cost next to a mini model (a few hundred pairs/s on 2 cores), and reranked lists repeat the same
     titles across queries: an LRU cache text -> token ids keeps the `cache_size` most recently used texts.
+
+    mark_matches: exact-match token types (see model.py): a title token also in the query gets type 2, a
+    query token also in the title type 3.
     """
 
-    def __init__(self, tokenizer, max_seq_length=64, cache_size=200_000):
+    def __init__(self, tokenizer, max_seq_length=64, cache_size=200_000, mark_matches=False):
         self.tokenizer = tokenizer
+        self.mark_matches = mark_matches
+        self.special_ids = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id}
         self.max_seq_length = max_seq_length
         self.cache_size = cache_size
         self.cache = OrderedDict()
@@ -39,10 +48,12 @@ class PairEncoder:
 
     def encode(self, query, title):
         # prepare_for_model applies the same longest-first truncation and special tokens as tokenizer(...)
-        encoded = self.tokenizer.prepare_for_model(
-            list(self.token_ids(query)), list(self.token_ids(title)), truncation=True, max_length=self.max_seq_length
-        )
-        return encoded["input_ids"], encoded["token_type_ids"]
+        query_ids, title_ids = self.token_ids(query), self.token_ids(title)
+        encoded = self.tokenizer.prepare_for_model(list(query_ids), list(title_ids), truncation=True, max_length=self.max_seq_length)
+        input_ids, token_type_ids = encoded["input_ids"], encoded["token_type_ids"]
+        if self.mark_matches:
+            token_type_ids = mark_exact_matches(input_ids, token_type_ids, set(query_ids), set(title_ids), self.special_ids)
+        return input_ids, token_type_ids
 
     def pad(self, encoded_pairs):
         """A list of (input_ids, token_type_ids) -> two padded int64 arrays [batch, longest]."""
@@ -52,6 +63,20 @@ class PairEncoder:
 
     def encode_batch(self, queries, titles):
         return self.pad([self.encode(q, t) for q, t in zip(queries, titles)])
+
+
+def mark_exact_matches(input_ids, token_type_ids, query_ids, title_ids, special_ids):
+    """Query/title token types -> the matched ones for tokens whose id occurs on the other side (special and
+    unknown tokens keep theirs)."""
+    marked = list(token_type_ids)
+    for i, (token, segment) in enumerate(zip(input_ids, token_type_ids)):
+        if token in special_ids:
+            continue
+        if segment == TITLE_TYPE and token in query_ids:
+            marked[i] = MATCHED_TITLE_TYPE
+        elif segment == QUERY_TYPE and token in title_ids:
+            marked[i] = MATCHED_QUERY_TYPE
+    return marked
 
 
 class PairwiseDataset(Dataset):

@@ -4,13 +4,15 @@
         --output_path output/ernie_matching
 
 Writes inference.json + inference.pdiparams (inputs input_ids, token_type_ids [batch, seq], int64;
-output the relevance probability [batch]) and the tokenizer files + backbone config.json, so the
+output the relevance probability [batch]) and the tokenizer files + backbone config.json +
+encoder_config.json (exact-match token types or not), so the
 directory alone is enough for `Reranker(model_dir=...)`, predict_pairwise.py and rerank_results.py.
 """
 import argparse
 
 from ernie_matching.model import load_matching_model
 from ns_common.export import export_static
+from ns_common.semantic import save_encoder_config
 from ns_common.utils import fail, logger, quiet_paddlenlp, set_device
 
 
@@ -34,7 +36,8 @@ def main(argv=None):
     export_static(model, args.output_path)
     tokenizer.save_pretrained(args.output_path)
     model.ptm.config.save_pretrained(args.output_path)
-    logger.info(f"exported reranker {args.params_path} -> {args.output_path} (inference.json/.pdiparams, tokenizer, config.json)")
+    save_encoder_config(model, args.output_path)  # whether the pair encoder marks exact matches
+    logger.info(f"exported reranker {args.params_path} -> {args.output_path} (inference.json/.pdiparams, tokenizer, config.json, encoder_config.json)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 
 from ernie_matching.data import PairEncoder
-from ernie_matching.model import load_matching_model
+from ernie_matching.model import load_matching_model, read_mark_matches
 from ns_common.modeling import load_tokenizer
 from ns_common.predictor import InferencePredictor
 from ns_common.text import batches
@@ -33,12 +33,14 @@ class Reranker:
             self.predictor = InferencePredictor(model_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn)
             self.model = None
             tokenizer = load_tokenizer(model_dir)
+            mark_matches = read_mark_matches(model_dir)
         else:
             set_device(device)
             self.predictor = None
             self.model, tokenizer = load_matching_model(model_name_or_path, params_path)
             self.model.eval()
-        self.encoder = PairEncoder(tokenizer, max_seq_length, cache_size)
+            mark_matches = self.model.mark_matches
+        self.encoder = PairEncoder(tokenizer, max_seq_length, cache_size, mark_matches=mark_matches)
         self.batch_size = batch_size
         self.pairs_scored = 0
         self.seconds = 0.0

@@ -39,6 +39,9 @@ def parse_args(argv=None):
     parser.add_argument("--loss", choices=LOSSES, default="margin",
                         help="margin: PaddleNLP's margin ranking loss on the probabilities; logistic: RankNet's log(1+exp(-(s_pos-s_neg))) on the logits")
     parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--mark_matches", action=argparse.BooleanOptionalAction, default=True,
+                        help="exact-match token types: query/title tokens that occur on the other side get their own "
+                             "token type (beyond PaddleNLP; --no-mark_matches for its plain pairs)")
     # PaddleNLP's ernie_matching spells these two in the singular
     parser.add_argument("--eval_step", dest="eval_steps", type=int, default=argparse.SUPPRESS, help="same as --eval_steps")
     parser.add_argument("--save_step", dest="save_steps", type=int, default=argparse.SUPPRESS, help="same as --save_steps")
@@ -75,11 +78,12 @@ def main(argv=None):
     if len(set(dev_labels)) < 2:
         fail(f"--test_file {args.test_file}: AUC needs both labels, found only {set(dev_labels) or 'no rows'}")
 
-    model, tokenizer = load_matching_model(args.model_name_or_path, margin=args.margin, dropout=args.dropout, loss=args.loss)
+    model, tokenizer = load_matching_model(args.model_name_or_path, margin=args.margin, dropout=args.dropout, loss=args.loss,
+                                           mark_matches=args.mark_matches)
     if args.init_from_ckpt:
         load_checkpoint(model, args.init_from_ckpt)
 
-    encoder = PairEncoder(tokenizer, args.max_seq_length)
+    encoder = PairEncoder(tokenizer, args.max_seq_length, mark_matches=model.mark_matches)
     train_set = PairwiseDataset(triples, encoder)
     loader = build_dataloader(train_set, args.batch_size, pairwise_collate(encoder))
     if is_main_process():

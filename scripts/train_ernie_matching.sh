@@ -18,7 +18,7 @@
 #   TRAIN_RECALL   recall_result.txt of the training queries (recall/train.csv); empty: BM25 []
 #   DEV_RECALL     recall_result.txt of the dev queries (recall/dev.csv); empty: BM25 []
 #   NEG_PER_QUERY  mined negatives per training query [4]
-#   WARMUP_STEPS   from scratch only: steps of the pseudo-query warm-up stage (0: none) [1000]
+#   WARMUP_STEPS   from scratch only: steps of the pseudo-query warm-up stage (0: none) [0]
 #   PRESET         size of a bootstrapped backbone: mini, small or base [mini]
 #   NPROC          training processes (paddle.distributed.launch) [1]
 #   DEVICE         cpu or gpu [cpu]
@@ -34,7 +34,7 @@ BACKBONE=${BACKBONE:-}
 TRAIN_RECALL=${TRAIN_RECALL:-}
 DEV_RECALL=${DEV_RECALL:-}
 NEG_PER_QUERY=${NEG_PER_QUERY:-4}
-WARMUP_STEPS=${WARMUP_STEPS:-1000}
+WARMUP_STEPS=${WARMUP_STEPS:-0}
 PRESET=${PRESET:-mini}
 NPROC=${NPROC:-1}
 DEVICE=${DEVICE:-cpu}
@@ -79,10 +79,10 @@ $PYTHON ernie_matching/mine_pairwise.py --recall_result_file "$TRAIN_RECALL" --p
 $PYTHON ernie_matching/mine_pairwise.py --recall_result_file "$DEV_RECALL" --pairs_file "$DATA_DIR/recall/dev.csv" \
     --output_labeled_file "$OUTPUT_DIR/data/test_pairwise.csv" --neg_per_query "$NEG_PER_QUERY"
 
-# 4. training. A pretrained backbone: the mined data, PaddleNLP's recipe. From scratch the model first
-#    has to discover word matching, which a few hundred labelled queries don't teach: a warm-up on
-#    pseudo queries with random negatives (the loss sits at log 2 for a few hundred steps, then falls),
-#    then mined + pseudo (random and BM25) negatives with the logistic loss.
+# 4. training. A pretrained backbone: the mined data, PaddleNLP's recipe. From scratch: the logistic loss,
+#    a from-scratch learning rate, pseudo queries (random and BM25 negatives) besides the mined pairs; the
+#    exact-match token types (train_pairwise.py's default) let it see word matches from the first step.
+#    WARMUP_STEPS > 0 adds a warm-up on pseudo queries with random negatives first.
 LAUNCH=()
 if [[ "$NPROC" -gt 1 ]]; then
     LAUNCH=(-m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$OUTPUT_DIR/logs")

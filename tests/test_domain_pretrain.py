@@ -177,6 +177,19 @@ def test_training_lowers_held_out_mlm_loss_and_saves_a_loadable_backbone(referen
     assert load_tokenizer(str(reference_run / "final")).vocab_size == model.config.vocab_size
 
 
+def test_frozen_word_embeddings_stay_while_the_layers_learn(models, data_prefix, tmp_path):
+    run_pretrain(train_args(models, data_prefix, tmp_path, "--max_steps", "8", "--freeze_word_embeddings"))
+    with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["test_final"]["mlm_loss"] < summary["test_initial"]["mlm_loss"] - 0.1
+    before = paddle.load(os.path.join(models["ernie"], "model_state.pdparams"))
+    after = paddle.load(str(tmp_path / "final" / "model_state.pdparams"))
+    word = [k for k in after if k.endswith("word_embeddings.weight")]
+    assert len(word) == 1 and np.array_equal(after[word[0]].numpy(), before[word[0]].numpy())
+    changed = [k for k in after if k in before and not np.array_equal(after[k].numpy(), before[k].numpy())]
+    assert any("encoder" in k for k in changed), changed
+
+
 def test_kill_and_resume_equals_uninterrupted_run(models, data_prefix, reference_run, tmp_path):
     args = train_args(models, data_prefix, tmp_path, "--max_steps", "12", "--save_steps", "4")
     killed = subprocess.run([sys.executable, "domain_pretrain/run_pretrain.py", *args, "--kill_at_step", "10"], cwd=REPO, capture_output=True, text=True)

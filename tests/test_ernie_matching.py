@@ -69,7 +69,7 @@ def trained(backbone_dir, small_train_file, tmp_path_factory):
 
 
 def mean_pairwise_loss(model, tokenizer, triples, margin=0.1):
-    encoder = PairEncoder(tokenizer, 48)
+    encoder = PairEncoder(tokenizer, 48, mark_matches=model.mark_matches)
     model.eval()
     with paddle.no_grad():
         pos = model(*map(paddle.to_tensor, encoder.encode_batch([q for q, _, _ in triples], [t for _, t, _ in triples]))).numpy()
@@ -94,6 +94,36 @@ def test_pair_encoder_equals_tokenizer_with_truncation_and_caches(backbone_dir):
     for query, title in pairs[:5]:
         small.encode(query, title)
     assert len(small.cache) == 3
+
+
+def test_exact_match_marks_the_tokens_found_on_the_other_side(backbone_dir):
+    tokenizer = load_tokenizer(backbone_dir)
+    query, title = "图像 识别", "基于深度学习的图像分类"
+    plain = PairEncoder(tokenizer, 64).encode(query, title)
+    input_ids, types = PairEncoder(tokenizer, 64, mark_matches=True).encode(query, title)
+    assert input_ids == plain[0]
+    tokens = tokenizer.convert_ids_to_tokens(input_ids)
+    sep = tokens.index("[SEP]")
+    expected = [0] + [3 if t in "图像" else 0 for t in tokens[1:sep]] + [0] + [2 if t in "图像" else 1 for t in tokens[sep + 1 : -1]] + [1]
+    assert types == expected
+    assert types.count(2) == 2 and types.count(3) == 2  # 图 and 像 on each side; 识别 is not in the title
+    # nothing in common: the plain token types
+    assert PairEncoder(tokenizer, 64, mark_matches=True).encode("天气", "基于深度学习的图像分类") == PairEncoder(tokenizer, 64).encode("天气", "基于深度学习的图像分类")
+
+
+def test_match_token_types_start_as_the_plain_ones(backbone_dir):
+    """The two new token-type rows are copies: before training, a marked pair scores as the plain pair."""
+    plain, tokenizer = load_matching_model(backbone_dir, dropout=0.0)
+    marked, _ = load_matching_model(backbone_dir, dropout=0.0, mark_matches=True)
+    marked.similarity.set_state_dict(plain.similarity.state_dict())
+    assert marked.ptm.embeddings.token_type_embeddings.weight.shape[0] == 4
+    plain.eval(), marked.eval()
+    rows = list(read_pairwise_labeled(os.path.join(SORT, "dev_pairwise.csv")))[:16]
+    queries, titles = [q for q, _, _ in rows], [t for _, t, _ in rows]
+    with paddle.no_grad():
+        p = plain(*map(paddle.to_tensor, PairEncoder(tokenizer, 48).encode_batch(queries, titles))).numpy()
+        m = marked(*map(paddle.to_tensor, PairEncoder(tokenizer, 48, mark_matches=True).encode_batch(queries, titles))).numpy()
+    assert np.abs(p - m).max() < 1e-5 and p.std() > 0
 
 
 # --- AUC -----------------------------------------------------------------------------------------------
@@ -232,6 +262,9 @@ def test_training_lowers_the_pairwise_loss_and_keeps_the_best_auc(trained, backb
     assert best["auc"] == max(e["auc"] for e in summary["evaluations"])
     for name in ("model_best", "model_final"):
         assert {"model_state.pdparams", "vocab.txt", "config.json"} <= set(os.listdir(os.path.join(trained, name)))
+        # exact-match token types are the default, recorded with the checkpoint and rebuilt on loading
+        assert json.load(open(os.path.join(trained, name, "encoder_config.json"))) == {"mark_matches": True}
+    assert after.mark_matches and after.ptm.embeddings.token_type_embeddings.weight.shape[0] == 4
 
 
 def test_training_flag_errors_fail_before_loading_a_model(backbone_dir, small_train_file, tmp_path, capsys):
@@ -296,6 +329,7 @@ def test_exported_model_gives_the_dynamic_probabilities(trained, tmp_path, capsy
     queries, titles = [q for q, _, _ in rows], [t for _, t, _ in rows]
     dynamic = Reranker(params_path=ckpt, batch_size=32).score_pairs(queries, titles)
     exported = Reranker(model_dir=export_dir, batch_size=32)
+    assert exported.encoder.mark_matches  # read from the export's encoder_config.json
     static = exported.score_pairs(queries, titles)
     assert static.shape == (len(rows),) and np.abs(static - dynamic).max() < 1e-5
     assert dynamic.std() > 1e-4  # the outputs depend on the input (a constant model would pass trivially)
