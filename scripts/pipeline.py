@@ -23,9 +23,9 @@ PYTHON = sys.executable
 # Training budgets by data size. "sample" is the bundled dataset (minutes on 2 cores), "full" a real
 # corpus such as CSL (the --ablation run within about an hour on 2 cores), "smoke" for the test suite.
 BUDGETS = {
-    "smoke": dict(pretrain_steps=4, pretrain_batch=8, simcse_steps=4, inbatch_epochs=1, rerank_steps=4, batch_size=16),
-    "sample": dict(pretrain_steps=300, pretrain_batch=16, simcse_steps=30, inbatch_epochs=10, rerank_steps=120, batch_size=32),
-    "full": dict(pretrain_steps=1500, pretrain_batch=16, simcse_steps=150, inbatch_epochs=10, rerank_steps=300, batch_size=64),
+    "smoke": dict(pretrain_steps=4, pretrain_batch=8, simcse_steps=4, inbatch_epochs=1, rerank_steps=4, rerank_batch=8, batch_size=16),
+    "sample": dict(pretrain_steps=300, pretrain_batch=16, simcse_steps=30, inbatch_epochs=10, rerank_steps=100, rerank_batch=32, batch_size=32),
+    "full": dict(pretrain_steps=1500, pretrain_batch=16, simcse_steps=150, inbatch_epochs=10, rerank_steps=150, rerank_batch=32, batch_size=64),
 }
 
 
@@ -291,7 +291,7 @@ def main(argv=None):
     scratch = [] if args.ernie_gram_model else ["--loss", "logistic", "--learning_rate", "5e-4", "--dropout", "0.0", "--warmup_proportion", "0"]
     pipe.run("train_reranker", py("ernie_matching/train_pairwise.py", "--train_file", sort_train, *([] if args.ernie_gram_model else [sort_pseudo]),
                                   "--test_file", sort_dev, "--model_name_or_path", domain["ernie-gram"], "--save_dir", reranker_dir,
-                                  "--max_steps", budget["rerank_steps"], "--batch_size", budget["batch_size"], *scratch, *common),
+                                  "--max_steps", budget["rerank_steps"], "--batch_size", budget["rerank_batch"], "--eval_steps", 50, *scratch, *common),
              outputs=[os.path.join(reranker_dir, "model_final", "model_state.pdparams")], distributed=True)
     reranker_export = P("export", "reranker")
     pipe.run("export_reranker", py("ernie_matching/export_model.py", "--params_path", os.path.join(reranker_dir, "model_final"),

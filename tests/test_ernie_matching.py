@@ -246,6 +246,10 @@ def test_pairwise_losses_on_hand_made_logits(backbone_dir):
     assert float(margin_loss) == pytest.approx(margin_expected, rel=1e-5)
     logistic_loss = PairwiseMatching(backbone, loss="logistic").pairwise_loss(pos, neg)
     assert float(logistic_loss) == pytest.approx(np.mean(np.log1p(np.exp([-2.0, 0.0, 2.0]))), rel=1e-5)
+    # a pair ranked right by more than LOGISTIC_GAP_CAP logits gets no gradient; the others do
+    pos = paddle.to_tensor([30.0, 1.0], stop_gradient=False)
+    PairwiseMatching(backbone, loss="logistic").pairwise_loss(pos, paddle.to_tensor([0.0, 0.0])).backward()
+    assert pos.grad.numpy()[0] == 0.0 and pos.grad.numpy()[1] < -0.1
 
 
 
