@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -93,10 +94,13 @@ class Pipeline:
     def path(self, *parts):
         return os.path.join(self.out, *parts)
 
-    def run(self, stage, cmds, outputs=(), distributed=False, throughput=None):
+    def run(self, stage, cmds, outputs=(), distributed=False, throughput=None, fresh=()):
         """cmds: one argv list, or a list of them run in order (python entry points). outputs: paths that
         must exist after success. distributed: run the (single) command under paddle.distributed.launch.
-        throughput: function() -> str, read after the run (e.g. from a summary file)."""
+        throughput: function() -> str, read after the run (e.g. from a summary file).
+        fresh: directories the stage's command resumes from (pretraining's checkpoints): kept after a failed
+        run, so that a re-run continues, but removed when a finished stage is redone (--force, --from, or
+        a changed command)."""
         if stage in self.args.skip:
             print(f"[skip]  {stage}", flush=True)
             return
@@ -113,6 +117,9 @@ class Pipeline:
                 if f.read() == command:
                     print(f"[reuse] {stage}", flush=True)
                     return
+        if os.path.isfile(marker):  # finished before: redo from nothing
+            for directory in fresh:
+                shutil.rmtree(directory, ignore_errors=True)
         log_path = os.path.join(self.logs, f"{stage}.log")
         print(f"[run]   {stage}: {command}", flush=True)
         start = time.time()
@@ -215,7 +222,7 @@ def main(argv=None):
                            "--input_prefix", data_prefix[kind], "--output_dir", out, "--max_steps", steps,
                            "--micro_batch_size", budget["pretrain_batch"], "--save_steps", max(steps // 4, 1),
                            "--eval_freq", max(steps // 4, 1), "--logging_freq", max(steps // 20, 1), *freeze, *common),
-                 outputs=[os.path.join(out, "final", "config.json"), os.path.join(out, "pretrain_summary.json")], distributed=True,
+                 outputs=[os.path.join(out, "final", "config.json"), os.path.join(out, "pretrain_summary.json")], distributed=True, fresh=[out],
                  throughput=lambda out=out: f"{(Pipeline._read_json(os.path.join(out, 'pretrain_summary.json')) or {}).get('tokens_per_second', 0):.0f} tokens/s")
         domain[kind] = os.path.join(out, "final")
 

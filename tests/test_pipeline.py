@@ -74,6 +74,20 @@ def test_rerun_reuses_every_stage_and_from_redoes(pipeline_run):
     assert "[reuse] rerank_eval" in again.stdout and "[run]   report" in again.stdout
 
 
+def test_redoing_pretraining_starts_afresh(pipeline_run):
+    """--from on a finished pretraining stage trains again from the bootstrap, not from its old model_last."""
+    out, _, env = pipeline_run
+    later = subprocess.run([sys.executable, "scripts/pipeline.py", "--list_stages"], cwd=ROOT, capture_output=True, text=True, env=env).stdout.split()
+    later = later[later.index("pretrain_ernie_gram") + 1 :]
+    cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke", "--from", "pretrain_ernie_gram", "--skip", *later]
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "[reuse] pretrain_ernie\n" in again.stdout and "[run]   pretrain_ernie_gram" in again.stdout
+    with open(os.path.join(out, "logs", "pretrain_ernie_gram.log"), encoding="utf-8") as f:
+        log = f.read()
+    assert "pretrained 2 steps" in log and "resuming from" not in log
+
+
 def test_failing_stage_names_stage_command_and_log(tmp_path):
     data = tmp_path / "data"
     subprocess.run(["cp", "-r", os.path.join(ROOT, "data", "sample"), str(data)], check=True)
