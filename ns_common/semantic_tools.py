@@ -29,6 +29,16 @@ def predict_similarity(model, tokenizer, pairs, max_seq_length=64, batch_size=64
     return np.sum(a * b, axis=1).astype(np.float32)
 
 
+def write_similarities(pairs, sims, output_file=None):
+    """`text_a<TAB>text_b<TAB>similarity` lines to output_file, or to stdout without one."""
+    rows = [(a, b, f"{s:.6f}") for (a, b), s in zip(pairs, sims)]
+    if output_file:
+        write_lines(output_file, rows)
+    else:
+        for row in rows:
+            print("\t".join(row))
+
+
 def predict_main(argv=None):
     parser = argparse.ArgumentParser(description="Cosine similarity of each text_a<TAB>text_b line with a trained encoder.")
     add_encoder_args(parser)
@@ -45,12 +55,7 @@ def predict_main(argv=None):
     model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
     timer = Timer()
     sims = predict_similarity(model, tokenizer, pairs, args.max_seq_length, args.batch_size)
-    rows = [(a, b, f"{s:.6f}") for (a, b), s in zip(pairs, sims)]
-    if args.output_file:
-        write_lines(args.output_file, rows)
-    else:
-        for row in rows:
-            print("\t".join(row))
+    write_similarities(pairs, sims, args.output_file)
     where = args.output_file or "stdout"
     logger.info(f"scored {len(pairs)} pairs in {timer.seconds:.1f}s ({len(pairs) / max(timer.seconds, 1e-9):.0f} pairs/s), "
                 f"mean similarity {float(sims.mean()):.4f} -> {where}")
@@ -128,13 +133,7 @@ def deploy_main(argv=None):
                 f"{len(texts)} texts, batch {args.batch_size}, {predictor.last_throughput:.1f} texts/s, embedding dim {embeddings.shape[1]}")
     if args.pairs:
         n = len(pairs)
-        sims = np.sum(embeddings[:n] * embeddings[n:], axis=1)
-        rows = [(a, b, f"{s:.6f}") for (a, b), s in zip(pairs, sims)]
-        if args.output_file:
-            write_lines(args.output_file, rows)
-        else:
-            for row in rows:
-                print("\t".join(row))
+        write_similarities(pairs, np.sum(embeddings[:n] * embeddings[n:], axis=1), args.output_file)
     elif args.output_file:
         np.save(args.output_file, embeddings)
         logger.info(f"wrote {embeddings.shape} embeddings -> {args.output_file}")
