@@ -87,7 +87,10 @@ def group_sentences(corpus, doc_numbers, max_tokens):
 class PretrainingDataset:
     """Samples of one split; `example(g)` is sample number g (wrapping into later epochs), masked."""
 
-    def __init__(self, corpus, doc_numbers, tokenizer, max_seq_len=128, masked_lm_prob=0.15, seed=1234, shuffle=True):
+    def __init__(self, corpus, doc_numbers, tokenizer, max_seq_len=128, masked_lm_prob=0.15, seed=1234, shuffle=True, span_views=False):
+        """span_views: each example also carries its two spans on their own, unmasked ([CLS] A [SEP] and
+        [CLS] B [SEP], in document order) for the span contrast."""
+        self.span_views = span_views
         self.corpus = corpus
         self.max_seq_len = max_seq_len
         self.masked_lm_prob = masked_lm_prob
@@ -116,7 +119,8 @@ class PretrainingDataset:
         return self._epoch_order[epoch][position]
 
     def example(self, g):
-        """Returns dict(input_ids, token_type_ids, masked_positions, masked_labels, sop_label, word_starts)."""
+        """Returns dict(input_ids, token_type_ids, masked_positions, masked_labels, sop_label, word_starts),
+        plus span_a_ids, span_b_ids with span_views."""
         rng = np.random.default_rng([self.seed, g])
         first, n_sents = self.samples[self.sample_at(g)]
         start, end = self.corpus.sents[first], self.corpus.sents[first + n_sents]
@@ -147,6 +151,7 @@ class PretrainingDataset:
         b_starts = b_starts.copy()
         b_starts[0] = True
 
+        spans = {"span_a_ids": np.concatenate([[self.cls_id], a, [self.sep_id]]), "span_b_ids": np.concatenate([[self.cls_id], b, [self.sep_id]])}
         sop_label = int(rng.random() < 0.5)  # 1: the segments are in the wrong order
         if sop_label:
             a, b, a_starts, b_starts = b, a, b_starts, a_starts
@@ -155,7 +160,8 @@ class PretrainingDataset:
         word_starts = np.concatenate([[False], a_starts, [False], b_starts, [False]])
         maskable = np.concatenate([[False], np.ones(len(a), bool), [False], np.ones(len(b), bool), [False]])
         input_ids, positions, labels = self.mask_words(input_ids, word_starts, maskable, rng)
-        return dict(input_ids=input_ids, token_type_ids=token_type_ids, masked_positions=positions, masked_labels=labels, sop_label=sop_label, word_starts=word_starts)
+        example = dict(input_ids=input_ids, token_type_ids=token_type_ids, masked_positions=positions, masked_labels=labels, sop_label=sop_label, word_starts=word_starts)
+        return {**example, **spans} if self.span_views else example
 
     def mask_words(self, input_ids, word_starts, maskable, rng):
         """ERNIE whole-word n-gram masking. Returns (masked input ids, positions, original ids)."""
@@ -205,7 +211,11 @@ class PretrainingDataset:
         labels = np.concatenate([e["masked_labels"] for e in examples]).astype(np.int64)
         sop_labels = np.asarray([e["sop_label"] for e in examples], dtype=np.int64)
         n_tokens = sum(len(e["input_ids"]) for e in examples)
-        return dict(input_ids=input_ids, token_type_ids=token_type_ids, masked_positions=positions, masked_labels=labels, sop_labels=sop_labels, n_tokens=n_tokens)
+        batch = dict(input_ids=input_ids, token_type_ids=token_type_ids, masked_positions=positions, masked_labels=labels, sop_labels=sop_labels, n_tokens=n_tokens)
+        if self.span_views:
+            for key in ("span_a_ids", "span_b_ids"):
+                batch[key] = pad_sequences([e[key] for e in examples], self.pad_id)
+        return batch
 
 
 def train_batch_numbers(step, micro_batch_size, rank=0, world_size=1):

@@ -34,7 +34,7 @@ from ns_common.utils import Timer, fail, init_distributed, is_main_process, logg
 
 EVAL_SEED = 2024  # masking of the valid/test examples: the same for every run, so runs compare
 # flags that decide which samples and masks a step sees: a resumed run must keep them
-RESUME_KEYS = ("seed", "micro_batch_size", "world_size", "max_seq_len", "masked_lm_prob", "split", "vocab_sha1")
+RESUME_KEYS = ("seed", "micro_batch_size", "world_size", "max_seq_len", "masked_lm_prob", "split", "vocab_sha1", "span_contrast")
 
 
 def parse_args(argv=None):
@@ -58,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--grad_clip", type=float, default=1.0, help="global-norm clipping; 0 turns it off")
     parser.add_argument("--freeze_word_embeddings", action="store_true",
                         help="keep the input word embeddings as they start (the MLM output layer learns its own copy)")
+    parser.add_argument("--span_contrast", action="store_true",
+                        help="beyond PaddleNLP: also train the mean-pooled sentence embedding, each sample's two spans finding each other "
+                             "in the batch (coCondenser-style); what the recall stages warm-started from this model need")
     parser.add_argument("--max_steps", type=int, default=1500, help="default sized for CSL on 2 CPU cores in ~15 minutes")
     parser.add_argument("--save_steps", type=int, default=500)
     parser.add_argument("--eval_freq", type=int, default=500)
@@ -226,9 +229,9 @@ def main(argv=None):
     if (vocab_size, args.vocab_sha1) != (corpus.vocab_size, corpus.vocab_sha1):
         fail(f"{corpus.prefix}: built with another vocabulary ({corpus.vocab_size} tokens) than --model_name_or_path {args.model_name_or_path} ({vocab_size}); rebuild the data with this model's tokenizer")
     train_docs, valid_docs, test_docs = split_documents(corpus.n_docs, args.split)
-    train_data = PretrainingDataset(corpus, train_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, args.seed)
-    valid_data = PretrainingDataset(corpus, valid_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, EVAL_SEED, shuffle=False)
-    test_data = PretrainingDataset(corpus, test_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, EVAL_SEED, shuffle=False)
+    train_data = PretrainingDataset(corpus, train_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, args.seed, span_views=args.span_contrast)
+    valid_data = PretrainingDataset(corpus, valid_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, EVAL_SEED, shuffle=False, span_views=args.span_contrast)
+    test_data = PretrainingDataset(corpus, test_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, EVAL_SEED, shuffle=False, span_views=args.span_contrast)
     if len(train_data) == 0:
         fail(f"--split {args.split}: the train split of {corpus.prefix} has no sample")
     if main_process:
@@ -263,7 +266,7 @@ def main(argv=None):
             fail(f"--model_name_or_path {args.model_name_or_path}: model vocab_size {backbone.config.vocab_size} < tokenizer's {vocab_size}")
         if backbone.config.max_position_embeddings < args.max_seq_len:
             fail(f"--max_seq_len {args.max_seq_len} exceeds the model's max_position_embeddings {backbone.config.max_position_embeddings}")
-        model = PretrainingModel(backbone, freeze_word_embeddings=args.freeze_word_embeddings)
+        model = PretrainingModel(backbone, freeze_word_embeddings=args.freeze_word_embeddings, span_contrast=args.span_contrast)
         scheduler, optimizer = build_optimizer(model, args)
         scaler = paddle.amp.GradScaler(init_loss_scaling=args.scale_loss) if args.use_amp else None
         if checkpoint:
@@ -295,17 +298,20 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
     global_batch = args.micro_batch_size * args.world_size
     model.train()
     progress = tqdm(total=args.max_steps, initial=state["step"], desc="pretraining", unit="step", disable=not main_process or None, mininterval=5)
-    window = {"loss": 0.0, "mlm_loss": 0.0, "sop_loss": 0.0, "steps": 0, "tokens": 0, "seconds": 0.0}
+    losses = ("loss", "mlm_loss", "sop_loss") + (("span_loss",) if args.span_contrast else ())
+    window = {**dict.fromkeys(losses, 0.0), "steps": 0, "tokens": 0, "seconds": 0.0}
     with logging_redirect_tqdm(loggers=[logger]), StopRequest() as stop:
         while state["step"] < args.max_steps:
             step_timer = Timer()
             batch = train_data.batch(train_batch_numbers(state["step"], args.micro_batch_size, rank(), args.world_size))
             # dropout masks depend only on (seed, step, rank): a resumed run draws the same ones
             paddle.seed(int(np.random.SeedSequence([args.seed, state["step"], rank()]).generate_state(1)[0]))
-            inputs = [paddle.to_tensor(batch[k]) for k in ("input_ids", "token_type_ids", "masked_positions")]
+            input_names = ("input_ids", "token_type_ids", "masked_positions") + (("span_a_ids", "span_b_ids") if args.span_contrast else ())
+            inputs = [paddle.to_tensor(batch[k]) for k in input_names]
             with paddle.amp.auto_cast(enable=args.use_amp, level="O1"):
-                mlm_logits, sop_logits = train_model(*inputs)
-                loss, mlm_loss, sop_loss = pretraining_loss(mlm_logits, paddle.to_tensor(batch["masked_labels"]), sop_logits, paddle.to_tensor(batch["sop_labels"]))
+                mlm_logits, sop_logits, span_logits = train_model(*inputs)
+                loss, mlm_loss, sop_loss, span_loss = pretraining_loss(mlm_logits, paddle.to_tensor(batch["masked_labels"]), sop_logits,
+                                                                       paddle.to_tensor(batch["sop_labels"]), span_logits)
             if scaler is not None:
                 scaled = scaler.scale(loss)
                 scaled.backward()
@@ -321,7 +327,7 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
             tokens = batch["n_tokens"] * args.world_size  # every rank's batch is about this size
             state["train_tokens"] += tokens
             state["train_seconds"] += step_timer.seconds
-            for key, value in (("loss", loss), ("mlm_loss", mlm_loss), ("sop_loss", sop_loss)):
+            for key, value in zip(losses, (loss, mlm_loss, sop_loss, span_loss)):
                 window[key] += value.item()
             window["steps"] += 1
             window["tokens"] += tokens
@@ -332,9 +338,11 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
                 os.kill(os.getpid(), signal.SIGKILL)  # simulates a crash: nothing after the last checkpoint is saved
 
             if main_process and (step % args.logging_freq == 0 or step == args.max_steps):
-                averages = {k: window[k] / window["steps"] for k in ("loss", "mlm_loss", "sop_loss")}
+                averages = {k: window[k] / window["steps"] for k in losses}
                 speed = window["tokens"] / max(window["seconds"], 1e-9)
-                logger.info(f"step {step}/{args.max_steps}: loss {averages['loss']:.4f} (mlm {averages['mlm_loss']:.4f}, sop {averages['sop_loss']:.4f}), lr {optimizer.get_lr():.2e}, {speed:.0f} tokens/s")
+                span = f", span {averages['span_loss']:.4f}" if args.span_contrast else ""
+                logger.info(f"step {step}/{args.max_steps}: loss {averages['loss']:.4f} (mlm {averages['mlm_loss']:.4f}, sop {averages['sop_loss']:.4f}{span}), "
+                            f"lr {optimizer.get_lr():.2e}, {speed:.0f} tokens/s")
                 progress.set_postfix(loss=f"{averages['loss']:.3f}")
                 if writer:
                     for key, value in averages.items():

@@ -19,6 +19,12 @@ from ns_common.utils import fail, logger
 
 
 POOLING_MODES = ("cls", "mean")
+
+
+def mean_pool(sequence_output, input_ids, pad_token_id):
+    """The mean of the token states over the non-padding tokens: [batch, seq_len, hidden] -> [batch, hidden]."""
+    mask = (input_ids != pad_token_id).astype(sequence_output.dtype).unsqueeze(-1)
+    return paddle.sum(sequence_output * mask, axis=1) / paddle.clip(paddle.sum(mask, axis=1), min=1.0)
 # mean pooling by default: the from-scratch and briefly pretrained backbones this project trains offline
 # have a [CLS] output that barely depends on the input (see the README, "Recall models", for the measurements)
 DEFAULT_POOLING = "mean"
@@ -54,8 +60,7 @@ class SemanticIndexBase(nn.Layer):
     def get_pooled_embedding(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None, with_dropout=True):
         sequence_output, cls_embedding = self.ptm(input_ids, token_type_ids, position_ids, attention_mask)
         if self.pooling == "mean":
-            mask = (input_ids != self.pad_token_id).astype(sequence_output.dtype).unsqueeze(-1)
-            cls_embedding = paddle.sum(sequence_output * mask, axis=1) / paddle.clip(paddle.sum(mask, axis=1), min=1.0)
+            cls_embedding = mean_pool(sequence_output, input_ids, self.pad_token_id)
         if self.output_emb_size > 0:
             cls_embedding = self.emb_reduce_linear(cls_embedding)
         if with_dropout:

@@ -115,12 +115,14 @@ def markdown(report):
             lines.append(f"| {name} | {row['auc']:.3f} | {row.get('positive', '')} | {row.get('negative', '')} |")
     if report["pretrain"]:
         lines += ["", "## Domain pretraining (held-out test split: from-scratch model -> domain model)", "",
-                  "| model | steps | MLM loss | MLM acc % | SOP acc % | tokens/s | wall s |", "|---|---:|---|---|---|---:|---:|"]
+                  "| model | steps | MLM loss | MLM acc % | SOP acc % | span acc % | tokens/s | wall s |", "|---|---:|---|---|---|---|---:|---:|"]
         for name, s in report["pretrain"].items():
             before, after = s.get("test_initial", {}), s.get("test_final", {})
+            # the span contrast's accuracy among a batch of --micro_batch_size spans: only with --span_contrast
+            span = f"{fmt(pct(before.get('span_acc')))} -> {fmt(pct(after.get('span_acc')))}" if "span_acc" in after else ""
             lines.append(f"| {name} | {s.get('steps', '')} | {before.get('mlm_loss', 0):.2f} -> {after.get('mlm_loss', 0):.2f} | "
                          f"{fmt(pct(before.get('mlm_acc')))} -> {fmt(pct(after.get('mlm_acc')))} | {fmt(pct(before.get('sop_acc')))} -> "
-                         f"{fmt(pct(after.get('sop_acc')))} | {s.get('tokens_per_second', 0):.0f} | {s.get('wall_seconds', 0):.0f} |")
+                         f"{fmt(pct(after.get('sop_acc')))} | {span} | {s.get('tokens_per_second', 0):.0f} | {s.get('wall_seconds', 0):.0f} |")
     timings = report["timings"]
     if timings:
         lines += ["", "## Stages", "", "| stage | wall s | throughput |", "|---|---:|---|"]

@@ -190,6 +190,53 @@ def test_frozen_word_embeddings_stay_while_the_layers_learn(models, data_prefix,
     assert any("encoder" in k for k in changed), changed
 
 
+def test_span_views_are_the_unmasked_spans_and_leave_the_mlm_masks_alone(models, data_prefix):
+    tokenizer = load_tokenizer(models["ernie"])
+    corpus = IndexedCorpus(data_prefix)
+    docs = split_documents(corpus.n_docs, "80,10,10")[0]
+    plain = PretrainingDataset(corpus, docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3)
+    with_spans = PretrainingDataset(corpus, docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3, span_views=True)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for g in range(300):
+        e, reference = with_spans.example(g), plain.example(g)
+        for key in reference:
+            assert np.array_equal(np.asarray(e[key]), np.asarray(reference[key])), key
+        restored = e["input_ids"].copy()
+        restored[e["masked_positions"]] = e["masked_labels"]
+        middle = np.flatnonzero(restored == sep)[0]
+        first, second = restored[1:middle], restored[middle + 1 : -1]
+        a, b = (second, first) if e["sop_label"] else (first, second)  # the views keep document order
+        assert np.array_equal(e["span_a_ids"], np.concatenate([[cls], a, [sep]]))
+        assert np.array_equal(e["span_b_ids"], np.concatenate([[cls], b, [sep]]))
+    batch = with_spans.batch(range(4))
+    assert batch["span_a_ids"].shape[0] == batch["span_b_ids"].shape[0] == 4
+
+
+def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(models, data_prefix, tmp_path):
+    from domain_pretrain.model import SPAN_CONTRAST_SCALE, PretrainingModel
+    from ns_common.modeling import load_backbone
+    from ns_common.semantic import SemanticIndexBase
+
+    run_pretrain(train_args(models, data_prefix, tmp_path, "--max_steps", "12", "--span_contrast", "--max_lr", "1e-2"))
+    with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    before, after = summary["test_initial"], summary["test_final"]
+    assert after["span_loss"] < before["span_loss"] - 0.1 and after["span_acc"] > before["span_acc"]
+    assert after["mlm_loss"] < before["mlm_loss"] - 0.3
+    saved = paddle.load(str(tmp_path / "final" / "model_state.pdparams"))
+    assert not any("sop_classifier" in k or "mlm_" in k for k in saved)  # the heads stay out of the backbone
+
+    # the logits are the scaled cosines of exactly the embedding a recall encoder (mean pooling) computes
+    model = PretrainingModel(load_backbone(str(tmp_path / "final")), span_contrast=True)
+    model.eval()
+    dataset = PretrainingDataset(IndexedCorpus(data_prefix), range(40), load_tokenizer(models["ernie"]), max_seq_len=64, span_views=True)
+    batch = dataset.batch(range(6))
+    span_logits = model(*[paddle.to_tensor(batch[k]) for k in ("input_ids", "token_type_ids", "masked_positions", "span_a_ids", "span_b_ids")])[2]
+    encoder = SemanticIndexBase(model.backbone, pooling="mean")
+    a, b = (encoder.get_pooled_embedding(paddle.to_tensor(batch[k]), with_dropout=False) for k in ("span_a_ids", "span_b_ids"))
+    np.testing.assert_allclose(span_logits.numpy(), SPAN_CONTRAST_SCALE * (a @ b.T).numpy(), atol=1e-4)
+
+
 def test_kill_and_resume_equals_uninterrupted_run(models, data_prefix, reference_run, tmp_path):
     args = train_args(models, data_prefix, tmp_path, "--max_steps", "12", "--save_steps", "4")
     killed = subprocess.run([sys.executable, "domain_pretrain/run_pretrain.py", *args, "--kill_at_step", "10"], cwd=REPO, capture_output=True, text=True)
