@@ -9,6 +9,11 @@ Input and output have the recall stage's format (`query<TAB>doc<TAB>score`, best
 the score is the reranker's probability and each query keeps its first --recall_num candidates
 (--top_k of them when given). With --similar_text_pair_file it also prints Recall@K / MRR@10 before
 and after reranking (the same numbers ns_common/evaluate.py gives for the two files).
+
+--fuse_recall_rank K (beyond PaddleNLP, off by default) orders each list by reciprocal-rank fusion of the
+reranker's ranks and the recall ranks, sum of 1 / (K + rank), and writes that sum as the score: the
+recall's own evidence (BM25's IDF above all) is kept where the reranker is unsure. K = 60 is the usual
+RRF constant, and Milvus' RRFRanker default.
 """
 import argparse
 import os
@@ -28,11 +33,13 @@ def parse_args(argv=None):
     parser.add_argument("--top_k", type=int, default=0, help="rows a query to write after reranking (0: all reranked)")
     parser.add_argument("--similar_text_pair_file", default=None, help="query<TAB>gold doc: print Recall@K/MRR@10 before and after")
     parser.add_argument("--result_file", default=None, help="with --similar_text_pair_file, append both table lines to this file")
+    parser.add_argument("--fuse_recall_rank", type=int, default=0, metavar="K",
+                        help="order by reciprocal-rank fusion of reranker and recall ranks, 1/(K+rank) summed (0: the reranker's order alone)")
     add_reranker_args(parser, batch_size=128)
     args = parser.parse_args(argv)
     check_reranker_args(args)
-    if args.recall_num < 0 or args.top_k < 0:
-        fail("--recall_num and --top_k must be >= 0")
+    if args.recall_num < 0 or args.top_k < 0 or args.fuse_recall_rank < 0:
+        fail("--recall_num, --top_k and --fuse_recall_rank must be >= 0")
     if args.recall_num and args.top_k > args.recall_num:
         fail(f"--top_k {args.top_k} > --recall_num {args.recall_num}: cannot return more than it reranks")
     for flag in ("recall_result_file", "similar_text_pair_file"):
@@ -45,6 +52,14 @@ def parse_args(argv=None):
     if os.path.abspath(args.output_file) == os.path.abspath(args.recall_result_file):
         fail("--output_file must differ from --recall_result_file (the recall result is kept for comparison)")
     return args
+
+
+def fuse_ranks(recall_docs, reranked_docs, k):
+    """Reciprocal-rank fusion of two orderings of the same documents: [(doc, score)], best first; ties
+    keep the reranker's order."""
+    recall_rank = {doc: rank for rank, doc in enumerate(recall_docs, 1)}
+    fused = [(doc, 1.0 / (k + rank) + 1.0 / (k + recall_rank[doc])) for rank, doc in enumerate(reranked_docs, 1)]
+    return sorted(fused, key=lambda pair: -pair[1])
 
 
 def main(argv=None):
@@ -62,8 +77,12 @@ def main(argv=None):
     timer = Timer()
     reranked = {}
     for query, docs in tqdm(candidates.items(), desc="reranking", unit="query"):
-        top = reranker.rerank(query, [{"text": doc} for doc in docs], top_k=args.top_k or None)
-        reranked[query] = [(c["text"], c["rerank_score"]) for c in top]
+        if args.fuse_recall_rank:
+            ordered = [c["text"] for c in reranker.rerank(query, [{"text": doc} for doc in docs])]
+            reranked[query] = fuse_ranks(docs, ordered, args.fuse_recall_rank)[: args.top_k or None]
+        else:
+            top = reranker.rerank(query, [{"text": doc} for doc in docs], top_k=args.top_k or None)
+            reranked[query] = [(c["text"], c["rerank_score"]) for c in top]
     rows = ((query, doc, f"{score:.6f}") for query, docs in reranked.items() for doc, score in docs)
     n_rows = write_lines(args.output_file, rows)
     cache = reranker.encoder

@@ -27,6 +27,9 @@ VARIANTS = [
     ("milvus_dense_rerank", "dense + ERNIE-Gram rerank"),
     ("milvus_bm25_rerank", "BM25 + ERNIE-Gram rerank"),
     ("milvus_hybrid_rerank", "hybrid + ERNIE-Gram rerank"),
+    ("milvus_dense_fused", "dense + rerank, fused with the recall ranks (RRF)"),
+    ("milvus_bm25_fused", "BM25 + rerank, fused with the recall ranks (RRF)"),
+    ("milvus_hybrid_fused", "hybrid + rerank, fused with the recall ranks (RRF)"),
 ]
 METRICS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@50", "mrr@10"]
 

@@ -407,3 +407,21 @@ def test_rerank_results_rewrites_recall_result_and_reports_before_and_after(trai
     assert f"recall@1={after['recall@1']:.2f}" in printed[1] and reranked is not None
     with pytest.raises(SystemExit):
         rerank_results.main(["--recall_result_file", str(recall_file), "--params_path", ckpt, "--recall_num", "4", "--top_k", "9"])
+
+    # fused with the recall ranks: each list is the RRF order of the reranker's and the recall's ranks
+    fused_file = tmp_path / "fused.txt"
+    fused = rerank_results.main(["--recall_result_file", str(recall_file), "--output_file", str(fused_file), "--params_path", ckpt,
+                                 "--recall_num", "4", "--fuse_recall_rank", "2"])
+    for query, _ in pairs:
+        recalled = [d for q, d, _ in rows if q == query][:4]
+        by_reranker = [d for d, _ in reranked[query]]
+        expected = {d: 1 / (2 + by_reranker.index(d) + 1) + 1 / (2 + recalled.index(d) + 1) for d in recalled}
+        assert [d for d, _ in fused[query]] == sorted(recalled, key=lambda d: (-expected[d], by_reranker.index(d)))
+        assert all(abs(score - expected[d]) < 1e-9 for d, score in fused[query])
+
+
+def test_rank_fusion_on_a_hand_made_case():
+    # reranker: c, a, b; recall: a, b, c. With k = 0 a gets 1/2 + 1/1, c 1/1 + 1/3, b 1/3 + 1/2
+    assert [d for d, _ in rerank_results.fuse_ranks(["a", "b", "c"], ["c", "a", "b"], 0)] == ["a", "c", "b"]
+    # swapped ranks tie: the reranker's order is kept
+    assert [d for d, _ in rerank_results.fuse_ranks(["a", "c"], ["c", "a"], 60)] == ["c", "a"]
