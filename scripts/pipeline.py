@@ -26,7 +26,7 @@ PYTHON = sys.executable
 BUDGETS = {
     "smoke": dict(pretrain_steps=4, pretrain_batch=8, simcse_steps=4, inbatch_epochs=1, rerank_steps=4, rerank_batch=8, batch_size=16),
     "sample": dict(pretrain_steps=300, pretrain_batch=16, simcse_steps=30, inbatch_epochs=10, rerank_steps=100, rerank_batch=32, batch_size=32),
-    "full": dict(pretrain_steps=1500, pretrain_batch=16, simcse_steps=150, inbatch_epochs=10, rerank_steps=150, rerank_batch=32, batch_size=64),
+    "full": dict(pretrain_steps=1500, pretrain_batch=16, simcse_steps=150, inbatch_epochs=10, rerank_steps=300, rerank_batch=32, batch_size=64),
 }
 
 
