@@ -95,3 +95,32 @@ def test_server_refuses_wrong_or_missing_token(server, capsys):
         assert server.uri in err and expected in err
     client = store.connect(config_for(server))
     assert isinstance(client.list_collections(), list)
+
+
+def test_local_server_cli_stops_milvus_on_sigterm(server, tmp_path):
+    """`kill PID` of the launcher CLI stops the Milvus it started (no orphaned server)."""
+    import signal
+    import sys
+    import time
+
+    data_dir = tmp_path / "cli_server"
+
+    def milvus_running():
+        return subprocess.run(["pgrep", "-f", "--", f"--data {data_dir}"], capture_output=True).returncode == 0
+
+    with open(tmp_path / "cli.err", "w") as err:
+        cli = subprocess.Popen([sys.executable, "-m", "recall.milvus.local_server", "--data_dir", str(data_dir)],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        banner = cli.stdout.readline()  # printed once the server is ready
+        assert "Milvus server at http://127.0.0.1:" in banner, (banner, (tmp_path / "cli.err").read_text()[-500:])
+        assert milvus_running(), "no milvus-server process found for the CLI's data dir"
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 0
+        deadline = time.time() + 30
+        while milvus_running() and time.time() < deadline:
+            time.sleep(0.5)
+        assert not milvus_running(), "milvus-server outlived its launcher"
+    finally:
+        if cli.poll() is None:
+            cli.kill()

@@ -4,7 +4,7 @@ trials. Production users point --uri at their own standalone/cluster instead.
 
     bash scripts/setup_milvus_server.sh                     # once: the server's own venv
     python -m recall.milvus.local_server --data_dir /tmp/milvus_trial [--authorization]
-    # prints the URI (http://127.0.0.1:PORT) and serves until Ctrl+C
+    # prints the URI (http://127.0.0.1:PORT) and serves until Ctrl+C or `kill PID`
 
 The server venv is $NS_MILVUS_VENV, default ~/.cache/neural_search/milvus-venv (it pins the server's
 own dependencies, which clash with this project's).
@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from ns_common.utils import fail, logger
@@ -133,6 +134,8 @@ def main(argv=None):
     if not os.path.isfile(server_executable(args.venv)):
         fail(f"{server_executable(args.venv)} not found: run scripts/setup_milvus_server.sh first")
     server = LocalMilvusServer(args.data_dir, args.venv, args.authorization)
+    # `kill PID` must stop Milvus too: the default SIGTERM would end this launcher and orphan the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.start()
         print(f"Milvus server at {server.uri}" + (" (token root:Milvus)" if args.authorization else "") + "; Ctrl+C to stop", flush=True)
