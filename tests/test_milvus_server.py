@@ -6,7 +6,10 @@ The server lives in its own venv (scripts/setup_milvus_server.sh; created here w
 (normalised random, 32-dim): the client/server path does not depend on the model.
 """
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -21,11 +24,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.isfile(CORPUS), r
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_venv():
     if not os.path.isfile(server_executable(DEFAULT_VENV)):
         setup = subprocess.run(["bash", os.path.join(REPO, "scripts", "setup_milvus_server.sh")], capture_output=True, text=True)
         if setup.returncode != 0:
             pytest.skip(f"could not install the Milvus 2.3.5 server venv (pip milvus==2.3.5): {setup.stderr.strip()[-300:]}")
+    return DEFAULT_VENV
+
+
+@pytest.fixture(scope="module")
+def server(server_venv, tmp_path_factory):
     with LocalMilvusServer(str(tmp_path_factory.mktemp("milvus_server")), authorization=True) as running:
         yield running
 
@@ -97,12 +105,8 @@ def test_server_refuses_wrong_or_missing_token(server, capsys):
     assert isinstance(client.list_collections(), list)
 
 
-def test_local_server_cli_stops_milvus_on_sigterm(server, tmp_path):
+def test_local_server_cli_stops_milvus_on_sigterm(server_venv, tmp_path):
     """`kill PID` of the launcher CLI stops the Milvus it started (no orphaned server)."""
-    import signal
-    import sys
-    import time
-
     data_dir = tmp_path / "cli_server"
 
     def milvus_running():
