@@ -15,6 +15,7 @@ import numpy as np
 
 from ns_common.io import DataFileError, read_pairwise_labeled
 from ns_common.metrics import auc
+from ns_common.predictor import add_inference_args
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
 
 
@@ -32,6 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    add_inference_args(parser)  # with --model_dir: --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
     parser.add_argument("--results_file", default=None, help="also append the result as one JSON line to this file")
     args = parser.parse_args(argv)
     if args.scorer == "reranker" and not (args.model_dir or args.params_path):
@@ -75,7 +77,8 @@ def main(argv=None):
         from ernie_matching.reranker import Reranker
 
         reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device,
-                            max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+                            max_seq_length=args.max_seq_length, batch_size=args.batch_size, cpu_threads=args.cpu_threads,
+                            enable_mkldnn=args.enable_mkldnn, precision=args.precision)
         scores = reranker.score_pairs(queries, titles)
         pairs_per_s = reranker.pairs_per_s
     value = auc(labels, scores)

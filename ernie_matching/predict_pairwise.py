@@ -41,7 +41,8 @@ def main(argv=None):
     if not pairs:
         fail(f"--input_file {args.input_file}: no query<TAB>title lines")
     reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device, max_seq_length=args.max_seq_length,
-                        batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn)
+                        batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn,
+                        precision=args.precision)
     if args.output_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
     out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout

@@ -18,19 +18,20 @@ import paddle
 from ernie_matching.data import PairEncoder
 from ernie_matching.model import load_matching_model, read_mark_matches
 from ns_common.modeling import load_tokenizer
-from ns_common.predictor import InferencePredictor
+from ns_common.predictor import InferencePredictor, add_inference_args
 from ns_common.text import batches
 from ns_common.utils import fail, set_device
 
 
 class Reranker:
     def __init__(self, model_dir=None, params_path=None, model_name_or_path=None, device="cpu", max_seq_length=64,
-                 batch_size=64, cpu_threads=2, enable_mkldnn=False, cache_size=200_000):
+                 batch_size=64, cpu_threads=None, enable_mkldnn=True, cache_size=200_000, precision="fp32"):
         """model_dir: an export_model.py directory (inference.json/.pdiparams + tokenizer + config.json), used
         with Paddle Inference; otherwise params_path (a train_pairwise.py checkpoint) with the dynamic graph,
         its backbone from model_name_or_path or, when omitted, from the checkpoint directory itself."""
         if model_dir:
-            self.predictor = InferencePredictor(model_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn)
+            self.predictor = InferencePredictor(model_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn,
+                                                precision=precision)
             self.model = None
             tokenizer = load_tokenizer(model_dir)
             mark_matches = read_mark_matches(model_dir)
@@ -93,8 +94,7 @@ def add_reranker_args(parser, batch_size=64):
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=batch_size)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--enable_mkldnn", action="store_true")
+    add_inference_args(parser)  # --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
 
 
 def check_reranker_args(args):

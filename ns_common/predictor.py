@@ -1,5 +1,12 @@
 """Paddle Inference predictor over an exported model directory (inference.json/.pdiparams), used by
-recall deployment, feature extraction, the reranker and the web service."""
+recall deployment, feature extraction, the reranker and the web service.
+
+The fast path is the default on CPU: oneDNN kernels (with a cache of compiled kernels per input shape, as
+texts vary in length), IR optimisation, one math thread per core this process may use (at
+most 8). fp32 by default: its outputs equal the dynamic graph's within 1e-5 (tests/test_speed_paths.py);
+bf16 (--precision bf16, CPUs with AVX512-BF16/AMX) is faster but differs by ~1e-3. --no-enable_mkldnn
+turns oneDNN off (Paddle's plain CPU kernels)."""
+import argparse
 import os
 import time
 
@@ -9,8 +16,42 @@ from ns_common.text import batch_encode, batches
 from ns_common.utils import fail, logger
 
 
+MAX_DEFAULT_THREADS = 8
+ONEDNN_SHAPE_CACHE = 64  # input shapes whose oneDNN kernels are kept (query lengths x batch sizes seen)
+PRECISIONS = ("fp32", "bf16")
+
+
+def default_cpu_threads():
+    """Cores this process may run on (its CPU affinity), at most MAX_DEFAULT_THREADS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_THREADS))
+
+
+def _bool(text):
+    if str(text).lower() in ("true", "1", "yes", "on"):
+        return True
+    if str(text).lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_inference_args(parser):
+    """--cpu_threads, --enable_mkldnn / --no-enable_mkldnn (also --enable_mkldnn false) and --precision."""
+    parser.add_argument("--cpu_threads", type=int, default=None,
+                        help=f"Paddle Inference CPU math threads (default: the cores this process may use, at most {MAX_DEFAULT_THREADS})")
+    parser.add_argument("--enable_mkldnn", type=_bool, nargs="?", const=True, default=True,
+                        help="oneDNN kernels for Paddle Inference on CPU (default: on; --no-enable_mkldnn or --enable_mkldnn false: off)")
+    parser.add_argument("--no-enable_mkldnn", dest="enable_mkldnn", action="store_false", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16: oneDNN bfloat16 kernels (faster on CPUs with AVX512-BF16, outputs differ by ~1e-3)")
+    return parser
+
+
 class InferencePredictor:
-    def __init__(self, model_dir, device="cpu", cpu_threads=2, enable_mkldnn=False, precision="fp32"):
+    def __init__(self, model_dir, device="cpu", cpu_threads=None, enable_mkldnn=True, precision="fp32"):
         import paddle.inference as paddle_infer
 
         model_file = os.path.join(model_dir, "inference.json")
@@ -19,16 +60,28 @@ class InferencePredictor:
             model_file = os.path.join(model_dir, "inference.pdmodel")  # paddle 2.x exports
         if not (os.path.isfile(model_file) and os.path.isfile(params_file)):
             fail(f"--model_dir {model_dir}: no exported model (inference.json + inference.pdiparams); run the stage's export_model.py first")
+        if precision not in PRECISIONS:
+            fail(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
+        if precision == "bf16" and not enable_mkldnn:
+            fail("--precision bf16 needs oneDNN (drop --no-enable_mkldnn)")
         config = paddle_infer.Config(model_file, params_file)
         if device.startswith("gpu"):
             config.enable_use_gpu(100, int(device.split(":")[1]) if ":" in device else 0)
+            self.settings = f"Paddle Inference on {device}"
         else:
             config.disable_gpu()
+            cpu_threads = cpu_threads or default_cpu_threads()
             config.set_cpu_math_library_num_threads(cpu_threads)
             if enable_mkldnn:
                 config.enable_mkldnn()
+                config.set_mkldnn_cache_capacity(ONEDNN_SHAPE_CACHE)
+                if precision == "bf16":
+                    config.enable_mkldnn_bfloat16()
             else:
                 config.disable_mkldnn()
+            self.settings = (f"Paddle Inference on CPU, {cpu_threads} thread{'s' if cpu_threads > 1 else ''}, "
+                             f"{'oneDNN ' + precision if enable_mkldnn else 'no oneDNN'}")
+        config.switch_ir_optim(True)  # (enable_memory_optim() fails on PIR graphs in Paddle 3.3: "memory_optimize_pass")
         config.switch_use_feed_fetch_ops(False)
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)

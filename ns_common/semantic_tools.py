@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from ns_common.io import read_text_pairs, read_texts, write_lines
+from ns_common.predictor import add_inference_args
 from ns_common.recall import add_encoder_args, check_files
 from ns_common.utils import Timer, fail, logger, set_device
 
@@ -104,8 +105,7 @@ def deploy_main(argv=None):
     parser.add_argument("--output_file", default=None, help="embeddings as .npy, or similarities as text_a<TAB>text_b<TAB>score with --pairs")
     parser.add_argument("--tokenizer_dir", default=None, help="where the tokenizer files are (default: --model_dir)")
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
-    parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--enable_mkldnn", action="store_true")
+    add_inference_args(parser)  # --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--params_path", default=None, help="also run the dynamic graph of this checkpoint and print the max abs difference")
@@ -119,7 +119,7 @@ def deploy_main(argv=None):
     from ns_common.modeling import load_tokenizer
     from ns_common.predictor import InferencePredictor
 
-    predictor = InferencePredictor(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn)
+    predictor = InferencePredictor(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
     tokenizer = load_tokenizer(args.tokenizer_dir or args.model_dir)
     if args.pairs:
         pairs = list(read_text_pairs(args.input_file))
@@ -129,7 +129,7 @@ def deploy_main(argv=None):
     if not texts:
         fail(f"{args.input_file}: no texts")
     embeddings = predictor.encode(texts, tokenizer, args.max_seq_length, args.batch_size, progress=True)
-    logger.info(f"Paddle Inference ({args.device}, {args.cpu_threads} threads{', mkldnn' if args.enable_mkldnn else ''}): "
+    logger.info(f"{predictor.settings}: "
                 f"{len(texts)} texts, batch {args.batch_size}, {predictor.last_throughput:.1f} texts/s, embedding dim {embeddings.shape[1]}")
     if args.pairs:
         n = len(pairs)

@@ -81,6 +81,19 @@ def test_insert_resume_search_on_server(server, embeddings, caplog):
     assert overlap >= 0.99  # HNSW (M 16, ef 128) on 500 vectors: the exact neighbours
 
 
+@pytest.mark.parametrize("settings", [dict(index_type="HNSW", hnsw_m=8, hnsw_ef_construction=64), dict(index_type="IVF_FLAT", ivf_nlist=8)])
+def test_index_settings_read_back_on_server(server, settings):
+    from recall.milvus import store
+    from recall.milvus.config import stored_index_params
+
+    config = config_for(server, collection=f"settings_{settings['index_type'].lower()}", **settings)
+    client = store.connect(config)
+    store.create_collection(client, config, 32, with_bm25=False)
+    stored = stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD))
+    store.close(client, config)
+    assert stored == config.index_settings() and stored  # e.g. {"M": 8, "efConstruction": 64}
+
+
 def test_partition_and_ivf_flat_on_server(server, embeddings):
     from recall.milvus import insert
     from recall.milvus.search import MilvusSearcher

@@ -39,13 +39,23 @@ class MilvusConfig:
     def is_lite(self):
         return is_lite_uri(self.uri)
 
-    def index_params(self):
-        """Build parameters of the dense index."""
+    def index_settings(self):
+        """Build parameters of the dense index, e.g. {"M": 16, "efConstruction": 200}."""
         if self.index_type == "HNSW":
             return {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction}
         if self.index_type == "IVF_FLAT":
             return {"nlist": self.ivf_nlist}
         return {}
+
+    def index_params(self):
+        """index_settings() as `add_index(..., params=...)` must pass them. pymilvus 3 sends each key of
+        `params` as one key-value pair: Milvus Lite 3.2 reads only a nested {"params": {...}} (flat keys are
+        silently dropped: HNSW is then built with its defaults), the Milvus 2.3 server takes the flat keys of
+        its documentation. stored_index_params(describe_index(...)) reads back what was stored."""
+        settings = self.index_settings()
+        if not settings:
+            return {}
+        return {"params": settings} if self.is_lite else settings
 
     def search_params(self, top_k):
         """Search parameters of the dense index for a request of top_k hits."""
@@ -54,6 +64,16 @@ class MilvusConfig:
         if self.index_type == "IVF_FLAT":
             return {"metric_type": self.metric_type, "params": {"nprobe": self.search_nprobe}}
         return {"metric_type": self.metric_type, "params": {}}
+
+
+def stored_index_params(description):
+    """The build parameters of an index as Milvus stores them: describe_index's output -> {key: int} (a
+    server returns flat string values, Milvus Lite a nested "params" dict), to check against index_settings()."""
+    stored = dict(description.get("params") or {})
+    ignored = {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
+               "pending_index_rows", "state", "params", "index_state_fail_reason"}
+    stored.update({k: v for k, v in description.items() if k not in ignored})
+    return {k: int(v) if str(v).lstrip("-").isdigit() else v for k, v in stored.items()}
 
 
 def is_lite_uri(uri):

@@ -8,10 +8,6 @@ import numpy as np
 from ns_common.utils import fail, logger, quiet_paddlenlp
 
 
-def _bool(text):
-    return str(text).lower() in ("true", "1", "yes", "on")
-
-
 def add_model_args(parser, batch_size=64):
     group = parser.add_argument_group("model")
     group.add_argument("--model_dir", default=None,
@@ -24,9 +20,9 @@ def add_model_args(parser, batch_size=64):
     group.add_argument("--max_seq_length", type=int, default=64, help="tokens per text (longer texts are cut)")
     group.add_argument("--batch_size", type=int, default=batch_size, help="texts per forward pass")
     group.add_argument("--device", default="cpu", help="cpu or gpu (gpu:N)")
-    group.add_argument("--cpu_threads", type=int, default=2, help="Paddle Inference CPU math threads")
-    group.add_argument("--enable_mkldnn", type=_bool, nargs="?", const=True, default=False,
-                       help="oneDNN kernels for Paddle Inference on CPU")
+    from ns_common.predictor import add_inference_args
+
+    add_inference_args(group)  # --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
     return parser
 
 
@@ -61,7 +57,7 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
 
 class TextEncoder:
     def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=0,
-                 max_seq_length=64, batch_size=64, device="cpu", cpu_threads=2, enable_mkldnn=False):
+                 max_seq_length=64, batch_size=64, device="cpu", cpu_threads=None, enable_mkldnn=True, precision="fp32"):
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.kind = "inference" if model_dir else "dynamic"
@@ -69,7 +65,7 @@ class TextEncoder:
             from ns_common.predictor import InferencePredictor
 
             self.tokenizer = load_tokenizer_for(model_dir, model_name_or_path)
-            self.predictor = InferencePredictor(model_dir, device, cpu_threads, enable_mkldnn)
+            self.predictor = InferencePredictor(model_dir, device, cpu_threads, enable_mkldnn, precision)
         else:
             from ns_common.semantic import load_encoder
             from ns_common.utils import set_device
@@ -82,7 +78,8 @@ class TextEncoder:
     @classmethod
     def from_args(cls, args):
         return cls(args.model_dir, args.model_name_or_path, args.params_path, args.output_emb_size,
-                   args.max_seq_length, args.batch_size, args.device, args.cpu_threads, args.enable_mkldnn)
+                   args.max_seq_length, args.batch_size, args.device, args.cpu_threads, args.enable_mkldnn,
+                   getattr(args, "precision", "fp32"))
 
     def encode(self, texts):
         """float32 [len(texts), dim]; rows are L2-normalised by the model itself."""

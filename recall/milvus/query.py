@@ -70,7 +70,8 @@ def load_reranker(args):
     from ernie_matching.reranker import Reranker
 
     if os.path.isfile(os.path.join(args.reranker_dir, "inference.pdiparams")):
-        return Reranker(model_dir=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads)
+        return Reranker(model_dir=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads,
+                        enable_mkldnn=args.enable_mkldnn, precision=args.precision)
     return Reranker(params_path=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length)
 
 

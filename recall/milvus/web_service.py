@@ -121,7 +121,7 @@ class SearchService:
         self.rerank_candidates = args.rerank_candidates
         self.reranker, self.reranker_name = None, None
         if args.reranker_dir:
-            self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads)
+            self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
             self.reranker_name = os.path.normpath(args.reranker_dir)
         # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
         for mode in self.searcher.modes:
@@ -231,11 +231,11 @@ def reranker_kind(reranker_dir):
          "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
 
 
-def load_reranker(reranker_dir, device, cpu_threads):
+def load_reranker(reranker_dir, device, cpu_threads=None, enable_mkldnn=True, precision="fp32"):
     from ernie_matching.reranker import Reranker
 
     if reranker_kind(reranker_dir) == "exported":
-        return Reranker(model_dir=reranker_dir, device=device, cpu_threads=cpu_threads)
+        return Reranker(model_dir=reranker_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision)
     return Reranker(params_path=reranker_dir, device=device)
 
 

@@ -1,0 +1,178 @@
+"""The fast inference path (oneDNN on by default) gives the dynamic graph's outputs, and the Milvus index
+settings take effect (read back from the collection, and felt in the results).
+
+Models are from-scratch `mini` ERNIE / ERNIE-Gram (vocabulary from the bundled sample), exported as the
+stages export them; untrained weights are enough to compare two ways of running the same graph."""
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from ns_common.predictor import InferencePredictor, add_inference_args
+from ns_common.vocab import build_vocab, write_vocab
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(REPO, "data", "sample")
+CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
+TOLERANCE = 1e-5  # max abs difference to the dynamic graph, fp32 (oneDNN measured ~2e-7 on these models)
+
+
+def texts_of_every_shape():
+    """Sample titles and queries of varied length, cut to 1..60 characters: many distinct input shapes."""
+    if not os.path.isfile(CORPUS):
+        pytest.skip(f"bundled sample missing: {CORPUS}")
+    with open(CORPUS, encoding="utf-8") as f:
+        titles = [line.strip() for line in f if line.strip()][:90]
+    return [t[: 1 + i % 60] for i, t in enumerate(titles)]
+
+
+def make_backbone(model_type, save_dir):
+    from ns_common.modeling import new_backbone, new_tokenizer
+
+    with open(CORPUS, encoding="utf-8") as f:
+        vocab = build_vocab(f.read().splitlines())
+    os.makedirs(save_dir, exist_ok=True)
+    write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
+    paddle.seed(11)
+    new_backbone(model_type, len(vocab), "mini", max_position_embeddings=128).save_pretrained(save_dir)
+    new_tokenizer(model_type, os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
+    return save_dir
+
+
+@pytest.fixture(scope="module")
+def recall_model(tmp_path_factory):
+    """(backbone dir, checkpoint, exported dir) of a recall encoder with a 64-d projection."""
+    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.semantic_tools import export_encoder
+
+    texts_of_every_shape()
+    root = tmp_path_factory.mktemp("recall_model")
+    backbone = make_backbone("ernie", str(root / "backbone"))
+    model, tokenizer = load_encoder(backbone, output_emb_size=64)
+    params = str(root / "model_state.pdparams")
+    paddle.save(model.state_dict(), params)
+    save_encoder_config(model, str(root))
+    export_encoder(model, tokenizer, str(root / "export"))
+    return backbone, params, str(root / "export")
+
+
+@pytest.fixture(scope="module")
+def reranker_model(tmp_path_factory):
+    """(checkpoint dir, exported dir) of an ERNIE-Gram reranker with exact-match token types."""
+    from ernie_matching import export_model
+    from ernie_matching.model import load_matching_model
+    from ns_common.semantic import save_encoder_config
+
+    texts_of_every_shape()
+    root = tmp_path_factory.mktemp("reranker_model")
+    backbone = make_backbone("ernie-gram", str(root / "ckpt"))  # the checkpoint dir holds its backbone config
+    model, _ = load_matching_model(backbone, mark_matches=True)
+    paddle.save(model.state_dict(), str(root / "ckpt" / "model_state.pdparams"))
+    save_encoder_config(model, str(root / "ckpt"))
+    export_model.main(["--params_path", str(root / "ckpt"), "--output_path", str(root / "export")])
+    return str(root / "ckpt"), str(root / "export")
+
+
+def test_fast_path_is_the_default_and_a_flag_turns_it_off(recall_model):
+    import argparse
+
+    parser = add_inference_args(argparse.ArgumentParser())
+    assert parser.parse_args([]).enable_mkldnn is True and parser.parse_args([]).cpu_threads is None
+    for off in (["--no-enable_mkldnn"], ["--enable_mkldnn", "false"]):
+        assert parser.parse_args(off).enable_mkldnn is False
+    assert parser.parse_args(["--enable_mkldnn"]).enable_mkldnn is True  # PaddleNLP's flag still works
+    _, _, export_dir = recall_model
+    assert "oneDNN fp32" in InferencePredictor(export_dir).settings
+    assert "no oneDNN" in InferencePredictor(export_dir, enable_mkldnn=False).settings
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_exported_encoder_on_the_fast_path_equals_the_dynamic_graph(recall_model, batch_size):
+    from recall.milvus.model import TextEncoder
+
+    backbone, params, export_dir = recall_model
+    texts = texts_of_every_shape()
+    dynamic = TextEncoder(model_name_or_path=backbone, params_path=params, output_emb_size=64, batch_size=batch_size).encode(texts)
+    fast = TextEncoder(model_dir=export_dir, batch_size=batch_size)  # the default: oneDNN
+    plain = TextEncoder(model_dir=export_dir, batch_size=batch_size, enable_mkldnn=False)
+    assert fast.predictor.settings != plain.predictor.settings
+    for encoder in (fast, plain):
+        vectors = encoder.encode(texts)
+        assert vectors.shape == (len(texts), 64)
+        assert np.abs(vectors - dynamic).max() < TOLERANCE
+    # single queries after batches (oneDNN caches kernels per input shape): still the same vectors
+    for i in (0, 45, 89, 45):
+        assert np.abs(fast.encode([texts[i]])[0] - dynamic[i]).max() < TOLERANCE
+    assert np.abs(dynamic[:, None] - dynamic[None]).max() > 0.1  # the vectors depend on the text
+
+
+def test_exported_reranker_on_the_fast_path_equals_the_dynamic_graph(reranker_model):
+    from ernie_matching.reranker import Reranker
+
+    ckpt, export_dir = reranker_model
+    texts = texts_of_every_shape()
+    queries, titles = [t[:8] for t in texts[::-1]], texts
+    dynamic = Reranker(params_path=ckpt, batch_size=16).score_pairs(queries, titles)
+    assert dynamic.std() > 1e-4  # the scores depend on the input
+    for enable_mkldnn in (True, False):
+        for batch_size in (1, 16, 64):
+            reranker = Reranker(model_dir=export_dir, batch_size=batch_size, enable_mkldnn=enable_mkldnn)
+            assert reranker.encoder.mark_matches
+            assert np.abs(reranker.score_pairs(queries, titles) - dynamic).max() < TOLERANCE
+    one = Reranker(model_dir=export_dir).score(queries[3], titles[:5])
+    assert np.abs(one - Reranker(params_path=ckpt).score(queries[3], titles[:5])).max() < TOLERANCE
+
+
+# ------------------------------------------------------------------ index settings
+
+
+def unit_vectors(n, dim=64, seed=0):
+    vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def build_collection(tmp_path, vectors, **settings):
+    from recall.milvus import store
+    from recall.milvus.config import load_config
+
+    config = load_config(uri=str(tmp_path / "settings.db"), collection="settings", bm25=False, **settings)
+    client = store.connect(config)
+    store.create_collection(client, config, vectors.shape[1], with_bm25=False)
+    client.insert(config.collection, [{"id": i, "text": f"doc {i}", "embedding": v.tolist()} for i, v in enumerate(vectors)])
+    client.flush(config.collection)
+    store.wait_for_index(client, config)
+    return client, config
+
+
+def recall_at_10(searcher, queries, exact):
+    hits = searcher.search_vectors(queries, top_k=10)
+    return float(np.mean([len({h.id for h in row} & set(e)) / 10 for row, e in zip(hits, exact)]))
+
+
+def test_hnsw_settings_are_stored_and_take_effect_on_lite(tmp_path):
+    """M 4 / efConstruction 8 on 4,000 random 64-d vectors: a poor graph, so search ef shows. Passed flat
+    (the old way), Milvus Lite 3.2 dropped both build settings: describe_index showed none."""
+    from recall.milvus import store
+    from recall.milvus.config import stored_index_params
+    from recall.milvus.search import MilvusSearcher
+
+    vectors, queries = unit_vectors(4000), unit_vectors(40, seed=1)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    client, config = build_collection(tmp_path, vectors, hnsw_m=4, hnsw_ef_construction=8, search_ef=10)
+    assert stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"M": 4, "efConstruction": 8}
+    store.close(client, config)
+    with MilvusSearcher(config) as searcher:
+        narrow = recall_at_10(searcher, queries, exact)
+        searcher.config.search_ef = 400
+        wide = recall_at_10(searcher, queries, exact)
+    assert narrow < 0.6 and wide > narrow + 0.2, (narrow, wide)  # ef is read; M 4 is what was built
+
+
+def test_ivf_settings_are_stored_on_lite(tmp_path):
+    from recall.milvus import store
+    from recall.milvus.config import stored_index_params
+
+    client, config = build_collection(tmp_path, unit_vectors(200), index_type="IVF_FLAT", ivf_nlist=8)
+    assert stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"nlist": 8}
+    store.close(client, config)
