@@ -30,6 +30,7 @@ from domain_pretrain.data_tools.create_pretraining_data import vocab_fingerprint
 from domain_pretrain.model import PretrainingModel, evaluate, pretraining_loss
 from ns_common.io import DataFileError
 from ns_common.modeling import MODEL_TYPES, load_backbone, load_tokenizer, model_type_of
+from ns_common.train_utils import check_finite_flags, check_finite_weights, check_loss, check_update
 from ns_common.utils import Timer, fail, init_distributed, is_main_process, logger, quiet_paddlenlp, rank, set_device, set_seed, world_size
 
 EVAL_SEED = 2024  # masking of the valid/test examples: the same for every run, so runs compare
@@ -95,8 +96,19 @@ def check_args(args):
         fail(f"--masked_lm_prob must be between 0 and 1 (got {args.masked_lm_prob})")
     if not 0 <= args.warmup_rate < 1:
         fail(f"--warmup_rate must be in [0, 1) (got {args.warmup_rate})")
+    check_finite_flags(args)
+    if not args.max_lr > 0 or args.min_lr < 0:
+        fail(f"--max_lr must be positive and --min_lr >= 0 (got {args.max_lr}, {args.min_lr})")
     if args.min_lr > args.max_lr:
         fail(f"--min_lr {args.min_lr} is above --max_lr {args.max_lr}")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(args, name) < 1:
+            fail(f"--{name} must be in [0, 1) (got {getattr(args, name)})")
+    for name in ("weight_decay", "grad_clip"):
+        if getattr(args, name) < 0:
+            fail(f"--{name} must be >= 0 (got {getattr(args, name)})")
+    if not args.adam_epsilon > 0 or not args.scale_loss > 0:
+        fail(f"--adam_epsilon and --scale_loss must be positive (got {args.adam_epsilon}, {args.scale_loss})")
     if args.use_amp and not args.device.startswith("gpu"):
         fail("--use_amp needs --device gpu (float16 training is GPU only)")
     try:
@@ -151,6 +163,7 @@ def find_checkpoint(output_dir):
 
 def save_checkpoint(output_dir, model, tokenizer, optimizer, scaler, state, keep_step_copy):
     """Writes model_last (and model_{step}) without ever leaving no valid model_last behind."""
+    check_finite_weights(model, os.path.join(output_dir, "model_last"))
     tmp = os.path.join(output_dir, "model_last.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.backbone.save_pretrained(tmp)
@@ -312,6 +325,7 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
                 mlm_logits, sop_logits, span_logits = train_model(*inputs)
                 loss, mlm_loss, sop_loss, span_loss = pretraining_loss(mlm_logits, paddle.to_tensor(batch["masked_labels"]), sop_logits,
                                                                        paddle.to_tensor(batch["sop_labels"]), span_logits)
+            check_loss(loss, state["step"] + 1, progress)  # NaN/inf: one line, model_last and final/ stay as they are
             if scaler is not None:
                 scaled = scaler.scale(loss)
                 scaled.backward()
@@ -319,6 +333,7 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
             else:
                 loss.backward()
                 optimizer.step()
+            check_update(model, state["step"] + 1, progress)
             scheduler.step()
             optimizer.clear_grad()
 
@@ -373,6 +388,7 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
     if not main_process:
         return
     final_dir = os.path.join(args.output_dir, "final")
+    check_finite_weights(model, final_dir)
     model.backbone.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
     test_final = evaluate(model, eval_batches(test_data, args.micro_batch_size, args.test_iters))

@@ -5,7 +5,7 @@ from collections import OrderedDict
 from paddle.io import Dataset
 
 from ns_common.io import SkipCounter, iter_raw_lines
-from ns_common.text import pad_sequences
+from ns_common.text import clip_text, pad_sequences, token_ids
 
 
 # token types: the two segments, and (mark_matches) their tokens that also occur in the other segment
@@ -34,13 +34,14 @@ class PairEncoder:
         self.hits = self.misses = 0
 
     def token_ids(self, text):
+        text = clip_text(text, self.max_seq_length)  # a 1 MB title costs what a short one does
         ids = self.cache.get(text)
         if ids is not None:
             self.cache.move_to_end(text)
             self.hits += 1
             return ids
         self.misses += 1
-        ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
+        ids = token_ids(self.tokenizer, text, self.max_seq_length)
         self.cache[text] = ids
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)

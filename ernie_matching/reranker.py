@@ -45,6 +45,19 @@ class Reranker:
         self.batch_size = batch_size
         self.pairs_scored = 0
         self.seconds = 0.0
+        self.check_model(model_dir or params_path)
+
+    def check_model(self, source):
+        """One pair must give one probability: another model (e.g. the recall model's export, one vector a
+        text) is a one-line error when it is loaded, not a failure of every later request."""
+        input_ids, token_type_ids = self.encoder.encode_batch(["查询"], ["标题"])
+        try:
+            out = np.asarray(self._probabilities(input_ids, token_type_ids))
+        except Exception as e:  # noqa: BLE001 - any model that cannot score a pair is the wrong one
+            fail(f"{source}: cannot score a query/title pair ({type(e).__name__}); is it a reranker (ernie_matching/export_model.py)?")
+        if out.size != 1 or not 0 <= float(out.reshape(-1)[0]) <= 1:
+            fail(f"{source}: gives {out.size} values for one query/title pair, not one probability: "
+                 "is it a reranker (ernie_matching/export_model.py), not the recall model?")
 
     @property
     def pairs_per_s(self):

@@ -73,12 +73,15 @@ def read_fields(path, n_fields, header=None, unique_field=None, counter=None, ch
     """
     own_counter = counter is None
     counter = counter or SkipCounter(path)
-    seen = set()
+    seen, seen_header = set(), False
     for line_no, text in iter_raw_lines(path, counter):
         fields = [x.strip() for x in text.split("\t")]
-        if header is not None and line_no == 1:
+        if header is not None and not seen_header:
+            if line_no != 1:  # line 1 was not UTF-8 (skipped by iter_raw_lines): no header to check
+                raise DataFileError(f"{path}:1: expected header {'<TAB>'.join(header)!r}, found bytes that are not UTF-8")
             if fields != list(header):
                 raise DataFileError(f"{path}:1: expected header {'<TAB>'.join(header)!r}, found {text[:80]!r}")
+            seen_header = True
             continue
         if not text.strip() and n_fields > 1:
             counter.skip(line_no, "empty line")

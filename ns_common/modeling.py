@@ -13,6 +13,8 @@ PRESETS = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
 }
 MODEL_TYPES = ("ernie", "ernie-gram")
+# what save_pretrained writes (PaddleNLP 2.8: model_state.pdparams; sharded or safetensors variants too)
+WEIGHT_FILES = ("model_state.pdparams", "model_state.pdparams.index.json", "model.safetensors", "model.safetensors.index.json")
 
 
 def _classes(model_type):
@@ -48,9 +50,27 @@ def check_name_or_path(name_or_path):
 def load_backbone(name_or_path, **config_overrides):
     """ErnieModel or ErnieGramModel from a PaddleNLP name (downloads when online) or a local directory.
     config_overrides, e.g. hidden_dropout_prob=0.1, replace values of the saved config."""
-    check_name_or_path(name_or_path)
+    check_backbone(name_or_path)
     _, model_cls, _ = _classes(model_type_of(name_or_path))
     return model_cls.from_pretrained(name_or_path, **config_overrides)
+
+
+def check_backbone(name_or_path, max_seq_length=None):
+    """A local backbone directory must hold weights (an export dir does not) and, given max_seq_length,
+    enough position embeddings for it: one-line errors before anything is loaded."""
+    check_name_or_path(name_or_path)
+    if not os.path.isdir(name_or_path):
+        return
+    if not any(os.path.isfile(os.path.join(name_or_path, f)) for f in WEIGHT_FILES):
+        exported = os.path.isfile(os.path.join(name_or_path, "inference.pdiparams"))
+        fail(f"--model_name_or_path {name_or_path}: no backbone weights (model_state.pdparams)"
+             + ("; it is an exported model (inference.json), which only serves predictions: give the save_pretrained "
+                "directory it was trained from (bootstrap, domain-pretrained final/)" if exported else ""))
+    model_type_of(name_or_path)  # fails without config.json
+    with open(os.path.join(name_or_path, "config.json"), encoding="utf-8") as f:
+        positions = json.load(f).get("max_position_embeddings")
+    if max_seq_length and positions and max_seq_length > positions:
+        fail(f"--max_seq_length {max_seq_length} exceeds the {positions} positions of --model_name_or_path {name_or_path}")
 
 
 def backbone_from_config(name_or_path, **config_overrides):

@@ -21,7 +21,7 @@ import numpy as np
 import paddle
 
 from ns_common.io import DataFileError, check_file
-from ns_common.modeling import check_name_or_path
+from ns_common.modeling import check_backbone
 from ns_common.utils import Timer, fail, is_main_process, logger, world_size
 
 
@@ -54,11 +54,17 @@ def add_train_args(parser, **defaults):
 
 def check_train_args(args, files=()):
     """Fails with one line on a bad flag or a missing file, before any model is loaded."""
+    check_finite_flags(args)
     for name in ("max_seq_length", "batch_size", "epochs"):
         if getattr(args, name) <= 0:
             fail(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.max_seq_length < 3:
+        fail(f"--max_seq_length must be at least 3 ([CLS] text [SEP]), got {args.max_seq_length}")
     if args.learning_rate <= 0:
         fail(f"--learning_rate must be positive, got {args.learning_rate}")
+    for name in ("weight_decay", "max_grad_norm"):
+        if getattr(args, name, 0) < 0:
+            fail(f"--{name} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.warmup_proportion < 1:
         fail(f"--warmup_proportion must be in [0, 1), got {args.warmup_proportion}")
     if (getattr(args, "output_emb_size", None) or 0) < 0:
@@ -66,7 +72,7 @@ def check_train_args(args, files=()):
     for name in ("save_steps", "eval_steps"):
         if getattr(args, name) < 0:
             fail(f"--{name} must be >= 0, got {getattr(args, name)}")
-    check_name_or_path(args.model_name_or_path)
+    check_backbone(args.model_name_or_path, args.max_seq_length)
     if args.init_from_ckpt:
         path = args.init_from_ckpt
         if os.path.isdir(path):
@@ -79,6 +85,53 @@ def check_train_args(args, files=()):
                 check_file(path, f"--{flag}")
             except DataFileError as e:
                 fail(str(e))
+
+
+def check_finite_flags(args):
+    """NaN or infinity in any float flag (--learning_rate nan passes every `<= 0` check) is a one-line error."""
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"--{name} must be a finite number, got {value}")
+
+
+def check_loss(loss, step, progress=None):
+    """Stops training with one line when the loss of `step` is NaN or infinite, before that step updates
+    the weights: the checkpoints already written (model_best/, model_final/ of an earlier run) stay as
+    they are. Under paddle.distributed.launch the losses are summed first, so every process stops together."""
+    value = float(loss)
+    if world_size() > 1:
+        total = paddle.to_tensor([value], dtype="float32")
+        paddle.distributed.all_reduce(total)
+        value = float(total.numpy()[0])
+    if not math.isfinite(value):
+        stop_progress(progress)
+        fail(f"step {step}: the loss is {value}; stopped without saving anything (the last good checkpoints are kept). "
+             "Lower --learning_rate, or check the data and --init_from_ckpt", code=3)
+    return float(loss)
+
+
+def check_update(model, step, progress=None):
+    """After the optimizer step: weights the update made NaN or infinite stop training with one line (a
+    loss can stay finite while they break: paddle's softmax turns NaN logits into a uniform one). One sum
+    over all parameters, a fraction of a training step."""
+    total = float(paddle.add_n([p.astype("float32").sum() for p in model.parameters()]))
+    if not math.isfinite(total):
+        stop_progress(progress)
+        fail(f"step {step}: the update made the weights NaN/inf; stopped without saving anything (the last good "
+             "checkpoints are kept). Lower --learning_rate", code=3)
+
+
+def stop_progress(progress):
+    """Ends a tqdm bar so that the error that follows gets a line of its own."""
+    if progress is not None:
+        progress.close()
+
+
+def check_finite_weights(model, what):
+    """Never saves a non-finite model: fails naming the first parameter with a NaN or infinity."""
+    for name, value in model.state_dict().items():
+        if not np.isfinite(value.numpy()).all():
+            fail(f"{what}: parameter {name} holds NaN/inf; nothing written (the last good checkpoints are kept)", code=3)
 
 
 def build_dataloader(examples, batch_size, collate_fn, shuffle=True, drop_last=False):
@@ -105,6 +158,7 @@ def build_optimizer(model, learning_rate, num_training_steps, warmup_proportion=
 
 def save_checkpoint(model, tokenizer, path, extra=None):
     """PaddleNLP's checkpoint layout: path/model_state.pdparams + the tokenizer files (+ extra JSON)."""
+    check_finite_weights(model, path)
     os.makedirs(path, exist_ok=True)
     paddle.save(model.state_dict(), os.path.join(path, "model_state.pdparams"))
     if tokenizer is not None:
@@ -187,6 +241,7 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
 
     from tqdm import tqdm
 
+    check_finite_weights(model, "the starting model (--model_name_or_path, --init_from_ckpt)")
     progress = tqdm(total=num_training_steps, desc="training", unit="step", disable=not main, dynamic_ncols=True)
     timer = Timer()
     global_step = 0
@@ -200,12 +255,14 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
             train_loader.batch_sampler.set_epoch(args.seed * 1000 + epoch)
             for batch in train_loader:
                 loss = loss_fn(train_model, batch) if loss_fn else train_model(**batch)
+                loss_value = check_loss(loss, global_step + 1, progress)
                 loss.backward()
                 optimizer.step()
+                check_update(model, global_step + 1, progress)
                 lr_scheduler.step()
                 optimizer.clear_grad()
                 global_step += 1
-                window.append(float(loss))
+                window.append(loss_value)
                 progress.update(1)
                 if global_step % args.logging_steps == 0 or global_step == num_training_steps:
                     summary["losses"].append({"step": global_step, "loss": float(np.mean(window))})

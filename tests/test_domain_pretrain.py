@@ -3,6 +3,7 @@
 Tiny models (hidden 32, one layer) over the bundled sample's pretrain/domain_corpus.txt."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -261,6 +262,30 @@ def test_resume_refuses_other_sampling_flags(models, data_prefix, reference_run,
         run_pretrain(train_args(models, data_prefix, reference_run, "--max_steps", "12", "--seed", "8"))
     assert exit_info.value.code == 2
     assert "--seed 8 (checkpoint: 7)" in capsys.readouterr().err
+
+
+def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(models, data_prefix, reference_run, tmp_path, capsys):
+    """Issue 17: resumed with a learning rate that breaks the model, the run stops at the broken step with one
+    line; final/ and model_last/ of the good run stay byte for byte."""
+    import hashlib
+    import shutil
+
+    output_dir = tmp_path / "run"
+    shutil.copytree(reference_run, output_dir)
+
+    def digest():
+        return {name: hashlib.sha1((output_dir / name / "model_state.pdparams").read_bytes()).hexdigest() for name in ("final", "model_last")}
+
+    before = digest()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_pretrain(train_args(models, data_prefix, output_dir, "--max_steps", "16", "--max_lr", "1e30", "--min_lr", "1e30"))
+    assert exit_info.value.code == 3
+    err = capsys.readouterr().err
+    # the loss turns NaN (or, first, the weights) a step or three after the resume, before any save
+    assert re.search(r"^error: step 1[3-6]: (the loss is nan|the update made the weights NaN/inf); stopped without saving", err, re.M), err
+    assert "Traceback" not in err
+    assert digest() == before
 
 
 def test_flag_and_vocabulary_mismatches_fail_early(models, data_prefix, tmp_path, capsys):

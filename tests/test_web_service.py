@@ -10,7 +10,9 @@ Artifacts (screenshot, load summary, service logs) go to test_artifacts/.
 import http.client
 import json
 import os
+import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -252,6 +254,16 @@ BAD_REQUESTS = [
     ("text too long", "/api/embed", {"texts": ["风险", "险" * 1001]}, 422, "texts[1] has 1001 characters"),
     ("empty text", "/api/embed", {"texts": ["风险", ""]}, 422, "texts[1] is empty"),
     ("body too big", "/api/embed", {"texts": ["风" * 400_000]}, 413, "request body over 1048576 bytes"),
+    # issue 17: text UTF-8 cannot encode (JSON escapes allow lone surrogates) is the client's fault, in every mode
+    *[(f"lone surrogate, {mode}", "/api/search", json.dumps({"query": "\ud800语言", "mode": mode}).encode(), 422,
+       "query holds an unpaired surrogate '\\ud800' (not Unicode text) at character 0") for mode in ("dense", "bm25", "hybrid")],
+    ("lone surrogate in a text", "/api/embed", json.dumps({"texts": ["语言", "文化\udfff"]}).encode(), 422, "texts[1] holds an unpaired surrogate"),
+    ("NUL in a query", "/api/search", {"query": "语言\x00文化", "mode": "bm25"}, 422, "query holds a NUL character at character 2"),
+    ("surrogate field name", "/api/search", json.dumps({"query": "语言", "\ud800": 1}).encode(), 422, "unable to parse raw data as a unicode string"),
+    ("invalid UTF-8 body", "/api/search", b'{"query": "\xff\xfe"}', 400, "error parsing the body"),
+    ("top_k as text", "/api/search", {"query": "风险", "top_k": "5"}, 422, "top_k: Input should be a valid integer"),
+    ("top_k as float", "/api/search", {"query": "风险", "top_k": 5.0}, 422, "top_k: Input should be a valid integer"),
+    ("top_k as bool", "/api/search", {"query": "风险", "top_k": True}, 422, "top_k: Input should be a valid integer"),
 ]
 
 
@@ -398,3 +410,169 @@ def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
     with pytest.raises(SystemExit):  # no index at --uri: one line naming it, nothing served
         web_service.main(["--model_dir", index["recall_export"], "--uri", str(tmp_path / "none.db"), "--port", "0"])
     assert f"no Milvus Lite database at {tmp_path / 'none.db'}" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 17: hostile-but-fair input
+
+
+def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(service):
+    """A chunked body has no Content-Length: it is counted as it arrives and refused once over
+    --max_body_bytes (1 MB here), without waiting for the 20 MB the client means to send."""
+    chunk = b"[" + b"1," * 32767 + b"1]"  # 64 KB
+    piece = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    sent, answered = 0, False
+    with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
+        sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        while sent < 20 << 20:
+            if select.select([sock], [], [], 0)[0]:
+                answered = True
+                break
+            try:
+                sock.sendall(piece)
+            except OSError:  # the service answered and closed the connection
+                answered = True
+                break
+            sent += len(chunk)
+        if not answered:
+            sock.sendall(b"0\r\n\r\n")
+        response = b""
+        try:
+            while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                response += data
+        except OSError:
+            pass
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), response[:300]
+    assert json.loads(body)["error"] == "request body over 1048576 bytes (--max_body_bytes)"
+    assert answered and sent < 20 << 20
+    assert request(service.port, "GET", "/api/health")[0] == 200
+
+
+def random_text(rng):
+    alphabet = "语言文化差异 abcZ09\t\n\"\\/{}[]:,\x00\x1f\x7f\u00e9\u200b\ufeff\U0001f600\ud800\udfff"
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 14)))
+
+
+def random_json(rng, depth=0):
+    kind = rng.randrange(7 if depth < 3 else 4)
+    if kind == 0:
+        return rng.choice([None, True, False, 0, -1, 1, 7, 10**30, 2.5, -0.0, 1e308])
+    if kind in (1, 2):
+        return random_text(rng)
+    if kind == 3:
+        return rng.choice(["dense", "bm25", "hybrid", "DENSE", ""])
+    if kind == 4:
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    keys = ["query", "top_k", "mode", "rerank", "texts", random_text(rng)]
+    return {rng.choice(keys): random_json(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def random_body(rng):
+    """Raw bytes, broken JSON, random JSON shapes, and well-formed requests with random text."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(0, 200))
+    if kind == 1:
+        text = json.dumps(random_json(rng))
+        return text[: rng.randrange(len(text) + 1)].encode()
+    if kind == 2:  # surrogates written raw: bytes that are not UTF-8
+        return json.dumps(random_json(rng), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    if kind == 3:
+        return json.dumps(random_json(rng)).encode()
+    query = random_text(rng) if rng.random() < 0.3 else "".join(rng.choice(["语言", "文化", "风险", "data ", "评价"]) for _ in range(3))
+    return json.dumps({"query": query, "top_k": rng.randrange(-1, 12),
+                       "mode": rng.choice(["dense", "bm25", "hybrid"])}).encode()
+
+
+def test_fuzz_the_api_never_fails_on_bad_input(service):
+    """Seeded random bodies to both POST endpoints (at most 240 requests or 60 s): every answer is JSON,
+    200 or a 4xx with a one-line error, never a 5xx; the service stays healthy, the index intact."""
+    rng = random.Random(17)
+    deadline = time.time() + 60
+    statuses = {}
+    for i in range(240):
+        if time.time() > deadline:
+            break
+        path = rng.choice(["/api/search", "/api/embed"])
+        body = random_body(rng)
+        status, data, headers = request(service.port, "POST", path, raw=body)
+        statuses[status] = statuses.get(status, 0) + 1
+        assert "json" in headers.get("content-type", ""), (i, body, status, data)
+        assert status in (200, 400, 413, 422), (i, body, status, data)
+        if status == 200:
+            assert "hits" in data or "vectors" in data, (i, body, data)
+        else:
+            assert isinstance(data["error"], str) and "\n" not in data["error"], (i, body, data)
+    print(f"fuzz: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
+    assert statuses.get(200, 0) > 20 and statuses.get(422, 0) > 20 and statuses.get(400, 0) > 20
+    status, health, _ = request(service.port, "GET", "/api/health")
+    assert status == 200 and health["documents"] == 500
+    query, gold = first_dev_pair()  # what was indexed is still found
+    assert post(service, "/api/search", {"query": query, "mode": "bm25", "top_k": 1})[1]["hits"][0]["text"] == gold
+    assert_clean_log(service.log_text())
+
+
+def test_wrong_models_refuse_to_start_with_one_line(index, tmp_path, capsys):
+    """The recall export as --reranker_dir (a vector, not a probability, per pair) and the reranker's export
+    as the recall model (one value per text, not a vector): one line each, before Milvus is opened."""
+    from recall.milvus import feature_extract, query, web_service
+
+    none_db = str(tmp_path / "none.db")
+    runs = [
+        (web_service.main, ["--model_dir", index["recall_export"], "--reranker_dir", index["recall_export"], "--uri", none_db,
+                            "--port", "0"], f"gives {EMB_SIZE} values for one query/title pair, not one probability"),
+        (web_service.main, ["--model_dir", index["reranker_export"], "--uri", none_db, "--port", "0"], "is it the recall model"),
+        (query.main, ["--model_dir", index["reranker_export"], "--query", "语言", "--mode", "dense", "--uri", none_db],
+         "output of shape [1] for a text"),
+        (feature_extract.main, ["--model_dir", index["reranker_export"], "--corpus_file", CORPUS, "--output_path",
+                                str(tmp_path / "emb")], "is it the recall model"),
+    ]
+    for main, argv, message in runs:
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert message in err and err.count("error:") == 1 and "Traceback" not in err, (argv, err)
+    assert not os.path.exists(none_db) and not os.path.exists(tmp_path / "emb" / "corpus_embedding.parts")
+
+
+def test_a_database_open_in_another_process_is_one_line(service, index, capfd):
+    """The service holds milvus.db: another process opening it gets one line saying so, no traceback."""
+    from recall.milvus import query
+
+    with pytest.raises(SystemExit):
+        query.main(["--query", "语言", "--mode", "bm25", "--uri", index["milvus.db"]])
+    err = capfd.readouterr().err
+    assert "another process holds the lock" in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
+    """With a fitted ranking.json and a reranker, a request without a mode gets the default search path, the
+    same hits as query.py's default (the CLI), with the reranker's time in its timings."""
+    from recall.milvus import fit_ranking, query
+
+    train = os.path.join(os.path.dirname(DEV), "train.csv")
+    ranking_file = str(tmp_path / "ranking.json")
+    models = ["--model_dir", index["recall_export"], "--reranker_dir", index["reranker_export"], "--uri", index["milvus_rerank.db"]]
+    fit_ranking.main(models + ["--query_file", train, "--output_file", ranking_file, "--folds", "3"])
+    capsys.readouterr()
+    query_text, _ = first_dev_pair()
+    cli_hits = query.main(models + ["--ranking_file", ranking_file, "--query", query_text, "--top_k", "5", "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["mode"] == "system" and len(cli_hits) == 5
+    running = RunningService(os.path.join(ARTIFACTS, "web_service_system.log"), *models, "--ranking_file", ranking_file)
+    try:
+        health = request(running.port, "GET", "/api/health")[1]
+        assert health["default_mode"] == "system" and health["modes"][:2] == ["system", "fusion"]
+        status, data = post(running, "/api/search", {"query": query_text, "top_k": 5})
+        assert status == 200 and data["mode"] == "system" and {"encode", "milvus", "rerank"} <= set(data["timings_ms"])
+        assert [h["id"] for h in data["hits"]] == [h["id"] for h in printed["hits"]]
+        status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "rerank": True})
+        assert status == 400 and "already reranks" in data["error"]
+    finally:
+        running.stop()
+    assert_clean_log(running.log_text())

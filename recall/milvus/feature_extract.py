@@ -158,15 +158,24 @@ def main(argv=None):
     n_chunks = math.ceil(n_docs / args.chunk_size)
     parts_dir = path[: -len(".npy")] + ".parts"
     manifest = run_manifest(args, n_docs)
+    if args.device == "gpu" and world_size() > 1:
+        args.device = f"gpu:{os.environ.get('FLAGS_selected_gpus', rank())}"  # the GPU the launcher gave this process
+    encoder = TextEncoder.from_args(args)
+    encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) fails here, before any file is written
     done = prepare_parts_dir(parts_dir, manifest) if is_main_process() else wait_for_manifest(parts_dir, manifest)
+    try:
+        return embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done)
+    except BaseException:
+        if is_main_process() and not glob.glob(os.path.join(parts_dir, "chunk_*.npy")):
+            shutil.rmtree(parts_dir, ignore_errors=True)  # nothing to resume: leave no manifest behind
+        raise
+
+
+def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
     # one process: every chunk; under a multi-process launch: every world_size-th chunk from its rank
     todo = {i for i in range(rank(), n_chunks, world_size()) if i not in done}
     if done and is_main_process():
         logger.info(f"resuming: {len(done)} of {n_chunks} chunks already embedded in {parts_dir}")
-    if args.device == "gpu" and world_size() > 1:
-        args.device = f"gpu:{os.environ.get('FLAGS_selected_gpus', rank())}"  # the GPU the launcher gave this process
-
-    encoder = TextEncoder.from_args(args)
     start = time.time()
     docs_this_run = chunks_this_run = 0
     done_docs = sum(min(args.chunk_size, n_docs - i * args.chunk_size) for i in done)
@@ -179,6 +188,9 @@ def main(argv=None):
             if args.max_chunks is not None and chunks_this_run == args.max_chunks:
                 break
             vectors = encode_by_length(encoder, texts, progress)
+            if not np.isfinite(vectors).all():
+                line = first_id + int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0]) + 1
+                fail(f"the model gives NaN/inf for line {line} of {args.corpus_file}: check the model (a training run that diverged?)")
             tmp = chunk_path(parts_dir, index) + ".tmp.npy"
             np.save(tmp, vectors)
             os.replace(tmp, chunk_path(parts_dir, index))  # a kill never leaves a half-written chunk

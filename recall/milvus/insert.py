@@ -57,6 +57,12 @@ def load_embeddings(path, corpus_path, config):
     n_lines = count_lines(corpus_path)
     if n_lines != n_docs:
         fail(f"--data_path {corpus_path} has {n_lines} lines but {path} has {n_docs} rows: extract the embeddings of this corpus again")
+    for start in range(0, n_docs, 65536):  # a NaN/inf row would be stored and never found: refuse, reading in blocks
+        finite = np.isfinite(embeddings[start : start + 65536]).all(axis=1)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite)[0])
+            fail(f"--embedding_path {path}: row {row} (corpus line {row + 1}) holds NaN or inf; nothing inserted: "
+                 "extract the embeddings again (feature_extract.py)")
     return embeddings
 
 

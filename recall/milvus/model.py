@@ -61,6 +61,7 @@ class TextEncoder:
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.kind = "inference" if model_dir else "dynamic"
+        self.source = f"--model_dir {model_dir}" if model_dir else f"--params_path {params_path}"
         if model_dir:
             from ns_common.predictor import InferencePredictor
 
@@ -101,12 +102,19 @@ class TextEncoder:
     @property
     def dim(self):
         if self._dim is None:
-            self._dim = int(self.encode(["维度"]).shape[1])
+            vectors = self.encode(["维度"])
+            if vectors.ndim != 2 or not np.isfinite(vectors).all():
+                fail(f"{self.source}: gives {'non-finite values' if vectors.ndim == 2 else f'output of shape {list(vectors.shape)}'} "
+                     "for a text, not a [texts, dim] embedding: is it the recall model (not the reranker's export)?")
+            self._dim = int(vectors.shape[1])
         return self._dim
 
     def n_tokens(self, text):
-        """Tokens the text takes with [CLS] and [SEP], before truncation."""
-        return len(self.tokenizer.tokenize(text)) + 2
+        """Tokens the text takes with [CLS] and [SEP], before truncation (counted in its first
+        CHARS_PER_TOKEN * max_seq_length characters: enough to tell that it is cut)."""
+        from ns_common.text import clip_text
+
+        return len(self.tokenizer.tokenize(clip_text(text, self.max_seq_length))) + 2
 
     def warn_if_truncated(self, texts, what="query"):
         too_long = [t for t in texts if self.n_tokens(t) > self.max_seq_length]

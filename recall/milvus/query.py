@@ -130,6 +130,8 @@ def main(argv=None):
     config = load_config(args)
     needs_model = args.search_by_id is None and args.mode != "bm25"
     encoder = TextEncoder.from_args(args) if needs_model else None
+    if encoder is not None:
+        encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error here
     reranker = load_reranker(args) if args.rerank else None
     with MilvusSearcher(config, encoder) as searcher:
         try:

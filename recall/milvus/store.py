@@ -62,15 +62,41 @@ def connect(config, must_exist=False):
         if must_exist and not os.path.exists(config.uri):
             fail(f"no Milvus Lite database at {config.uri}; insert the corpus first (python -m recall.milvus.insert) or pass --uri")
         os.makedirs(os.path.dirname(os.path.abspath(config.uri)), exist_ok=True)
+    lite_errors = _LiteErrors()
     try:
-        client = MilvusClient(uri=config.uri, token=config.token, timeout=CONNECT_TIMEOUT_S)
+        with lite_errors:
+            client = MilvusClient(uri=config.uri, token=config.token, timeout=CONNECT_TIMEOUT_S)
         client.list_collections()
     except Exception as e:  # noqa: BLE001 - MilvusException, grpc and OS errors: one line each
         message = getattr(e, "message", "") or f"{type(e).__name__}: {e}"
+        if lite_errors.causes:  # e.g. "another process holds the lock on '...db'" (the .db is open elsewhere)
+            message = f"{message} ({lite_errors.causes[-1]})"
         if _refused_credentials(e):
             fail(f"Milvus at {config.uri} refused the credentials: {'wrong --token' if config.token else 'it needs --token user:password'}")
         fail(f"cannot connect to Milvus at {config.uri}: {message}; {_hint(config)}")
     return client
+
+
+class _LiteErrors(logging.Handler):
+    """While Milvus Lite starts: keeps the one-line cause of each error it logs (with a ~20-line traceback
+    otherwise, e.g. DataDirLockedError when another process has the .db open) instead of printing it."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.causes = []
+        self.logger = logging.getLogger("milvus_lite")
+
+    def emit(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        self.causes.append(str(error) if error is not None else record.getMessage())
+
+    def __enter__(self):
+        self.propagate, self.logger.propagate = self.logger.propagate, False
+        self.logger.addHandler(self)
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+        self.logger.propagate = self.propagate
 
 
 def _refused_credentials(error):

@@ -19,6 +19,7 @@ the service keeps serving.
 """
 import argparse
 import os
+import re
 import signal
 import socket
 import sys
@@ -85,6 +86,59 @@ class ApiError(Exception):
         self.message = message
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over max_bytes gets a 413 before it is buffered, whether it is
+    announced by Content-Length or streamed (Transfer-Encoding: chunked, counted as it arrives)."""
+
+    def __init__(self, app, max_bytes):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def too_large(self):
+        from starlette.exceptions import HTTPException
+
+        return HTTPException(413, f"request body over {self.max_bytes} bytes (--max_body_bytes)")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            from starlette.responses import JSONResponse
+
+            return await JSONResponse({"error": self.too_large().detail}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise self.too_large()  # FastAPI passes it on while reading the body: the HTTPException handler answers
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+def bad_characters(text):
+    """Why text cannot be searched, or None: a lone UTF-16 surrogate (JSON allows "\\ud800", UTF-8 cannot
+    encode it, and neither the tokenizer nor Milvus can take it) or a NUL character."""
+    found = BAD_CHARACTERS.search(text)
+    if found is None:
+        return None
+    what = "a NUL character" if found.group() == "\x00" else f"an unpaired surrogate {found.group()!r} (not Unicode text)"
+    return f"{what} at character {found.start()}"
+
+
+def printable(text):
+    """text on one line, with control characters and what UTF-8 cannot encode (lone surrogates) as escapes."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+BAD_CHARACTERS = re.compile("[\ud800-\udfff\x00]")
+
+
 class TimedEncoder:
     """A TextEncoder that adds up the seconds spent in encode() (the request's "encode" phase)."""
 
@@ -114,15 +168,16 @@ class SearchService:
         self.lock = threading.Lock()
         self.model_name = os.path.normpath(args.model_dir or args.params_path)
         self.encoder = TimedEncoder(TextEncoder.from_args(args))
+        self.encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error
+        self.reranker, self.reranker_name = None, None
+        if args.reranker_dir:  # before Milvus: a wrong model is a one-line error (Reranker checks its output)
+            self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
+            self.reranker_name = os.path.normpath(args.reranker_dir)
         self.searcher = MilvusSearcher(config, self.encoder)
         with store.milvus_errors(config, "counting documents"):
             self.documents = store.count_entities(self.searcher.client, config)
         self.dim = self.searcher.info.dim
         self.rerank_candidates = args.rerank_candidates
-        self.reranker, self.reranker_name = None, None
-        if args.reranker_dir:
-            self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
-            self.reranker_name = os.path.normpath(args.reranker_dir)
         # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
         for mode in self.searcher.modes:
             self.searcher.search("预热", 1, mode)
@@ -139,14 +194,8 @@ class SearchService:
             waited = time.perf_counter() - queued
             try:
                 return work(), waited
-            except ApiError:
-                raise
-            except SystemExit as e:  # store.milvus_errors turns a Milvus failure into fail() -> SystemExit
-                logger.error(f"Milvus request failed (exit {e.code}); the message is printed above")
-                raise ApiError(503, "the search backend (Milvus) failed on this request; see the service log") from None
-            except Exception as e:  # noqa: BLE001 - one bad request must not stop the service
-                logger.exception("request failed")
-                raise ApiError(500, f"internal error: {type(e).__name__}: {e}") from None
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - one bad request must not stop the service
+                raise classify_failure(e) from None
 
     def health(self):
         """Status, with a live count of the collection (so a broken Milvus shows here as a 503)."""
@@ -221,6 +270,27 @@ class SearchService:
                 "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start)}
 
 
+def classify_failure(error):
+    """The one place that turns a failure while answering a request into an ApiError: the request's own
+    fault is a 4xx naming what is wrong, a failing backend (Milvus; store.milvus_errors ends in fail(), a
+    SystemExit) a 503, anything else a 500; each a one-line JSON answer, the details in the service log."""
+    from pymilvus.exceptions import MilvusException
+
+    from recall.milvus.search import SearchError
+
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, SearchError):
+        return ApiError(400, str(error))
+    if isinstance(error, UnicodeError):
+        return ApiError(422, f"the request holds text that cannot be encoded as UTF-8 ({error.reason})")
+    if isinstance(error, (SystemExit, MilvusException)):
+        logger.error(f"Milvus request failed: {error if isinstance(error, MilvusException) else 'the message is printed above'}")
+        return ApiError(503, "the search backend (Milvus) failed on this request; see the service log")
+    logger.error("request failed", exc_info=error)
+    return ApiError(500, f"internal error ({type(error).__name__}); see the service log")
+
+
 def reranker_kind(reranker_dir):
     """"exported" (inference.json: Paddle Inference) or "checkpoint" (train_pairwise.py's model_state.pdparams)."""
     if any(os.path.isfile(os.path.join(reranker_dir, f)) for f in ("inference.json", "inference.pdmodel")):
@@ -249,7 +319,7 @@ def create_app(service, args):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
     from starlette.exceptions import HTTPException
 
     class EmbedRequest(BaseModel):
@@ -260,7 +330,7 @@ def create_app(service, args):
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         query: StrictStr = Field(description=f"query text (at most {args.max_text_length} characters)")
-        top_k: int = Field(10, description=f"hits to return, 1..{args.max_top_k}")
+        top_k: StrictInt = Field(10, description=f"hits to return, 1..{args.max_top_k} (an integer: not \"5\", 5.0 or true)")
         mode: Literal[MODES] = Field("dense", description="dense (vectors), bm25 (words) or hybrid (both, RRF)")
         rerank: StrictBool = Field(False, description="rerank the recall hits with the ERNIE-Gram reranker")
 
@@ -272,13 +342,11 @@ def create_app(service, args):
             raise ApiError(422, f"{what} is empty: give some text")
         if len(text) > args.max_text_length:
             raise ApiError(422, f"{what} has {len(text)} characters; the limit is {args.max_text_length} (--max_text_length)")
+        reason = bad_characters(text)
+        if reason:
+            raise ApiError(422, f"{what} holds {reason}: send UTF-8 text")
 
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > args.max_body_bytes):
-            return JSONResponse({"error": f"request body over {args.max_body_bytes} bytes (--max_body_bytes)"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=args.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -292,13 +360,22 @@ def create_app(service, args):
             reason = (bad_json[0].get("ctx") or {}).get("error", "")
             return JSONResponse({"error": f"malformed JSON body: {reason}".rstrip(": ")}, status_code=400)
         # "top_k: Input should be a valid integer" (loc[0] is "body")
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors[:3])
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        # a field name may be anything the client sent, a lone surrogate too: escape what UTF-8 cannot encode
+        reasons = printable("; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors[:3]))
+        detail = [{"loc": [printable(str(p)) if isinstance(p, str) else p for p in e["loc"]], "msg": printable(e["msg"]),
+                   "type": e["type"]} for e in errors]
         return JSONResponse({"error": f"invalid request: {reasons}", "detail": detail}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"}, status_code=exc.status_code)
+        if exc.status_code == 413:  # BodyLimit
+            return JSONResponse({"error": exc.detail}, status_code=413)
+        return JSONResponse({"error": printable(f"{exc.detail}: {request.method} {request.url.path}")}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # never a plain-text 500 or a traceback
+        error = classify_failure(exc)
+        return JSONResponse({"error": error.message}, status_code=error.status)
 
     limits = {name: getattr(args, name) for name in ("max_texts", "max_text_length", "max_top_k", "rerank_candidates")}
 
