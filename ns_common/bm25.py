@@ -20,13 +20,37 @@ def char_ngrams(text):
     return tokens
 
 
+def joined_char_ngrams(text):
+    """Lower-cased character unigrams and bigrams of the text with its whitespace removed, so bigrams
+    cross keyword borders: the keyword-search bar of ../shared/data/README.md (bm25s defaults on these
+    tokens: Recall@1 88.5, MRR@10 91.6 on CSL dev). The search system's lexical leg uses the same tokens."""
+    text = "".join(text.lower().split())
+    return list(text) + [text[i : i + 2] for i in range(len(text) - 1)]
+
+
+def encode_token(token):
+    """A character n-gram as an ASCII word ("u" + code point in hex, "b" + both code points for a bigram).
+    Milvus' `standard` tokenizer keeps such a word whole on Milvus Lite and on a server alike, whereas it
+    would split a bigram of CJK characters into two unigrams."""
+    return "u%x" % ord(token) if len(token) == 1 else "b" + "x".join("%x" % ord(c) for c in token)
+
+
+def lexical_text(text, max_chars=4096):
+    """What the collection's lexical field stores and what a BM25 query sends: the text's joined
+    character uni+bigrams as space-separated ASCII words (cut to max_chars characters first)."""
+    return " ".join(encode_token(t) for t in joined_char_ngrams(text[:max_chars]))
+
+
 class BM25Index:
-    def __init__(self, docs):
+    def __init__(self, docs, tokenizer=char_ngrams, k1=1.5, b=0.75):
+        """tokenizer: char_ngrams (per keyword; hard-negative mining) or joined_char_ngrams (the reference).
+        k1, b: bm25s' defaults."""
         import bm25s
 
         self.n_docs = len(docs)
-        self.retriever = bm25s.BM25()
-        self.retriever.index([char_ngrams(d) for d in docs], show_progress=False)
+        self.tokenizer = tokenizer
+        self.retriever = bm25s.BM25(k1=k1, b=b)
+        self.retriever.index([tokenizer(d) for d in docs], show_progress=False)
         self.vocab = self.retriever.vocab_dict
 
     def search(self, queries, k=10):
@@ -38,7 +62,7 @@ class BM25Index:
         indices = np.tile(np.arange(k, dtype=np.int64), (len(queries), 1))
         scores = np.zeros((len(queries), k), dtype=np.float32)
         # bm25s rejects tokens it has not indexed: keep known ones; a query left with none scores 0
-        query_tokens = [[t for t in char_ngrams(q) if t in self.vocab and t != ""] for q in queries]
+        query_tokens = [[t for t in self.tokenizer(q) if t in self.vocab and t != ""] for q in queries]
         known = [i for i, tokens in enumerate(query_tokens) if tokens]
         if known:
             found, found_scores = self.retriever.retrieve([query_tokens[i] for i in known], k=k, show_progress=False)
@@ -82,6 +106,8 @@ def main(argv=None):
     parser.add_argument("--similar_text_pair_file", required=True, help="query<TAB>doc pairs (their distinct queries are searched)")
     parser.add_argument("--recall_result_file", required=True, help="output: recall_num rows a query, best first")
     parser.add_argument("--recall_num", type=int, default=50)
+    parser.add_argument("--tokens", choices=("keywords", "joined"), default="keywords",
+                        help="keywords: bigrams within each keyword (mining); joined: whitespace removed first (the reference)")
     args = parser.parse_args(argv)
     if args.recall_num <= 0:
         fail(f"--recall_num must be positive, got {args.recall_num}")
@@ -94,7 +120,8 @@ def main(argv=None):
     if not queries:
         fail(f"--similar_text_pair_file {args.similar_text_pair_file}: no query<TAB>doc lines")
     timer = Timer()
-    indices, scores = BM25Index(corpus).search(queries, k=args.recall_num)
+    tokenizer = joined_char_ngrams if args.tokens == "joined" else char_ngrams
+    indices, scores = BM25Index(corpus, tokenizer).search(queries, k=args.recall_num)
     n = write_recall_result(args.recall_result_file, queries, corpus, indices, scores)
     logger.info(f"BM25 recall: {len(queries)} queries x {indices.shape[1]} of {len(corpus)} docs in {timer.seconds:.1f}s, {n} rows -> {args.recall_result_file}")
 

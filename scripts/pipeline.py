@@ -10,13 +10,18 @@ and outputs are unchanged since its last successful run is reused, so a re-run a
 at the failed stage; --force redoes everything, --from STAGE redoes from STAGE on, --skip drops stages.
 """
 import argparse
+import codecs
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
+
+from ns_common import QUIET_WARNINGS
+from ns_common.progress import StageProgress, format_duration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -48,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--from", dest="from_stage", default=None, metavar="STAGE", help="redo this stage and every later one")
     p.add_argument("--force", action="store_true", help="redo every stage")
     p.add_argument("--list_stages", action="store_true", help="print the stage names and exit")
+    p.add_argument("--dry_run", action="store_true", help="print which stages would run or be reused, and why, without running any")
+    p.add_argument("--verbose", action="store_true", help="also print each stage's full command, log file and why it runs")
     p.add_argument("--query", default=None, help="the sample query shown at the end (default: the first dev query)")
     args = p.parse_args(argv)
     if not os.path.isdir(args.data_dir):
@@ -66,16 +73,32 @@ def parse_args(argv=None):
     return args
 
 
+def stage_env():
+    """The environment of every command the pipeline runs: unbuffered output (for the live progress), and
+    paddle's import-time warnings that mean nothing to a user ignored (ns_common.QUIET_WARNINGS) whatever
+    a script imports first."""
+    quiet = ",".join(f"ignore:{message}:UserWarning" for message in QUIET_WARNINGS)
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONWARNINGS=",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet])))
+
+
 class Pipeline:
-    """Runs stage commands in order, each logged, timed and reused when already done."""
+    """Runs stage commands in order. Each stage is numbered ([k/N]), logged to logs/<stage>.log with its full
+    command, shown with a live progress line read from its own output, timed, and reused when it finished
+    before with the same command and its outputs are still there."""
+
+    # seconds between progress lines when the output is not a terminal (a file, CI's log)
+    STATUS_EVERY = float(os.environ.get("NS_PROGRESS_EVERY", "10"))
 
     def __init__(self, args, stage_names):
         self.args = args
         self.out = args.output_dir
         self.logs = os.path.join(self.out, "logs")
         self.done_dir = os.path.join(self.out, ".done")
-        os.makedirs(self.logs, exist_ok=True)
-        os.makedirs(self.done_dir, exist_ok=True)
+        self.dry_run = getattr(args, "dry_run", False)
+        self.verbose = getattr(args, "verbose", False)
+        if not self.dry_run:
+            os.makedirs(self.logs, exist_ok=True)
+            os.makedirs(self.done_dir, exist_ok=True)
         self.timings_file = os.path.join(self.out, "timings.json")
         self.timings = self._read_json(self.timings_file) or {}
         self.stage_names = stage_names
@@ -83,6 +106,9 @@ class Pipeline:
         if unknown:
             raise SystemExit(f"error: unknown stage {unknown[0]!r}; stages: {', '.join(stage_names)}")
         self.redo_from = stage_names.index(args.from_stage) if args.from_stage else None
+        self.start = time.time()
+        self.outcomes = {}  # stage -> "run", "reused" or "skipped" (in a dry run: what would happen)
+        self.tty = sys.stdout.isatty()
 
     @staticmethod
     def _read_json(path):
@@ -94,15 +120,34 @@ class Pipeline:
     def path(self, *parts):
         return os.path.join(self.out, *parts)
 
+    def _reason_to_run(self, stage, command, marker, outputs):
+        """Why the stage has to run, or None when its last run can be reused."""
+        if self.args.force:
+            return "--force"
+        if self.redo_from is not None and self.stage_names.index(stage) >= self.redo_from:
+            return f"--from {self.args.from_stage}"
+        if not os.path.isfile(marker):
+            return "no finished run in the output directory"
+        with open(marker, encoding="utf-8") as f:
+            if f.read() != command:
+                return "its command changed since it last finished"
+        missing = [o for o in outputs if not os.path.exists(o)]
+        if missing:
+            return f"output missing: {missing[0]}"
+        return None
+
     def run(self, stage, cmds, outputs=(), distributed=False, throughput=None, fresh=()):
         """cmds: one argv list, or a list of them run in order (python entry points). outputs: paths that
         must exist after success. distributed: run the (single) command under paddle.distributed.launch.
-        throughput: function() -> str, read after the run (e.g. from a summary file).
+        throughput: function() -> str, read after the run (e.g. from a summary file); without it, the rate of
+        the stage's longest progress bar.
         fresh: directories the stage's command resumes from (pretraining's checkpoints): kept after a failed
         run, so that a re-run continues, but removed when a finished stage is redone (--force, --from, or
         a changed command)."""
+        label = f"[{self.stage_names.index(stage) + 1}/{len(self.stage_names)}] {stage}"
         if stage in self.args.skip:
-            print(f"[skip]  {stage}", flush=True)
+            self.outcomes[stage] = "skipped"
+            print(f"{label}: skipped (--skip)", flush=True)
             return
         if isinstance(cmds[0], str):
             cmds = [cmds]
@@ -111,44 +156,111 @@ class Pipeline:
                      "--log_dir", os.path.join(self.logs, f"{stage}_ranks")] + cmd[1:] for cmd in cmds]
         command = " && ".join(shlex.join(cmd) for cmd in cmds)
         marker = os.path.join(self.done_dir, stage)
-        forced = self.args.force or (self.redo_from is not None and self.stage_names.index(stage) >= self.redo_from)
-        if not forced and os.path.isfile(marker) and all(os.path.exists(o) for o in outputs):
-            with open(marker, encoding="utf-8") as f:
-                if f.read() == command:
-                    print(f"[reuse] {stage}", flush=True)
-                    return
+        reason = self._reason_to_run(stage, command, marker, outputs)
+        if reason is None:
+            self.outcomes[stage] = "reused"
+            print(f"{label}: {'would be ' if self.dry_run else ''}reused (finished before with the same command)", flush=True)
+            return
+        self.outcomes[stage] = "run"
+        if self.dry_run:
+            print(f"{label}: would run ({reason})", flush=True)
+            if self.verbose:
+                print(f"        $ {command}", flush=True)
+            return
         if os.path.isfile(marker):  # finished before: redo from nothing
             for directory in fresh:
                 shutil.rmtree(directory, ignore_errors=True)
+            os.remove(marker)  # so that a failure now is never mistaken for the old finished run
         log_path = os.path.join(self.logs, f"{stage}.log")
-        print(f"[run]   {stage}: {command}", flush=True)
+        print(f"{label}" + (f" ({reason})" if self.verbose else ""), flush=True)
+        if self.verbose:
+            print(f"        $ {command}\n        log: {log_path}", flush=True)
         start = time.time()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        rc = 0
-        with open(log_path, "w", encoding="utf-8") as log:
-            for cmd in cmds:
-                log.write(f"$ {shlex.join(cmd)}\n")
-                log.flush()
-                rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-                if rc != 0:
-                    break
+        rc, progress = self._execute(cmds, log_path)
         seconds = time.time() - start
         missing = [o for o in outputs if not os.path.exists(o)]
         if rc != 0 or missing:
             with open(log_path, encoding="utf-8", errors="replace") as f:
-                tail = f.readlines()[-15:]
+                tail = f.read().replace("\r", "\n").splitlines(keepends=True)[-15:]
             reason = f"exit code {rc}" if rc != 0 else f"missing output {missing[0]}"
             print(f"\nstage {stage} failed ({reason})\n  command: {command}\n  log: {log_path}\n  last lines:\n"
                   + "".join("    " + line for line in tail), file=sys.stderr)
             raise SystemExit(1)
-        if os.path.isfile(marker):
-            os.remove(marker)
-        self.timings[stage] = {"seconds": round(seconds, 1), "throughput": throughput() if throughput else ""}
+        rate = (throughput() if throughput else "") or progress.throughput()
+        self.timings[stage] = {"seconds": round(seconds, 1), "throughput": rate}
         with open(self.timings_file, "w", encoding="utf-8") as f:
             json.dump(self.timings, f, indent=2)
         with open(marker, "w", encoding="utf-8") as f:
             f.write(command)
-        print(f"        done in {seconds:.1f}s", flush=True)
+        took = f"{seconds:.1f}s" if seconds < 60 else format_duration(seconds)
+        print(f"        done in {took}" + (f", {rate}" if rate else ""), flush=True)
+
+    def _execute(self, cmds, log_path):
+        """Runs the commands one after the other, their output into the log, with the progress line on
+        screen; returns (exit code of the last command run, its StageProgress)."""
+        progress = StageProgress()
+        env = stage_env()
+        rc = 0
+        self._last_status = time.time()
+        with open(log_path, "w", encoding="utf-8") as log:
+            for i, cmd in enumerate(cmds):
+                progress.next_command(i, len(cmds))
+                log.write(f"$ {shlex.join(cmd)}\n")
+                log.flush()
+                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                reader = threading.Thread(target=self._copy_output, args=(proc.stdout, log, progress), daemon=True)
+                reader.start()
+                try:
+                    while reader.is_alive():
+                        reader.join(0.5)
+                        self._show(progress)
+                    rc = proc.wait()
+                except BaseException:  # Ctrl-C or a kill: stop the stage too, and leave the terminal on a new line
+                    proc.terminate()
+                    proc.wait()
+                    self._show(progress, clear=True)
+                    raise
+                if rc != 0:
+                    break
+        self._show(progress, clear=True)
+        return rc, progress
+
+    @staticmethod
+    def _copy_output(stream, log, progress):
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            chunk = os.read(stream.fileno(), 65536)
+            text = decoder.decode(chunk, final=not chunk)
+            if text:
+                log.write(text)
+                log.flush()
+                progress.feed(text)
+            if not chunk:
+                return
+
+    def _show(self, progress, clear=False):
+        """The progress line: redrawn in place on a terminal, else printed every STATUS_EVERY seconds."""
+        if self.tty:
+            line = "" if clear else "        " + progress.status()
+            width = shutil.get_terminal_size().columns - 1
+            sys.stdout.write("\r" + line[:width] + "\x1b[K")
+            sys.stdout.flush()
+        elif not clear and time.time() - self._last_status >= self.STATUS_EVERY:
+            self._last_status = time.time()
+            print("        " + progress.status(), flush=True)
+
+    def summary(self):
+        """The closing line: how long the whole run took, and what ran."""
+        counts = {outcome: sum(1 for o in self.outcomes.values() if o == outcome) for outcome in ("run", "reused", "skipped")}
+        if self.dry_run:
+            print(f"dry run: {counts['run']} stages would run, {counts['reused']} would be reused, {counts['skipped']} skipped; "
+                  f"nothing was run", flush=True)
+            return
+        ran = sorted((s for s, o in self.outcomes.items() if o == "run"), key=lambda s: -self.timings[s]["seconds"])
+        longest = ", ".join(f"{s} {format_duration(self.timings[s]['seconds'])}" for s in ran[:3])
+        print(f"\npipeline finished in {format_duration(time.time() - self.start)}: {counts['run']} stages run, "
+              f"{counts['reused']} reused, {counts['skipped']} skipped" + (f"; longest: {longest}" if longest else "")
+              + f" (timings: {self.timings_file})", flush=True)
 
 
 def py(script, *args):
@@ -166,11 +278,11 @@ def py(script, *args):
 
 
 STAGES = [
-    "bootstrap", "pretrain_data", "pretrain_ernie", "pretrain_ernie_gram",
+    "bootstrap", "split_train", "pretrain_data", "pretrain_ernie", "pretrain_ernie_gram",
     "simcse", "hard_negatives", "inbatch",
     "ablation_simcse_only", "ablation_inbatch_only", "ablation_simcse_inbatch",
     "recall_eval", "export", "feature_extract", "milvus_insert", "milvus_eval",
-    "rerank_data", "train_reranker", "export_reranker", "reranker_auc", "rerank_eval", "report",
+    "rerank_data", "train_reranker", "export_reranker", "reranker_auc", "rerank_eval", "fit_ranking", "system_eval", "report",
 ]
 # --output_emb_size by preset. mini: none (the 128-d mean-pooled states): a projection trained from scratch on
 # 800 pairs costs 17 points of Recall@1 on CSL (in-batch only: 56.0 with 64-d, 73.0 without)
@@ -190,8 +302,9 @@ def main(argv=None):
     emb = str(EMB_SIZE[args.preset])
     common = ["--device", args.device]
     milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
-    with open(P("settings.json"), "w", encoding="utf-8") as f:
-        json.dump({k: v for k, v in vars(args).items() if k != "milvus_token"}, f, indent=2)
+    if not args.dry_run:
+        with open(P("settings.json"), "w", encoding="utf-8") as f:
+            json.dump({k: v for k, v in vars(args).items() if k != "milvus_token"}, f, indent=2)
     print(f"pipeline: data {args.data_dir}, output {args.output_dir}, preset {args.preset}, budget {args.budget}, "
           f"device {args.device}, processes {args.nproc}, Milvus {args.milvus_uri}", flush=True)
 
@@ -202,6 +315,11 @@ def main(argv=None):
         pipe.run("bootstrap", py("ns_common/bootstrap.py", "--corpus_files", data("recall/train_unsupervised.csv"), data("pretrain/domain_corpus.txt"),
                                  "--model_type", "both", "--preset", args.preset, "--save_dir", P("bootstrap")),
                  outputs=[P("bootstrap", "ernie", "config.json"), P("bootstrap", "ernie-gram", "config.json")])
+
+    # the labelled training queries: 3/4 train the neural models, 1/4 is held out to fit the search system's
+    # fusion and final-ranking weights (on the models' own training queries their scores are overconfident)
+    train_model, train_fit = P("split", "train_model.csv"), P("split", "train_fit.csv")
+    pipe.run("split_train", py("data/split_train.py", "--train_file", train_pairs, "--output_dir", P("split")), outputs=[train_model, train_fit])
 
     # 2. domain pretraining of both backbones (ERNIE for recall, ERNIE-Gram for the reranker)
     shared_vocab = not args.ernie_model and not args.ernie_gram_model  # the bootstraps share one vocabulary
@@ -238,7 +356,7 @@ def main(argv=None):
         return os.path.join(save_dir, "model_final")
 
     def inbatch(stage, backbone, save_dir, init=None, hard_negatives=None):
-        pipe.run(stage, py("inbatch_negative/train_batch_neg.py", "--train_set_file", train_pairs, "--model_name_or_path", backbone,
+        pipe.run(stage, py("inbatch_negative/train_batch_neg.py", "--train_set_file", train_model, "--model_name_or_path", backbone,
                            "--init_from_ckpt", init, "--hard_negative_file", hard_negatives, "--save_dir", save_dir, "--output_emb_size", emb,
                            "--epochs", budget["inbatch_epochs"], "--batch_size", budget["batch_size"], *common),
                  outputs=[os.path.join(save_dir, "model_final", "model_state.pdparams")], distributed=True)
@@ -246,7 +364,7 @@ def main(argv=None):
 
     simcse_ckpt = simcse("simcse", domain["ernie"], P("simcse", "domain"))
     hard_negatives = P("hard_negatives.tsv")
-    pipe.run("hard_negatives", py("inbatch_negative/mine_hard_negatives.py", "--train_set_file", train_pairs, "--corpus_file", corpus,
+    pipe.run("hard_negatives", py("inbatch_negative/mine_hard_negatives.py", "--train_set_file", train_model, "--corpus_file", corpus,
                                   "--output_file", hard_negatives, "--method", "bm25"), outputs=[hard_negatives])
     final_ckpt = inbatch("inbatch", domain["ernie"], P("inbatch", "domain_simcse"), init=simcse_ckpt, hard_negatives=hard_negatives)
 
@@ -289,9 +407,9 @@ def main(argv=None):
     sort_train, sort_dev, sort_pseudo = P("sort", "train_pairwise.csv"), P("sort", "dev_pairwise.csv"), P("sort", "pseudo_pairwise.csv")
     pipe.run("rerank_data", [
         py("ernie_matching/pseudo_pairs.py", "--corpus_file", corpus, "--output_file", sort_pseudo),
-        py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", train_pairs, "--mode", "hybrid", "--recall_num", "50",
+        py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", train_model, "--mode", "hybrid", "--recall_num", "50",
            "--recall_result_file", milvus_result("train", "hybrid"), *milvus),
-        py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("train", "hybrid"), "--pairs_file", train_pairs,
+        py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("train", "hybrid"), "--pairs_file", train_model,
            "--output_train_file", sort_train),
         py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("dev", "hybrid"), "--pairs_file", dev_pairs,
            "--output_labeled_file", sort_dev, "--negative_ranks", "all")], outputs=[sort_train, sort_dev, sort_pseudo])
@@ -323,8 +441,29 @@ def main(argv=None):
            "--recall_num", "50", "--name", f"milvus_{mode}_{kind}", "--output_json", P("metrics", f"milvus_{mode}_{kind}.json")))],
         outputs=[P("metrics", f"milvus_{mode}_{kind}.json") for mode in modes for kind, _ in rerankings])
 
-    # 9. the report, and one query through the CLI
+    # 9. the search system (the default search path): fusion and final-ranking weights fitted by cross-validation
+    # on the held-out training queries, then the dev queries through query.py's default mode, next to the
+    # keyword-search bar (bm25s on joined character uni+bigrams, outside Milvus)
+    ranking_file = os.path.join(recall_export, "ranking.json")
+    pipe.run("fit_ranking", py("recall/milvus/fit_ranking.py", "--model_dir", recall_export, "--reranker_dir", reranker_export,
+                               "--query_file", train_fit, "--output_file", ranking_file, *milvus, *common), outputs=[ranking_file])
+    system_modes = (("system", ["--reranker_dir", reranker_export]), ("fusion", ["--mode", "fusion"]))
+    pipe.run("system_eval", [cmd for mode, flags in system_modes for cmd in (
+        py("recall/milvus/query.py", "--model_dir", recall_export, *flags, "--query_file", dev_pairs, "--recall_num", "50",
+           "--recall_result_file", milvus_result("dev", mode), *milvus, *common),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", mode),
+           "--recall_num", "50", "--name", f"milvus_{mode}", "--output_json", P("metrics", f"milvus_{mode}.json")))] + [
+        py("ns_common/bm25.py", "--corpus_file", corpus, "--similar_text_pair_file", dev_pairs, "--tokens", "joined",
+           "--recall_result_file", P("recall", "bm25_reference", "recall_result.txt")),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", P("recall", "bm25_reference", "recall_result.txt"),
+           "--recall_num", "50", "--name", "bm25_reference", "--output_json", P("metrics", "bm25_reference.json"))],
+        outputs=[P("metrics", f"milvus_{mode}.json") for mode, _ in system_modes] + [P("metrics", "bm25_reference.json")])
+
+    # 10. the report, and one query through the CLI
     pipe.run("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")])
+    if args.dry_run:
+        pipe.summary()
+        return
     with open(P("report.md"), encoding="utf-8") as f:
         print("\n" + f.read())
     print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; exports: export/recall, export/reranker; "
@@ -333,8 +472,9 @@ def main(argv=None):
         with open(dev_pairs, encoding="utf-8") as f:
             args.query = f.readline().split("\t")[0].strip()
     print(f"\nsample query through the CLI: {args.query}", flush=True)
-    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--mode", "hybrid", "--top_k", "5",
-                      "--rerank", "--reranker_dir", reranker_export, "--recall_num", "50", *milvus), cwd=ROOT, check=False)
+    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--top_k", "5",
+                      "--reranker_dir", reranker_export, *milvus), cwd=ROOT, env=stage_env(), check=False)
+    pipe.summary()
 
 
 if __name__ == "__main__":

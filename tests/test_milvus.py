@@ -295,7 +295,8 @@ def test_query_cli_errors(model, lite_index, tmp_path, capsys, caplog):
         MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_name_or_path=model["backbone"]))
     assert "the model gives 128-dim vectors but collection literature_search" in capsys.readouterr().err
     long_query = "语言文化差异" * 30
-    hits = query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", long_query, "--top_k", "2", "--max_seq_length", "16"])
+    hits = query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", long_query, "--top_k", "2", "--max_seq_length", "16",
+                       "--mode", "dense"])
     assert len(hits) == 2 and "cut to the first 14" in caplog.text
 
 
@@ -306,3 +307,117 @@ def test_unreachable_server_is_one_line_error():
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "http://127.0.0.1:9" in errors[0] and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- the lexical leg and the search system
+
+
+def test_lexical_leg_in_milvus_is_the_bm25_reference(lite_index):
+    """BM25 on the client's character n-grams inside Milvus ranks exactly like bm25s on the same tokens (the
+    keyword-search bar), with the k1/b the settings ask for stored in the index."""
+    from ns_common.bm25 import BM25Index, joined_char_ngrams, lexical_text
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+
+    assert lexical_text("BP 神经") == "u62 u70 u795e u7ecf b62x70 b70x795e b795ex7ecf"
+    config = load_config(uri=lite_index)
+    queries = sorted({q for q, _ in dev_pairs()})
+    indices, scores = BM25Index(corpus_lines(), joined_char_ngrams, k1=config.bm25_k1, b=config.bm25_b).search(queries, k=10)
+    with MilvusSearcher(config) as searcher:
+        assert searcher.info.analyzer == "char_ngram"
+        stored = searcher.client.describe_index(config.collection, "sparse")
+        assert (stored["params"]["bm25_k1"], stored["params"]["bm25_b"]) == (config.bm25_k1, config.bm25_b)
+        hits = searcher.search_batch(queries, top_k=10, mode="bm25")
+    for q, row, row_scores, found in zip(queries, indices, scores, hits):
+        # the same documents with the same scores (equal scores may come in either order); Milvus' BM25 keeps
+        # the (k1 + 1) factor of the textbook formula, bm25s (Lucene's variant) drops it
+        reference = {int(i): float(v) * (config.bm25_k1 + 1) for i, v in zip(row, row_scores)}
+        for hit in found[:5]:
+            assert hit.score == pytest.approx(reference.get(hit.id, -1.0), rel=1e-4), (q, hit.id)
+
+
+def test_a_collection_of_another_analyzer_must_be_rebuilt(embeddings, tmp_path, capsys):
+    from recall.milvus import insert
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+
+    uri = str(tmp_path / "jieba.db")
+    assert insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri, "--analyzer", "jieba"]) == 500
+    with pytest.raises(SystemExit):  # the old way (jieba on the text) with today's settings: never silently worse
+        MilvusSearcher(load_config(uri=uri))
+    assert "built with the jieba BM25 analyzer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri])
+    assert "rebuild it with --drop" in capsys.readouterr().err
+    with MilvusSearcher(load_config(uri=uri, analyzer="jieba")) as searcher:  # asked for explicitly: served
+        assert searcher.search(corpus_lines()[3], top_k=1, mode="bm25")[0].id == 3
+
+
+def test_listwise_fit_finds_the_informative_feature():
+    """Candidates whose gold is told by feature 1 (feature 0 is noise): the fitted weights lean on feature 1,
+    and cross-validation keeps the fitted model over a baseline that only uses the noise."""
+    from recall.milvus.fit_ranking import cross_validate, fit_listwise, metrics
+    from recall.milvus.ranking import Candidate
+
+    rng = np.random.default_rng(0)
+    lists, golds = [], []
+    for q in range(60):
+        cands = [Candidate(i, f"t{i}", bm25=float(rng.random()) + 0.01, bm25_rank=i + 1, cosine=float(rng.normal(0, 0.1)), dense_rank=i + 1)
+                 for i in range(20)]
+        gold = int(rng.integers(20))
+        cands[gold].cosine += 0.5
+        lists.append(cands)
+        golds.append(gold)
+    from recall.milvus.ranking import FUSION_FEATURES, feature_matrix
+
+    w = fit_listwise([feature_matrix(c, FUSION_FEATURES) for c in lists], golds, l2=1e-3)
+    assert w[1] > 5 * abs(w[0])
+    l2, ranks = cross_validate(lists, golds, FUSION_FEATURES, folds=5, seed=1)
+    assert metrics(ranks)["recall@1"] > 90
+
+
+def test_search_system_fusion_fitted_and_served_by_the_cli(model, lite_index, tmp_path, capsys):
+    """fit_ranking on held-out pairs writes ranking.json; query.py's default mode serves it (without a reranker:
+    the fused recall), equal to the Python API; a ranking fitted for another model is refused."""
+    import shutil
+
+    from recall.milvus import fit_ranking, query
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.ranking import SearchSystem, load_ranking
+    from recall.milvus.search import MilvusSearcher
+
+    train = os.path.join(SAMPLE, "recall", "train.csv")
+    ranking_file = str(tmp_path / "ranking.json")
+    fit_ranking.main(["--model_dir", model["export"], "--uri", lite_index, "--query_file", train, "--output_file", ranking_file, "--folds", "3"])
+    ranking = load_ranking(ranking_file, model["export"])
+    assert ranking["final"] is None and len(ranking["fusion"]["weights"]) == 4
+    rows = {r["row"].split(" (")[0]: r for r in ranking["cross_validation"]}
+    # the choice rule: what is served is at least as good, cross-validated, as the best single signal
+    best_single = max(rows[k]["mrr@10"] for k in ("fusion: BM25 leg", "fusion: dense leg", "fusion: RRF of both legs"))
+    chosen = rows["fusion: fitted"]["mrr@10"] if ranking["fusion"]["chosen"] == "fitted" else best_single
+    assert chosen >= best_single
+
+    result_file = str(tmp_path / "system.txt")
+    metrics = query.main(["--model_dir", model["export"], "--uri", lite_index, "--ranking_file", ranking_file, "--query_file", DEV,
+                          "--recall_num", "10", "--recall_result_file", result_file])
+    assert metrics["recall@10"] > 50
+    with MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_dir=model["export"])) as searcher:
+        system = SearchSystem(searcher, searcher.encoder, None, ranking)
+        first_query = dev_pairs()[0][0]
+        hits = system.search(first_query, top_k=10)
+        assert system.mode == "fusion" and set(system.timings) >= {"encode", "search", "rerank", "total"}
+    with open(result_file, encoding="utf-8") as f:
+        cli_first = [line.split("\t")[1] for line in f if line.split("\t")[0] == first_query]
+    assert cli_first == [h.text for h in hits]
+
+    other = tmp_path / "other_model"
+    shutil.copytree(model["export"], other)
+    with open(other / "inference.pdiparams", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(SystemExit):
+        load_ranking(ranking_file, str(other))
+    assert "was fitted with another recall model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", "语言"])  # no ranking.json next to the model
+    assert "no fitted ranking at" in capsys.readouterr().err

@@ -28,7 +28,6 @@ SAMPLE = os.path.join(REPO, "data", "sample")
 CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
 DEV = os.path.join(SAMPLE, "recall", "dev.csv")
 ARTIFACTS = os.path.join(REPO, "test_artifacts")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EMB_SIZE = 64
 
 pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}")
@@ -237,7 +236,7 @@ def test_search_every_mode(service):
 
 BAD_REQUESTS = [
     # (name, path, JSON body or raw bytes, status, words of the error message)
-    ("unknown mode", "/api/search", {"query": "风险", "mode": "fuzzy"}, 422, "mode: Input should be 'dense', 'bm25' or 'hybrid'"),
+    ("unknown mode", "/api/search", {"query": "风险", "mode": "fuzzy"}, 422, "mode: Input should be 'system', 'fusion', 'dense', 'bm25' or 'hybrid'"),
     ("top_k zero", "/api/search", {"query": "风险", "top_k": 0}, 422, "top_k must be between 1 and 100"),
     ("top_k too big", "/api/search", {"query": "风险", "top_k": 101}, 422, "top_k must be between 1 and 100"),
     ("top_k not a number", "/api/search", {"query": "风险", "top_k": "ten"}, 422, "top_k: Input should be a valid integer"),
@@ -284,16 +283,14 @@ def test_wrong_method_and_path_are_json_errors(service):
 # ---------------------------------------------------------------- browser
 
 
-def test_browser_page_vector_and_search(service):
+def test_browser_page_vector_and_search(chromium, service):
     """Headless Chromium opens the page, gets a vector, searches, and sees the expected top document."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -r requirements.txt)")
-    if CHROMIUM is None:
-        pytest.skip("no chromium on PATH: run `bash scripts/setup_browser.sh` (Debian/Ubuntu, root or sudo)")
+    from playwright import sync_api  # in requirements.txt
     query, gold = first_dev_pair()
     outside = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                   "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         try:

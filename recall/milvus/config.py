@@ -11,7 +11,9 @@ from ns_common.utils import fail
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT")
 METRIC_TYPES = ("IP", "COSINE", "L2")
-ANALYZERS = ("jieba", "standard")
+# char_ngram: the client writes each text's character uni+bigrams into a field of its own under the `standard`
+# tokenizer (the keyword-search bar); jieba / standard: Milvus analyses the text field itself
+ANALYZERS = ("char_ngram", "jieba", "standard")
 
 
 @dataclass
@@ -32,6 +34,8 @@ class MilvusConfig:
     batch_size: int
     bm25: bool
     analyzer: str
+    bm25_k1: float
+    bm25_b: float
     hybrid_candidates: int
     rrf_k: int
 
@@ -55,6 +59,11 @@ class MilvusConfig:
         settings = self.index_settings()
         if not settings:
             return {}
+        return {"params": settings} if self.is_lite else settings
+
+    def bm25_index_params(self):
+        """Parameters of the BM25 sparse index, passed the way index_params() passes the dense ones."""
+        settings = {"bm25_k1": self.bm25_k1, "bm25_b": self.bm25_b}
         return {"params": settings} if self.is_lite else settings
 
     def search_params(self, top_k):
@@ -110,7 +119,9 @@ SETTINGS = {
     "text_max_length": (int, "characters of each text stored in Milvus"),
     "batch_size": (int, "rows per insert request"),
     "bm25": (_bool, "add the BM25 sparse field where the server supports it (true/false)"),
-    "analyzer": (str, f"BM25 analyzer tokenizer: {', '.join(ANALYZERS)}"),
+    "analyzer": (str, f"BM25 analyzer: {', '.join(ANALYZERS)}"),
+    "bm25_k1": (float, "BM25 k1 (term-frequency saturation)"),
+    "bm25_b": (float, "BM25 b (length normalisation, 0..1)"),
     "hybrid_candidates": (int, "hits taken from each route before hybrid RRF fusion"),
     "rrf_k": (int, "k of reciprocal rank fusion"),
 }
@@ -153,7 +164,7 @@ def load_config(args=None, **overrides):
         flag = getattr(args, key, None) if args is not None else None
         if flag is not None:
             values[key] = flag
-        elif values.get(key) is not None and type_ in (int, _bool, _optional_int):
+        elif values.get(key) is not None and type_ in (int, float, _bool, _optional_int):
             values[key] = type_(values[key])  # YAML may hold "16" or "yes"
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["token"] = values.get("token") or ""
@@ -172,6 +183,8 @@ def validate(config):
         fail(f"--metric_type {config.metric_type}: expected one of {', '.join(METRIC_TYPES)}")
     if config.analyzer not in ANALYZERS:
         fail(f"--analyzer {config.analyzer}: expected one of {', '.join(ANALYZERS)}")
+    if not (0 < config.bm25_k1 < 100 and 0 <= config.bm25_b <= 1):
+        fail(f"--bm25_k1 {config.bm25_k1} / --bm25_b {config.bm25_b}: expected 0 < k1 < 100 and 0 <= b <= 1")
     if not config.collection or not config.collection.replace("_", "a").isalnum() or config.collection[0].isdigit():
         fail(f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit")
     for key in ("hnsw_m", "hnsw_ef_construction", "ivf_nlist", "search_ef", "search_nprobe", "text_max_length", "batch_size",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from ns_common.bm25 import lexical_text
 from ns_common.utils import fail, logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
@@ -85,6 +86,9 @@ def open_collection(client, config, dim, drop):
     elif info.dim != dim:
         fail(f"collection {config.collection} at {config.uri} holds {info.dim}-dim vectors, the embeddings are {dim}-dim: "
              "use the model the collection was built with, another --collection, or --drop to rebuild it")
+    elif info.has_bm25 and info.analyzer != config.analyzer:
+        fail(f"collection {config.collection} at {config.uri} was built with the {info.analyzer} BM25 analyzer, the settings ask "
+             f"for {config.analyzer}: rebuild it with --drop (or pass --analyzer {info.analyzer})")
     if config.partition and not client.has_partition(config.collection, config.partition):
         client.create_partition(config.collection, config.partition)
     client.load_collection(config.collection)
@@ -103,7 +107,7 @@ class InsertStats:
 def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None):
     """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats."""
     n_docs, dim = embeddings.shape
-    _, created = open_collection(client, config, dim, drop)
+    info, created = open_collection(client, config, dim, drop)
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id
     write = client.insert if created else client.upsert
@@ -124,6 +128,9 @@ def insert_corpus(client, config, data_path, embeddings, drop=False, resume=Fals
             vectors = np.asarray(embeddings[first_id:end_id], dtype=np.float32)
             rows = [{"id": first_id + i, store.TEXT_FIELD: text[: config.text_max_length], store.DENSE_FIELD: vectors[i]}
                     for i, text in enumerate(texts)]
+            if info.analyzer == "char_ngram":  # the BM25 function reads the client's character n-grams
+                for row, text in zip(rows, texts):
+                    row[store.LEXICAL_FIELD] = lexical_text(text, store.lexical_max_chars(config))
             write(config.collection, rows, partition_name=config.partition or "")
             inserted += len(texts)
             batches_this_run += 1

@@ -1,7 +1,11 @@
 """Searches the Milvus collection: one query, a stored document's neighbours, or a whole query file.
 
-    # one query: rank, id, score, text (--json for machine-readable output)
-    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "中西方语言与文化的差异" --top_k 10
+    # the default search path ("the system"): BM25 on character n-grams + dense recall, fused by the weights in
+    # <model_dir>/ranking.json, then the final ranking that adds the reranker's score to the recall evidence
+    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall \
+        --reranker_dir output/pipeline/sample/export/reranker --query "中西方语言与文化的差异" --top_k 10
+    # one leg alone: rank, id, score, text (--json for machine-readable output)
+    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "中西方语言与文化的差异" --mode dense
     python -m recall.milvus.query --query "语言 文化 差异" --mode bm25      # no model needed
     # two-stage: recall 50 by hybrid search, rerank them with the ERNIE-Gram reranker, show the best 10
     python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "语言 文化 差异" --mode hybrid \
@@ -13,7 +17,10 @@
     python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --mode hybrid \
         --query_file data/sample/recall/dev.csv --recall_result_file output/milvus/recall_result_hybrid.txt
 
-Modes: dense (semantic vectors), bm25 (Milvus' BM25 on the text, jieba words), hybrid (both, fused by RRF).
+Modes: system (default: fitted fusion + final ranking; without --reranker_dir the fused recall alone), fusion
+(the fitted fusion only), dense (semantic vectors), bm25 (Milvus' BM25 on the text's character n-grams), hybrid
+(dense + bm25 fused by Milvus' RRF). --rerank (plain reranking: the reranker's order replaces the recall's)
+goes with dense, bm25, hybrid and fusion.
 """
 import argparse
 import json
@@ -26,7 +33,10 @@ from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
+from recall.milvus.ranking import SearchSystem, default_ranking_file, load_ranking
 from recall.milvus.search import MODES, Hit, MilvusSearcher, SearchError
+
+SYSTEM_MODES = ("system", "fusion")
 
 
 def parse_args(argv=None):
@@ -36,7 +46,8 @@ def parse_args(argv=None):
     what.add_argument("--search_by_id", "--index", dest="search_by_id", type=int, default=None,
                       help="id (corpus line number) of a stored document: its nearest neighbours")
     what.add_argument("--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line")
-    parser.add_argument("--mode", choices=MODES, default="dense")
+    parser.add_argument("--mode", choices=SYSTEM_MODES + MODES, default="system")
+    parser.add_argument("--ranking_file", default=None, help="fitted weights of system/fusion (default: <model_dir>/ranking.json)")
     parser.add_argument("--top_k", type=int, default=10, help="hits shown for --query / --search_by_id")
     parser.add_argument("--recall_num", type=int, default=50, help="hits written per query of --query_file")
     parser.add_argument("--recall_result_file", default="output/milvus/recall_result.txt", help="output of --query_file")
@@ -60,6 +71,13 @@ def parse_args(argv=None):
         fail(f"--rerank needs --reranker_dir (an exported reranker or a checkpoint directory); got {args.reranker_dir!r}")
     if args.rerank and args.search_by_id is not None:
         fail("--rerank reranks a text query: use it with --query or --query_file")
+    if args.rerank and args.mode == "system":
+        fail("--mode system already reranks (its final ranking): use --rerank with --mode dense, bm25, hybrid or fusion")
+    if args.mode == "system" and args.search_by_id is None and not args.reranker_dir:
+        logger.info("no --reranker_dir: the system's fused recall without its final ranking (--mode fusion)")
+        args.mode = "fusion"
+    if args.reranker_dir and not os.path.isdir(args.reranker_dir):
+        fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     needs_model = args.search_by_id is None and args.mode != "bm25"
     if needs_model:
         check_model_args(args)
@@ -77,11 +95,13 @@ def load_reranker(args):
 
 def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
     """The n best hits of each query; with a reranker, recall_num hits are recalled and reranked first
-    (a hit's score is then the reranker's probability)."""
+    (a hit's score is then the reranker's probability). searcher: a MilvusSearcher, or a SearchSystem for
+    mode system / fusion."""
+    search = searcher.search_batch if mode in SYSTEM_MODES else (lambda qs, k: searcher.search_batch(qs, top_k=k, mode=mode))
     if reranker is None:
-        return searcher.search_batch(queries, top_k=n, mode=mode)
+        return search(queries, n)
     results = []
-    for query, hits in zip(queries, searcher.search_batch(queries, top_k=max(recall_num or n, n), mode=mode)):
+    for query, hits in zip(queries, search(queries, max(recall_num or n, n))):
         reranked = reranker.rerank(query, [h.to_dict() for h in hits], top_k=n)
         results.append([Hit(id=c["id"], score=c["rerank_score"], text=c["text"]) for c in reranked])
     logger.info(f"reranked {reranker.pairs_scored} pairs at {reranker.pairs_per_s:.0f} pairs/s")
@@ -132,8 +152,14 @@ def main(argv=None):
     encoder = TextEncoder.from_args(args) if needs_model else None
     if encoder is not None:
         encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error here
-    reranker = load_reranker(args) if args.rerank else None
-    with MilvusSearcher(config, encoder) as searcher:
+    system_mode = args.mode in SYSTEM_MODES and args.search_by_id is None
+    ranking = load_ranking(args.ranking_file or default_ranking_file(args.model_dir), args.model_dir, args.reranker_dir) if system_mode else None
+    reranker = load_reranker(args) if args.rerank or (system_mode and args.mode == "system") else None
+    with MilvusSearcher(config, encoder) as milvus:
+        searcher = milvus
+        if system_mode:
+            searcher = SearchSystem(milvus, encoder, reranker if args.mode == "system" else None, ranking)
+            reranker = None if args.mode == "system" else reranker
         try:
             if args.query_file is not None:
                 return run_query_file(searcher, args, reranker)

@@ -1,5 +1,6 @@
 """Search over a collection built by insert.py: dense (semantic vectors), bm25 (Milvus' BM25 function on the
-text) and hybrid (both requests fused with reciprocal rank fusion by Milvus' hybrid_search).
+text's character n-grams) and hybrid (both requests fused with reciprocal rank fusion by Milvus' hybrid_search).
+These are the legs; the default search path (fitted fusion + final ranking) is recall.milvus.ranking.
 
     from recall.milvus.config import load_config
     from recall.milvus.model import TextEncoder
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ns_common.bm25 import lexical_text
 from ns_common.utils import fail
 from recall.milvus import store
 
@@ -47,6 +49,11 @@ class MilvusSearcher:
                 store.close(self.client, config)
                 fail(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m recall.milvus.insert)")
             self.client.load_collection(config.collection)
+        if self.info.has_bm25 and self.info.analyzer != config.analyzer:
+            store.close(self.client, config)
+            fail(f"collection {config.collection} at {config.uri} was built with the {self.info.analyzer} BM25 analyzer, the "
+                 f"settings ask for {config.analyzer}: rebuild it (python -m recall.milvus.insert ... --drop) "
+                 f"or pass --analyzer {self.info.analyzer}")
         if encoder is not None and encoder.dim != self.info.dim:
             store.close(self.client, config)
             fail(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
@@ -109,6 +116,12 @@ class MilvusSearcher:
             return [hits for start in range(0, len(vectors), QUERIES_PER_REQUEST)
                     for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k)]
 
+    def _bm25_data(self, queries):
+        """What a BM25 request sends: the query's character n-grams for a char_ngram collection, else the text."""
+        if self.info.analyzer == "char_ngram":
+            return [lexical_text(q, store.lexical_max_chars(self.config)) for q in queries]
+        return queries
+
     def _search_chunk(self, queries, top_k, mode, vectors=None):
         partitions = store.partition_names(self.config)
         if mode != "bm25" and vectors is None:
@@ -116,7 +129,7 @@ class MilvusSearcher:
         if mode == "dense":
             return self._dense(vectors, top_k)
         if mode == "bm25":
-            raw = self.client.search(self.config.collection, data=queries, anns_field=store.SPARSE_FIELD, limit=top_k,
+            raw = self.client.search(self.config.collection, data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, limit=top_k,
                                      search_params={"metric_type": "BM25"}, output_fields=[store.TEXT_FIELD],
                                      partition_names=partitions)
             # BM25 scores are positive; Milvus Lite 3.2 reports them negated
@@ -126,7 +139,7 @@ class MilvusSearcher:
         pool = max(top_k, self.config.hybrid_candidates)
         requests = [
             AnnSearchRequest(data=vectors.tolist(), anns_field=store.DENSE_FIELD, param=self.config.search_params(pool), limit=pool),
-            AnnSearchRequest(data=queries, anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool),
+            AnnSearchRequest(data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool),
         ]
         raw = self.client.hybrid_search(self.config.collection, reqs=requests, ranker=RRFRanker(self.config.rrf_k), limit=top_k,
                                         output_fields=[store.TEXT_FIELD], partition_names=partitions)

@@ -8,7 +8,9 @@ then open http://127.0.0.1:8000/ (the page) or call the JSON API:
 
     GET  /api/health  status, model, dim, collection, documents, modes, reranker, limits
     POST /api/embed   {"texts": ["..."]}  -> {"model", "dim", "vectors", "norms", "timings_ms"}
-    POST /api/search  {"query": "...", "top_k": 10, "mode": "dense|bm25|hybrid", "rerank": false}
+    POST /api/search  {"query": "...", "top_k": 10, "mode": "system|fusion|dense|bm25|hybrid", "rerank": false}
+                      (mode omitted: the default search path, "system", when the model dir holds ranking.json
+                      and a reranker is loaded; "fusion" without a reranker; else "dense")
                       -> {"hits": [{"rank", "id", "text", "score", "recall_score", "rerank_score"}], "timings_ms"}
     GET  /openapi.json (and /docs, whose Swagger UI comes from a CDN; the page itself needs none)
 
@@ -32,6 +34,7 @@ import numpy as np
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import add_model_args, check_model_args
+from recall.milvus.ranking import SearchSystem, default_ranking_file, load_ranking
 from recall.milvus.search import MODES
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -44,6 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--reranker_dir", default=None,
                         help="ERNIE-Gram reranker (exported dir or checkpoint dir); without it rerank requests get a 400")
     parser.add_argument("--rerank_candidates", type=int, default=50, help="recall hits handed to the reranker per query")
+    parser.add_argument("--ranking_file", default=None, help="fitted weights of the system (default: <model_dir>/ranking.json when present)")
     parser.add_argument("--max_texts", type=int, default=32, help="most texts in one /api/embed request")
     parser.add_argument("--max_text_length", type=int, default=1000, help="most characters of a text or a query")
     parser.add_argument("--max_top_k", type=int, default=100, help="largest top_k of /api/search")
@@ -174,6 +178,18 @@ class SearchService:
             self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
             self.reranker_name = os.path.normpath(args.reranker_dir)
         self.searcher = MilvusSearcher(config, self.encoder)
+        # the default search path (recall.milvus.ranking): served when a fitted ranking.json is found
+        self.systems = {}
+        ranking_file = args.ranking_file or default_ranking_file(args.model_dir)
+        if args.ranking_file or (ranking_file and os.path.isfile(ranking_file)):
+            ranking = load_ranking(ranking_file, args.model_dir, args.reranker_dir)
+            if self.reranker is not None and ranking.get("final"):
+                self.systems["system"] = SearchSystem(self.searcher, self.encoder, self.reranker, ranking)
+            self.systems["fusion"] = SearchSystem(self.searcher, self.encoder, None, ranking)
+        else:
+            logger.info(f"no fitted ranking at {ranking_file}: modes dense, bm25, hybrid only (python -m recall.milvus.fit_ranking fits one)")
+        self.modes = list(self.systems) + list(self.searcher.modes)
+        self.default_mode = self.modes[0] if self.systems else "dense"
         with store.milvus_errors(config, "counting documents"):
             self.documents = store.count_entities(self.searcher.client, config)
         self.dim = self.searcher.info.dim
@@ -181,6 +197,8 @@ class SearchService:
         # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
         for mode in self.searcher.modes:
             self.searcher.search("预热", 1, mode)
+        for system in self.systems.values():
+            system.search("预热", 1)
         self.started = time.time()
 
     def close(self):
@@ -214,7 +232,8 @@ class SearchService:
             "collection": self.searcher.config.collection,
             "uri": self.searcher.config.uri,
             "documents": documents,
-            "modes": list(self.searcher.modes),
+            "modes": self.modes,
+            "default_mode": self.default_mode,
             "reranker": self.reranker_name,
             "uptime_s": round(time.time() - self.started, 1),
         }
@@ -236,8 +255,11 @@ class SearchService:
     def search(self, query, top_k, mode, rerank):
         from recall.milvus.search import SearchError
 
+        mode = mode or self.default_mode
         if rerank and self.reranker is None:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
+        if mode in ("system", "fusion"):
+            return self.search_system(query, top_k, mode, rerank)
         if mode not in self.searcher.modes:
             raise ApiError(400, f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
                                 f"available: {', '.join(self.searcher.modes)}")
@@ -259,6 +281,33 @@ class SearchService:
             if rerank:
                 start = time.perf_counter()
                 # best rerank_score first; each hit keeps its recall_score and gains recall_rank
+                hits = [dict(hit, score=hit["rerank_score"]) for hit in self.reranker.rerank(query, hits, top_k)]
+                timings["rerank"] = time.perf_counter() - start
+            return hits[:top_k], timings
+
+        start = time.perf_counter()
+        (hits, timings), waited = self._locked(work)
+        hits = [{"rank": rank, **hit} for rank, hit in enumerate(hits, 1)]
+        return {"query": query, "mode": mode, "rerank": rerank, "top_k": top_k, "hits": hits,
+                "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start)}
+
+
+    def search_system(self, query, top_k, mode, rerank):
+        if mode not in self.systems:
+            why = "no reranker is loaded (--reranker_dir)" if "fusion" in self.systems else "no fitted ranking.json was found (--ranking_file)"
+            raise ApiError(400, f"mode {mode} is not available: {why}; available: {', '.join(self.modes)}")
+        if rerank and mode == "system":
+            raise ApiError(400, "mode system already reranks (its final ranking): rerank goes with fusion, dense, bm25 or hybrid")
+        system = self.systems[mode]
+
+        def work():
+            n_recall = max(top_k, self.rerank_candidates) if rerank else top_k
+            hits = [dict(h.to_dict(), recall_score=h.score) for h in system.search(query, n_recall)]
+            timings = {"encode": system.timings["encode"], "milvus": system.timings["search"]}
+            if mode == "system":
+                timings["rerank"] = system.timings["rerank"]
+            if rerank:
+                start = time.perf_counter()
                 hits = [dict(hit, score=hit["rerank_score"]) for hit in self.reranker.rerank(query, hits, top_k)]
                 timings["rerank"] = time.perf_counter() - start
             return hits[:top_k], timings
@@ -331,7 +380,9 @@ def create_app(service, args):
         model_config = ConfigDict(extra="forbid")
         query: StrictStr = Field(description=f"query text (at most {args.max_text_length} characters)")
         top_k: StrictInt = Field(10, description=f"hits to return, 1..{args.max_top_k} (an integer: not \"5\", 5.0 or true)")
-        mode: Literal[MODES] = Field("dense", description="dense (vectors), bm25 (words) or hybrid (both, RRF)")
+        mode: Literal[("system", "fusion") + MODES] | None = Field(
+            None, description="system (the default search path: fitted fusion + final ranking), fusion (its recall), dense "
+                              "(vectors), bm25 (character n-grams) or hybrid (both, Milvus RRF); omitted: the service's default")
         rerank: StrictBool = Field(False, description="rerank the recall hits with the ERNIE-Gram reranker")
 
     app = FastAPI(title="neural_search", version="0.1.0",
@@ -418,7 +469,7 @@ def main(argv=None):
     try:
         app = create_app(service, args)
         logger.info(f"loaded {service.model_name} (dim {service.dim}) and collection {config.collection} "
-                    f"({service.documents} documents, modes {', '.join(service.searcher.modes)}"
+                    f"({service.documents} documents, modes {', '.join(service.modes)}, default {service.default_mode}"
                     f"{', reranker ' + service.reranker_name if service.reranker else ', no reranker'}) in "
                     f"{time.time() - start:.1f}s; serving http://{args.host}:{args.port}/")
         if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -31,7 +31,7 @@ async function loadStatus() {
     $("status").textContent = `${health.documents} 篇文献 documents · 集合 collection ${health.collection} · ` +
       `模型 model ${health.model} (dim ${health.dim}) · 精排 reranker ${health.reranker || "无 none"}`;
     for (const option of $("mode").options) option.disabled = !health.modes.includes(option.value);
-    $("mode").value = health.modes.includes("hybrid") ? "hybrid" : health.modes[0];
+    $("mode").value = health.default_mode || health.modes[0];
     $("rerank").disabled = !health.reranker;
     $("top-k").max = health.limits.max_top_k;
     document.body.dataset.ready = "true";
