@@ -6,8 +6,10 @@ recall, at several collection sizes, on Milvus Lite (embedded) and the Milvus 2.
     python bench/milvus_bench.py --model_dir output/inbatch_negative/export --corpus_file data/csl/milvus/milvus_data.csv
 
 1. Extraction: the same model embeds the same corpus through Paddle Inference (the exported graph,
-   feature_extract.py's path) and through the dynamic graph (the checkpoint); docs/s of each and the ratio.
-   Without --model_dir/--params_path a from-scratch model of --preset is bootstrapped and exported.
+   feature_extract.py's path) with its default settings (oneDNN), without oneDNN, and through the dynamic
+   graph (the checkpoint), side by side; docs/s of each and the ratios. Without --model_dir/--params_path a
+   from-scratch model of each --preset is bootstrapped and exported. --extraction_only: this part alone
+   (the index rows of the earlier milvus_bench.json are kept).
 2. Index: for each size N a fresh collection of N synthetic vectors (dim --dim, of intrinsic dimension 48
    like real sentence embeddings: a random linear map of Gaussian latents, normalised) with texts (corpus
    lines cycled, each made unique by its id) is inserted with recall/milvus/insert.py's code; then --queries single queries
@@ -51,10 +53,12 @@ def parse_args(argv=None):
     parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path")
     parser.add_argument("--params_path", default=None, help="checkpoint of the --model_dir model, for the dynamic-graph path")
     parser.add_argument("--output_emb_size", type=int, default=256)
-    parser.add_argument("--preset", default="small", help="size of the bootstrapped model (mini, small, base)")
+    parser.add_argument("--preset", nargs="+", default=["small"],
+                        help="size(s) of the bootstrapped model (mini, small, base); several: one extraction row each, in one run")
     parser.add_argument("--max_seq_length", type=int, default=64)
-    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--cpu_threads", type=int, default=None, help="Paddle Inference threads (default: the library's, the usable cores)")
     parser.add_argument("--skip_extraction", action="store_true")
+    parser.add_argument("--extraction_only", action="store_true", help="measure extraction only; keep the earlier file's index rows")
     parser.add_argument("--keep_rows", action="store_true",
                         help="keep the rows of an earlier milvus_bench.json in --output_dir that this run does not redo (and, with "
                              "--skip_extraction, its extraction figures): add or rerun one backend/size without redoing the rest")
@@ -100,28 +104,43 @@ def bootstrap_model(texts, preset, output_emb_size, root):
     return os.path.join(root, "export"), backbone, params
 
 
-def bench_extraction(args, texts, root):
+EXTRACTION_PATHS = ("inference", "inference_no_onednn", "dynamic")
+
+
+def bench_extraction(args, texts, root, preset=None):
+    """docs/s of the same model through Paddle Inference with its default settings (the fast path: oneDNN),
+    Paddle Inference without oneDNN, and the dynamic graph, side by side: the documents go in 5 rounds, each
+    round through every path in turn, so that a change of load on a shared machine hits all paths alike."""
     from recall.milvus.model import TextEncoder
 
     if args.model_dir and not args.params_path:
         raise SystemExit("--model_dir needs --params_path and --model_name_or_path (the same model, for the dynamic-graph path)")
     model_dir, backbone, params = (args.model_dir, args.model_name_or_path, args.params_path) if args.model_dir else \
-        bootstrap_model(texts, args.preset, args.output_emb_size, root)
+        bootstrap_model(texts, preset, args.output_emb_size, os.path.join(root, preset))
     docs = texts[: args.extract_docs]
     common = dict(max_seq_length=args.max_seq_length, batch_size=64)
     paths = {
         "inference": TextEncoder(model_dir=model_dir, cpu_threads=args.cpu_threads, **common),
-        "inference+mkldnn": TextEncoder(model_dir=model_dir, cpu_threads=args.cpu_threads, enable_mkldnn=True, **common),
+        "inference_no_onednn": TextEncoder(model_dir=model_dir, cpu_threads=args.cpu_threads, enable_mkldnn=False, **common),
         "dynamic": TextEncoder(model_name_or_path=backbone, params_path=params, output_emb_size=args.output_emb_size, **common),
     }
-    result, vectors = {"docs": len(docs), "preset": None if args.model_dir else args.preset, "model_dir": model_dir}, {}
-    for name, encoder in paths.items():
+    result, vectors = {"docs": len(docs), "preset": None if args.model_dir else preset, "model_dir": model_dir,
+                       "inference_settings": paths["inference"].predictor.settings}, {}
+    wall, cpu = dict.fromkeys(paths, 0.0), dict.fromkeys(paths, 0.0)
+    for encoder in paths.values():
         encoder.encode(docs[:64])  # warm-up: graph optimisation, oneDNN kernels
-        start, cpu_start = time.perf_counter(), time.process_time()
-        vectors[name] = encoder.encode(docs)
-        result[f"{name}_docs_per_s"] = len(docs) / (time.perf_counter() - start)
+    rounds = np.array_split(np.arange(len(docs)), 5)
+    for chunk in rounds:
+        for name, encoder in paths.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            vectors.setdefault(name, []).append(encoder.encode([docs[i] for i in chunk]))
+            wall[name] += time.perf_counter() - start
+            cpu[name] += time.process_time() - cpu_start
+    for name, encoder in paths.items():
+        vectors[name] = np.concatenate(vectors[name])
+        result[f"{name}_docs_per_s"] = len(docs) / wall[name]
         # docs per CPU second of this process: steadier than wall time on a shared machine
-        result[f"{name}_docs_per_cpu_s"] = len(docs) / (time.process_time() - cpu_start)
+        result[f"{name}_docs_per_cpu_s"] = len(docs) / cpu[name]
         latencies = []
         for text in docs[:100]:
             start = time.perf_counter()
@@ -130,7 +149,7 @@ def bench_extraction(args, texts, root):
         result[f"{name}_query_encode"] = percentiles_ms(latencies)
     result["inference_over_dynamic"] = result["inference_docs_per_s"] / result["dynamic_docs_per_s"]
     result["inference_over_dynamic_cpu"] = result["inference_docs_per_cpu_s"] / result["dynamic_docs_per_cpu_s"]
-    result["mkldnn_over_dynamic_cpu"] = result["inference+mkldnn_docs_per_cpu_s"] / result["dynamic_docs_per_cpu_s"]
+    result["no_onednn_over_dynamic"] = result["inference_no_onednn_docs_per_s"] / result["dynamic_docs_per_s"]
     result["max_abs_diff_inference_vs_dynamic"] = float(np.abs(vectors["inference"] - vectors["dynamic"]).max())
     return result
 
@@ -282,24 +301,33 @@ def run_isolated(backend, n, args, texts):
 
 
 def markdown(extraction, rows, args):
+    if isinstance(extraction, dict):  # a file of an earlier version: one model
+        extraction = [extraction]
     lines = ["# Milvus stage benchmark", "",
              f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; Python {platform.python_version()}. "
              f"Run: `{command_line()}`"
              + (f"; the other rows{' and the extraction figures' if args.skip_extraction else ''} from `{args.kept_from}`"
                 if getattr(args, "kept_from", None) else ""), ""]
     if extraction:
-        e = extraction
-        lines += ["## Feature extraction (same model, same corpus)", "",
-                  f"{e['docs']} documents, max_seq_length {args.max_seq_length}, batch 64, "
-                  f"{'bootstrapped ' + e['preset'] + ' model' if e['preset'] else e['model_dir']}; max |inference - dynamic| = "
-                  f"{e['max_abs_diff_inference_vs_dynamic']:.2e}.", "",
-                  "| path | docs/s (wall) | docs per CPU-second | one-query encode p50 / p99 (ms) |", "| --- | ---: | ---: | ---: |"]
-        for name in ("inference", "inference+mkldnn", "dynamic"):
-            q = e[f"{name}_query_encode"]
-            lines.append(f"| {name} | {e[name + '_docs_per_s']:.0f} | {e[name + '_docs_per_cpu_s']:.0f} | {q['p50_ms']:.1f} / {q['p99_ms']:.1f} |")
-        lines += ["", f"Paddle Inference / dynamic graph: **{e['inference_over_dynamic']:.2f}x** wall, "
-                      f"{e['inference_over_dynamic_cpu']:.2f}x per CPU-second ({e['mkldnn_over_dynamic_cpu']:.2f}x with oneDNN). "
-                      "PaddleNLP's figure: 10M texts in 3h40m on a V100 (~760/s).", ""]
+        load = extraction[0].get("load_average")
+        lines += ["## Feature extraction (same model, same corpus, the paths side by side)", "",
+                  f"{extraction[0]['docs']} documents, max_seq_length {args.max_seq_length}, batch 64; `inference` = Paddle Inference "
+                  f"with its default settings ({extraction[0].get('inference_settings', 'see the JSON')}), `inference_no_onednn` = "
+                  "the same with --no-enable_mkldnn. Documents in 5 rounds, each through every path in turn"
+                  + (f"; load average {load} at the start (other jobs on the same cores: absolute figures are pessimistic, "
+                     "the ratios are the comparison)" if load else "") + ".", "",
+                  "| model | path | docs/s (wall) | docs per CPU-second | x dynamic (wall) | one-query encode p50 / p99 (ms) |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for e in extraction:
+            model = f"bootstrapped {e['preset']}" if e["preset"] else e["model_dir"]
+            for name in EXTRACTION_PATHS:
+                if f"{name}_docs_per_s" not in e:  # an earlier version's row
+                    continue
+                q = e[f"{name}_query_encode"]
+                lines.append(f"| {model} | {name} | {e[name + '_docs_per_s']:.0f} | {e[name + '_docs_per_cpu_s']:.0f} | "
+                             f"{e[name + '_docs_per_s'] / e['dynamic_docs_per_s']:.2f} | {q['p50_ms']:.1f} / {q['p99_ms']:.1f} |")
+            lines.append(f"| {model} | max abs inference - dynamic | {e['max_abs_diff_inference_vs_dynamic']:.1e} | | | |")
+        lines += ["", "PaddleNLP's figure: 10M texts in 3h40m on a V100 (~760/s).", ""]
     lines += ["## Index and search", "",
               f"Synthetic vectors (dim {args.dim}, intrinsic dimension {LATENT_DIM}: a random linear map of Gaussian latents), texts = corpus lines made unique; {args.queries} single queries per mode; "
               "latency is Milvus only (the query vector is given), HNSW M 16 / efConstruction 200 / ef 128. "
@@ -332,6 +360,8 @@ def main(argv=None):
     logger.info(f"{len(texts)} texts from {corpus_file}")
     extraction, rows = None, []
     earlier_file = os.path.join(args.output_dir, "milvus_bench.json")
+    if args.extraction_only:
+        args.keep_rows, args.backends = True, []
     if args.keep_rows and os.path.isfile(earlier_file):
         with open(earlier_file, encoding="utf-8") as f:
             earlier = json.load(f)
@@ -341,7 +371,9 @@ def main(argv=None):
         args.kept_from = earlier.get("command", "an earlier run")
     if not args.skip_extraction:
         with tempfile.TemporaryDirectory(prefix="milvus_bench_model_") as root:
-            extraction = bench_extraction(args, texts, root)
+            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            extraction = [dict(bench_extraction(args, texts, root, preset), load_average=load)
+                          for preset in ([None] if args.model_dir else args.preset)]
         logger.info(f"extraction: {json.dumps(extraction)}")
     save(args, corpus_file, extraction, rows)
     for backend in args.backends:

@@ -107,6 +107,37 @@ def test_exported_encoder_on_the_fast_path_equals_the_dynamic_graph(recall_model
     assert np.abs(dynamic[:, None] - dynamic[None]).max() > 0.1  # the vectors depend on the text
 
 
+def test_two_models_of_one_architecture_keep_their_own_onednn_kernels(recall_model, tmp_path):
+    """oneDNN caches kernels (and reordered weights) per input shape: two predictors of the same graph with
+    different weights (the web service holds a recall model and a reranker), queried in turn with the same
+    shapes, from two threads, each still give their own model's vectors."""
+    import threading
+
+    from ns_common.semantic import embed_texts, load_encoder
+    from ns_common.semantic_tools import export_encoder
+
+    backbone, params, export_dir = recall_model
+    first, tokenizer = load_encoder(backbone, params, 64)
+    second, _ = load_encoder(backbone, params, 64)
+    for weight in second.parameters():
+        weight.set_value(weight * 0.8 + 0.01)
+    export_encoder(second, tokenizer, str(tmp_path / "second"))
+    pairs = [(InferencePredictor(export_dir), first), (InferencePredictor(str(tmp_path / "second")), second)]
+    texts = texts_of_every_shape()[:12]
+    worst = []
+
+    def interleave():
+        worst.append(max(np.abs(p.encode([t], tokenizer, 64, 1) - embed_texts(m, tokenizer, [t], 64, 1)).max()
+                         for t in texts for p, m in pairs))
+
+    interleave()
+    thread = threading.Thread(target=interleave)
+    thread.start()
+    thread.join()
+    assert max(worst) < TOLERANCE, worst
+    assert np.abs(pairs[0][0].encode(texts, tokenizer) - pairs[1][0].encode(texts, tokenizer)).max() > 0.01  # they differ
+
+
 def test_exported_reranker_on_the_fast_path_equals_the_dynamic_graph(reranker_model):
     from ernie_matching.reranker import Reranker
 
@@ -176,3 +207,27 @@ def test_ivf_settings_are_stored_on_lite(tmp_path):
     client, config = build_collection(tmp_path, unit_vectors(200), index_type="IVF_FLAT", ivf_nlist=8)
     assert stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"nlist": 8}
     store.close(client, config)
+
+
+def test_bm25_k1_b_are_stored_and_take_effect_on_lite(tmp_path):
+    """b = 0 turns BM25's length normalisation off: a short and a long title with the query once score alike;
+    b = 1 ranks the short one higher. k1 / b read back from describe_index as set."""
+    from recall.milvus import insert, store
+    from recall.milvus.config import load_config, stored_index_params
+    from recall.milvus.search import MilvusSearcher
+
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("语言文化\n语言文化 海洋生物实验方法研究进展综述与展望\n海洋生物\n实验方法\n", encoding="utf-8")
+    scores = {}
+    for k1, b in ((1.2, 0.0), (0.8, 1.0)):
+        config = load_config(uri=str(tmp_path / f"bm25_{b}.db"), collection="bm25", bm25_k1=k1, bm25_b=b)
+        client = store.connect(config)
+        insert.insert_corpus(client, config, str(corpus), unit_vectors(4, dim=8))
+        stored = stored_index_params(client.describe_index(config.collection, index_name=store.SPARSE_FIELD))
+        assert stored == {"bm25_k1": k1, "bm25_b": b}
+        store.close(client, config)
+        with MilvusSearcher(config) as searcher:
+            scores[b] = {hit.id: hit.score for hit in searcher.search("语言文化", top_k=4, mode="bm25")}
+    assert set(scores[0.0]) == set(scores[1.0]) == {0, 1}
+    assert scores[0.0][0] == pytest.approx(scores[0.0][1], rel=1e-4)
+    assert scores[1.0][0] > 1.2 * scores[1.0][1]

@@ -75,14 +75,26 @@ class MilvusConfig:
         return {"metric_type": self.metric_type, "params": {}}
 
 
+def _number(value):
+    """A number given as a string (a server's describe_index) as int or float; anything else as it is."""
+    if isinstance(value, str):
+        for type_ in (int, float):
+            try:
+                return type_(value)
+            except ValueError:
+                pass
+    return value
+
+
 def stored_index_params(description):
-    """The build parameters of an index as Milvus stores them: describe_index's output -> {key: int} (a
-    server returns flat string values, Milvus Lite a nested "params" dict), to check against index_settings()."""
+    """The build parameters of an index as Milvus stores them: describe_index's output -> {key: number} (a
+    server returns flat string values, Milvus Lite a nested "params" dict), to check against index_settings()
+    or bm25_index_params()."""
     stored = dict(description.get("params") or {})
     ignored = {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
                "pending_index_rows", "state", "params", "index_state_fail_reason"}
     stored.update({k: v for k, v in description.items() if k not in ignored})
-    return {k: int(v) if str(v).lstrip("-").isdigit() else v for k, v in stored.items()}
+    return {k: _number(v) for k, v in stored.items()}
 
 
 def is_lite_uri(uri):

@@ -1,0 +1,417 @@
+"""End-to-end query latency (not a test): single queries through the code of query.py and the web service,
+timed per step, on the CSL corpus and on synthetic corpora of growing size, on Milvus Lite and the server.
+
+    python bench/query_latency.py --corpora synthetic_10000 --backends lite              # ~2 min on 2 cores
+    python bench/query_latency.py --corpora csl synthetic_10000 synthetic_100000 --backends lite server
+    python bench/query_latency.py --corpora synthetic_1000000 --backends server --time_box_s 7200 --keep_rows
+    python bench/query_latency.py --model_dir output/pipeline/csl/export/recall \
+        --reranker_dir output/pipeline/csl/ernie_matching/exported --ranking_file output/pipeline/csl/export/recall/ranking.json
+
+Modes, each query alone (nq = 1), the web service's steps:
+    dense / bm25 / hybrid   encode the query (not for bm25; the model's Paddle Inference path with the
+                            default settings), MilvusSearcher.search_batch of --recall_num hits, then
+                            Reranker.rerank of those hits (the final ranking = the reranker's order)
+    system                  recall.milvus.ranking.SearchSystem (query.py's default mode): both legs, the fused
+                            ranking, the reranker on its top 50, the final ranking (`rank` step)
+Per step p50 / p99 over --queries queries, after warm-up queries. Corpora: `csl` = data/csl/milvus/milvus_data.csv
+(or the titles of ../shared/data/csl/papers.jsonl) with the queries of data/csl/recall/dev.csv; `synthetic_N` = N
+titles drawn from a character bigram model of the bundled sample's titles, queries = spans of 4-12 characters of
+random titles. Corpus vectors come from the same recall model (cached in --work_dir). Without --model_dir /
+--reranker_dir, untrained `--preset` models are bootstrapped (latency does not depend on the weights); without
+--ranking_file the system mode uses equal weights (same cost as fitted ones).
+
+Each (corpus, backend) row runs in a process of its own with a time box (--time_box_s): a row that does not
+finish in it is recorded as such. Writes bench/results/query_latency.md and .json: corpus -> backend -> mode ->
+{encode_p50_ms, search_p50_ms, rerank_p50_ms, total_p50_ms, total_p99_ms, ...} (or {"status": ...}).
+"""
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import queue
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+SAMPLE_TITLES = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
+CSL_CORPUS = os.path.join(REPO, "data", "csl", "milvus", "milvus_data.csv")
+CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
+CSL_QUERIES = os.path.join(REPO, "data", "csl", "recall", "dev.csv")
+MODES = ("dense", "bm25", "hybrid", "system")
+STEPS = ("encode", "search", "rerank", "rank", "total")
+
+
+def parse_args(argv=None):
+    from ns_common.predictor import add_inference_args
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_corpora = (["csl"] if os.path.isfile(CSL_CORPUS) or os.path.isfile(CSL_PAPERS) else []) + ["synthetic_10000", "synthetic_100000"]
+    parser.add_argument("--corpora", nargs="+", default=default_corpora, help="csl and/or synthetic_N (N titles)")
+    parser.add_argument("--backends", nargs="+", choices=("lite", "server"), default=["lite"])
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--queries", type=int, default=100, help="timed single queries per mode")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed queries per mode first")
+    parser.add_argument("--recall_num", type=int, default=50, help="hits recalled and reranked (dense/bm25/hybrid)")
+    parser.add_argument("--top_k", type=int, default=10)
+    parser.add_argument("--model_dir", default=None, help="exported recall model (default: bootstrap an untrained --preset one)")
+    parser.add_argument("--reranker_dir", default=None, help="exported reranker (default: bootstrap an untrained --preset one)")
+    parser.add_argument("--ranking_file", default=None, help="fitted system weights (default: equal weights)")
+    parser.add_argument("--preset", default="mini", choices=("mini", "small", "base"))
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    add_inference_args(parser)
+    parser.add_argument("--time_box_s", type=float, default=1800, help="seconds per (corpus, backend) row: build + measure")
+    parser.add_argument("--work_dir", default=os.path.join(tempfile.gettempdir(), "ns_query_latency"),
+                        help="bootstrapped models, corpora and their vectors (reused by later runs)")
+    parser.add_argument("--keep_rows", action="store_true", help="keep the rows of an earlier query_latency.json that this run does not redo")
+    parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "results"))
+    args = parser.parse_args(argv)
+    for corpus in args.corpora:
+        if corpus != "csl" and not (corpus.startswith("synthetic_") and corpus[len("synthetic_"):].isdigit()):
+            parser.error(f"--corpora {corpus}: expected csl or synthetic_N")
+    return args
+
+
+# ---------------------------------------------------------------- corpora
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [" ".join(line.split()) for line in f if line.strip()]
+
+
+def synthetic_titles(n, seed=0):
+    """n titles from a character bigram model of the sample's titles (90% bigram, 10% unigram, so every
+    character can follow any other), lengths drawn from the sample's."""
+    sample = read_lines(SAMPLE_TITLES)
+    chars = sorted({c for t in sample for c in t})
+    index = {c: i for i, c in enumerate(chars)}
+    counts = np.zeros((len(chars), len(chars)))
+    for t in sample:
+        for a, b in zip(t, t[1:]):
+            counts[index[a], index[b]] += 1
+    unigram = np.bincount([index[c] for t in sample for c in t], minlength=len(chars)) / sum(map(len, sample))
+    rows = counts.sum(axis=1, keepdims=True)
+    transition = 0.9 * np.divide(counts, rows, out=np.tile(unigram, (len(chars), 1)), where=rows > 0) + 0.1 * unigram
+    # row s's cumulative distribution shifted to [s, s + 1]: one searchsorted samples a next character per title
+    shifted = (np.cumsum(transition, axis=1) / transition.sum(axis=1, keepdims=True) + np.arange(len(chars))[:, None]).ravel()
+    rng = np.random.default_rng(seed)
+    lengths = rng.choice([len(t) for t in sample], n)
+    state = rng.choice(len(chars), n, p=unigram)
+    out = np.zeros((n, lengths.max()), dtype=np.int64)
+    for step in range(lengths.max()):
+        out[:, step] = state
+        state = np.minimum(np.searchsorted(shifted, state + rng.random(n), side="right") - state * len(chars), len(chars) - 1)
+    table = np.array(chars)
+    return ["".join(table[row[:length]]) for row, length in zip(out, lengths)]
+
+
+def corpus_and_queries(name, n_queries, work_dir):
+    """(corpus file, queries) of a corpus name; synthetic corpora are written once into work_dir."""
+    if name == "csl":
+        if os.path.isfile(CSL_CORPUS):
+            corpus = CSL_CORPUS
+        else:
+            corpus = os.path.join(work_dir, "csl_titles.csv")
+            with open(CSL_PAPERS, encoding="utf-8") as f:
+                titles = [" ".join(json.loads(line)["title"].split()) for line in f if line.strip()]
+            write_lines(corpus, titles)
+        if os.path.isfile(CSL_QUERIES):
+            with open(CSL_QUERIES, encoding="utf-8") as f:
+                queries = list(dict.fromkeys(" ".join(line.split("\t")[0].split()) for line in f if "\t" in line))
+        else:
+            queries = [t[: max(4, len(t) // 2)] for t in read_lines(corpus)[::37]]
+        queries = [q for q in queries if q.lower() != "query"]
+        return corpus, queries[:n_queries]
+    n = int(name[len("synthetic_"):])
+    corpus = os.path.join(work_dir, f"{name}.csv")
+    if not os.path.isfile(corpus):
+        write_lines(corpus, synthetic_titles(n))
+    titles = read_lines(corpus)
+    rng = np.random.default_rng(1)
+    queries = []
+    for i in rng.integers(0, len(titles), n_queries):
+        title = titles[i]
+        size = int(rng.integers(4, 13))
+        start = int(rng.integers(0, max(1, len(title) - size)))
+        queries.append(title[start : start + size])
+    return corpus, queries
+
+
+def write_lines(path, lines):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in lines)
+    os.replace(tmp, path)
+
+
+def fingerprint(model_dir):
+    with open(os.path.join(model_dir, "inference.pdiparams"), "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- models
+
+
+def bootstrap_models(args):
+    """Untrained exported recall model and reranker of --preset, vocabulary from the sample and CSL titles."""
+    import paddle
+
+    from ernie_matching.model import load_matching_model
+    from ns_common.export import export_static
+    from ns_common.modeling import new_backbone, new_tokenizer
+    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.semantic_tools import export_encoder
+    from ns_common.vocab import build_vocab, write_vocab
+
+    root = os.path.join(args.work_dir, f"models_{args.preset}")
+    recall_dir, reranker_dir = os.path.join(root, "recall"), os.path.join(root, "reranker")
+    if os.path.isfile(os.path.join(reranker_dir, "inference.pdiparams")):
+        return recall_dir, reranker_dir
+    texts = read_lines(SAMPLE_TITLES) + (read_lines(CSL_CORPUS) if os.path.isfile(CSL_CORPUS) else [])
+    vocab = build_vocab(texts)
+    for model_type, name in (("ernie", "backbone"), ("ernie-gram", "backbone_gram")):
+        folder = os.path.join(root, name)
+        os.makedirs(folder, exist_ok=True)
+        write_vocab(vocab, os.path.join(folder, "vocab.txt"))
+        paddle.seed(1000)
+        new_backbone(model_type, len(vocab), args.preset).save_pretrained(folder)
+        new_tokenizer(model_type, os.path.join(folder, "vocab.txt")).save_pretrained(folder)
+    model, tokenizer = load_encoder(os.path.join(root, "backbone"), output_emb_size=0)
+    export_encoder(model, tokenizer, recall_dir)
+    reranker, tokenizer = load_matching_model(os.path.join(root, "backbone_gram"), mark_matches=True)
+    reranker.eval()
+    export_static(reranker, reranker_dir)
+    tokenizer.save_pretrained(reranker_dir)
+    reranker.ptm.config.save_pretrained(reranker_dir)
+    save_encoder_config(reranker, reranker_dir)
+    return recall_dir, reranker_dir
+
+
+def neutral_ranking():
+    from recall.milvus.ranking import FINAL_FEATURES, FUSION_FEATURES
+
+    return {"fusion": {"features": FUSION_FEATURES, "weights": [1.0] * len(FUSION_FEATURES)},
+            "final": {"features": FINAL_FEATURES, "weights": [1.0] * len(FINAL_FEATURES)}}
+
+
+# ---------------------------------------------------------------- one row (corpus, backend), in its own process
+
+
+class TimedEncoder:
+    """The encoder with the seconds of its last encode() calls added up (the web service's "encode" step)."""
+
+    def __init__(self, encoder):
+        self.encoder, self.seconds = encoder, 0.0
+
+    def encode(self, texts):
+        start = time.perf_counter()
+        try:
+            return self.encoder.encode(texts)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self.encoder, name)
+
+
+def embeddings_of(name, corpus, encoder, model_dir, work_dir):
+    from ns_common.utils import logger
+
+    path = os.path.join(work_dir, f"{name}.{fingerprint(model_dir)}.npy")
+    if not os.path.isfile(path):
+        texts = read_lines(corpus)
+        start = time.perf_counter()
+        vectors = np.concatenate([encoder.encode(texts[i : i + 10000]) for i in range(0, len(texts), 10000)])
+        logger.info(f"embedded {len(texts)} texts in {time.perf_counter() - start:.0f}s")
+        np.save(path + ".tmp.npy", vectors)
+        os.replace(path + ".tmp.npy", path)
+    return np.load(path, mmap_mode="r")
+
+
+def time_mode(mode, queries, searcher, encoder, reranker, system, args):
+    """Per-step seconds of each query of one mode."""
+    seconds = {step: [] for step in STEPS}
+    for i, query in enumerate(queries[: args.warmup] + queries):
+        if mode == "system":
+            system.search(query, args.top_k)
+            steps = dict(system.timings)
+        else:
+            encoder.seconds = 0.0
+            start = time.perf_counter()
+            hits = searcher.search_batch([query], args.recall_num, mode)[0]
+            recalled = time.perf_counter()
+            reranker.rerank(query, [h.to_dict() for h in hits], args.top_k)
+            done = time.perf_counter()
+            steps = {"encode": encoder.seconds, "search": recalled - start - encoder.seconds, "rerank": done - recalled,
+                     "rank": 0.0, "total": done - start}
+        if i >= args.warmup:
+            for step in STEPS:
+                seconds[step].append(steps.get(step, 0.0))
+    result = {}
+    for step in STEPS:
+        values = np.asarray(seconds[step]) * 1000
+        result[f"{step}_p50_ms"] = round(float(np.percentile(values, 50)), 2)
+        result[f"{step}_p99_ms"] = round(float(np.percentile(values, 99)), 2)
+    result["queries"] = len(queries)
+    return result
+
+
+def row_worker(corpus_name, backend, args, models, out_queue):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the time box: finally blocks stop the server
+    from ernie_matching.reranker import Reranker
+    from ns_common.utils import logger, quiet_paddlenlp
+    from recall.milvus import insert, store
+    from recall.milvus.config import load_config
+    from recall.milvus.local_server import LocalMilvusServer
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+
+    quiet_paddlenlp()
+    root = tempfile.mkdtemp(prefix=f"query_latency_{corpus_name}_{backend}_")
+    server = None
+    try:
+        recall_dir, reranker_dir = models
+        inference = dict(cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+        encoder = TimedEncoder(TextEncoder(model_dir=recall_dir, max_seq_length=args.max_seq_length, **inference))
+        reranker = Reranker(model_dir=reranker_dir, max_seq_length=args.max_seq_length, **inference)
+        corpus, queries = corpus_and_queries(corpus_name, args.queries, args.work_dir)
+        build = {"documents": len(read_lines(corpus)), "settings": encoder.predictor.settings}
+        start = time.perf_counter()
+        embeddings = embeddings_of(corpus_name, corpus, encoder, recall_dir, args.work_dir)
+        build["embed_s"] = round(time.perf_counter() - start, 1)
+        if backend == "server":
+            server = LocalMilvusServer(os.path.join(root, "server"), startup_timeout_s=900).start()
+        config = load_config(uri=server.uri if server else os.path.join(root, "latency.db"), collection="latency")
+        client = store.connect(config)
+        stats = insert.insert_corpus(client, config, corpus, embeddings)
+        store.close(client, config)
+        build.update(insert_s=round(stats.insert_seconds, 1), index_s=round(stats.index_seconds, 1))
+        logger.info(f"{corpus_name} {backend}: {json.dumps(build)}")
+        result = {"_build": build}  # goes to the .md; the .json holds the modes only
+        with MilvusSearcher(config, encoder) as searcher:
+            system = None
+            if "system" in args.modes and "bm25" in searcher.modes:
+                from recall.milvus.ranking import SearchSystem, load_ranking
+
+                ranking = load_ranking(args.ranking_file) if args.ranking_file else neutral_ranking()
+                system = SearchSystem(searcher, encoder, reranker, ranking)
+            for mode in args.modes:
+                if mode not in searcher.modes and not (mode == "system" and system):
+                    result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
+                    continue
+                result[mode] = time_mode(mode, queries, searcher, encoder, reranker, system, args)
+                logger.info(f"{corpus_name} {backend} {mode}: {json.dumps(result[mode])}")
+        out_queue.put(result)
+    except BaseException as e:  # noqa: BLE001 - report, do not hang the parent
+        out_queue.put({"_error": f"{type(e).__name__}: {e}"})
+    finally:
+        if server:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_row(corpus_name, backend, args, models):
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=row_worker, args=(corpus_name, backend, args, models, results))
+    start = time.time()
+    process.start()
+    result = None
+    while result is None:
+        try:
+            result = results.get(timeout=5)
+        except queue.Empty:
+            if not process.is_alive():
+                result = {"_error": f"worker exited with code {process.exitcode}"}
+            elif time.time() - start > args.time_box_s:
+                process.terminate()  # SIGTERM: the worker stops its Milvus server on the way out
+                process.join(120)
+                if process.is_alive():
+                    process.kill()
+                result = {"_error": f"not finished within the time box of {args.time_box_s:.0f} s"}
+    process.join()
+    if "_error" in result:
+        return {mode: {"status": result["_error"]} for mode in args.modes}, None
+    return {k: v for k, v in result.items() if k != "_build"}, result["_build"]
+
+
+# ---------------------------------------------------------------- report
+
+
+def markdown(results, builds, meta):
+    lines = ["# End-to-end query latency", "",
+             f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; load average {meta['load_before']} before the run, "
+             f"{meta['load_after']} after (other jobs running on the same cores make every figure pessimistic). "
+             f"Run: `{meta['command']}`" + ("; rows it did not redo are kept from the earlier file (--keep_rows)." if meta.get("kept") else "."), "",
+             f"Models: {meta['models']}; inference: {meta['settings']}. Each mode: {meta['queries']} single queries after "
+             f"{meta['warmup']} warm-up ones; dense/bm25/hybrid recall {meta['recall_num']} hits and rerank them, system = "
+             "SearchSystem (both legs, fusion, reranker on its top 50, final ranking). Times in ms, p50 (p99 in total).", "",
+             "| corpus | backend | mode | encode p50 | search p50 | rerank p50 | rank p50 | total p50 | total p99 |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for corpus, backends in results.items():
+        for backend, modes in backends.items():
+            for mode, r in modes.items():
+                if "status" in r:
+                    lines.append(f"| {corpus} | {backend} | {mode} | {r['status']} | | | | | |")
+                    continue
+                lines.append(f"| {corpus} | {backend} | {mode} | {r['encode_p50_ms']:.1f} | {r['search_p50_ms']:.1f} | "
+                             f"{r['rerank_p50_ms']:.1f} | {r['rank_p50_ms']:.1f} | **{r['total_p50_ms']:.1f}** | {r['total_p99_ms']:.1f} |")
+    lines += ["", "Rows built by this run (documents; seconds to embed them, ~0 when cached in --work_dir; insert; index):", ""]
+    for (corpus, backend), b in builds.items():
+        if b:
+            lines.append(f"- {corpus} / {backend}: {b['documents']} documents, embed {b['embed_s']} s, insert {b['insert_s']} s, index {b['index_s']} s")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from ns_common.utils import logger, quiet_paddlenlp
+
+    quiet_paddlenlp()
+    os.makedirs(args.work_dir, exist_ok=True)
+    load_before = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    if args.model_dir and args.reranker_dir:
+        models = (args.model_dir, args.reranker_dir)
+        described = f"{args.model_dir} + {args.reranker_dir}"
+    elif args.model_dir or args.reranker_dir:
+        raise SystemExit("give both --model_dir and --reranker_dir, or neither (untrained models are bootstrapped)")
+    else:
+        models = bootstrap_models(args)
+        described = f"untrained bootstrapped {args.preset} ERNIE (recall, 128-d mean pooling) + ERNIE-Gram (reranker)"
+    json_file, md_file = (os.path.join(args.output_dir, f"query_latency.{ext}") for ext in ("json", "md"))
+    results = {}
+    kept = args.keep_rows and os.path.isfile(json_file)
+    if kept:
+        with open(json_file, encoding="utf-8") as f:
+            results = json.load(f)
+    from ns_common.predictor import InferencePredictor
+
+    meta = {"command": "python bench/query_latency.py " + " ".join(sys.argv[1:] if argv is None else argv), "models": described,
+            "settings": InferencePredictor(models[0], cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn,
+                                           precision=args.precision).settings,
+            "queries": args.queries, "warmup": args.warmup, "recall_num": args.recall_num, "load_before": load_before, "kept": kept}
+    os.makedirs(args.output_dir, exist_ok=True)
+    builds = {}
+    for corpus in args.corpora:
+        for backend in args.backends:
+            row, builds[corpus, backend] = run_row(corpus, backend, args, models)
+            results.setdefault(corpus, {})[backend] = row
+            meta["load_after"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            logger.info(f"{corpus} {backend}: {json.dumps(row)}")
+            with open(json_file, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=2, ensure_ascii=False)
+            with open(md_file, "w", encoding="utf-8") as f:
+                f.write(markdown(results, builds, meta))
+    print(markdown(results, builds, meta))
+
+
+if __name__ == "__main__":
+    main()
