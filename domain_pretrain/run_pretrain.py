@@ -21,6 +21,8 @@ import signal
 import sys
 
 import numpy as np
+
+import ns_common  # noqa: F401  (first: its warning filters quiet paddle's import)
 import paddle
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm

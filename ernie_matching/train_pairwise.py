@@ -17,6 +17,8 @@ import argparse
 import os
 
 import numpy as np
+
+import ns_common  # noqa: F401  (first: its warning filters quiet paddle's import)
 import paddle
 
 from ernie_matching.data import PairEncoder, PairwiseDataset, pairwise_collate

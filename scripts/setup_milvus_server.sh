@@ -10,7 +10,7 @@ MILVUS_VERSION=2.3.5
 PYTHON=${PYTHON:-python3}
 
 if [ -x "$VENV/bin/milvus-server" ] && "$VENV/bin/python" -c "import milvus, sys; sys.exit(milvus.__version__ != '$MILVUS_VERSION')" 2>/dev/null; then
-  echo "milvus $MILVUS_VERSION server already installed in $VENV"
+  echo "setup_milvus_server: milvus $MILVUS_VERSION server already installed in $VENV"
   exit 0
 fi
 if [ -e "$VENV" ]; then
@@ -20,7 +20,9 @@ if [ -e "$VENV" ]; then
   fi
   rm -rf "$VENV"  # an incomplete or other-version server venv
 fi
+start=$SECONDS
+echo "setup_milvus_server: installing pip milvus==$MILVUS_VERSION (the Milvus server the tests start) into $VENV"
 mkdir -p "$(dirname "$VENV")"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q "milvus==$MILVUS_VERSION"
-echo "installed milvus $MILVUS_VERSION server: $VENV/bin/milvus-server"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "milvus==$MILVUS_VERSION"
+echo "setup_milvus_server: installed milvus $MILVUS_VERSION server: $VENV/bin/milvus-server ($((SECONDS - start))s)"
