@@ -1,25 +1,86 @@
 """The end-to-end pipeline on the bundled sample with minimal steps (--budget smoke): every stage runs,
 every expected output exists, the report parses, and a re-run reuses every stage."""
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
+from tqdm import tqdm
+
+from ns_common.progress import StageProgress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.slow
 
 
+def said(stdout, stage):
+    """What the pipeline's screen output says about a stage: 'run', 'reused', 'skipped', 'would run', ...; None if nothing."""
+    for line in stdout.splitlines():
+        match = re.fullmatch(rf"\[\d+/\d+\] {re.escape(stage)}(?:: ([a-z ]+?))?(?: \(.*\))?", line)
+        if match:
+            return match.group(1) or "run"
+    return None
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
     cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke"]
-    env = dict(os.environ, PYTHON=sys.executable)
+    env = dict(os.environ, PYTHON=sys.executable, NS_PROGRESS_EVERY="1")  # a progress line every second (output is a pipe)
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, result.stdout, env
+    return out, result.stdout + result.stderr, env
+
+
+def test_screen_output_numbers_stages_shows_progress_and_no_library_warnings(pipeline_run):
+    out, output, _ = pipeline_run
+    n = len(subprocess.run([sys.executable, "scripts/pipeline.py", "--list_stages"], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    assert re.search(rf"^\[1/{n}\] bootstrap$", output, re.M) and re.search(rf"^\[\d+/{n}\] report$", output, re.M)
+    assert re.search(r"^ {8}\d+s \| ", output, re.M)  # live progress lines (elapsed | what the stage reports)
+    assert re.search(r"^ {8}done in [\d.]+s, training [\d.]+(step/s|s/step)$", output, re.M)  # a training stage's rate
+    assert re.search(r"^pipeline finished in \w+: \d+ stages run, 0 reused, 0 skipped; longest: ", output, re.M)
+    assert "--train_set_file" not in output  # full commands go to the logs (and --verbose)
+    with open(os.path.join(out, "logs", "simcse.log"), encoding="utf-8") as f:
+        log = f.read()
+    assert log.startswith("$ ") and "simcse/train.py --train_set_file" in log and "4/4" in log
+    for warning in ("No ccache found", "Setuptools is replacing distutils"):  # silenced where they are raised
+        assert warning not in output and warning not in log
+
+
+def test_dry_run_says_what_would_run_and_runs_nothing(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "scripts/pipeline.py", "--output_dir", str(out), "--budget", "smoke", "--dry_run", "--verbose",
+                             "--skip", "report"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert said(result.stdout, "bootstrap") == "would run" and "(no finished run in the output directory)" in result.stdout
+    assert said(result.stdout, "report") == "skipped"
+    assert "$ " + sys.executable + " ns_common/bootstrap.py" in result.stdout  # --verbose: the commands
+    assert re.search(r"^dry run: \d+ stages would run, 0 would be reused, 1 skipped; nothing was run$", result.stdout, re.M)
+    assert not out.exists()
+
+
+def test_progress_from_tqdm_bars_and_step_lines():
+    buffer = io.StringIO()  # a real tqdm bar, as a stage writes it to a pipe
+    bar = tqdm(total=100, desc="training", unit="step", file=buffer, mininterval=0, ncols=80)
+    bar.update(45)
+    progress = StageProgress()
+    progress.feed(buffer.getvalue())
+    assert re.fullmatch(r"\d+s \| training 45/100 \| [\d.]+(step/s|s/step) \| ETA [\d:]+", progress.status()), progress.status()
+    bar.update(55)
+    bar.close()
+    progress.feed(buffer.getvalue()[-200:] + "\n[2026-12-01 14:42:37] [   INFO] trained 100 steps\n")
+    assert progress.status().endswith("| trained 100 steps") and progress.throughput().startswith("training ")
+    # pretraining's log lines when its output is not a terminal: rate and ETA measured from them
+    steps = StageProgress()
+    steps.feed("[2026-12-01 14:42:36] [   INFO] step 10/300: loss 9.1525\n")
+    time.sleep(0.3)
+    steps.feed("[2026-12-01 14:42:37] [   INFO] step 20/300: loss 9.0\n")
+    assert re.search(r"\| step 20/300 \| [\d.]+step/s \| ETA \d+s$", steps.status()), steps.status()
 
 
 def test_every_stage_output_exists(pipeline_run):
@@ -70,8 +131,12 @@ def test_rerun_reuses_every_stage_and_from_redoes(pipeline_run):
     cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke"]
     again = subprocess.run(cmd + ["--from", "report"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "[run]   bootstrap" not in again.stdout and "[reuse] bootstrap" in again.stdout
-    assert "[reuse] rerank_eval" in again.stdout and "[run]   report" in again.stdout
+    assert said(again.stdout, "bootstrap") == "reused" and said(again.stdout, "rerank_eval") == "reused"
+    assert said(again.stdout, "report") == "run"
+    dry = subprocess.run(cmd + ["--dry_run", "--from", "rerank_eval"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert said(dry.stdout, "train_reranker") == "would be reused" and said(dry.stdout, "rerank_eval") == "would run"
+    assert "(--from rerank_eval)" in dry.stdout and "sample query" not in dry.stdout
 
 
 def test_redoing_pretraining_starts_afresh(pipeline_run):
@@ -82,7 +147,7 @@ def test_redoing_pretraining_starts_afresh(pipeline_run):
     cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke", "--from", "pretrain_ernie_gram", "--skip", *later]
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "[reuse] pretrain_ernie\n" in again.stdout and "[run]   pretrain_ernie_gram" in again.stdout
+    assert said(again.stdout, "pretrain_ernie") == "reused" and said(again.stdout, "pretrain_ernie_gram") == "run"
     with open(os.path.join(out, "logs", "pretrain_ernie_gram.log"), encoding="utf-8") as f:
         log = f.read()
     assert "pretrained 2 steps" in log and "resuming from" not in log
