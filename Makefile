@@ -26,14 +26,14 @@ venv:
 
 milvus-server:
 ifneq ($(filter-out 0,$(SKIP_MILVUS_SERVER)),)
-	@echo "make: SKIP_MILVUS_SERVER=$(SKIP_MILVUS_SERVER): Milvus server not installed, its tests will be skipped"
+	@echo "make: SKIP_MILVUS_SERVER=$(SKIP_MILVUS_SERVER): not installing the Milvus server; where it is missing, its tests are skipped"
 else
 	@bash scripts/setup_milvus_server.sh
 endif
 
 browser:
 ifneq ($(filter-out 0,$(SKIP_BROWSER)),)
-	@echo "make: SKIP_BROWSER=$(SKIP_BROWSER): Chromium not installed, the browser test will be skipped"
+	@echo "make: SKIP_BROWSER=$(SKIP_BROWSER): not installing Chromium; where it is missing, the browser test is skipped"
 else
 	@bash scripts/setup_browser.sh
 endif

@@ -16,6 +16,9 @@ COMPONENTS = {
 }
 
 
+SKIPPED = set()  # components whose tests were skipped on request in this run
+
+
 def opted_out(component):
     variable = COMPONENTS[component][1]
     return os.environ.get(variable, "") not in ("", "0")
@@ -26,6 +29,7 @@ def require(component, problem):
     user opted out, else fails it with one line."""
     name, variable, how = COMPONENTS[component]
     if opted_out(component):
+        SKIPPED.add(component)
         pytest.skip(f"needs {name}: skipped on request ({variable}={os.environ[variable]})")
     pytest.fail(f"{problem}: {how}; or opt out with {variable}=1", pytrace=False)
 
@@ -40,6 +44,6 @@ def chromium():
 
 
 def pytest_terminal_summary(terminalreporter):
-    skipped = [f"{name} ({variable}={os.environ[variable]})" for component, (name, variable, _) in COMPONENTS.items() if opted_out(component)]
+    skipped = [f"{name} ({variable}={os.environ[variable]})" for component, (name, variable, _) in COMPONENTS.items() if component in SKIPPED]
     if skipped:
         terminalreporter.write_line(f"opted out of {', '.join(skipped)}: the tests that need it were skipped", yellow=True)
