@@ -13,7 +13,7 @@ export SKIP_BROWSER SKIP_MILVUS_SERVER
 
 help:
 	@echo "make run    the whole pipeline on the bundled sample, offline, CPU (ARGS='...': scripts/pipeline.py options)"
-	@echo "make test   the whole test suite (SKIP_BROWSER=1 / SKIP_MILVUS_SERVER=1: skip the tests that need them)"
+	@echo "make test   the whole test suite (SKIP_BROWSER=1 / SKIP_MILVUS_SERVER=1: do without them, skipping the tests that need them)"
 
 run: venv
 	@PYTHON=$(PY) bash scripts/run_pipeline.sh $(ARGS)
