@@ -376,12 +376,14 @@ def main(argv=None):
         simcse_inbatch = inbatch("ablation_simcse_inbatch", ernie, P("inbatch", "scratch_simcse"), init=simcse_only)
         variants = [("untrained", ernie, None), ("inbatch_only", ernie, inbatch_only), ("simcse_only", ernie, simcse_only),
                     ("simcse_inbatch", ernie, simcse_inbatch)] + variants
-    pipe.run("recall_eval", [cmd for name, backbone, ckpt in variants for cmd in (
+    # on the dev queries (reported) and on the held-out training queries (what a choice between variants may use)
+    evaluations = (("recall", "metrics", dev_pairs), ("recall_fit", "metrics_fit", train_fit))
+    pipe.run("recall_eval", [cmd for name, backbone, ckpt in variants for results, metrics, pairs in evaluations for cmd in (
         py("inbatch_negative/recall.py", "--model_name_or_path", backbone, "--params_path", ckpt, "--output_emb_size", emb if ckpt else "0",
-           "--corpus_file", corpus, "--similar_text_pair_file", dev_pairs, "--recall_result_dir", P("recall", name), "--recall_num", "50", *common),
-        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", P("recall", name, "recall_result.txt"),
-           "--recall_num", "50", "--name", name, "--output_json", P("metrics", f"{name}.json")))],
-        outputs=[P("metrics", f"{name}.json") for name, _, _ in variants])
+           "--corpus_file", corpus, "--similar_text_pair_file", pairs, "--recall_result_dir", P(results, name), "--recall_num", "50", *common),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", pairs, "--recall_result_file", P(results, name, "recall_result.txt"),
+           "--recall_num", "50", "--name", name, "--output_json", P(metrics, f"{name}.json")))],
+        outputs=[P(metrics, f"{name}.json") for name, _, _ in variants for _, metrics, _ in evaluations])
 
     # 5. the final recall model into Milvus: export -> embeddings (.npy) -> insert (dense + BM25 field)
     recall_export = P("export", "recall")

@@ -72,9 +72,11 @@ def collect(output_dir):
     for path in sorted(glob.glob(os.path.join(output_dir, "metrics", "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
         rows[name] = read_json(path)
+    held_out = {os.path.splitext(os.path.basename(p))[0]: read_json(p) for p in sorted(glob.glob(os.path.join(output_dir, "metrics_fit", "*.json")))}
     pretrain = {os.path.basename(os.path.dirname(p)): read_json(p) for p in sorted(glob.glob(os.path.join(output_dir, "pretrain", "*", "pretrain_summary.json")))}
     return {
         "recall": rows,
+        "recall_held_out": held_out,
         "pretrain": pretrain,
         "reranker_auc": read_auc(os.path.join(output_dir, "reranker_auc.jsonl")),
         "ranking": read_json(os.path.join(output_dir, "export", "recall", "ranking.json")),
@@ -115,6 +117,15 @@ def markdown(report):
         m = report["recall"].get(key)
         if m:
             lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
+    held_out = report.get("recall_held_out")
+    if held_out:
+        lines += ["", "## Dense variants on the held-out training queries (never trained on; what a choice between them may use)", "",
+                  "| model | " + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS) + " | queries |",
+                  "|---|" + "---:|" * (len(METRICS) + 1)]
+        for key, label in VARIANTS:
+            m = held_out.get(key)
+            if m:
+                lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
     ranking = report.get("ranking")
     if ranking:
         lines += ["", f"## The system's fitted ranking ({ranking.get('queries')} held-out training queries, cross-validated; never dev)", "",

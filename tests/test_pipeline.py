@@ -92,14 +92,15 @@ def test_every_stage_output_exists(pipeline_run):
         "export/recall/inference.json", "export/recall/inference.pdiparams", "milvus/corpus_embedding.npy", "milvus/neural_search.db",
         "sort/train_pairwise.csv", "sort/dev_pairwise.csv", "reranker/model_final/model_state.pdparams",
         "export/reranker/inference.pdiparams", "reranker_auc.jsonl", "timings.json",
+        "split/train_model.csv", "split/train_fit.csv", "export/recall/ranking.json", "metrics/milvus_system.json", "metrics/bm25_reference.json",
         "report.md", "report.json", "recall_at_k.png",
     ]
     missing = [p for p in expected if not os.path.exists(os.path.join(out, p))]
     assert not missing
     with open(os.path.join(out, "recall_at_k.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    # the closing sample query went through recall and reranking and printed ranked hits
-    assert "mode: hybrid + rerank" in stdout and "rank\tid\tscore\ttext" in stdout
+    # the closing sample query went through the default search path and printed ranked hits
+    assert "mode: system" in stdout and "rank\tid\tscore\ttext" in stdout
 
 
 def test_report_parses_and_holds_every_row(pipeline_run):
@@ -108,7 +109,7 @@ def test_report_parses_and_holds_every_row(pipeline_run):
         report = json.load(f)
     rows = report["recall"]
     for name in ("domain_simcse", "domain_simcse_inbatch", "milvus_dense", "milvus_bm25", "milvus_hybrid",
-                 "milvus_dense_rerank", "milvus_bm25_rerank", "milvus_hybrid_rerank"):
+                 "milvus_dense_rerank", "milvus_bm25_rerank", "milvus_hybrid_rerank", "bm25_reference", "milvus_fusion", "milvus_system"):
         assert name in rows, name
         m = rows[name]
         assert m["queries"] == 60
@@ -116,6 +117,11 @@ def test_report_parses_and_holds_every_row(pipeline_run):
     # reranking only reorders the 50 recalled docs: Recall@50 cannot change
     for mode in ("dense", "bm25", "hybrid"):
         assert rows[f"milvus_{mode}_rerank"]["recall@50"] == rows[f"milvus_{mode}"]["recall@50"]
+    # the system's final ranking reorders the fused top 50 only
+    assert rows["milvus_system"]["recall@50"] == rows["milvus_fusion"]["recall@50"]
+    ranking = report["ranking"]
+    assert ranking["queries"] == 60 and ranking["final"]["chosen"] in ("fitted", "fusion only", "reranker only")
+    assert {r["row"].split(" (")[0] for r in ranking["cross_validation"]} >= {"fusion: fitted", "fusion: BM25 leg", "final: fitted"}
     assert set(report["reranker_auc"]) == {"ERNIE-Gram reranker", "recall model cosine"}
     assert all(0 <= v["auc"] <= 1 for v in report["reranker_auc"].values())
     assert report["pretrain"]["ernie"]["steps"] == 4
@@ -123,7 +129,8 @@ def test_report_parses_and_holds_every_row(pipeline_run):
     assert set(report["timings"]) >= {"bootstrap", "pretrain_ernie", "simcse", "inbatch", "milvus_insert", "train_reranker", "rerank_eval"}
     with open(os.path.join(out, "report.md"), encoding="utf-8") as f:
         text = f.read()
-    assert "| BM25 (Milvus full-text) |" in text and "Reranker AUC" in text
+    assert "| BM25 in Milvus (char 1+2-grams): the lexical leg |" in text and "Reranker AUC" in text
+    assert text.index("| BM25 reference (bm25s") < text.index("| **the system**") < text.index("| Domain pretrain + SimCSE |")
 
 
 def test_rerun_reuses_every_stage_and_from_redoes(pipeline_run):
