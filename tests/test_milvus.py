@@ -376,6 +376,23 @@ def test_listwise_fit_finds_the_informative_feature():
     assert metrics(ranks)["recall@1"] > 90
 
 
+def test_fusion_keeps_the_best_leg_unless_the_fit_is_clearly_better():
+    """The one-standard-error rule: BM25 already ranks every gold first, so no fit can beat it and the BM25
+    leg itself is served; the paired gain and its standard error are the per-query reciprocal-rank difference."""
+    from recall.milvus.fit_ranking import choose, paired_gain
+    from recall.milvus.ranking import FUSION_FEATURES, Candidate
+
+    gain, standard_error = paired_gain([1, 1, 2], [1, 2, 2])
+    assert gain == pytest.approx(100 / 6) and standard_error == pytest.approx(100 / 6)
+    rng = np.random.default_rng(1)
+    lists = [[Candidate(i, f"t{i}", bm25=10.0 - i, bm25_rank=i + 1, cosine=float(rng.normal()), dense_rank=int(rng.integers(1, 20)))
+              for i in range(10)] for _ in range(30)]
+    baselines = {"BM25 leg": [1, 0, 0, 0], "dense leg": [0, 1, 0, 0]}
+    entry, table = choose("fusion", lists, [0] * 30, FUSION_FEATURES, baselines, folds=3, seed=1, bm25_failures=set())
+    assert entry["chosen"] == "BM25 leg" and entry["weights"] == [1.0, 0.0, 0.0, 0.0]
+    assert {row["row"].split(" (")[0] for row in table} == {"fusion: fitted", "fusion: BM25 leg", "fusion: dense leg"}
+
+
 def test_search_system_fusion_fitted_and_served_by_the_cli(model, lite_index, tmp_path, capsys):
     """fit_ranking on held-out pairs writes ranking.json; query.py's default mode serves it (without a reranker:
     the fused recall), equal to the Python API; a ranking fitted for another model is refused."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ns_common.utils import fail
-from recall.milvus.search import Hit
+from recall.milvus.search import Hit, SearchError
 
 LEG_HITS = 100  # candidates taken from each leg
 FINAL_CANDIDATES = 50  # fused candidates the reranker rescores
@@ -47,8 +47,9 @@ class Candidate:
 
 
 def recall_candidates(searcher, queries, vectors, leg_hits=LEG_HITS):
-    """Union of both legs' hits per query, each with its BM25 score, cosine and ranks (None where a leg missed it)."""
-    dense = searcher.search_batch(queries, leg_hits, "dense", vectors=vectors)
+    """Union of both legs' hits per query, each with its BM25 score, cosine and ranks (None where a leg missed it).
+    vectors None: the lexical leg alone (for weights that give the dense features nothing)."""
+    dense = searcher.search_batch(queries, leg_hits, "dense", vectors=vectors) if vectors is not None else [[] for _ in queries]
     lexical = searcher.search_batch(queries, leg_hits, "bm25")
     lists = []
     for d_hits, b_hits in zip(dense, lexical):
@@ -61,7 +62,7 @@ def recall_candidates(searcher, queries, vectors, leg_hits=LEG_HITS):
         lists.append(list(by_id.values()))
     # lexical-only candidates: their exact cosine from the stored vectors (one request for all queries)
     missing = sorted({c.id for cands in lists for c in cands if c.cosine is None})
-    if missing:
+    if missing and vectors is not None:
         stored = searcher.get_by_id(missing, with_vectors=True)
         for cands, vector in zip(lists, vectors):
             for c in cands:
@@ -100,6 +101,10 @@ def rerank_logits(reranker, query, cands):
     probs = np.clip(reranker.score(query, [c.text for c in cands]), 1e-6, 1 - 1e-6)
     for c, p in zip(cands, probs):
         c.rerank_logit = float(math.log(p) - math.log1p(-p))
+
+
+def weighted_features(entry):
+    return {name for name, weight in zip(entry["features"], entry["weights"]) if weight != 0}
 
 
 def file_fingerprint(model_dir):
@@ -146,6 +151,11 @@ class SearchSystem:
                  "rebuild it with Milvus >= 2.5 or Milvus Lite, or use --mode dense")
         self.searcher, self.encoder, self.reranker, self.ranking = searcher, encoder, reranker, ranking
         self.final = reranker is not None and bool(ranking.get("final"))
+        # only what the fitted weights use is computed: a dense feature or the reranker with weight 0 (the fit
+        # kept a single signal) costs no query encoding, dense search or reranking, and changes no ranking
+        used = weighted_features(ranking["fusion"]) | (weighted_features(ranking["final"]) if self.final else set())
+        self.uses_dense = bool(used & {"cosine", "dense_rank"})
+        self.uses_reranker = self.final and "rerank_logit" in used
         self.timings = {}
 
     @property
@@ -158,8 +168,10 @@ class SearchSystem:
     def search_batch(self, queries, top_k=10):
         """Ranked hits per query; a hit's score is the final (or fused) linear score."""
         start = time.perf_counter()
-        queries = self.searcher._check(queries, top_k, "hybrid")
-        vectors = self.encoder.encode(queries)
+        if top_k > LEG_HITS:
+            raise SearchError(f"the search system ranks at most {LEG_HITS} candidates a query, got top_k {top_k}")
+        queries = self.searcher._check(queries, top_k, "hybrid" if self.uses_dense else "bm25")
+        vectors = self.encoder.encode(queries) if self.uses_dense else None
         encoded = time.perf_counter()
         lists = recall_candidates(self.searcher, queries, vectors)
         searched = time.perf_counter()
@@ -169,9 +181,10 @@ class SearchSystem:
             ranked = order(cands, fusion["weights"], fusion["features"])
             if self.final:
                 head = [c for c, _ in ranked[:FINAL_CANDIDATES]]
-                t = time.perf_counter()
-                rerank_logits(self.reranker, query, head)
-                rerank_s += time.perf_counter() - t
+                if self.uses_reranker:
+                    t = time.perf_counter()
+                    rerank_logits(self.reranker, query, head)
+                    rerank_s += time.perf_counter() - t
                 final = self.ranking["final"]
                 ranked = order(head, final["weights"], final["features"]) + ranked[FINAL_CANDIDATES:]
             results.append([Hit(c.id, score, c.text) for c, score in ranked[:top_k]])
