@@ -108,6 +108,7 @@ class Pipeline:
         self.redo_from = stage_names.index(args.from_stage) if args.from_stage else None
         self.start = time.time()
         self.outcomes = {}  # stage -> "run", "reused" or "skipped" (in a dry run: what would happen)
+        self.rebuilt = []  # outputs of the stages run in this invocation: a later stage reading one is redone
         self.tty = sys.stdout.isatty()
 
     @staticmethod
@@ -120,7 +121,7 @@ class Pipeline:
     def path(self, *parts):
         return os.path.join(self.out, *parts)
 
-    def _reason_to_run(self, stage, command, marker, outputs):
+    def _reason_to_run(self, stage, command, marker, outputs, cmds=(), always=False):
         """Why the stage has to run, or None when its last run can be reused."""
         if self.args.force:
             return "--force"
@@ -134,16 +135,27 @@ class Pipeline:
         missing = [o for o in outputs if not os.path.exists(o)]
         if missing:
             return f"output missing: {missing[0]}"
+        if always:
+            return "it reads what every earlier stage wrote"
+        arguments = {str(a) for cmd in cmds for a in cmd[1:]}
+        for path in self.rebuilt:  # the path itself or a directory above it given to this stage's commands
+            while path.startswith(self.out) and path != self.out:
+                if path in arguments:
+                    return f"its input {path} was rebuilt in this run"
+                path = os.path.dirname(path)
         return None
 
-    def run(self, stage, cmds, outputs=(), distributed=False, throughput=None, fresh=()):
+    def run(self, stage, cmds, outputs=(), distributed=False, throughput=None, fresh=(), always=False):
         """cmds: one argv list, or a list of them run in order (python entry points). outputs: paths that
         must exist after success. distributed: run the (single) command under paddle.distributed.launch.
         throughput: function() -> str, read after the run (e.g. from a summary file); without it, the rate of
         the stage's longest progress bar.
         fresh: directories the stage's command resumes from (pretraining's checkpoints): kept after a failed
         run, so that a re-run continues, but removed when a finished stage is redone (--force, --from, or
-        a changed command)."""
+        a changed command).
+        always: run even when nothing changed (the report: it reads every stage's outputs).
+        A stage is also redone when an earlier stage of this invocation rebuilt one of its outputs that this
+        stage's commands are given (as the path, or a directory above it)."""
         label = f"[{self.stage_names.index(stage) + 1}/{len(self.stage_names)}] {stage}"
         if stage in self.args.skip:
             self.outcomes[stage] = "skipped"
@@ -156,12 +168,13 @@ class Pipeline:
                      "--log_dir", os.path.join(self.logs, f"{stage}_ranks")] + cmd[1:] for cmd in cmds]
         command = " && ".join(shlex.join(cmd) for cmd in cmds)
         marker = os.path.join(self.done_dir, stage)
-        reason = self._reason_to_run(stage, command, marker, outputs)
+        reason = self._reason_to_run(stage, command, marker, outputs, cmds, always)
         if reason is None:
             self.outcomes[stage] = "reused"
             print(f"{label}: {'would be ' if self.dry_run else ''}reused (finished before with the same command)", flush=True)
             return
         self.outcomes[stage] = "run"
+        self.rebuilt += [str(o) for o in list(outputs) + list(fresh)]
         if self.dry_run:
             print(f"{label}: would run ({reason})", flush=True)
             if self.verbose:
@@ -393,7 +406,7 @@ def main(argv=None):
     pipe.run("feature_extract", py("recall/milvus/feature_extract.py", "--model_dir", recall_export, "--corpus_file", data("milvus/milvus_data.csv"),
                                    "--output_path", P("milvus"), *common), outputs=[embeddings])
     pipe.run("milvus_insert", py("recall/milvus/insert.py", "--corpus_file", data("milvus/milvus_data.csv"), "--embedding_path", embeddings,
-                                 "--drop", *milvus))
+                                 "--drop", *milvus), outputs=[args.milvus_uri] if args.milvus_uri.endswith(".db") else [])
 
     # 6. the dev queries through Milvus: dense (HNSW), BM25 (Milvus full-text) and hybrid (RRF)
     modes = ("dense", "bm25", "hybrid")
@@ -462,7 +475,8 @@ def main(argv=None):
         outputs=[P("metrics", f"milvus_{mode}.json") for mode, _ in system_modes] + [P("metrics", "bm25_reference.json")])
 
     # 10. the report, and one query through the CLI
-    pipe.run("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")])
+    pipe.run("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")],
+             always=True)
     if args.dry_run:
         pipe.summary()
         return

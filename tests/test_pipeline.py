@@ -178,3 +178,22 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
                             env=dict(os.environ, PYTHON=sys.executable), timeout=120)
     assert result.returncode == 2
     assert "missing recall/train_unsupervised.csv" in result.stderr
+
+
+def test_a_rebuilt_output_redoes_the_stages_that_read_it(pipeline_run):
+    """A stage that runs again (here: its finished-marker is gone) makes every later stage given its outputs
+    run again too, instead of reusing results computed from the old ones; the report always runs."""
+    out, _, env = pipeline_run
+    marker = os.path.join(out, ".done", "export_reranker")
+    os.rename(marker, marker + ".moved")
+    try:
+        dry = subprocess.run([sys.executable, "scripts/pipeline.py", "--output_dir", str(out), "--budget", "smoke", "--dry_run"],
+                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        os.rename(marker + ".moved", marker)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert said(dry.stdout, "train_reranker") == "would be reused" and said(dry.stdout, "export_reranker") == "would run"
+    for stage in ("reranker_auc", "rerank_eval", "fit_ranking", "system_eval"):
+        assert said(dry.stdout, stage) == "would run", stage
+    assert f"its input {os.path.join(str(out), 'export', 'reranker')} was rebuilt in this run" in dry.stdout
+    assert said(dry.stdout, "milvus_eval") == "would be reused" and said(dry.stdout, "report") == "would run"
