@@ -253,61 +253,60 @@ class SearchService:
         }
 
     def search(self, query, top_k, mode, rerank):
-        from recall.milvus.search import SearchError
-
         mode = mode or self.default_mode
         if rerank and self.reranker is None:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
         if mode in ("system", "fusion"):
-            return self.search_system(query, top_k, mode, rerank)
+            if mode not in self.systems:
+                why = "no reranker is loaded (--reranker_dir)" if "fusion" in self.systems else "no fitted ranking.json was found (--ranking_file)"
+                raise ApiError(400, f"mode {mode} is not available: {why}; available: {', '.join(self.modes)}")
+            if rerank and mode == "system":
+                raise ApiError(400, "mode system already reranks (its final ranking): rerank goes with fusion, dense, bm25 or hybrid")
+            return self._answer(query, top_k, mode, rerank, self._system_recall(query, mode))
         if mode not in self.searcher.modes:
             raise ApiError(400, f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
                                 f"available: {', '.join(self.searcher.modes)}")
+        return self._answer(query, top_k, mode, rerank, self._leg_recall(query, mode))
 
-        def work():
-            timings = {}
+    def _leg_recall(self, query, mode):
+        """n -> (the n best hits of one Milvus route, timings)."""
+        from recall.milvus.search import SearchError
+
+        def recall(n):
             self.encoder.seconds = 0.0
             start = time.perf_counter()
-            n_recall = max(top_k, self.rerank_candidates) if rerank else top_k
             try:
-                hits = [h.to_dict() for h in self.searcher.search(query, n_recall, mode)]
+                hits = [h.to_dict() for h in self.searcher.search(query, n, mode)]
             except SearchError as e:
                 raise ApiError(400, str(e)) from None
-            recall_seconds = time.perf_counter() - start
-            if mode != "bm25":
-                timings["encode"] = self.encoder.seconds
-            timings["milvus"] = recall_seconds - self.encoder.seconds
-            hits = [{"id": h["id"], "text": h["text"], "score": h["score"], "recall_score": h["score"]} for h in hits]
-            if rerank:
-                start = time.perf_counter()
-                # best rerank_score first; each hit keeps its recall_score and gains recall_rank
-                hits = [dict(hit, score=hit["rerank_score"]) for hit in self.reranker.rerank(query, hits, top_k)]
-                timings["rerank"] = time.perf_counter() - start
-            return hits[:top_k], timings
+            timings = {"encode": self.encoder.seconds} if mode != "bm25" else {}
+            timings["milvus"] = time.perf_counter() - start - self.encoder.seconds
+            return hits, timings
 
-        start = time.perf_counter()
-        (hits, timings), waited = self._locked(work)
-        hits = [{"rank": rank, **hit} for rank, hit in enumerate(hits, 1)]
-        return {"query": query, "mode": mode, "rerank": rerank, "top_k": top_k, "hits": hits,
-                "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start)}
+        return recall
 
-
-    def search_system(self, query, top_k, mode, rerank):
-        if mode not in self.systems:
-            why = "no reranker is loaded (--reranker_dir)" if "fusion" in self.systems else "no fitted ranking.json was found (--ranking_file)"
-            raise ApiError(400, f"mode {mode} is not available: {why}; available: {', '.join(self.modes)}")
-        if rerank and mode == "system":
-            raise ApiError(400, "mode system already reranks (its final ranking): rerank goes with fusion, dense, bm25 or hybrid")
+    def _system_recall(self, query, mode):
+        """n -> (the n best hits of the search system, timings: encode, milvus and, for system, rerank)."""
         system = self.systems[mode]
 
-        def work():
-            n_recall = max(top_k, self.rerank_candidates) if rerank else top_k
-            hits = [dict(h.to_dict(), recall_score=h.score) for h in system.search(query, n_recall)]
+        def recall(n):
+            hits = [h.to_dict() for h in system.search(query, n)]
             timings = {"encode": system.timings["encode"], "milvus": system.timings["search"]}
             if mode == "system":
                 timings["rerank"] = system.timings["rerank"]
+            return hits, timings
+
+        return recall
+
+    def _answer(self, query, top_k, mode, rerank, recall):
+        """Runs recall (and the plain reranking when asked) alone under the lock; the JSON answer."""
+
+        def work():
+            hits, timings = recall(max(top_k, self.rerank_candidates) if rerank else top_k)
+            hits = [dict(h, recall_score=h["score"]) for h in hits]
             if rerank:
                 start = time.perf_counter()
+                # best rerank_score first; each hit keeps its recall_score and gains recall_rank
                 hits = [dict(hit, score=hit["rerank_score"]) for hit in self.reranker.rerank(query, hits, top_k)]
                 timings["rerank"] = time.perf_counter() - start
             return hits[:top_k], timings
