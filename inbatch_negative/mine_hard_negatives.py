@@ -18,7 +18,7 @@ import random
 
 from inbatch_negative.data import write_hard_negatives
 from ns_common.io import read_corpus, read_text_pairs
-from ns_common.recall import add_encoder_args, check_files, dense_recall, read_similar_pairs
+from ns_common.recall import check_files, dense_recall, read_similar_pairs
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp, set_device
 
 STRATEGIES = ("random", "hardest")

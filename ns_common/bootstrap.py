@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 
-from ns_common.io import read_texts
 from ns_common.modeling import MODEL_TYPES, PRESETS, new_backbone, new_tokenizer
 from ns_common.utils import fail, logger, set_seed
 from ns_common.vocab import build_vocab, write_vocab

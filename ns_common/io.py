@@ -4,10 +4,8 @@ Every reader follows the same bad-input rules: a line with the wrong number of f
 field, invalid UTF-8 or (where asked) a duplicate key is skipped and counted, and one warning per
 file names the file and the first offending line numbers. A missing file is a clear error.
 """
-import csv
 import json
 import os
-import sys
 
 from ns_common.utils import logger
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from ns_common.text import batch_encode, batches
-from ns_common.utils import fail, logger
+from ns_common.text import batch_encode
+from ns_common.utils import fail, str_to_bool
 
 
 MAX_DEFAULT_THREADS = 8
@@ -30,19 +30,11 @@ def default_cpu_threads():
     return max(1, min(cores, MAX_DEFAULT_THREADS))
 
 
-def _bool(text):
-    if str(text).lower() in ("true", "1", "yes", "on"):
-        return True
-    if str(text).lower() in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def add_inference_args(parser):
     """--cpu_threads, --enable_mkldnn / --no-enable_mkldnn (also --enable_mkldnn false) and --precision."""
     parser.add_argument("--cpu_threads", type=int, default=None,
                         help=f"Paddle Inference CPU math threads (default: the cores this process may use, at most {MAX_DEFAULT_THREADS})")
-    parser.add_argument("--enable_mkldnn", type=_bool, nargs="?", const=True, default=True,
+    parser.add_argument("--enable_mkldnn", type=str_to_bool, nargs="?", const=True, default=True,
                         help="oneDNN kernels for Paddle Inference on CPU (default: on; --no-enable_mkldnn or --enable_mkldnn false: off)")
     parser.add_argument("--no-enable_mkldnn", dest="enable_mkldnn", action="store_false", help=argparse.SUPPRESS)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",

@@ -1,12 +1,11 @@
 """Milvus settings: recall/milvus/config.yml holds the defaults, --config another YAML file, and every key
 is also a flag (--uri, --collection, --index_type, ...) that wins over both."""
-import argparse
 import os
 from dataclasses import dataclass
 
 import yaml
 
-from ns_common.utils import fail
+from ns_common.utils import fail, str_to_bool
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT")
@@ -102,14 +101,6 @@ def is_lite_uri(uri):
     return not uri.lower().startswith(("http://", "https://", "tcp://", "unix:"))
 
 
-def _bool(text):
-    if str(text).lower() in ("true", "1", "yes", "on"):
-        return True
-    if str(text).lower() in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _optional_int(text):
     return None if str(text).lower() in ("", "none", "null", "auto") else int(text)
 
@@ -130,7 +121,7 @@ SETTINGS = {
     "search_nprobe": (int, "IVF_FLAT search nprobe"),
     "text_max_length": (int, "characters of each text stored in Milvus"),
     "batch_size": (int, "rows per insert request"),
-    "bm25": (_bool, "add the BM25 sparse field where the server supports it (true/false)"),
+    "bm25": (str_to_bool, "add the BM25 sparse field where the server supports it (true/false)"),
     "analyzer": (str, f"BM25 analyzer: {', '.join(ANALYZERS)}"),
     "bm25_k1": (float, "BM25 k1 (term-frequency saturation)"),
     "bm25_b": (float, "BM25 b (length normalisation, 0..1)"),
@@ -176,7 +167,7 @@ def load_config(args=None, **overrides):
         flag = getattr(args, key, None) if args is not None else None
         if flag is not None:
             values[key] = flag
-        elif values.get(key) is not None and type_ in (int, float, _bool, _optional_int):
+        elif values.get(key) is not None and type_ in (int, float, str_to_bool, _optional_int):
             values[key] = type_(values[key])  # YAML may hold "16" or "yes"
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["token"] = values.get("token") or ""
