@@ -205,23 +205,6 @@ def neutral_ranking():
 # ---------------------------------------------------------------- one row (corpus, backend), in its own process
 
 
-class TimedEncoder:
-    """The encoder with the seconds of its last encode() calls added up (the web service's "encode" step)."""
-
-    def __init__(self, encoder):
-        self.encoder, self.seconds = encoder, 0.0
-
-    def encode(self, texts):
-        start = time.perf_counter()
-        try:
-            return self.encoder.encode(texts)
-        finally:
-            self.seconds += time.perf_counter() - start
-
-    def __getattr__(self, name):
-        return getattr(self.encoder, name)
-
-
 def embeddings_of(name, corpus, encoder, model_dir, work_dir):
     from ns_common.utils import logger
 
@@ -272,6 +255,7 @@ def row_worker(corpus_name, backend, args, models, out_queue):
     from recall.milvus.config import load_config
     from recall.milvus.local_server import LocalMilvusServer
     from recall.milvus.model import TextEncoder
+    from recall.milvus.model import TimedEncoder
     from recall.milvus.search import MilvusSearcher
 
     quiet_paddlenlp()

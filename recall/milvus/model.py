@@ -2,6 +2,7 @@
 Paddle Inference model (--model_dir, the deployment path) or the dynamic graph of a checkpoint
 (--params_path + --model_name_or_path). Feature extraction and queries must use the same one."""
 import os
+import time
 
 import numpy as np
 
@@ -123,3 +124,22 @@ class TextEncoder:
                            f"{self.max_seq_length} tokens, cut to the first {self.max_seq_length - 2} "
                            f"(e.g. {too_long[0][:40]!r}, {self.n_tokens(too_long[0])} tokens)")
         return len(too_long)
+
+
+class TimedEncoder:
+    """A TextEncoder that adds up the seconds spent in encode() (a request's "encode" step in the web service
+    and the latency benchmark); reset `seconds` before a request."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.seconds = 0.0
+
+    def encode(self, texts):
+        start = time.perf_counter()
+        try:
+            return self.encoder.encode(texts)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name):  # dim, max_seq_length, warn_if_truncated, ...
+        return getattr(self.encoder, name)

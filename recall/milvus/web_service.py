@@ -143,30 +143,12 @@ def printable(text):
 BAD_CHARACTERS = re.compile("[\ud800-\udfff\x00]")
 
 
-class TimedEncoder:
-    """A TextEncoder that adds up the seconds spent in encode() (the request's "encode" phase)."""
-
-    def __init__(self, encoder):
-        self.encoder = encoder
-        self.seconds = 0.0
-
-    def encode(self, texts):
-        start = time.perf_counter()
-        try:
-            return self.encoder.encode(texts)
-        finally:
-            self.seconds += time.perf_counter() - start
-
-    def __getattr__(self, name):  # dim, max_seq_length, warn_if_truncated, ...
-        return getattr(self.encoder, name)
-
-
 class SearchService:
     """The recall model, the Milvus collection and the optional reranker, used by one request at a time."""
 
     def __init__(self, args, config):
         from recall.milvus import store
-        from recall.milvus.model import TextEncoder
+        from recall.milvus.model import TextEncoder, TimedEncoder
         from recall.milvus.search import MilvusSearcher
 
         self.lock = threading.Lock()
