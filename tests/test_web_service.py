@@ -573,3 +573,30 @@ def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
     finally:
         running.stop()
     assert_clean_log(running.log_text())
+
+
+def test_a_collection_without_bm25_serves_its_legs_despite_a_ranking(index, tmp_path):
+    """A dense-only collection (a Milvus 2.3 server, or bm25: false) cannot serve the search system: the service
+    starts with the modes it has, says why, and a request without a mode gets dense."""
+    from recall.milvus import insert
+    from recall.milvus.ranking import FUSION_FEATURES, RANKING_FILE, file_fingerprint
+
+    model = tmp_path / "recall_export"
+    shutil.copytree(index["recall_export"], model)
+    with open(model / RANKING_FILE, "w", encoding="utf-8") as f:  # as fit_ranking writes it, for this very model
+        json.dump({"fusion": {"features": FUSION_FEATURES, "weights": [1, 0, 0, 0], "chosen": "BM25 leg", "l2": 0.0},
+                   "final": None, "fitted_with": {"recall_model": file_fingerprint(str(model))}}, f)
+    uri = str(tmp_path / "dense_only.db")
+    insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(index["embeddings"], "corpus_embedding.npy"),
+                 "--uri", uri, "--index_type", "FLAT", "--bm25", "false"])
+    running = RunningService(os.path.join(ARTIFACTS, "web_service_dense_only.log"), "--model_dir", str(model), "--uri", uri)
+    try:
+        health = request(running.port, "GET", "/api/health")[1]
+        assert health["modes"] == ["dense"] and health["default_mode"] == "dense"
+        status, data = post(running, "/api/search", {"query": corpus_lines()[3], "top_k": 3})
+        assert status == 200 and data["mode"] == "dense" and len(data["hits"]) == 3
+        status, data = post(running, "/api/search", {"query": "语言", "mode": "system"})
+        assert status == 400 and "not available: the collection has no BM25 field" in data["error"]
+    finally:
+        running.stop()
+    assert "has no BM25 field" in running.log_text()

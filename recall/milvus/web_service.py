@@ -163,7 +163,9 @@ class SearchService:
         # the default search path (recall.milvus.ranking): served when a fitted ranking.json is found
         self.systems = {}
         ranking_file = args.ranking_file or default_ranking_file(args.model_dir)
-        if args.ranking_file or (ranking_file and os.path.isfile(ranking_file)):
+        if "bm25" not in self.searcher.modes:  # e.g. a Milvus 2.3 server: the legs it has, said once
+            logger.info(f"collection {config.collection} has no BM25 field: modes {', '.join(self.searcher.modes)} only, no search system")
+        elif args.ranking_file or (ranking_file and os.path.isfile(ranking_file)):
             ranking = load_ranking(ranking_file, args.model_dir, args.reranker_dir)
             if self.reranker is not None and ranking.get("final"):
                 self.systems["system"] = SearchSystem(self.searcher, self.encoder, self.reranker, ranking)
@@ -240,7 +242,8 @@ class SearchService:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
         if mode in ("system", "fusion"):
             if mode not in self.systems:
-                why = "no reranker is loaded (--reranker_dir)" if "fusion" in self.systems else "no fitted ranking.json was found (--ranking_file)"
+                why = ("the collection has no BM25 field" if "bm25" not in self.searcher.modes else
+                       "no reranker is loaded (--reranker_dir)" if "fusion" in self.systems else "no fitted ranking.json was found (--ranking_file)")
                 raise ApiError(400, f"mode {mode} is not available: {why}; available: {', '.join(self.modes)}")
             if rerank and mode == "system":
                 raise ApiError(400, "mode system already reranks (its final ranking): rerank goes with fusion, dense, bm25 or hybrid")
