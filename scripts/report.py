@@ -104,28 +104,28 @@ def fmt(value):
     return "" if value is None else f"{value:.2f}"
 
 
+def recall_table(title, rows, extra_keys=()):
+    """A "## title" section: the Recall@K / MRR@10 table of rows (name -> metrics), VARIANTS' order and labels."""
+    lines = ["", f"## {title}", "", "| model | " + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS)
+             + " | queries |", "|---|" + "---:|" * (len(METRICS) + 1)]
+    for key, label in VARIANTS + [(k, k) for k in extra_keys]:
+        m = rows.get(key)
+        if m:
+            lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
+    return lines
+
+
 def markdown(report):
     lines = ["# Neural search: end-to-end report", ""]
     settings = report["settings"]
     if settings:
         lines += [f"Data: `{settings.get('data_dir')}` · preset `{settings.get('preset')}` · device `{settings.get('device')}` · "
-                  f"processes {settings.get('nproc')} · Milvus `{settings.get('milvus_uri')}`", ""]
-    lines += ["## Recall on the dev queries", "", "| model | " + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS) + " | queries |",
-              "|---|" + "---:|" * (len(METRICS) + 1)]
+                  f"processes {settings.get('nproc')} · Milvus `{settings.get('milvus_uri')}`"]
     known = [key for key, _ in VARIANTS]
-    for key, label in VARIANTS + [(k, k) for k in report["recall"] if k not in known]:
-        m = report["recall"].get(key)
-        if m:
-            lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
-    held_out = report.get("recall_held_out")
-    if held_out:
-        lines += ["", "## Dense variants on the held-out training queries (never trained on; what a choice between them may use)", "",
-                  "| model | " + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS) + " | queries |",
-                  "|---|" + "---:|" * (len(METRICS) + 1)]
-        for key, label in VARIANTS:
-            m = held_out.get(key)
-            if m:
-                lines.append(f"| {label} | " + " | ".join(fmt(m.get(x)) for x in METRICS) + f" | {m.get('queries', '')} |")
+    lines += recall_table("Recall on the dev queries", report["recall"], [k for k in report["recall"] if k not in known])
+    if report.get("recall_held_out"):
+        lines += recall_table("Dense variants on the held-out training queries (never trained on; what a choice between them may use)",
+                              report["recall_held_out"])
     ranking = report.get("ranking")
     if ranking:
         lines += ["", f"## The system's fitted ranking ({ranking.get('queries')} held-out training queries, cross-validated; never dev)", "",

@@ -23,6 +23,7 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
+from ns_common.metrics import retrieval_metrics
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import read_queries
@@ -66,10 +67,10 @@ def gold_ranks(lists, golds, weights, names):
 
 
 def metrics(ranks):
-    n = max(len(ranks), 1)
-    hit = lambda k: 100.0 * sum(r is not None and r <= k for r in ranks) / n  # noqa: E731
-    mrr = 100.0 * sum(1.0 / r for r in ranks if r is not None and r <= 10) / n
-    return {"recall@1": hit(1), "recall@10": hit(10), "recall@50": hit(50), "mrr@10": mrr}
+    """Recall@1/10/50 and MRR@10 (%) of gold ranks, by the project's metric (ns_common.metrics): a rank r is a
+    ranked list whose r-th item is the gold one; None (the gold not among the candidates) an empty list."""
+    result = retrieval_metrics([list(range(1, r + 1)) if r else [] for r in ranks], [r or 0 for r in ranks], ks=(1, 10, 50))
+    return {k: result[k] for k in ("recall@1", "recall@10", "recall@50", "mrr@10")}
 
 
 def cross_validate(lists, golds, names, folds, seed):
@@ -77,13 +78,15 @@ def cross_validate(lists, golds, names, folds, seed):
     order_q = list(range(len(lists)))
     random.Random(seed).shuffle(order_q)
     fold_of = {q: i % folds for i, q in enumerate(order_q)}
+    matrices = [feature_matrix(c, names) for c in lists]
+    gold_rows = [gold_index(c, g) for c, g in zip(lists, golds)]
     best = None
     for l2 in L2_GRID:
         ranks = [None] * len(lists)
         for k in range(folds):
             train = [q for q in range(len(lists)) if fold_of[q] != k]
             test = [q for q in range(len(lists)) if fold_of[q] == k]
-            w = fit_listwise([feature_matrix(lists[q], names) for q in train], [gold_index(lists[q], golds[q]) for q in train], l2)
+            w = fit_listwise([matrices[q] for q in train], [gold_rows[q] for q in train], l2)
             for q, r in zip(test, gold_ranks([lists[q] for q in test], [golds[q] for q in test], w, names)):
                 ranks[q] = r
         mrr = metrics(ranks)["mrr@10"]
@@ -109,7 +112,8 @@ def choose(stage, lists, golds, names, baselines, folds, seed, bm25_failures):
     rows = {f"{stage}: fitted (cross-validated, l2 {l2:g})": cv_ranks}
     for name, weights in baselines.items():
         rows[f"{stage}: {name}"] = gold_ranks(lists, golds, weights, names)
-    best_name, best_weights = max(baselines.items(), key=lambda kv: metrics(gold_ranks(lists, golds, kv[1], names))["mrr@10"])
+    best_name = max(baselines, key=lambda name: metrics(rows[f"{stage}: {name}"])["mrr@10"])
+    best_weights = baselines[best_name]
     gain, standard_error = paired_gain(cv_ranks, rows[f"{stage}: {best_name}"])
     logger.info(f"{stage}: fitted model vs {best_name}: MRR@10 {gain:+.2f} points (standard error {standard_error:.2f})")
     if gain > 0 and gain >= standard_error:

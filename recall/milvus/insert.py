@@ -86,9 +86,8 @@ def open_collection(client, config, dim, drop):
     elif info.dim != dim:
         fail(f"collection {config.collection} at {config.uri} holds {info.dim}-dim vectors, the embeddings are {dim}-dim: "
              "use the model the collection was built with, another --collection, or --drop to rebuild it")
-    elif info.has_bm25 and info.analyzer != config.analyzer:
-        fail(f"collection {config.collection} at {config.uri} was built with the {info.analyzer} BM25 analyzer, the settings ask "
-             f"for {config.analyzer}: rebuild it with --drop (or pass --analyzer {info.analyzer})")
+    elif store.analyzer_mismatch(info, config):
+        fail(store.analyzer_mismatch(info, config))
     if config.partition and not client.has_partition(config.collection, config.partition):
         client.create_partition(config.collection, config.partition)
     client.load_collection(config.collection)

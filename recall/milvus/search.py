@@ -49,11 +49,9 @@ class MilvusSearcher:
                 store.close(self.client, config)
                 fail(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m recall.milvus.insert)")
             self.client.load_collection(config.collection)
-        if self.info.has_bm25 and self.info.analyzer != config.analyzer:
+        if store.analyzer_mismatch(self.info, config):
             store.close(self.client, config)
-            fail(f"collection {config.collection} at {config.uri} was built with the {self.info.analyzer} BM25 analyzer, the "
-                 f"settings ask for {config.analyzer}: rebuild it (python -m recall.milvus.insert ... --drop) "
-                 f"or pass --analyzer {self.info.analyzer}")
+            fail(store.analyzer_mismatch(self.info, config))
         if encoder is not None and encoder.dim != self.info.dim:
             store.close(self.client, config)
             fail(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "

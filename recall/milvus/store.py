@@ -168,6 +168,16 @@ def describe(client, config):
     return CollectionInfo(dim=int(params["dim"]), has_bm25=SPARSE_FIELD in fields, analyzer=_bm25_analyzer(fields))
 
 
+def analyzer_mismatch(info, config):
+    """The one-line error for a collection whose BM25 field was made by another analyzer than the settings ask
+    for (e.g. jieba, before char_ngram became the default): searching it would be silently worse. None if fine."""
+    if not info.has_bm25 or info.analyzer == config.analyzer:
+        return None
+    return (f"collection {config.collection} at {config.uri} was built with the {info.analyzer} BM25 analyzer, the settings "
+            f"ask for {config.analyzer}: rebuild it with --drop (python -m recall.milvus.insert ... --drop) or pass "
+            f"--analyzer {info.analyzer}")
+
+
 def _bm25_analyzer(fields):
     if SPARSE_FIELD not in fields:
         return None
