@@ -293,6 +293,9 @@ def main(argv=None):
                 logger.info(f"resuming from {checkpoint}: step {state['step']}, {state['consumed_samples']} samples consumed")
         train_model = paddle.DataParallel(model) if args.world_size > 1 else model
         run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scaler, state, train_data, valid_data, test_data, wall)
+    if args.world_size > 1:
+        # every process leaves together: when rank 1 has exited while rank 0 still saves, gloo aborts rank 0 at exit (SIGABRT)
+        paddle.distributed.barrier()
 
 
 def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scaler, state, train_data, valid_data, test_data, wall):
