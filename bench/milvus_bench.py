@@ -88,7 +88,8 @@ def bootstrap_model(texts, preset, output_emb_size, root):
     import paddle
 
     from ns_common.bootstrap import bootstrap
-    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.checkpoint import save_encoder_config
+    from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
     from ns_common.utils import set_seed
     from ns_common.vocab import build_vocab

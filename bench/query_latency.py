@@ -167,7 +167,8 @@ def bootstrap_models(args):
     from ernie_matching.model import load_matching_model
     from ns_common.export import export_static
     from ns_common.modeling import new_backbone, new_tokenizer
-    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.checkpoint import save_encoder_config
+    from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
     from ns_common.vocab import build_vocab, write_vocab
 

@@ -13,13 +13,13 @@ relates to its title the way CSL's do: mostly, but not only, by shared words.
 With a fixed seed the output is byte-for-byte the same on every run: 500 papers (unique titles),
 300 of them labelled (query = keywords, doc = title), split 240 train / 60 dev; the rest of the
 layout (corpus, unsupervised texts, BM25 negatives, pretraining documents) is written by
-ns_common.layout.write_layout exactly as data/prepare_csl.py does for CSL.
+write_layout (data/layout.py) exactly as data/prepare_csl.py does for CSL.
 """
 import argparse
 import os
 import random
 
-from ns_common.layout import format_counts, write_layout
+from layout import format_counts, write_layout
 
 # One entry per field: (display name, methods, tasks, objects, phenomena, extras). Latin terms
 # (CNN, LSTM, BERT, GPS, DNA, PM2.5, ...) appear as they do in Chinese titles.

@@ -29,7 +29,7 @@ import re
 import sys
 
 from ns_common.io import DataFileError, check_file, read_fields, read_jsonl
-from ns_common.layout import LAYOUT_FILES, format_counts, write_layout
+from layout import LAYOUT_FILES, format_counts, write_layout
 from ns_common.utils import Timer, fail, logger
 
 TSV_SPLITS = ("train", "dev", "test")
@@ -44,7 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--dev_ratio", type=float, default=0.2, help="share of the labelled pairs held out as dev (default 0.2)")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the train/dev split and of the negative sampling")
     parser.add_argument("--neg_per_query", type=int, default=4, help="lexical negatives per labelled query in sort/ (default 4)")
-    parser.add_argument("--neg_pool", type=int, default=10, help="negatives are drawn from this many top BM25 non-gold titles (default 10)")
+    parser.add_argument("--neg_pool", type=int, default=10, help="negatives are drawn from this many best BM25 titles eligible as negatives (ns_common/negatives.py; default 10)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing layout in --output_dir")
     args = parser.parse_args(argv)
     if not 0 < args.dev_ratio < 1:

@@ -30,9 +30,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from domain_pretrain.data import IndexedCorpus, PretrainingDataset, eval_batches, split_documents, train_batch_numbers
 from domain_pretrain.data_tools.create_pretraining_data import vocab_fingerprint
 from domain_pretrain.model import PretrainingModel, evaluate, pretraining_loss
+from ns_common.checkpoint import check_finite_weights
+from ns_common.cli import check_finite_flags
 from ns_common.io import DataFileError
 from ns_common.modeling import MODEL_TYPES, load_backbone, load_tokenizer, model_type_of
-from ns_common.train_utils import check_finite_flags, check_finite_weights, check_loss, check_update
+from ns_common.train_utils import check_loss, check_update
 from ns_common.utils import Timer, fail, init_distributed, is_main_process, logger, quiet_paddlenlp, rank, set_device, set_seed, world_size
 
 EVAL_SEED = 2024  # masking of the valid/test examples: the same for every run, so runs compare

@@ -4,7 +4,8 @@ from collections import OrderedDict
 
 from paddle.io import Dataset
 
-from ns_common.io import SkipCounter, iter_raw_lines
+from ns_common.io import DataFileError, SkipCounter, iter_raw_lines
+from ns_common.utils import fail
 from ns_common.text import clip_text, pad_sequences, token_ids
 
 
@@ -121,9 +122,14 @@ def read_query_title_pairs(path):
         counter.kept += 1
         pairs.append((fields[0], fields[1]))
     counter.report()
+    if not pairs:
+        raise DataFileError(f"{path}: no query<TAB>title lines")
     return pairs
 
 
-def normalise_text(text):
-    """For recognising duplicates of a gold title: case and whitespace don't count."""
-    return "".join(text.lower().split())
+def read_pairs_to_score(path):
+    """read_query_title_pairs for a command line: a bad or empty file ends the program with one line."""
+    try:
+        return read_query_title_pairs(path)
+    except DataFileError as e:
+        fail(str(e))

@@ -11,8 +11,8 @@ directory alone is enough for `Reranker(model_dir=...)`, predict_pairwise.py and
 import argparse
 
 from ernie_matching.model import load_matching_model
+from ns_common.checkpoint import save_encoder_config
 from ns_common.export import export_static
-from ns_common.semantic import save_encoder_config
 from ns_common.utils import fail, logger, quiet_paddlenlp, set_device
 
 

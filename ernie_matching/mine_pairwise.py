@@ -7,9 +7,11 @@
         --output_labeled_file data/csl/sort_mined/dev_pairwise.csv --labeled_ratio 0.1
 
 For each labelled query (`query<TAB>gold_title` in --pairs_file) the gold title is the positive and
-negatives are sampled (seeded) from the titles the recall ranked below the gold (the first
---neg_pool of them), skipping exact duplicates of the gold. A query whose gold was not recalled takes
-its negatives from the top of the list. The queries are split (seeded, disjoint) between
+negatives are picked from the recalled titles by the project's one rule (ns_common/negatives.py):
+never the gold or a title equal to it (case and whitespace aside); only the titles ranked and scored
+below the gold (--negative_ranks all: the whole list), or the whole list from the top when the gold was
+not recalled; --neg_per_query drawn (seeded) among the first --neg_pool eligible titles.
+The queries are split (seeded, disjoint) between
   --output_train_file    query<TAB>title<TAB>neg_title, one row per negative (train_pairwise.csv)
   --output_labeled_file  query<TAB>title<TAB>label, the gold (1) and its negatives (0) (dev/test_pairwise.csv)
 by --labeled_ratio (default: 0 with a train file only, 1 with a labelled file only).
@@ -17,9 +19,8 @@ by --labeled_ratio (default: 0 with a train file only, 1 with a labelled file on
 import argparse
 import random
 
-from ernie_matching.data import normalise_text
-from ns_common.io import DataFileError, check_file, write_lines
-from ns_common.recall import read_recall_result, read_similar_pairs
+from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
+from ns_common.negatives import mine_negatives
 from ns_common.utils import fail, logger
 
 
@@ -51,20 +52,12 @@ def parse_args(argv=None):
     return args
 
 
-def sample_negatives(ranked_docs, golds, n_neg, pool, negative_ranks, rng):
-    """Negatives for one query from its recalled titles (best first). Returns (negatives, gold rank or None)."""
-    gold_keys = {normalise_text(g) for g in golds}
-    keys = [normalise_text(d) for d in ranked_docs]
-    gold_rank = next((i for i, k in enumerate(keys) if k in gold_keys), None)
-    start = gold_rank + 1 if (negative_ranks == "below_gold" and gold_rank is not None) else 0
-    candidates, seen = [], set(gold_keys)
-    for doc, key in zip(ranked_docs[start:], keys[start:]):
-        if key not in seen:  # never the gold or a copy of it, and each title once
-            seen.add(key)
-            candidates.append(doc)
-        if len(candidates) == pool:
-            break
-    return rng.sample(candidates, min(n_neg, len(candidates))), gold_rank
+def sample_negatives(ranked, golds, n_neg, pool, negative_ranks, rng):
+    """Negatives for one query from its recall rows [(title, score)], best first. Returns (negatives, gold rank or None)."""
+    titles = [doc for doc, _ in ranked]
+    chosen, gold_rank = mine_negatives(titles, golds, n_neg, scores=[score for _, score in ranked],
+                                       below_gold=negative_ranks == "below_gold", pool=pool, rng=rng)
+    return [titles[i] for i in chosen], gold_rank
 
 
 def main(argv=None):
@@ -73,7 +66,7 @@ def main(argv=None):
         check_file(args.recall_result_file, "--recall_result_file")
         check_file(args.pairs_file, "--pairs_file")
         queries, golds_of = read_similar_pairs(args.pairs_file)
-        recalled = {query: [doc for doc, _ in rows] for query, rows in read_recall_result(args.recall_result_file).items()}
+        recalled = read_recall_result(args.recall_result_file)
     except DataFileError as e:
         fail(str(e))
 

@@ -21,7 +21,7 @@ import paddle.nn.functional as F
 
 from ernie_matching.data import QUERY_TYPE, TITLE_TYPE
 from ns_common.modeling import backbone_from_config, hidden_size_of, load_backbone, load_tokenizer
-from ns_common.semantic import load_checkpoint, read_encoder_config
+from ns_common.checkpoint import load_checkpoint, read_encoder_config
 from ns_common.utils import fail
 
 

@@ -12,9 +12,8 @@ import json
 import os
 import sys
 
-from ernie_matching.data import read_query_title_pairs
+from ernie_matching.data import read_pairs_to_score
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
-from ns_common.io import DataFileError
 from ns_common.text import batches
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
 
@@ -34,12 +33,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()
-    try:
-        pairs = read_query_title_pairs(args.input_file)
-    except DataFileError as e:
-        fail(str(e))
-    if not pairs:
-        fail(f"--input_file {args.input_file}: no query<TAB>title lines")
+    pairs = read_pairs_to_score(args.input_file)
     reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device, max_seq_length=args.max_seq_length,
                         batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn,
                         precision=args.precision)

@@ -15,9 +15,9 @@ import argparse
 import logging
 import random
 
-from ernie_matching.data import normalise_text
 from ns_common.bm25 import BM25Index
 from ns_common.io import DataFileError, check_file, read_corpus, write_lines
+from ns_common.negatives import normalise_text
 from ns_common.utils import Timer, fail, logger
 
 

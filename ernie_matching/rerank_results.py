@@ -20,8 +20,7 @@ import os
 
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
 from ns_common.evaluate import recall_metrics, report
-from ns_common.io import DataFileError, check_file, write_lines
-from ns_common.recall import read_recall_result, read_similar_pairs
+from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
 
 

@@ -25,7 +25,7 @@ from ernie_matching.data import PairEncoder, PairwiseDataset, pairwise_collate
 from ernie_matching.model import LOSSES, load_matching_model
 from ns_common.io import DataFileError, read_pairwise_labeled, read_pairwise_train
 from ns_common.metrics import auc
-from ns_common.semantic import load_checkpoint
+from ns_common.checkpoint import load_checkpoint
 from ns_common.text import batches
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
 from ns_common.utils import fail, is_main_process, logger, start_training

@@ -8,17 +8,20 @@
     python inbatch_negative/mine_hard_negatives.py --method model --model_name_or_path D \
         --params_path checkpoints/inbatch/model_best/model_state.pdparams ...
 
-For each training pair the corpus is ranked for its query; negatives are taken from the top --top_k
-documents ranked BELOW the gold doc. The gold doc, any text equal to a gold doc of that query and
-anything scored at or above the gold (likely unlabelled positives: false negatives) are skipped; a
-pair whose gold is not in the top --top_k gets no negative (everything retrieved outranks it).
+For each training pair the corpus is ranked for its query (the top --top_k documents) and negatives are
+picked from that ranking by the project's one rule (ns_common/negatives.py): never a gold document of the
+query or a text equal to one (case and whitespace aside); only what is ranked and scored below the gold,
+or the whole ranking from the top when the gold is not in it; --strategy hardest takes the first eligible
+candidates, random draws among them.
 """
 import argparse
 import random
 
 from inbatch_negative.data import write_hard_negatives
-from ns_common.io import read_corpus, read_text_pairs
-from ns_common.recall import check_files, dense_recall, read_similar_pairs
+from ns_common.cli import check_files
+from ns_common.io import read_corpus, read_similar_pairs, read_text_pairs
+from ns_common.negatives import mine_negatives
+from ns_common.recall import dense_recall
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp, set_device
 
 STRATEGIES = ("random", "hardest")
@@ -65,39 +68,23 @@ def rank_corpus(args, queries, corpus):
     return dense_recall(model, tokenizer, queries, corpus, args.top_k, args.max_seq_length, args.batch_size, progress=True)
 
 
-def eligible_negatives(ranked_ids, ranked_scores, corpus, gold_docs, positive):
-    """Candidate texts ranked (and scored) strictly below `positive`; None when it was not retrieved."""
-    texts = [corpus[i] for i in ranked_ids]
-    if positive not in texts:
-        return None
-    gold_score = ranked_scores[texts.index(positive)]
-    out, seen = [], set()
-    for text, score in zip(texts, ranked_scores):
-        if score >= gold_score or text in gold_docs or text in seen or not text:
-            continue
-        seen.add(text)
-        out.append(text)
-    return out
-
-
 def mine(pairs, corpus, gold, query_rank, num_negatives, strategy="random", seed=1000):
     """pairs: [(query, pos)]; gold: {query: set of docs}; query_rank: {query: (ids, scores)}.
     Returns (triples, counts)."""
     rng = random.Random(seed)
     triples = []
-    counts = {"pairs": len(pairs), "with negatives": 0, "gold not retrieved": 0, "no candidate below gold": 0}
+    counts = {"pairs": len(pairs), "with negatives": 0, "gold not retrieved": 0, "no eligible candidate": 0}
     for query, positive in pairs:
         ids, scores = query_rank[query]
-        candidates = eligible_negatives(ids, scores, corpus, gold[query], positive)
-        if candidates is None:
+        texts = [corpus[i] for i in ids]
+        chosen, gold_rank = mine_negatives(texts, gold[query], num_negatives, scores=scores,
+                                           hardest=strategy == "hardest", rng=rng)
+        if gold_rank is None:
             counts["gold not retrieved"] += 1
+        if not chosen:
+            counts["no eligible candidate"] += 1
             continue
-        if not candidates:
-            counts["no candidate below gold"] += 1
-            continue
-        k = min(num_negatives, len(candidates))
-        chosen = candidates[:k] if strategy == "hardest" else rng.sample(candidates, k)
-        triples += [(query, positive, neg) for neg in chosen]
+        triples += [(query, positive, texts[i]) for i in chosen]
         counts["with negatives"] += 1
     return triples, counts
 

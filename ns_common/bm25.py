@@ -10,6 +10,8 @@ import random
 
 import numpy as np
 
+from ns_common.negatives import mine_negatives
+
 
 def char_ngrams(text):
     """Lower-cased character unigrams and bigrams; bigrams do not cross whitespace (keyword borders)."""
@@ -47,6 +49,7 @@ class BM25Index:
         k1, b: bm25s' defaults."""
         import bm25s
 
+        self.docs = docs  # the texts, for the negatives' duplicate-of-the-gold rule
         self.n_docs = len(docs)
         self.tokenizer = tokenizer
         self.retriever = bm25s.BM25(k1=k1, b=b)
@@ -71,21 +74,27 @@ class BM25Index:
         return indices, scores
 
 
-def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000):
-    """For each query, `n_neg` distinct doc ids drawn (seeded) from its top-`pool` BM25 hits, never its gold.
+def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000, depth=100):
+    """For each query, up to `n_neg` doc ids drawn (seeded) among its first `pool` eligible BM25 hits, by
+    the one rule of ns_common.negatives (never a gold id or its text; below the gold when it is among
+    the top `depth` hits, else from the top).
 
     gold_ids: one doc id or a set of ids per query. Sampling from a small pool rather than taking the
     very top hits trades a little hardness for fewer near-duplicates of the gold (false negatives).
-    Returns a list of lists of doc ids (shorter than n_neg only when the corpus is tiny).
+    `depth` leaves room for `pool` candidates below a gold that BM25 ranks a few places down.
+    Returns a list of lists of doc ids (shorter than n_neg only when fewer are eligible: a tiny corpus,
+    or a gold at the very bottom of the top `depth`).
     """
     rng = random.Random(seed)
     pool = max(pool, n_neg)
-    hits, _ = index.search(queries, k=pool + 1)
+    hits, scores = index.search(queries, k=max(depth, pool + 1))
     negatives = []
-    for row, gold in zip(hits, gold_ids):
+    for row, row_scores, gold in zip(hits, scores, gold_ids):
         gold = gold if isinstance(gold, (set, frozenset)) else {gold}
-        candidates = [int(i) for i in row if int(i) not in gold][:pool]
-        negatives.append(rng.sample(candidates, min(n_neg, len(candidates))))
+        ids = [int(i) for i in row]
+        chosen, _ = mine_negatives([index.docs[i] for i in ids], [index.docs[g] for g in gold], n_neg, ids=ids, gold_ids=gold,
+                                   scores=[float(x) for x in row_scores], pool=pool, rng=rng)
+        negatives.append([ids[i] for i in chosen])
     return negatives
 
 
@@ -97,8 +106,7 @@ def main(argv=None):
     """
     import argparse
 
-    from ns_common.io import DataFileError, check_file, read_corpus
-    from ns_common.recall import read_similar_pairs, write_recall_result
+    from ns_common.io import DataFileError, check_file, read_corpus, read_similar_pairs, write_recall_result
     from ns_common.utils import Timer, fail, logger
 
     parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

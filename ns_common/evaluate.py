@@ -14,7 +14,8 @@ import json
 import os
 
 from ns_common.metrics import DEFAULT_KS, format_metrics, retrieval_metrics
-from ns_common.recall import check_files, read_recall_result, read_similar_pairs
+from ns_common.cli import check_files
+from ns_common.io import read_corpus, read_recall_result, read_similar_pairs, write_recall_result
 from ns_common.utils import fail, is_main_process, logger
 
 
@@ -64,8 +65,6 @@ class RecallEvaluator:
 
     def __init__(self, tokenizer, similar_text_pair_file, corpus_file, recall_num=50, max_seq_length=64, batch_size=64,
                  recall_result_dir=None):
-        from ns_common.io import read_corpus
-
         self.queries, self.gold = read_similar_pairs(similar_text_pair_file)
         self.corpus = read_corpus(corpus_file)
         if not self.queries or not self.corpus:
@@ -77,7 +76,7 @@ class RecallEvaluator:
         self.recall_result_dir = recall_result_dir
 
     def __call__(self, model):
-        from ns_common.recall import dense_recall, write_recall_result
+        from ns_common.recall import dense_recall
 
         indices, scores = dense_recall(model, self.tokenizer, self.queries, self.corpus, self.recall_num,
                                        self.max_seq_length, self.batch_size)

@@ -144,6 +144,26 @@ def read_text_pairs(path, unique_query=False, counter=None):
         yield a, b
 
 
+def read_similar_pairs(path):
+    """A `query<TAB>doc` file -> (distinct queries in first-seen order, {query: set of gold docs})."""
+    gold = {}
+    for query, doc in read_text_pairs(path):
+        gold.setdefault(query, set()).add(doc)
+    return list(gold), gold
+
+
+def read_recall_result(path):
+    """recall_result.txt -> {query: [(doc, score), ...]} in file order. Malformed lines are skipped and counted."""
+    result = {}
+    for query, doc, score in read_fields(path, 3):
+        try:
+            value = float(score)
+        except ValueError:
+            value = float("nan")
+        result.setdefault(query, []).append((doc, value))
+    return result
+
+
 def read_pairwise_train(path, counter=None):
     """sort/train_pairwise.csv with header query, title, neg_title: yields (query, title, neg_title)."""
     for q, t, n in read_fields(path, 3, header=("query", "title", "neg_title"), counter=counter):
@@ -194,6 +214,12 @@ def write_lines(path, rows, header=None):
             f.write("\t".join(clean_field(str(x)) for x in row) + "\n")
             n += 1
     return n
+
+
+def write_recall_result(path, queries, corpus, indices, scores):
+    """recall_result.txt: query<TAB>doc<TAB>score, one row per recalled doc, best first."""
+    rows = ((query, corpus[j], f"{s:.6f}") for query, row, row_scores in zip(queries, indices, scores) for j, s in zip(row, row_scores))
+    return write_lines(path, rows)
 
 
 def clean_field(text):

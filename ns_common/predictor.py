@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from ns_common.text import batch_encode
-from ns_common.utils import fail, str_to_bool
+from ns_common.cli import str_to_bool
+from ns_common.utils import fail
 
 
 MAX_DEFAULT_THREADS = 8

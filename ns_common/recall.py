@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-from ns_common.io import DataFileError, check_file, read_corpus, read_text_pairs, write_lines
+from ns_common.cli import add_encoder_args, check_files
+from ns_common.io import read_corpus, read_similar_pairs, write_recall_result
 from ns_common.utils import Timer, fail, logger, set_device, set_seed
 
 INDEX_TYPES = ("exact", "hnsw")
@@ -64,14 +65,6 @@ def search(query_embeddings, doc_embeddings, k, index="exact"):
     raise ValueError(f"unknown index {index!r} (expected one of {', '.join(INDEX_TYPES)})")
 
 
-def read_similar_pairs(path):
-    """A `query<TAB>doc` file -> (distinct queries in first-seen order, {query: set of gold docs})."""
-    gold = {}
-    for query, doc in read_text_pairs(path):
-        gold.setdefault(query, set()).add(doc)
-    return list(gold), gold
-
-
 def dense_recall(model, tokenizer, queries, corpus, recall_num, max_seq_length=64, batch_size=64, index="exact",
                  corpus_embeddings=None, progress=False):
     """Embeds queries (and the corpus unless corpus_embeddings is given) and returns (indices, scores)."""
@@ -81,50 +74,6 @@ def dense_recall(model, tokenizer, queries, corpus, recall_num, max_seq_length=6
         corpus_embeddings = embed_texts(model, tokenizer, corpus, max_seq_length, batch_size, progress=progress)
     query_embeddings = embed_texts(model, tokenizer, queries, max_seq_length, batch_size, progress=progress)
     return search(query_embeddings, corpus_embeddings, recall_num, index)
-
-
-def write_recall_result(path, queries, corpus, indices, scores):
-    """recall_result.txt: query<TAB>doc<TAB>score, one row per recalled doc, best first."""
-    rows = ((query, corpus[j], f"{s:.6f}") for query, row, row_scores in zip(queries, indices, scores) for j, s in zip(row, row_scores))
-    return write_lines(path, rows)
-
-
-def read_recall_result(path):
-    """recall_result.txt -> {query: [(doc, score), ...]} in file order. Malformed lines are skipped and counted."""
-    from ns_common.io import read_fields
-
-    result = {}
-    for query, doc, score in read_fields(path, 3):
-        try:
-            value = float(score)
-        except ValueError:
-            value = float("nan")
-        result.setdefault(query, []).append((doc, value))
-    return result
-
-
-def add_encoder_args(parser, with_params=True):
-    """Flags that load a trained encoder (the training flags' names)."""
-    parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from; also the tokenizer")
-    if with_params:
-        parser.add_argument("--params_path", default=None,
-                            help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
-                                 "and a seeded random projection: the untrained baseline")
-    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
-    parser.add_argument("--max_seq_length", type=int, default=64)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
-    return parser
-
-
-def check_files(*flag_paths):
-    """Fails with one line when a given input file is missing."""
-    for flag, path in flag_paths:
-        try:
-            check_file(path, f"--{flag}")
-        except DataFileError as e:
-            fail(str(e))
 
 
 def parse_args(argv=None):

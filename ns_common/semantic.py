@@ -5,17 +5,15 @@ ERNIE [CLS] pooled output (or the mean of the token states) -> optional Linear(h
 A checkpoint directory holds encoder_config.json next to model_state.pdparams (pooling, output_emb_size),
 so every tool that loads it with `load_encoder` rebuilds the same encoder.
 """
-import json
-import os
-
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ns_common.checkpoint import checkpoint_file, load_checkpoint, read_encoder_config
 from ns_common.modeling import hidden_size_of, load_backbone, load_tokenizer
 from ns_common.text import batch_encode, batches
-from ns_common.utils import fail, logger
+from ns_common.utils import fail
 
 
 POOLING_MODES = ("cls", "mean")
@@ -28,7 +26,6 @@ def mean_pool(sequence_output, input_ids, pad_token_id):
 # mean pooling by default: the from-scratch and briefly pretrained backbones this project trains offline
 # have a [CLS] output that barely depends on the input (see the README, "Recall models", for the measurements)
 DEFAULT_POOLING = "mean"
-ENCODER_CONFIG = "encoder_config.json"
 
 
 class SemanticIndexBase(nn.Layer):
@@ -77,30 +74,6 @@ class SemanticIndexBase(nn.Layer):
         return paddle.sum(q * t, axis=-1)
 
 
-def read_encoder_config(params_path):
-    """The encoder_config.json saved next to a checkpoint, or {} (PaddleNLP checkpoints have none)."""
-    folder = params_path if os.path.isdir(params_path) else os.path.dirname(params_path)
-    path = os.path.join(folder, ENCODER_CONFIG)
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def save_encoder_config(model, folder):
-    with open(os.path.join(folder, ENCODER_CONFIG), "w", encoding="utf-8") as f:
-        json.dump(model.encoder_config(), f, indent=2)
-
-
-def checkpoint_file(params_path):
-    """model_state.pdparams itself, or inside the directory given; a clear error when missing."""
-    if os.path.isdir(params_path):
-        params_path = os.path.join(params_path, "model_state.pdparams")
-    if not os.path.isfile(params_path):
-        fail(f"checkpoint not found: {params_path}")
-    return params_path
-
-
 def load_encoder(model_name_or_path, params_path=None, output_emb_size=None, dropout=None, model_class=None, pooling=None, **model_kwargs):
     """Backbone from --model_name_or_path, then (optionally) a full checkpoint from --params_path.
     Returns (model, tokenizer). A checkpoint whose shapes don't fit the model is a clear error.
@@ -131,25 +104,6 @@ def load_encoder(model_name_or_path, params_path=None, output_emb_size=None, dro
     if params_path:
         load_checkpoint(model, params_path, state)
     return model, tokenizer
-
-
-def load_checkpoint(model, params_path, state=None):
-    """Loads model_state.pdparams (or a directory holding it) into model; fails fast on any mismatch.
-    state: the already loaded state dict of params_path, if the caller has it."""
-    params_path = checkpoint_file(params_path)
-    if state is None:
-        state = paddle.load(params_path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in own if k in state and list(state[k].shape) != list(own[k].shape)]
-    if missing or mismatched:
-        detail = f"missing {missing[:3]}" if missing else f"shape mismatch {mismatched[:2]}"
-        fail(f"{params_path} does not fit the model ({detail}); check --model_name_or_path and --output_emb_size")
-    if unexpected:
-        logger.warning(f"{params_path}: ignoring {len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
-    model.set_state_dict(state)
-    logger.info(f"loaded parameters from {params_path}")
 
 
 @paddle.no_grad()

@@ -1,12 +1,15 @@
-"""predict / export / deploy for a trained semantic encoder: the shared implementation behind
-`<stage>/predict.py`, `<stage>/export_model.py` and `<stage>/deploy/python/predict.py` of simcse/ and
-inbatch_negative/ (the two stages train the same encoder, so their tools are the same).
+"""predict / export / deploy / inference for a trained semantic encoder: the shared implementation behind
+`<stage>/predict.py`, `<stage>/export_model.py`, `<stage>/inference.py` and `<stage>/deploy/python/predict.py`
+of simcse/ and inbatch_negative/ (the two stages train the same encoder, so their tools are the same).
 
     predict:  cosine similarity of each text_a<TAB>text_b line (dynamic graph)
     export:   --params_path -> --output_path/inference.json + inference.pdiparams (+ tokenizer files);
               the graph's output is the normalised embedding
     deploy:   Paddle Inference over an exported directory: embeddings (or similarities for pairs),
-              throughput, and with --params_path the max abs difference to the dynamic graph
+              throughput, and with --params_path the max abs difference to the dynamic graph; without
+              --input_file, PaddleNLP's built-in examples (a title's embedding, two pairs' similarities)
+    inference: a few texts (--text, --input_file or built-in examples) embedded with the dynamic graph:
+              shape, values, pairwise cosine (PaddleNLP's <stage>/inference.py)
 """
 import argparse
 import json
@@ -14,9 +17,9 @@ import os
 
 import numpy as np
 
+from ns_common.cli import add_encoder_args, check_files
 from ns_common.io import read_text_pairs, read_texts, write_lines
 from ns_common.predictor import add_inference_args
-from ns_common.recall import add_encoder_args, check_files
 from ns_common.utils import Timer, fail, logger, set_device
 
 
@@ -97,10 +100,32 @@ def export_main(argv=None):
 
 
 # ---------------------------------------------------------------- deploy (Paddle Inference)
+# PaddleNLP's deploy/python/predict.py: one title's embedding, then the similarity of two pairs
+DEPLOY_EXAMPLE_PAIRS = (
+    ("中西方语言与文化的差异", "中西方文化差异以及语言体现中西方文化,差异,语言体现"),
+    ("中西方语言与文化的差异", "飞桨致力于让深度学习技术的创新与应用更简单"),
+)
+
+
+def deploy_examples(predictor, tokenizer, max_seq_length, batch_size):
+    """Without --input_file, what PaddleNLP's predictor prints: the embedding of its title (shape, values),
+    then its two example pairs with their cosine similarity. Returns the title's embedding."""
+    embedding = predictor.encode([EXAMPLE_TEXTS[0]], tokenizer, max_seq_length, batch_size)
+    print(list(embedding.shape))
+    with np.printoptions(precision=6, suppress=True, threshold=64, edgeitems=4):
+        print(embedding)
+    pairs = list(DEPLOY_EXAMPLE_PAIRS)
+    vectors = predictor.encode([t for pair in pairs for t in pair], tokenizer, max_seq_length, batch_size)
+    write_similarities(pairs, np.sum(vectors[0::2] * vectors[1::2], axis=1))
+    return embedding
+
+
 def deploy_main(argv=None):
     parser = argparse.ArgumentParser(description="Embeddings with Paddle Inference from an exported encoder; prints throughput.")
     parser.add_argument("--model_dir", required=True, help="directory written by export_model.py")
-    parser.add_argument("--input_file", required=True, help="one text a line (-> embeddings), or text_a<TAB>text_b lines with --pairs (-> similarities)")
+    parser.add_argument("--input_file", default=None,
+                        help="one text a line (-> embeddings), or text_a<TAB>text_b lines with --pairs (-> similarities); "
+                             "default: PaddleNLP's built-in examples (one title's embedding, two pairs' similarities)")
     parser.add_argument("--pairs", action="store_true", help="input lines are text_a<TAB>text_b: print their cosine similarity")
     parser.add_argument("--output_file", default=None, help="embeddings as .npy, or similarities as text_a<TAB>text_b<TAB>score with --pairs")
     parser.add_argument("--tokenizer_dir", default=None, help="where the tokenizer files are (default: --model_dir)")
@@ -113,7 +138,10 @@ def deploy_main(argv=None):
     parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
     parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="pooling for --params_path (default: the checkpoint's)")
     args = parser.parse_args(argv)
-    check_files(("input_file", args.input_file))
+    if args.input_file:
+        check_files(("input_file", args.input_file))
+    elif args.params_path or args.pairs or args.output_file:
+        fail("--params_path, --pairs and --output_file work on --input_file's texts: give one")
     if args.params_path and not args.model_name_or_path:
         fail("--params_path needs --model_name_or_path (the backbone it was trained from)")
     from ns_common.modeling import load_tokenizer
@@ -121,6 +149,8 @@ def deploy_main(argv=None):
 
     predictor = InferencePredictor(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
     tokenizer = load_tokenizer(args.tokenizer_dir or args.model_dir)
+    if not args.input_file:
+        return deploy_examples(predictor, tokenizer, args.max_seq_length, args.batch_size)
     if args.pairs:
         pairs = list(read_text_pairs(args.input_file))
         texts = [a for a, _ in pairs] + [b for _, b in pairs]
@@ -145,4 +175,51 @@ def deploy_main(argv=None):
         dynamic = embed_texts(model, tokenizer, texts, args.max_seq_length, args.batch_size)
         diff = float(np.max(np.abs(dynamic - embeddings)))
         logger.info(f"max abs difference to the dynamic graph: {diff:.2e} ({'OK' if diff < 1e-4 else 'MISMATCH'})")
+    return embeddings
+
+
+# ---------------------------------------------------------------- inference (PaddleNLP's <stage>/inference.py)
+# PaddleNLP's inference.py embeds this one hard-coded title (its id2corpus); two more make the cosine table useful
+EXAMPLE_TEXTS = (
+    "国有企业引入非国有资本对创新绩效的影响——基于制造业国有上市公司的经验证据",
+    "混合所有制改革对国有企业创新投入的影响",
+    "中西方语言与文化的差异",
+)
+
+
+def inference_main(argv=None, description=None):
+    """Embeds a few texts with the dynamic graph of a checkpoint and prints the embeddings' shape, their values
+    and (for 2 to 20 texts) their pairwise cosine similarities. Returns the embeddings."""
+    parser = argparse.ArgumentParser(description=description or "Embeds a few texts with a trained encoder (dynamic graph).")
+    add_encoder_args(parser)  # --model_name_or_path --params_path --output_emb_size --pooling --max_seq_length --batch_size --device
+    parser.add_argument("--text", action="append", default=None, help="a text to embed (repeat the flag for more)")
+    parser.add_argument("--input_file", default=None, help="one text a line (added after the --text ones)")
+    parser.add_argument("--output_file", default=None, help="also save the embeddings here as .npy")
+    args = parser.parse_args(argv)
+    if args.input_file:
+        check_files(("input_file", args.input_file))
+    texts = [t for t in (args.text or []) if t.strip()]
+    if args.input_file:
+        texts += list(read_texts(args.input_file))
+    if not texts:
+        if args.text or args.input_file:
+            fail("no text to embed: --text and --input_file gave only empty lines")
+        texts = list(EXAMPLE_TEXTS)
+        logger.info(f"no --text / --input_file: embedding {len(texts)} built-in example texts")
+    from ns_common.semantic import embed_texts, load_encoder
+
+    set_device(args.device)
+    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    embeddings = embed_texts(model, tokenizer, texts, args.max_seq_length, args.batch_size)
+    print(f"embeddings shape: {list(embeddings.shape)}")
+    with np.printoptions(precision=6, suppress=True, threshold=64, edgeitems=4):  # long rows summarised with ...
+        print(embeddings)
+        if 1 < len(texts) <= 20:  # a table for a few texts; use --output_file for many
+            print("pairwise cosine similarity:")
+            print(embeddings @ embeddings.T)
+    for i, text in enumerate(texts[:20]):
+        print(f"[{i}] {text}")
+    if args.output_file:
+        np.save(args.output_file, embeddings)
+        logger.info(f"wrote {list(embeddings.shape)} embeddings -> {args.output_file}")
     return embeddings

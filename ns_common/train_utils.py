@@ -20,7 +20,8 @@ import signal
 import numpy as np
 import paddle
 
-from ns_common.io import DataFileError, check_file
+from ns_common.checkpoint import check_finite_weights, save_checkpoint
+from ns_common.cli import check_files, check_finite_flags
 from ns_common.modeling import check_backbone
 from ns_common.utils import Timer, fail, is_main_process, logger, world_size
 
@@ -79,19 +80,7 @@ def check_train_args(args, files=()):
             path = os.path.join(path, "model_state.pdparams")
         if not os.path.isfile(path):
             fail(f"--init_from_ckpt: checkpoint not found: {path}")
-    for flag, path in files:
-        if path:
-            try:
-                check_file(path, f"--{flag}")
-            except DataFileError as e:
-                fail(str(e))
-
-
-def check_finite_flags(args):
-    """NaN or infinity in any float flag (--learning_rate nan passes every `<= 0` check) is a one-line error."""
-    for name, value in sorted(vars(args).items()):
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"--{name} must be a finite number, got {value}")
+    check_files(*files)
 
 
 def check_loss(loss, step, progress=None):
@@ -127,13 +116,6 @@ def stop_progress(progress):
         progress.close()
 
 
-def check_finite_weights(model, what):
-    """Never saves a non-finite model: fails naming the first parameter with a NaN or infinity."""
-    for name, value in model.state_dict().items():
-        if not np.isfinite(value.numpy()).all():
-            fail(f"{what}: parameter {name} holds NaN/inf; nothing written (the last good checkpoints are kept)", code=3)
-
-
 def build_dataloader(examples, batch_size, collate_fn, shuffle=True, drop_last=False):
     """DataLoader over a list of examples; under paddle.distributed.launch each process gets its share."""
     sampler = paddle.io.DistributedBatchSampler(examples, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
@@ -154,23 +136,6 @@ def build_optimizer(model, learning_rate, num_training_steps, warmup_proportion=
         grad_clip=paddle.nn.ClipGradByGlobalNorm(max_grad_norm) if max_grad_norm and max_grad_norm > 0 else None,
     )
     return optimizer, lr_scheduler
-
-
-def save_checkpoint(model, tokenizer, path, extra=None):
-    """PaddleNLP's checkpoint layout: path/model_state.pdparams + the tokenizer files (+ extra JSON)."""
-    check_finite_weights(model, path)
-    os.makedirs(path, exist_ok=True)
-    paddle.save(model.state_dict(), os.path.join(path, "model_state.pdparams"))
-    if tokenizer is not None:
-        tokenizer.save_pretrained(path)
-    if hasattr(model, "encoder_config"):  # a semantic encoder: how to rebuild it (pooling, projection size)
-        from ns_common.semantic import save_encoder_config
-
-        save_encoder_config(model, path)
-    if extra:
-        with open(os.path.join(path, "checkpoint_info.json"), "w", encoding="utf-8") as f:
-            json.dump(extra, f, indent=2, ensure_ascii=False)
-    return path
 
 
 def _save_on_sigterm():

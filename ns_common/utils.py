@@ -72,17 +72,6 @@ class Timer:
         return time.time() - self.start
 
 
-def str_to_bool(text):
-    """A flag or YAML value read as a boolean: true/1/yes/on or false/0/no/off."""
-    if str(text).lower() in ("true", "1", "yes", "on"):
-        return True
-    if str(text).lower() in ("false", "0", "no", "off"):
-        return False
-    import argparse
-
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def fail(message, code=2):
     """One-line error for the user, no traceback."""
     print(f"error: {message}", file=sys.stderr)

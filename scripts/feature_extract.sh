@@ -7,9 +7,8 @@
 # A killed run continues from its last finished chunk when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python}
-if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}" ]; then PYTHON=.venv/bin/python; fi
-OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}
+OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}  # what scripts/run_pipeline.sh built
+source scripts/common.sh  # PYTHON
 exec "$PYTHON" recall/milvus/feature_extract.py \
     --model_dir "${MODEL_DIR:-$OUTPUT_DIR/export/recall}" \
     --corpus_file "${CORPUS_FILE:-data/sample/milvus/milvus_data.csv}" \

@@ -6,9 +6,8 @@
 # Environment: OUTPUT_DIR (pipeline output), CORPUS_FILE, EMBEDDING_PATH, MILVUS_URI, MILVUS_TOKEN, INDEX, TOP_K.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python}
-if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}" ]; then PYTHON=.venv/bin/python; fi
-OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}
+OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}  # what scripts/run_pipeline.sh built
+source scripts/common.sh  # PYTHON
 MILVUS=(--uri "${MILVUS_URI:-$OUTPUT_DIR/milvus/neural_search.db}")
 if [ -n "${MILVUS_TOKEN:-}" ]; then MILVUS+=(--token "$MILVUS_TOKEN"); fi
 "$PYTHON" recall/milvus/insert.py \

@@ -22,18 +22,10 @@ import time
 
 from ns_common import QUIET_WARNINGS
 from ns_common.progress import StageProgress, format_duration
+from ns_common.recipe import BUDGETS, FULL_BUDGET_FROM, Recipe, RecipeError, default_budget, recipe_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
-
-# Training budgets by data size. "sample" is the bundled dataset (minutes on 2 cores), "full" a real
-# corpus such as CSL (the --ablation run within about an hour on 2 cores), "smoke" for the test suite.
-BUDGETS = {
-    "smoke": dict(pretrain_steps=4, pretrain_batch=8, simcse_steps=4, inbatch_epochs=1, rerank_steps=4, rerank_batch=8, batch_size=16),
-    "sample": dict(pretrain_steps=300, pretrain_batch=16, simcse_steps=30, inbatch_epochs=10, rerank_steps=100, rerank_batch=32, batch_size=32),
-    "full": dict(pretrain_steps=1500, pretrain_batch=16, simcse_steps=150, inbatch_epochs=10, rerank_steps=300, rerank_batch=32, batch_size=64),
-}
-
 
 def parse_args(argv=None):
     env = os.environ.get
@@ -41,7 +33,10 @@ def parse_args(argv=None):
     p.add_argument("--data_dir", default=env("DATA_DIR", "data/sample"), help="a directory in the canonical layout (data/prepare_csl.py output, data/sample)")
     p.add_argument("--output_dir", default=env("OUTPUT_DIR", None), help="default output/pipeline/<data dir name>")
     p.add_argument("--preset", default=env("PRESET", "mini"), choices=("mini", "small", "base"), help="size of the from-scratch models")
-    p.add_argument("--budget", choices=sorted(BUDGETS), default=None, help="training steps/epochs; default: sample for <2000 docs, else full")
+    p.add_argument("--budget", choices=BUDGETS, default=None,
+                   help=f"training length (recipes/*.yml): smoke (tests), sample, full; default: sample below {FULL_BUDGET_FROM} titles, else full")
+    p.add_argument("--recipe", default=None, help="offline, paddlenlp or a .yml file (recipes/README.md); default: offline for the models "
+                                                  "bootstrapped here, paddlenlp for --ernie_model / --ernie_gram_model")
     p.add_argument("--device", default=env("DEVICE", "cpu"), choices=("cpu", "gpu"))
     p.add_argument("--nproc", type=int, default=int(env("NPROC", "1")), help="processes per training stage (paddle.distributed.launch)")
     p.add_argument("--milvus_uri", default=env("MILVUS_URI", None), help="default: a Milvus Lite file in the output directory")
@@ -66,9 +61,12 @@ def parse_args(argv=None):
         p.error("--nproc must be >= 1")
     if args.output_dir is None:
         args.output_dir = os.path.join("output", "pipeline", os.path.basename(os.path.normpath(args.data_dir)))
-    if args.budget is None:
-        with open(os.path.join(args.data_dir, "recall/corpus.csv"), encoding="utf-8", errors="replace") as f:
-            args.budget = "sample" if sum(1 for _ in f) < 2000 else "full"
+    args.budget = args.budget or default_budget(args.data_dir)
+    try:
+        for name in {args.recipe or "offline", args.recipe or "paddlenlp"}:
+            recipe_path(name)
+    except RecipeError as e:
+        p.error(f"--recipe: {e}")
     args.milvus_uri = args.milvus_uri or os.path.join(args.output_dir, "milvus", "neural_search.db")
     return args
 
@@ -82,14 +80,15 @@ def stage_env():
 
 
 class Pipeline:
-    """Runs stage commands in order. Each stage is numbered ([k/N]), logged to logs/<stage>.log with its full
+    """Stages are defined first (stage()), in order, then run (run_all()): the list of stages is what was
+    defined for these options. Each stage is numbered ([k/N]), logged to logs/<stage>.log with its full
     command, shown with a live progress line read from its own output, timed, and reused when it finished
     before with the same command and its outputs are still there."""
 
     # seconds between progress lines when the output is not a terminal (a file, CI's log)
     STATUS_EVERY = float(os.environ.get("NS_PROGRESS_EVERY", "10"))
 
-    def __init__(self, args, stage_names):
+    def __init__(self, args):
         self.args = args
         self.out = args.output_dir
         self.logs = os.path.join(self.out, "logs")
@@ -101,11 +100,8 @@ class Pipeline:
             os.makedirs(self.done_dir, exist_ok=True)
         self.timings_file = os.path.join(self.out, "timings.json")
         self.timings = self._read_json(self.timings_file) or {}
-        self.stage_names = stage_names
-        unknown = [s for s in args.skip + ([args.from_stage] if args.from_stage else []) if s not in stage_names]
-        if unknown:
-            raise SystemExit(f"error: unknown stage {unknown[0]!r}; stages: {', '.join(stage_names)}")
-        self.redo_from = stage_names.index(args.from_stage) if args.from_stage else None
+        self.definitions = []  # (stage, cmds, options), in running order
+        self.recipes = {}  # backbone kind -> the Recipe its stages use
         self.start = time.time()
         self.outcomes = {}  # stage -> "run", "reused" or "skipped" (in a dry run: what would happen)
         self.rebuilt = []  # outputs of the stages run in this invocation: a later stage reading one is redone
@@ -120,6 +116,22 @@ class Pipeline:
 
     def path(self, *parts):
         return os.path.join(self.out, *parts)
+
+    def stage(self, name, cmds, **options):
+        """Defines the next stage (run() says what the options mean)."""
+        self.definitions.append((name, cmds, options))
+
+    @property
+    def stage_names(self):
+        return [name for name, _, _ in self.definitions]
+
+    def run_all(self):
+        unknown = [s for s in self.args.skip + ([self.args.from_stage] if self.args.from_stage else []) if s not in self.stage_names]
+        if unknown:
+            raise SystemExit(f"error: unknown stage {unknown[0]!r}; the stages of this run: {', '.join(self.stage_names)}")
+        self.redo_from = self.stage_names.index(self.args.from_stage) if self.args.from_stage else None
+        for name, cmds, options in self.definitions:
+            self.run(name, cmds, **options)
 
     def _reason_to_run(self, stage, command, marker, outputs, cmds=(), always=False):
         """Why the stage has to run, or None when its last run can be reused."""
@@ -290,95 +302,99 @@ def py(script, *args):
     return argv
 
 
-STAGES = [
-    "bootstrap", "split_train", "pretrain_data", "pretrain_ernie", "pretrain_ernie_gram",
-    "simcse", "hard_negatives", "inbatch",
-    "ablation_simcse_only", "ablation_inbatch_only", "ablation_simcse_inbatch",
-    "recall_eval", "export", "feature_extract", "milvus_insert", "milvus_eval",
-    "rerank_data", "train_reranker", "export_reranker", "reranker_auc", "rerank_eval", "fit_ranking", "system_eval", "report",
-]
-# --output_emb_size by preset. mini: none (the 128-d mean-pooled states): a projection trained from scratch on
-# 800 pairs costs 17 points of Recall@1 on CSL (in-batch only: 56.0 with 64-d, 73.0 without)
-EMB_SIZE = {"mini": 0, "small": 128, "base": 256}
-
-
 def main(argv=None):
     args = parse_args(argv)
+    pipe = Pipeline(args)
+    define_stages(args, pipe)
     if args.list_stages:
-        print("\n".join(STAGES))
+        print("\n".join(pipe.stage_names))
         return
-    pipe = Pipeline(args, STAGES)
+    if not args.dry_run:
+        with open(pipe.path("settings.json"), "w", encoding="utf-8") as f:
+            json.dump({k: v for k, v in vars(args).items() if k != "milvus_token"}, f, indent=2)
+    recipes = ", ".join(f"{kind} {recipe.name}" for kind, recipe in pipe.recipes.items())
+    print(f"pipeline: data {args.data_dir}, output {args.output_dir}, preset {args.preset}, budget {args.budget}, recipes {recipes}, "
+          f"device {args.device}, processes {args.nproc}, Milvus {args.milvus_uri}", flush=True)
+    pipe.run_all()
+    if args.dry_run:
+        pipe.summary()
+        return
     P = pipe.path
-    budget = BUDGETS[args.budget]
+    recall_export, reranker_export = P("export", "recall"), P("export", "reranker")
+    milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
+    with open(P("report.md"), encoding="utf-8") as f:
+        print("\n" + f.read())
+    print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; exports: export/recall, export/reranker; "
+          f"Milvus: {args.milvus_uri}; logs: {pipe.logs}; report: {P('report.md')})")
+    if args.query is None:
+        with open(os.path.join(args.data_dir, "recall/dev.csv"), encoding="utf-8") as f:
+            args.query = f.readline().split("\t")[0].strip()
+    print(f"\nsample query through the CLI: {args.query}", flush=True)
+    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--top_k", "5",
+                      "--reranker_dir", reranker_export, *milvus), cwd=ROOT, env=stage_env(), check=False)
+    pipe.summary()
+
+
+def define_stages(args, pipe):
+    """Every stage of this run, in order: its commands (the training flags from the recipes), its outputs."""
+    P = pipe.path
     data = lambda rel: os.path.join(args.data_dir, rel)  # noqa: E731
     dev_pairs, train_pairs, corpus = data("recall/dev.csv"), data("recall/train.csv"), data("recall/corpus.csv")
-    emb = str(EMB_SIZE[args.preset])
+    # the recipe of each backbone's stages: offline for a model bootstrapped here, PaddleNLP's for a pretrained one
+    recipe = {kind: Recipe(args.recipe or ("paddlenlp" if given else "offline"), args.budget, args.preset)
+              for kind, given in (("ernie", args.ernie_model), ("ernie-gram", args.ernie_gram_model))}
+    pipe.recipes = recipe
+    emb = str(recipe["ernie"].setting("inbatch", "output_emb_size", 0))
     common = ["--device", args.device]
     milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
-    if not args.dry_run:
-        with open(P("settings.json"), "w", encoding="utf-8") as f:
-            json.dump({k: v for k, v in vars(args).items() if k != "milvus_token"}, f, indent=2)
-    print(f"pipeline: data {args.data_dir}, output {args.output_dir}, preset {args.preset}, budget {args.budget}, "
-          f"device {args.device}, processes {args.nproc}, Milvus {args.milvus_uri}", flush=True)
 
     # 1. models to start from: PaddleNLP names/directories online, else from-scratch ones (vocab from the corpus)
     ernie = args.ernie_model or P("bootstrap", "ernie")
     ernie_gram = args.ernie_gram_model or P("bootstrap", "ernie-gram")
     if not (args.ernie_model and args.ernie_gram_model):
-        pipe.run("bootstrap", py("ns_common/bootstrap.py", "--corpus_files", data("recall/train_unsupervised.csv"), data("pretrain/domain_corpus.txt"),
+        pipe.stage("bootstrap", py("ns_common/bootstrap.py", "--corpus_files", data("recall/train_unsupervised.csv"), data("pretrain/domain_corpus.txt"),
                                  "--model_type", "both", "--preset", args.preset, "--save_dir", P("bootstrap")),
                  outputs=[P("bootstrap", "ernie", "config.json"), P("bootstrap", "ernie-gram", "config.json")])
 
     # the labelled training queries: 3/4 train the neural models, 1/4 is held out to fit the search system's
     # fusion and final-ranking weights (on the models' own training queries their scores are overconfident)
     train_model, train_fit = P("split", "train_model.csv"), P("split", "train_fit.csv")
-    pipe.run("split_train", py("data/split_train.py", "--train_file", train_pairs, "--output_dir", P("split")), outputs=[train_model, train_fit])
+    pipe.stage("split_train", py("data/split_train.py", "--train_file", train_pairs, "--output_dir", P("split")), outputs=[train_model, train_fit])
 
     # 2. domain pretraining of both backbones (ERNIE for recall, ERNIE-Gram for the reranker)
     shared_vocab = not args.ernie_model and not args.ernie_gram_model  # the bootstraps share one vocabulary
     data_prefix = {"ernie": P("pretrain_data", "ernie"), "ernie-gram": P("pretrain_data", "ernie" if shared_vocab else "ernie-gram")}
-    pipe.run("pretrain_data", [py("domain_pretrain/data_tools/create_pretraining_data.py", "--input_path", data("pretrain/domain_corpus.txt"),
+    pipe.stage("pretrain_data", [py("domain_pretrain/data_tools/create_pretraining_data.py", "--input_path", data("pretrain/domain_corpus.txt"),
                                   "--model_name_or_path", model, "--output_prefix", data_prefix[kind])
                                for kind, model in (("ernie", ernie), ("ernie-gram", ernie_gram)) if kind == "ernie" or not shared_vocab],
              outputs=[data_prefix["ernie"] + "_idx.npz", data_prefix["ernie-gram"] + "_idx.npz"])
     domain = {}
     for kind, model, stage in (("ernie", ernie, "pretrain_ernie"), ("ernie-gram", ernie_gram, "pretrain_ernie_gram")):
         out = P("pretrain", kind)
-        steps = budget["pretrain_steps"] if kind == "ernie" else max(budget["pretrain_steps"] // 2, 2)
-        # a from-scratch recall ERNIE: random word embeddings kept (minutes of MLM on 2 cores blur them: the
-        # chain from a tied-embedding domain model ends at 61.5 Recall@1 on CSL, 72.5 frozen); its mean-pooled
-        # sentence embedding trained by the span contrast (the domain model itself: 54.0 Recall@1 without,
-        # 62.0 with); and a low peak lr, so SimCSE starts from layers that MLM has not pulled far from where
-        # contrastive training wants them (CSL, single runs: domain -> SimCSE -> in-batch 72.5 at 1e-3 and
-        # 3e-4, 74.5 at 1e-4)
-        recall_scratch = ["--freeze_word_embeddings", "--span_contrast", "--max_lr", "1e-4"] if kind == "ernie" and not args.ernie_model else []
-        pipe.run(stage, py("domain_pretrain/run_pretrain.py", "--model_type", kind, "--model_name_or_path", model,
-                           "--input_prefix", data_prefix[kind], "--output_dir", out, "--max_steps", steps,
-                           "--micro_batch_size", budget["pretrain_batch"], "--save_steps", max(steps // 4, 1),
-                           "--eval_freq", max(steps // 4, 1), "--logging_freq", max(steps // 20, 1), *recall_scratch, *common),
+        pipe.stage(stage, py("domain_pretrain/run_pretrain.py", "--model_type", kind, "--model_name_or_path", model,
+                           "--input_prefix", data_prefix[kind], "--output_dir", out, *recipe[kind].flags(stage), *common),
                  outputs=[os.path.join(out, "final", "config.json"), os.path.join(out, "pretrain_summary.json")], distributed=True, fresh=[out],
                  throughput=lambda out=out: f"{(Pipeline._read_json(os.path.join(out, 'pretrain_summary.json')) or {}).get('tokens_per_second', 0):.0f} tokens/s")
         domain[kind] = os.path.join(out, "final")
 
     # 3. SimCSE (unsupervised) from the domain ERNIE, then in-batch negatives with BM25 hard negatives
     def simcse(stage, backbone, save_dir):
-        pipe.run(stage, py("simcse/train.py", "--train_set_file", data("recall/train_unsupervised.csv"), "--model_name_or_path", backbone,
-                           "--save_dir", save_dir, "--output_emb_size", emb, "--max_steps", budget["simcse_steps"],
-                           "--batch_size", budget["batch_size"], "--second_view", "keywords", *common),
+        pipe.stage(stage, py("simcse/train.py", "--train_set_file", data("recall/train_unsupervised.csv"), "--model_name_or_path", backbone,
+                           "--save_dir", save_dir, *recipe["ernie"].flags("simcse"), *common),
                  outputs=[os.path.join(save_dir, "model_final", "model_state.pdparams")], distributed=True)
         return os.path.join(save_dir, "model_final")
 
     def inbatch(stage, backbone, save_dir, init=None, hard_negatives=None):
-        pipe.run(stage, py("inbatch_negative/train_batch_neg.py", "--train_set_file", train_model, "--model_name_or_path", backbone,
-                           "--init_from_ckpt", init, "--hard_negative_file", hard_negatives, "--save_dir", save_dir, "--output_emb_size", emb,
-                           "--epochs", budget["inbatch_epochs"], "--batch_size", budget["batch_size"], *common),
+        pipe.stage(stage, py("inbatch_negative/train_batch_neg.py", "--train_set_file", train_model, "--model_name_or_path", backbone,
+                           "--init_from_ckpt", init, "--hard_negative_file", hard_negatives, "--save_dir", save_dir,
+                           *recipe["ernie"].flags("inbatch"), *common),
                  outputs=[os.path.join(save_dir, "model_final", "model_state.pdparams")], distributed=True)
         return os.path.join(save_dir, "model_final")
 
     simcse_ckpt = simcse("simcse", domain["ernie"], P("simcse", "domain"))
     hard_negatives = P("hard_negatives.tsv")
-    pipe.run("hard_negatives", py("inbatch_negative/mine_hard_negatives.py", "--train_set_file", train_model, "--corpus_file", corpus,
-                                  "--output_file", hard_negatives, "--method", "bm25"), outputs=[hard_negatives])
+    pipe.stage("hard_negatives", py("inbatch_negative/mine_hard_negatives.py", "--train_set_file", train_model, "--corpus_file", corpus,
+                                  "--output_file", hard_negatives, *recipe["ernie"].flags("hard_negatives")), outputs=[hard_negatives])
     final_ckpt = inbatch("inbatch", domain["ernie"], P("inbatch", "domain_simcse"), init=simcse_ckpt, hard_negatives=hard_negatives)
 
     # 4. exact-search recall + Recall@K of every dense variant on the dev queries
@@ -391,7 +407,7 @@ def main(argv=None):
                     ("simcse_inbatch", ernie, simcse_inbatch)] + variants
     # on the dev queries (reported) and on the held-out training queries (what a choice between variants may use)
     evaluations = (("recall", "metrics", dev_pairs), ("recall_fit", "metrics_fit", train_fit))
-    pipe.run("recall_eval", [cmd for name, backbone, ckpt in variants for results, metrics, pairs in evaluations for cmd in (
+    pipe.stage("recall_eval", [cmd for name, backbone, ckpt in variants for results, metrics, pairs in evaluations for cmd in (
         py("inbatch_negative/recall.py", "--model_name_or_path", backbone, "--params_path", ckpt, "--output_emb_size", emb if ckpt else "0",
            "--corpus_file", corpus, "--similar_text_pair_file", pairs, "--recall_result_dir", P(results, name), "--recall_num", "50", *common),
         py("inbatch_negative/evaluate.py", "--similar_text_pair_file", pairs, "--recall_result_file", P(results, name, "recall_result.txt"),
@@ -400,18 +416,18 @@ def main(argv=None):
 
     # 5. the final recall model into Milvus: export -> embeddings (.npy) -> insert (dense + BM25 field)
     recall_export = P("export", "recall")
-    pipe.run("export", py("inbatch_negative/export_model.py", "--params_path", final_ckpt, "--model_name_or_path", domain["ernie"],
+    pipe.stage("export", py("inbatch_negative/export_model.py", "--params_path", final_ckpt, "--model_name_or_path", domain["ernie"],
                           "--output_emb_size", emb, "--output_path", recall_export), outputs=[os.path.join(recall_export, "inference.pdiparams")])
     embeddings = P("milvus", "corpus_embedding.npy")
-    pipe.run("feature_extract", py("recall/milvus/feature_extract.py", "--model_dir", recall_export, "--corpus_file", data("milvus/milvus_data.csv"),
+    pipe.stage("feature_extract", py("recall/milvus/feature_extract.py", "--model_dir", recall_export, "--corpus_file", data("milvus/milvus_data.csv"),
                                    "--output_path", P("milvus"), *common), outputs=[embeddings])
-    pipe.run("milvus_insert", py("recall/milvus/insert.py", "--corpus_file", data("milvus/milvus_data.csv"), "--embedding_path", embeddings,
+    pipe.stage("milvus_insert", py("recall/milvus/insert.py", "--corpus_file", data("milvus/milvus_data.csv"), "--embedding_path", embeddings,
                                  "--drop", *milvus), outputs=[args.milvus_uri] if args.milvus_uri.endswith(".db") else [])
 
     # 6. the dev queries through Milvus: dense (HNSW), BM25 (Milvus full-text) and hybrid (RRF)
     modes = ("dense", "bm25", "hybrid")
     milvus_result = lambda queries, mode: P("milvus", f"{queries}_recall_{mode}.txt")  # noqa: E731
-    pipe.run("milvus_eval", [cmd for mode in modes for cmd in (
+    pipe.stage("milvus_eval", [cmd for mode in modes for cmd in (
         py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", dev_pairs, "--mode", mode, "--recall_num", "50",
            "--recall_result_file", milvus_result("dev", mode), *milvus),
         py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", mode),
@@ -420,7 +436,7 @@ def main(argv=None):
 
     # 7. the reranker: training data mined from hybrid recall, ERNIE-Gram from domain pretraining
     sort_train, sort_dev, sort_pseudo = P("sort", "train_pairwise.csv"), P("sort", "dev_pairwise.csv"), P("sort", "pseudo_pairwise.csv")
-    pipe.run("rerank_data", [
+    pipe.stage("rerank_data", [
         py("ernie_matching/pseudo_pairs.py", "--corpus_file", corpus, "--output_file", sort_pseudo),
         py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", train_model, "--mode", "hybrid", "--recall_num", "50",
            "--recall_result_file", milvus_result("train", "hybrid"), *milvus),
@@ -429,19 +445,17 @@ def main(argv=None):
         py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("dev", "hybrid"), "--pairs_file", dev_pairs,
            "--output_labeled_file", sort_dev, "--negative_ranks", "all")], outputs=[sort_train, sort_dev, sort_pseudo])
     reranker_dir = P("reranker")
-    # a from-scratch ERNIE-Gram: the logistic loss (the margin loss stalls) at a from-scratch learning rate,
-    # pseudo queries (title words) besides the mined pairs; a pretrained one: PaddleNLP's recipe
-    scratch = [] if args.ernie_gram_model else ["--loss", "logistic", "--learning_rate", "5e-4", "--dropout", "0.0", "--warmup_proportion", "0"]
-    pipe.run("train_reranker", py("ernie_matching/train_pairwise.py", "--train_file", sort_train, *([] if args.ernie_gram_model else [sort_pseudo]),
+    pseudo = [sort_pseudo] if recipe["ernie-gram"].option("train_reranker", "pseudo_queries") else []
+    pipe.stage("train_reranker", py("ernie_matching/train_pairwise.py", "--train_file", sort_train, *pseudo,
                                   "--test_file", sort_dev, "--model_name_or_path", domain["ernie-gram"], "--save_dir", reranker_dir,
-                                  "--max_steps", budget["rerank_steps"], "--batch_size", budget["rerank_batch"], "--eval_steps", 50, *scratch, *common),
+                                  *recipe["ernie-gram"].flags("train_reranker"), *common),
              outputs=[os.path.join(reranker_dir, "model_final", "model_state.pdparams")], distributed=True)
     reranker_export = P("export", "reranker")
-    pipe.run("export_reranker", py("ernie_matching/export_model.py", "--params_path", os.path.join(reranker_dir, "model_final"),
+    pipe.stage("export_reranker", py("ernie_matching/export_model.py", "--params_path", os.path.join(reranker_dir, "model_final"),
                                    "--model_name_or_path", domain["ernie-gram"], "--output_path", reranker_export),
              outputs=[os.path.join(reranker_export, "inference.pdiparams")])
     auc_file = P("reranker_auc.jsonl")
-    pipe.run("reranker_auc", [
+    pipe.stage("reranker_auc", [
         py("ernie_matching/evaluate.py", "--test_file", sort_dev, "--scorer", "reranker", "--model_dir", reranker_export, "--results_file", auc_file, *common),
         py("ernie_matching/evaluate.py", "--test_file", sort_dev, "--scorer", "cosine", "--params_path", final_ckpt,
            "--model_name_or_path", domain["ernie"], "--output_emb_size", emb, "--results_file", auc_file, *common)], outputs=[auc_file])
@@ -449,7 +463,7 @@ def main(argv=None):
     # 8. every Milvus recall list reranked, and scored again
     # the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = 60)
     rerankings = (("rerank", []), ("fused", ["--fuse_recall_rank", "60"]))
-    pipe.run("rerank_eval", [cmd for mode in modes for kind, fuse in rerankings for cmd in (
+    pipe.stage("rerank_eval", [cmd for mode in modes for kind, fuse in rerankings for cmd in (
         py("ernie_matching/rerank_results.py", "--recall_result_file", milvus_result("dev", mode), "--output_file", milvus_result("dev", f"{mode}_{kind}"),
            "--model_dir", reranker_export, "--recall_num", "50", *fuse, *common),
         py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", f"{mode}_{kind}"),
@@ -460,10 +474,10 @@ def main(argv=None):
     # on the held-out training queries, then the dev queries through query.py's default mode, next to the
     # keyword-search bar (bm25s on joined character uni+bigrams, outside Milvus)
     ranking_file = os.path.join(recall_export, "ranking.json")
-    pipe.run("fit_ranking", py("recall/milvus/fit_ranking.py", "--model_dir", recall_export, "--reranker_dir", reranker_export,
+    pipe.stage("fit_ranking", py("recall/milvus/fit_ranking.py", "--model_dir", recall_export, "--reranker_dir", reranker_export,
                                "--query_file", train_fit, "--output_file", ranking_file, *milvus, *common), outputs=[ranking_file])
     system_modes = (("system", ["--reranker_dir", reranker_export]), ("fusion", ["--mode", "fusion"]))
-    pipe.run("system_eval", [cmd for mode, flags in system_modes for cmd in (
+    pipe.stage("system_eval", [cmd for mode, flags in system_modes for cmd in (
         py("recall/milvus/query.py", "--model_dir", recall_export, *flags, "--query_file", dev_pairs, "--recall_num", "50",
            "--recall_result_file", milvus_result("dev", mode), *milvus, *common),
         py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", mode),
@@ -474,23 +488,9 @@ def main(argv=None):
            "--recall_num", "50", "--name", "bm25_reference", "--output_json", P("metrics", "bm25_reference.json"))],
         outputs=[P("metrics", f"milvus_{mode}.json") for mode, _ in system_modes] + [P("metrics", "bm25_reference.json")])
 
-    # 10. the report, and one query through the CLI
-    pipe.run("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")],
-             always=True)
-    if args.dry_run:
-        pipe.summary()
-        return
-    with open(P("report.md"), encoding="utf-8") as f:
-        print("\n" + f.read())
-    print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; exports: export/recall, export/reranker; "
-          f"Milvus: {args.milvus_uri}; logs: {pipe.logs}; report: {P('report.md')})")
-    if args.query is None:
-        with open(dev_pairs, encoding="utf-8") as f:
-            args.query = f.readline().split("\t")[0].strip()
-    print(f"\nsample query through the CLI: {args.query}", flush=True)
-    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--top_k", "5",
-                      "--reranker_dir", reranker_export, *milvus), cwd=ROOT, env=stage_env(), check=False)
-    pipe.summary()
+    # 10. the report (the sample query through the CLI follows in main())
+    pipe.stage("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")],
+               always=True)
 
 
 if __name__ == "__main__":

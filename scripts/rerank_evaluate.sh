@@ -8,8 +8,8 @@
 #
 # Environment (defaults in brackets):
 #   DATA_DIR       the canonical layout [data/sample]
-#   OUTPUT_DIR     where scripts/train_ernie_matching.sh wrote [output/ernie_matching]
-#   MODEL_DIR      the exported reranker [$OUTPUT_DIR/exported]
+#   OUTPUT_DIR     where scripts/train_ernie_matching.sh wrote [output/stages/<data dir name>]
+#   MODEL_DIR      the exported reranker [$OUTPUT_DIR/export/reranker]
 #   RECALL_RESULT  query<TAB>doc<TAB>score of the dev queries, best first [$OUTPUT_DIR/recall/bm25_dev.txt]
 #   PAIRS          the gold pairs of those queries [$DATA_DIR/recall/dev.csv]
 #   NAME           label of this recall in the outputs [bm25]
@@ -21,15 +21,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DATA_DIR=${DATA_DIR:-data/sample}
-OUTPUT_DIR=${OUTPUT_DIR:-output/ernie_matching}
-MODEL_DIR=${MODEL_DIR:-$OUTPUT_DIR/exported}
+source scripts/common.sh  # PYTHON, DATA_DIR, OUTPUT_DIR, DEVICE
+MODEL_DIR=${MODEL_DIR:-$OUTPUT_DIR/export/reranker}
 RECALL_RESULT=${RECALL_RESULT:-$OUTPUT_DIR/recall/bm25_dev.txt}
 PAIRS=${PAIRS:-$DATA_DIR/recall/dev.csv}
 NAME=${NAME:-bm25}
 RECALL_NUM=${RECALL_NUM:-50}
-DEVICE=${DEVICE:-cpu}
-PYTHON=${PYTHON:-python}
 
 for f in "$MODEL_DIR/inference.pdiparams" "$RECALL_RESULT" "$PAIRS"; do
     if [[ ! -f "$f" ]]; then
@@ -38,7 +35,7 @@ for f in "$MODEL_DIR/inference.pdiparams" "$RECALL_RESULT" "$PAIRS"; do
     fi
 done
 
-$PYTHON ernie_matching/rerank_results.py --model_dir "$MODEL_DIR" --device "$DEVICE" \
+"$PYTHON" ernie_matching/rerank_results.py --model_dir "$MODEL_DIR" --device "$DEVICE" \
     --recall_result_file "$RECALL_RESULT" --recall_num "$RECALL_NUM" \
     --output_file "$OUTPUT_DIR/rerank/$NAME/recall_result.txt" \
     --similar_text_pair_file "$PAIRS" --result_file "$OUTPUT_DIR/rerank_metrics.tsv" "$@"

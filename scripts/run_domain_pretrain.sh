@@ -1,41 +1,29 @@
 #!/usr/bin/env bash
-# Domain-adaptive pretraining, end to end: (bootstrap a from-scratch model) -> build the pretraining
-# data -> train. Flags after the script name go to domain_pretrain/run_pretrain.py.
+# Domain-adaptive pretraining, the pipeline's stages bootstrap -> pretrain_data -> pretrain_ernie ->
+# pretrain_ernie_gram with the same commands (settings: recipes/*.yml). Flags after the script name go to
+# domain_pretrain/run_pretrain.py (they override the recipe's).
 #
-#   bash scripts/run_domain_pretrain.sh --max_steps 200                  # the bundled sample, a few minutes
-#   CORPUS=data/csl/pretrain/domain_corpus.txt OUTPUT_DIR=output/domain_pretrain_csl \
-#       bash scripts/run_domain_pretrain.sh                              # CSL, ~15 minutes on 2 CPU cores
-#   MODEL=ernie-1.0 DEVICE=gpu NPROC=2 bash scripts/run_domain_pretrain.sh --micro_batch_size 64
+#   bash scripts/run_domain_pretrain.sh                                  # bundled sample: bootstrap both models, train both
+#   DATA_DIR=data/csl bash scripts/run_domain_pretrain.sh                # CSL (data/prepare_csl.py output), ~25 min on 2 cores
+#   MODEL_TYPE=ernie bash scripts/run_domain_pretrain.sh --max_steps 50  # the recall backbone only, fewer steps
+#   MODEL=ernie-1.0 MODEL_TYPE=ernie RECIPE=paddlenlp DEVICE=gpu NPROC=2 bash scripts/run_domain_pretrain.sh   # needs internet + GPU
 #
-# Environment (defaults in brackets):
-#   CORPUS      raw domain text, one document a line [data/sample/pretrain/domain_corpus.txt]
-#   OUTPUT_DIR  everything goes here [output/domain_pretrain]
-#   MODEL       a PaddleNLP name or a save_pretrained directory; empty: bootstrap one from CORPUS []
-#   MODEL_TYPE  ernie, ernie-gram or both (both: one vocabulary, two models) [ernie]
-#   PRESET      size of a bootstrapped model: mini, small or base [mini]
-#   NPROC       processes (data parallel under paddle.distributed.launch) [1]
-#   DEVICE      cpu or gpu [cpu]
+# Environment (defaults in brackets), besides those of scripts/common.sh (DATA_DIR, OUTPUT_DIR, RECIPE,
+# BUDGET, PRESET, NPROC, DEVICE, DRY_RUN):
+#   MODEL       a PaddleNLP name or save_pretrained directory; empty: ERNIE and ERNIE-Gram bootstrapped from
+#               the data on one vocabulary, into $OUTPUT_DIR/bootstrap []
+#   MODEL_TYPE  ernie, ernie-gram or both [both; with MODEL: give its type]
 #   WORKERS     tokenising processes for the data tools [1]
 #
-# Results: $OUTPUT_DIR/<model type>/final/ (pass it as --model_name_or_path to simcse/ or
-# ernie_matching/) and $OUTPUT_DIR/<model type>/pretrain_summary.json. Re-running resumes.
+# Results: $OUTPUT_DIR/pretrain/<model type>/final/ (the next stages' --model_name_or_path) and
+# pretrain_summary.json next to it. Re-running resumes from model_last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
+require_data pretrain/domain_corpus.txt recall/train_unsupervised.csv
 
-CORPUS=${CORPUS:-data/sample/pretrain/domain_corpus.txt}
-OUTPUT_DIR=${OUTPUT_DIR:-output/domain_pretrain}
 MODEL=${MODEL:-}
-MODEL_TYPE=${MODEL_TYPE:-ernie}
-PRESET=${PRESET:-mini}
-NPROC=${NPROC:-1}
-DEVICE=${DEVICE:-cpu}
-WORKERS=${WORKERS:-1}
-PYTHON=${PYTHON:-python}
-
-if [[ ! -f "$CORPUS" ]]; then
-    echo "error: CORPUS not found: $CORPUS" >&2
-    exit 2
-fi
+MODEL_TYPE=${MODEL_TYPE:-both}
 case "$MODEL_TYPE" in
     ernie | ernie-gram) TYPES=("$MODEL_TYPE") ;;
     both) TYPES=(ernie ernie-gram) ;;
@@ -46,26 +34,22 @@ if [[ -n "$MODEL" && "$MODEL_TYPE" == both ]]; then
     exit 2
 fi
 
+# 1. models to start from: MODEL, or from-scratch ones whose vocabulary comes from the data
+if [[ -z "$MODEL" ]]; then bootstrap_models; fi
+
+BUILT=  # the data set built by this run (the bootstrapped models share one)
 for TYPE in "${TYPES[@]}"; do
     MODEL_DIR=${MODEL:-$OUTPUT_DIR/bootstrap/$TYPE}
-    # 1. a from-scratch model when none is given (vocabulary from the corpus, random weights; the
-    #    vocabulary is deterministic, so a bootstrapped ERNIE and ERNIE-Gram share it)
-    if [[ -z "$MODEL" && ! -f "$MODEL_DIR/config.json" ]]; then
-        $PYTHON -m ns_common.bootstrap --corpus_files "$CORPUS" --model_type "$TYPE" --preset "$PRESET" --save_dir "$MODEL_DIR"
+    # 2. token ids with whole-word boundaries, kept between runs (training refuses data built with another
+    #    vocabulary). The bootstrapped models share one vocabulary, hence one data set (built with ERNIE's).
+    DATA_PREFIX=$OUTPUT_DIR/pretrain_data/$([[ -z "$MODEL" ]] && echo ernie || echo "$TYPE")
+    if [[ ! -f "${DATA_PREFIX}_idx.npz" && "$BUILT" != "$DATA_PREFIX" ]]; then
+        run "$PYTHON" domain_pretrain/data_tools/create_pretraining_data.py --input_path "$DATA_DIR/pretrain/domain_corpus.txt" \
+            --model_name_or_path "${MODEL:-$OUTPUT_DIR/bootstrap/ernie}" --output_prefix "$DATA_PREFIX" ${WORKERS:+--workers "$WORKERS"}
+        BUILT=$DATA_PREFIX
     fi
-    # 2. token ids with whole-word boundaries, kept between runs (training refuses data built with
-    #    another vocabulary)
-    DATA_PREFIX=$OUTPUT_DIR/data/$([[ -z "$MODEL" ]] && echo bootstrap || basename "$MODEL")
-    if [[ ! -f "${DATA_PREFIX}_idx.npz" ]]; then
-        $PYTHON domain_pretrain/data_tools/create_pretraining_data.py --input_path "$CORPUS" \
-            --model_name_or_path "$MODEL_DIR" --output_prefix "$DATA_PREFIX" --workers "$WORKERS"
-    fi
-    # 3. pretraining (resumes from $OUTPUT_DIR/$TYPE/model_last when present)
-    TRAIN=(domain_pretrain/run_pretrain.py --model_type "$TYPE" --model_name_or_path "$MODEL_DIR"
-        --input_prefix "$DATA_PREFIX" --output_dir "$OUTPUT_DIR/$TYPE" --device "$DEVICE" "$@")
-    if [[ "$NPROC" -gt 1 ]]; then
-        $PYTHON -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$OUTPUT_DIR/$TYPE/logs" "${TRAIN[@]}"
-    else
-        $PYTHON "${TRAIN[@]}"
-    fi
+    # 3. pretraining (resumes from $OUTPUT_DIR/pretrain/$TYPE/model_last when present)
+    recipe_flags "pretrain_${TYPE//-/_}"
+    train domain_pretrain/run_pretrain.py --model_type "$TYPE" --model_name_or_path "$MODEL_DIR" --input_prefix "$DATA_PREFIX" \
+        --output_dir "$OUTPUT_DIR/pretrain/$TYPE" "${RECIPE_FLAGS[@]}" --device "$DEVICE" "$@"
 done

@@ -5,6 +5,5 @@
 # Environment variables with the same meaning: DATA_DIR, OUTPUT_DIR, PRESET, DEVICE, NPROC, MILVUS_URI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python}
-if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}" ]; then PYTHON=.venv/bin/python; fi
+source scripts/common.sh  # PYTHON
 exec "$PYTHON" scripts/pipeline.py "$@"

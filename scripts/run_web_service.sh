@@ -8,10 +8,9 @@
 # `python -m recall.milvus.web_service --help` is passed through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python}
-if [ -x .venv/bin/python ] && [ -z "${VIRTUAL_ENV:-}" ]; then PYTHON=.venv/bin/python; fi
+OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}  # what scripts/run_pipeline.sh built
+source scripts/common.sh  # PYTHON
 
-OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}
 MODEL_DIR=${MODEL_DIR:-$OUTPUT_DIR/export/recall}
 RERANKER_DIR=${RERANKER_DIR-$OUTPUT_DIR/export/reranker}
 MILVUS_URI=${MILVUS_URI:-$OUTPUT_DIR/milvus/neural_search.db}

@@ -11,7 +11,6 @@ import pytest
 from ns_common.bm25 import BM25Index, char_ngrams, lexical_negatives
 from ns_common.io import (DataFileError, SkipCounter, read_corpus, read_jsonl, read_pairwise_labeled,
                           read_pairwise_train, read_text_pairs, read_texts, write_lines)
-from ns_common.layout import LAYOUT_FILES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -21,6 +20,7 @@ PYTHON = sys.executable
 sys.path.insert(0, os.path.join(REPO, "data"))
 import make_sample  # noqa: E402
 import prepare_csl  # noqa: E402
+from layout import LAYOUT_FILES  # noqa: E402
 
 
 def lines(path):

@@ -1,6 +1,6 @@
 """domain_pretrain/: data tools, masking, training, kill-and-resume, two processes, both architectures.
 
-Tiny models (hidden 32, one layer) over the bundled sample's pretrain/domain_corpus.txt."""
+The tiny models of conftest.py (hidden 32, one layer) over the bundled sample's pretrain/domain_corpus.txt."""
 import json
 import os
 import re
@@ -10,58 +10,37 @@ import sys
 import numpy as np
 import paddle
 import pytest
+from conftest import REPO, SAMPLE, launch_two_processes, make_tiny_model
 
 from domain_pretrain.data import IndexedCorpus, PretrainingDataset, split_documents
 from domain_pretrain.data_tools.create_pretraining_data import build, read_documents, split_sentences
 from domain_pretrain.run_pretrain import main as run_pretrain
-from ns_common.modeling import load_tokenizer, new_backbone, new_tokenizer
-from ns_common.vocab import build_vocab, write_vocab
+from ns_common.modeling import load_tokenizer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(REPO, "data", "sample", "pretrain", "domain_corpus.txt")
-TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+CORPUS = os.path.join(SAMPLE, "pretrain", "domain_corpus.txt")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A tiny from-scratch ERNIE and ERNIE-Gram sharing one vocabulary built from the sample."""
-    if not os.path.isfile(CORPUS):
-        pytest.skip(f"bundled sample missing: {CORPUS}")
-    root = tmp_path_factory.mktemp("pretrain_models")
-    with open(CORPUS, encoding="utf-8") as f:
-        vocab = build_vocab(f.read().splitlines())
-    dirs = {}
-    for model_type in ("ernie", "ernie-gram"):
-        save_dir = str(root / model_type)
-        os.makedirs(save_dir)
-        write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
-        new_backbone(model_type, len(vocab), "mini", max_position_embeddings=64, **TINY).save_pretrained(save_dir)
-        new_tokenizer(model_type, os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
-        dirs[model_type] = save_dir
-    return dirs
-
-
-@pytest.fixture(scope="module")
-def data_prefix(models, tmp_path_factory):
+def data_prefix(tiny_pretrain_models, tmp_path_factory):
     prefix = str(tmp_path_factory.mktemp("pretrain_data") / "sample")
-    stats = build([CORPUS], models["ernie"], prefix)
+    stats = build([CORPUS], tiny_pretrain_models["ernie"], prefix)
     assert stats["documents"] == 500
     return prefix
 
 
-def train_args(models, data_prefix, output_dir, *extra, model_type="ernie"):
+def train_args(tiny_pretrain_models, data_prefix, output_dir, *extra, model_type="ernie"):
     return [
-        "--model_name_or_path", models[model_type], "--input_prefix", data_prefix, "--output_dir", str(output_dir),
+        "--model_name_or_path", tiny_pretrain_models[model_type], "--input_prefix", data_prefix, "--output_dir", str(output_dir),
         "--split", "80,10,10", "--max_seq_len", "64", "--micro_batch_size", "8", "--max_lr", "5e-3",
         "--warmup_rate", "0.1", "--eval_freq", "6", "--eval_iters", "3", "--logging_freq", "4", "--seed", "7", *extra,
     ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def reference_run(models, data_prefix, tmp_path_factory):
+def reference_run(tiny_pretrain_models, data_prefix, tmp_path_factory):
     """An uninterrupted 12-step run, checkpoints every 4 steps."""
     output_dir = tmp_path_factory.mktemp("pretrain_reference")
-    run_pretrain(train_args(models, data_prefix, output_dir, "--max_steps", "12", "--save_steps", "4"))
+    run_pretrain(train_args(tiny_pretrain_models, data_prefix, output_dir, "--max_steps", "12", "--save_steps", "4"))
     return output_dir
 
 
@@ -70,10 +49,10 @@ def test_sentence_split_keeps_numbers_and_splits_cjk_ascii_stops():
     assert split_sentences(text) == ["本文提出方法。", "效果提高3.5%！", "结果如下;", "结论.", "该方法有效？", "ok. fine"]
 
 
-def test_round_trip_ids_decode_to_text_with_jieba_word_boundaries(models, data_prefix):
+def test_round_trip_ids_decode_to_text_with_jieba_word_boundaries(tiny_pretrain_models, data_prefix):
     import jieba
 
-    tokenizer = load_tokenizer(models["ernie"])
+    tokenizer = load_tokenizer(tiny_pretrain_models["ernie"])
     corpus = IndexedCorpus(data_prefix)
     documents = list(read_documents([CORPUS]))
     assert corpus.n_docs == len(documents) == 500
@@ -100,27 +79,28 @@ def test_round_trip_ids_decode_to_text_with_jieba_word_boundaries(models, data_p
             assert words == [w.lower() for w in jieba.lcut(sentence) if w.strip()]
 
 
-def test_blank_line_documents_and_bad_lines(tmp_path, models, caplog):
+def test_blank_line_documents_and_bad_lines(tmp_path, tiny_pretrain_models, caplog):
     path = tmp_path / "blank.txt"
     path.write_bytes("第一篇的第一句。第二句\n第三句。\n\n\n第二篇只有一句\n".encode() + b"\xff\xfe bad\n\n" + "第三篇。\n".encode())
     documents = list(read_documents([str(path)], doc_format="blank"))
     assert documents == [["第一篇的第一句。", "第二句", "第三句。"], ["第二篇只有一句"], ["第三篇。"]]
     assert "invalid UTF-8 (line 6)" in caplog.text
-    stats = build([str(path)], models["ernie"], str(tmp_path / "blank"), doc_format="blank")
+    stats = build([str(path)], tiny_pretrain_models["ernie"], str(tmp_path / "blank"), doc_format="blank")
     assert (stats["documents"], stats["sentences"]) == (3, 5)
 
 
-def test_missing_input_is_a_one_line_error(tmp_path, models, capsys):
+def test_missing_input_is_a_one_line_error(tmp_path, tiny_pretrain_models, capsys):
     from domain_pretrain.data_tools.create_pretraining_data import main as create_data
 
     with pytest.raises(SystemExit) as exit_info:
-        create_data(["--input_path", str(tmp_path / "nope.txt"), "--model_name_or_path", models["ernie"], "--output_prefix", str(tmp_path / "x")])
+        create_data(["--input_path", str(tmp_path / "nope.txt"), "--model_name_or_path", tiny_pretrain_models["ernie"],
+                     "--output_prefix", str(tmp_path / "x")])
     assert exit_info.value.code == 2
     assert "nope.txt" in capsys.readouterr().err
 
 
-def test_masking_statistics_whole_words_and_sentence_order(models, data_prefix):
-    tokenizer = load_tokenizer(models["ernie"])
+def test_masking_statistics_whole_words_and_sentence_order(tiny_pretrain_models, data_prefix):
+    tokenizer = load_tokenizer(tiny_pretrain_models["ernie"])
     corpus = IndexedCorpus(data_prefix)
     train_docs, valid_docs, test_docs = split_documents(corpus.n_docs, "80,10,10")
     assert (len(train_docs), len(valid_docs), len(test_docs)) == (400, 50, 50)
@@ -178,12 +158,12 @@ def test_training_lowers_held_out_mlm_loss_and_saves_a_loadable_backbone(referen
     assert load_tokenizer(str(reference_run / "final")).vocab_size == model.config.vocab_size
 
 
-def test_frozen_word_embeddings_stay_while_the_layers_learn(models, data_prefix, tmp_path):
-    run_pretrain(train_args(models, data_prefix, tmp_path, "--max_steps", "8", "--freeze_word_embeddings"))
+def test_frozen_word_embeddings_stay_while_the_layers_learn(tiny_pretrain_models, data_prefix, tmp_path):
+    run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "8", "--freeze_word_embeddings"))
     with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
         summary = json.load(f)
     assert summary["test_final"]["mlm_loss"] < summary["test_initial"]["mlm_loss"] - 0.1
-    before = paddle.load(os.path.join(models["ernie"], "model_state.pdparams"))
+    before = paddle.load(os.path.join(tiny_pretrain_models["ernie"], "model_state.pdparams"))
     after = paddle.load(str(tmp_path / "final" / "model_state.pdparams"))
     word = [k for k in after if k.endswith("word_embeddings.weight")]
     assert len(word) == 1 and np.array_equal(after[word[0]].numpy(), before[word[0]].numpy())
@@ -191,8 +171,8 @@ def test_frozen_word_embeddings_stay_while_the_layers_learn(models, data_prefix,
     assert any("encoder" in k for k in changed), changed
 
 
-def test_span_views_are_the_unmasked_spans_and_leave_the_mlm_masks_alone(models, data_prefix):
-    tokenizer = load_tokenizer(models["ernie"])
+def test_span_views_are_the_unmasked_spans_and_leave_the_mlm_masks_alone(tiny_pretrain_models, data_prefix):
+    tokenizer = load_tokenizer(tiny_pretrain_models["ernie"])
     corpus = IndexedCorpus(data_prefix)
     docs = split_documents(corpus.n_docs, "80,10,10")[0]
     plain = PretrainingDataset(corpus, docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3)
@@ -213,12 +193,12 @@ def test_span_views_are_the_unmasked_spans_and_leave_the_mlm_masks_alone(models,
     assert batch["span_a_ids"].shape[0] == batch["span_b_ids"].shape[0] == 4
 
 
-def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(models, data_prefix, tmp_path):
+def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(tiny_pretrain_models, data_prefix, tmp_path):
     from domain_pretrain.model import SPAN_CONTRAST_SCALE, PretrainingModel
     from ns_common.modeling import load_backbone
     from ns_common.semantic import SemanticIndexBase
 
-    run_pretrain(train_args(models, data_prefix, tmp_path, "--max_steps", "12", "--span_contrast", "--max_lr", "1e-2"))
+    run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "12", "--span_contrast", "--max_lr", "1e-2"))
     with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
         summary = json.load(f)
     before, after = summary["test_initial"], summary["test_final"]
@@ -230,7 +210,8 @@ def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(mo
     # the logits are the scaled cosines of exactly the embedding a recall encoder (mean pooling) computes
     model = PretrainingModel(load_backbone(str(tmp_path / "final")), span_contrast=True)
     model.eval()
-    dataset = PretrainingDataset(IndexedCorpus(data_prefix), range(40), load_tokenizer(models["ernie"]), max_seq_len=64, span_views=True)
+    tokenizer = load_tokenizer(tiny_pretrain_models["ernie"])
+    dataset = PretrainingDataset(IndexedCorpus(data_prefix), range(40), tokenizer, max_seq_len=64, span_views=True)
     batch = dataset.batch(range(6))
     span_logits = model(*[paddle.to_tensor(batch[k]) for k in ("input_ids", "token_type_ids", "masked_positions", "span_a_ids", "span_b_ids")])[2]
     encoder = SemanticIndexBase(model.backbone, pooling="mean")
@@ -238,8 +219,8 @@ def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(mo
     np.testing.assert_allclose(span_logits.numpy(), SPAN_CONTRAST_SCALE * (a @ b.T).numpy(), atol=1e-4)
 
 
-def test_kill_and_resume_equals_uninterrupted_run(models, data_prefix, reference_run, tmp_path):
-    args = train_args(models, data_prefix, tmp_path, "--max_steps", "12", "--save_steps", "4")
+def test_kill_and_resume_equals_uninterrupted_run(tiny_pretrain_models, data_prefix, reference_run, tmp_path):
+    args = train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "12", "--save_steps", "4")
     killed = subprocess.run([sys.executable, "domain_pretrain/run_pretrain.py", *args, "--kill_at_step", "10"], cwd=REPO, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-2000:]
     with open(tmp_path / "model_last" / "trainer_state.json", encoding="utf-8") as f:
@@ -257,14 +238,14 @@ def test_kill_and_resume_equals_uninterrupted_run(models, data_prefix, reference
         assert np.array_equal(resumed[key].numpy(), reference[key].numpy()), key
 
 
-def test_resume_refuses_other_sampling_flags(models, data_prefix, reference_run, capsys):
+def test_resume_refuses_other_sampling_flags(tiny_pretrain_models, data_prefix, reference_run, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_pretrain(train_args(models, data_prefix, reference_run, "--max_steps", "12", "--seed", "8"))
+        run_pretrain(train_args(tiny_pretrain_models, data_prefix, reference_run, "--max_steps", "12", "--seed", "8"))
     assert exit_info.value.code == 2
     assert "--seed 8 (checkpoint: 7)" in capsys.readouterr().err
 
 
-def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(models, data_prefix, reference_run, tmp_path, capsys):
+def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(tiny_pretrain_models, data_prefix, reference_run, tmp_path, capsys):
     """Issue 17: resumed with a learning rate that breaks the model, the run stops at the broken step with one
     line; final/ and model_last/ of the good run stay byte for byte."""
     import hashlib
@@ -279,7 +260,7 @@ def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(models,
     before = digest()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        run_pretrain(train_args(models, data_prefix, output_dir, "--max_steps", "16", "--max_lr", "1e30", "--min_lr", "1e30"))
+        run_pretrain(train_args(tiny_pretrain_models, data_prefix, output_dir, "--max_steps", "16", "--max_lr", "1e30", "--min_lr", "1e30"))
     assert exit_info.value.code == 3
     err = capsys.readouterr().err
     # the loss turns NaN (or, first, the weights) a step or three after the resume, before any save
@@ -288,26 +269,24 @@ def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(models,
     assert digest() == before
 
 
-def test_flag_and_vocabulary_mismatches_fail_early(models, data_prefix, tmp_path, capsys):
+def test_flag_and_vocabulary_mismatches_fail_early(tiny_pretrain_models, data_prefix, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        run_pretrain(train_args(models, data_prefix, tmp_path, "--use_amp"))
+        run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--use_amp"))
     assert "--use_amp needs --device gpu" in capsys.readouterr().err
 
-    other = tmp_path / "other_vocab"
-    os.makedirs(other)
-    write_vocab(["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]", "的"], str(other / "vocab.txt"))
-    new_backbone("ernie", 6, "mini", max_position_embeddings=64, **TINY).save_pretrained(str(other))
-    new_tokenizer("ernie", str(other / "vocab.txt")).save_pretrained(str(other))
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]", "的"]
+    other = make_tiny_model(str(tmp_path / "other_vocab"), "ernie", vocab=vocab, max_position_embeddings=64)
     with pytest.raises(SystemExit):
-        run_pretrain(train_args({"ernie": str(other)}, data_prefix, tmp_path / "out"))
+        run_pretrain(train_args({"ernie": other}, data_prefix, tmp_path / "out"))
     assert "another vocabulary" in capsys.readouterr().err
 
 
-def test_ernie_gram_pretrains_and_loads_as_ernie_gram(models, data_prefix, tmp_path):
+def test_ernie_gram_pretrains_and_loads_as_ernie_gram(tiny_pretrain_models, data_prefix, tmp_path):
     from paddlenlp.transformers import ErnieGramModel
 
     # a bootstrapped ERNIE and ERNIE-Gram share a vocabulary, hence the same data
-    run_pretrain(train_args(models, data_prefix, tmp_path, "--max_steps", "2", "--model_type", "ernie-gram", model_type="ernie-gram"))
+    run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "2", "--model_type", "ernie-gram",
+                            model_type="ernie-gram"))
     model = ErnieGramModel.from_pretrained(str(tmp_path / "final"))
     assert model.config.hidden_size == 32
     with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
@@ -315,10 +294,9 @@ def test_ernie_gram_pretrains_and_loads_as_ernie_gram(models, data_prefix, tmp_p
 
 
 @pytest.mark.slow
-def test_two_processes_end_with_identical_weights(models, data_prefix, tmp_path):
-    args = train_args(models, data_prefix, tmp_path / "out", "--max_steps", "3", "--save_steps", "3")
-    launch = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "logs")]
-    result = subprocess.run([*launch, "domain_pretrain/run_pretrain.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+def test_two_processes_end_with_identical_weights(tiny_pretrain_models, data_prefix, tmp_path):
+    args = train_args(tiny_pretrain_models, data_prefix, tmp_path / "out", "--max_steps", "3", "--save_steps", "3")
+    result, _ = launch_two_processes("domain_pretrain/run_pretrain.py", args, tmp_path / "logs")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     checksums = [(tmp_path / "out" / f"weights_checksum.rank{r}.txt").read_text() for r in (0, 1)]
     assert checksums[0] == checksums[1]

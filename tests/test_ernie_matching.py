@@ -1,14 +1,13 @@
 """ernie_matching/: pair encoding, AUC, hard-negative mining, pairwise training, export, reranking.
 
-A tiny from-scratch ERNIE-Gram (hidden 32, one layer) trained for a few steps on the bundled sample."""
+The tiny from-scratch ERNIE-Gram of conftest.py (hidden 32, one layer) trained for a few steps on the bundled sample."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import paddle
 import pytest
+from conftest import launch_two_processes, sample_file
 
 from ernie_matching import evaluate, export_model, mine_pairwise, predict_pairwise, pseudo_pairs, rerank_results, train_pairwise
 from ernie_matching.data import PairEncoder, read_query_title_pairs
@@ -17,51 +16,24 @@ from ernie_matching.reranker import Reranker
 from ns_common.evaluate import evaluate_file
 from ns_common.io import read_pairwise_labeled, read_pairwise_train, read_text_pairs, write_lines
 from ns_common.metrics import auc
-from ns_common.modeling import load_tokenizer, new_backbone, new_tokenizer
+from ns_common.modeling import load_tokenizer, new_backbone
 from ns_common.text import convert_example
-from ns_common.vocab import build_vocab, write_vocab
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "sample")
-SORT = os.path.join(SAMPLE, "sort")
-TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-
-
-def require_sample():
-    if not os.path.isfile(os.path.join(SORT, "train_pairwise.csv")):
-        pytest.skip(f"bundled sample missing: {SORT}")
-
-
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory):
-    """A tiny from-scratch ERNIE-Gram whose vocabulary comes from the sample."""
-    require_sample()
-    save_dir = str(tmp_path_factory.mktemp("ernie_gram"))
-    with open(os.path.join(SAMPLE, "recall", "train_unsupervised.csv"), encoding="utf-8") as f:
-        vocab = build_vocab(f.read().splitlines())
-    write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
-    paddle.seed(3)
-    new_backbone("ernie-gram", len(vocab), "mini", max_position_embeddings=128, **TINY).save_pretrained(save_dir)
-    new_tokenizer("ernie-gram", os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
-    return save_dir
-
 
 @pytest.fixture(scope="module")
 def small_train_file(tmp_path_factory):
     """The first 96 triples of the sample: enough to see the loss fall in a few dozen steps."""
-    require_sample()
     path = str(tmp_path_factory.mktemp("sort") / "train_pairwise.csv")
-    triples = list(read_pairwise_train(os.path.join(SORT, "train_pairwise.csv")))[:96]
+    triples = list(read_pairwise_train(sample_file("sort", "train_pairwise.csv")))[:96]
     write_lines(path, triples, header=("query", "title", "neg_title"))
     return path
 
 
 @pytest.fixture(scope="module")
-def trained(backbone_dir, small_train_file, tmp_path_factory):
+def trained(tiny_ernie_gram, small_train_file, tmp_path_factory):
     save_dir = str(tmp_path_factory.mktemp("ernie_matching_ckpt"))
     train_pairwise.main([
-        "--model_name_or_path", backbone_dir, "--train_file", small_train_file,
-        "--test_file", os.path.join(SORT, "dev_pairwise.csv"), "--save_dir", save_dir, "--batch_size", "16",
+        "--model_name_or_path", tiny_ernie_gram, "--train_file", small_train_file,
+        "--test_file", sample_file("sort", "dev_pairwise.csv"), "--save_dir", save_dir, "--batch_size", "16",
         "--learning_rate", "3e-3", "--epochs", "8", "--eval_step", "24", "--max_seq_length", "48", "--seed", "5",
         "--dropout", "0.0", "--logging_steps", "4",
     ])  # fmt: skip
@@ -80,9 +52,9 @@ def mean_pairwise_loss(model, tokenizer, triples, margin=0.1):
 # --- pair encoding -----------------------------------------------------------------------------------
 
 
-def test_pair_encoder_equals_tokenizer_with_truncation_and_caches(backbone_dir):
-    tokenizer = load_tokenizer(backbone_dir)
-    pairs = list(read_text_pairs(os.path.join(SAMPLE, "recall", "dev.csv")))[:20]
+def test_pair_encoder_equals_tokenizer_with_truncation_and_caches(tiny_ernie_gram):
+    tokenizer = load_tokenizer(tiny_ernie_gram)
+    pairs = list(read_text_pairs(sample_file("recall", "dev.csv")))[:20]
     pairs.append(("CNN LSTM 图像识别", "基于BERT与CNN的PM2.5浓度预测研究" * 5))  # longer than max_seq_length
     for max_len in (64, 16):
         encoder = PairEncoder(tokenizer, max_len)
@@ -96,8 +68,8 @@ def test_pair_encoder_equals_tokenizer_with_truncation_and_caches(backbone_dir):
     assert len(small.cache) == 3
 
 
-def test_exact_match_marks_the_tokens_found_on_the_other_side(backbone_dir):
-    tokenizer = load_tokenizer(backbone_dir)
+def test_exact_match_marks_the_tokens_found_on_the_other_side(tiny_ernie_gram):
+    tokenizer = load_tokenizer(tiny_ernie_gram)
     query, title = "图像 识别", "基于深度学习的图像分类"
     plain = PairEncoder(tokenizer, 64).encode(query, title)
     input_ids, types = PairEncoder(tokenizer, 64, mark_matches=True).encode(query, title)
@@ -111,14 +83,14 @@ def test_exact_match_marks_the_tokens_found_on_the_other_side(backbone_dir):
     assert PairEncoder(tokenizer, 64, mark_matches=True).encode("天气", "基于深度学习的图像分类") == PairEncoder(tokenizer, 64).encode("天气", "基于深度学习的图像分类")
 
 
-def test_match_token_types_start_as_the_plain_ones(backbone_dir):
+def test_match_token_types_start_as_the_plain_ones(tiny_ernie_gram):
     """The two new token-type rows are copies: before training, a marked pair scores as the plain pair."""
-    plain, tokenizer = load_matching_model(backbone_dir, dropout=0.0)
-    marked, _ = load_matching_model(backbone_dir, dropout=0.0, mark_matches=True)
+    plain, tokenizer = load_matching_model(tiny_ernie_gram, dropout=0.0)
+    marked, _ = load_matching_model(tiny_ernie_gram, dropout=0.0, mark_matches=True)
     marked.similarity.set_state_dict(plain.similarity.state_dict())
     assert marked.ptm.embeddings.token_type_embeddings.weight.shape[0] == 4
     plain.eval(), marked.eval()
-    rows = list(read_pairwise_labeled(os.path.join(SORT, "dev_pairwise.csv")))[:16]
+    rows = list(read_pairwise_labeled(sample_file("sort", "dev_pairwise.csv")))[:16]
     queries, titles = [q for q, _, _ in rows], [t for _, t, _ in rows]
     with paddle.no_grad():
         p = plain(*map(paddle.to_tensor, PairEncoder(tokenizer, 48).encode_batch(queries, titles))).numpy()
@@ -218,9 +190,8 @@ def test_mining_flag_errors_are_one_line(hand_made_recall, tmp_path, capsys):
 
 
 def test_pseudo_pairs_query_words_come_from_the_title_and_negatives_differ(tmp_path):
-    require_sample()
     out = str(tmp_path / "pseudo.csv")
-    args = ["--corpus_file", os.path.join(SAMPLE, "recall", "corpus.csv"), "--output_file", out, "--random_negatives", "1",
+    args = ["--corpus_file", sample_file("recall", "corpus.csv"), "--output_file", out, "--random_negatives", "1",
             "--bm25_negatives", "2", "--max_titles", "60", "--seed", "3"]
     pseudo_pairs.main(args)
     triples = list(read_pairwise_train(out))
@@ -237,8 +208,8 @@ def test_pseudo_pairs_query_words_come_from_the_title_and_negatives_differ(tmp_p
 # --- training ------------------------------------------------------------------------------------------
 
 
-def test_pairwise_losses_on_hand_made_logits(backbone_dir):
-    backbone = load_matching_model(backbone_dir)[0].ptm
+def test_pairwise_losses_on_hand_made_logits(tiny_ernie_gram):
+    backbone = load_matching_model(tiny_ernie_gram)[0].ptm
     pos, neg = paddle.to_tensor([2.0, 0.0, -1.0]), paddle.to_tensor([0.0, 0.0, 1.0])
     sigmoid = lambda x: 1 / (1 + np.exp(-np.array(x)))  # noqa: E731
     margin_expected = np.mean(np.maximum(0.0, 0.1 - (sigmoid([2.0, 0.0, -1.0]) - sigmoid([0.0, 0.0, 1.0]))))
@@ -253,9 +224,9 @@ def test_pairwise_losses_on_hand_made_logits(backbone_dir):
 
 
 
-def test_training_lowers_the_pairwise_loss_and_keeps_the_best_auc(trained, backbone_dir, small_train_file):
+def test_training_lowers_the_pairwise_loss_and_keeps_the_best_auc(trained, tiny_ernie_gram, small_train_file):
     triples = list(read_pairwise_train(small_train_file))
-    before, tokenizer = load_matching_model(backbone_dir)
+    before, tokenizer = load_matching_model(tiny_ernie_gram)
     after, _ = load_matching_model(params_path=os.path.join(trained, "model_final"))  # self-describing checkpoint
     loss_before, loss_after = mean_pairwise_loss(before, tokenizer, triples), mean_pairwise_loss(after, tokenizer, triples)
     assert loss_after < 0.5 * loss_before, (loss_before, loss_after)
@@ -271,8 +242,8 @@ def test_training_lowers_the_pairwise_loss_and_keeps_the_best_auc(trained, backb
     assert after.mark_matches and after.ptm.embeddings.token_type_embeddings.weight.shape[0] == 4
 
 
-def test_training_flag_errors_fail_before_loading_a_model(backbone_dir, small_train_file, tmp_path, capsys):
-    base = ["--model_name_or_path", backbone_dir, "--train_file", small_train_file, "--test_file", os.path.join(SORT, "dev_pairwise.csv")]
+def test_training_flag_errors_fail_before_loading_a_model(tiny_ernie_gram, small_train_file, tmp_path, capsys):
+    base = ["--model_name_or_path", tiny_ernie_gram, "--train_file", small_train_file, "--test_file", sample_file("sort", "dev_pairwise.csv")]
     with pytest.raises(SystemExit):
         train_pairwise.main([*base, "--margin", "1.5"])
     assert "--margin" in capsys.readouterr().err
@@ -294,14 +265,12 @@ def test_checkpoint_of_another_size_is_a_clear_error(trained, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_two_process_cpu_training(backbone_dir, small_train_file, tmp_path):
-    launch = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "logs")]
+def test_two_process_cpu_training(tiny_ernie_gram, small_train_file, tmp_path):
     # two training files are mixed; the logistic loss runs through DataParallel too
-    args = ["--model_name_or_path", backbone_dir, "--train_file", small_train_file, os.path.join(SORT, "train_pairwise.csv"),
-            "--test_file", os.path.join(SORT, "dev_pairwise.csv"), "--loss", "logistic",
+    args = ["--model_name_or_path", tiny_ernie_gram, "--train_file", small_train_file, sample_file("sort", "train_pairwise.csv"),
+            "--test_file", sample_file("sort", "dev_pairwise.csv"), "--loss", "logistic",
             "--save_dir", str(tmp_path / "ckpt"), "--batch_size", "8", "--max_steps", "3", "--eval_step", "3", "--max_seq_length", "32"]
-    result = subprocess.run([*launch, "ernie_matching/train_pairwise.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
-    logs = "".join(open(os.path.join(tmp_path / "logs", f), errors="replace").read() for f in os.listdir(tmp_path / "logs"))
+    result, logs = launch_two_processes("ernie_matching/train_pairwise.py", args, tmp_path / "logs")
     assert result.returncode == 0, logs[-3000:]
     with open(tmp_path / "ckpt" / "train_summary.json", encoding="utf-8") as f:
         summary = json.load(f)
@@ -315,7 +284,7 @@ def test_two_process_cpu_training(backbone_dir, small_train_file, tmp_path):
 
 def test_evaluate_reports_the_auc_of_the_model_scores(trained, capsys):
     ckpt = os.path.join(trained, "model_best")
-    test_file = os.path.join(SORT, "test_pairwise.csv")
+    test_file = sample_file("sort", "test_pairwise.csv")
     value = evaluate.main(["--test_file", test_file, "--params_path", ckpt])
     out = capsys.readouterr().out
     rows = list(read_pairwise_labeled(test_file))
@@ -329,7 +298,7 @@ def test_exported_model_gives_the_dynamic_probabilities(trained, tmp_path, capsy
     ckpt = os.path.join(trained, "model_best")
     export_dir = str(tmp_path / "exported")
     export_model.main(["--params_path", ckpt, "--output_path", export_dir])
-    rows = list(read_pairwise_labeled(os.path.join(SORT, "test_pairwise.csv")))
+    rows = list(read_pairwise_labeled(sample_file("sort", "test_pairwise.csv")))
     queries, titles = [q for q, _, _ in rows], [t for _, t, _ in rows]
     dynamic = Reranker(params_path=ckpt, batch_size=32).score_pairs(queries, titles)
     exported = Reranker(model_dir=export_dir, batch_size=32)
@@ -340,7 +309,7 @@ def test_exported_model_gives_the_dynamic_probabilities(trained, tmp_path, capsy
     assert exported.pairs_per_s > 0
     # predict_pairwise.py: one JSON object a line, same probabilities
     out_file = str(tmp_path / "pred.jsonl")
-    predict_pairwise.main(["--model_dir", export_dir, "--input_file", os.path.join(SORT, "test_pairwise.csv"), "--output_file", out_file])
+    predict_pairwise.main(["--model_dir", export_dir, "--input_file", sample_file("sort", "test_pairwise.csv"), "--output_file", out_file])
     with open(out_file, encoding="utf-8") as f:
         predictions = [json.loads(line) for line in f]
     assert [(p["query"], p["title"]) for p in predictions] == list(zip(queries, titles))
@@ -360,7 +329,7 @@ def test_query_title_reader_takes_headers_and_extra_fields(tmp_path, caplog):
 def test_rerank_orders_candidates_by_their_scores_and_keeps_both(trained):
     reranker = Reranker(params_path=os.path.join(trained, "model_best"), batch_size=4)
     query = "重金属污染 主成分分析 生态风险评价"
-    titles = [t for _, t in read_text_pairs(os.path.join(SAMPLE, "recall", "dev.csv"))][:10]
+    titles = [t for _, t in read_text_pairs(sample_file("recall", "dev.csv"))][:10]
     candidates = [{"id": 100 + i, "text": t, "score": 1.0 - i / 10} for i, t in enumerate(titles)]
     scores = reranker.score(query, titles)
     top = reranker.rerank(query, candidates, top_k=5)
@@ -375,7 +344,7 @@ def test_rerank_orders_candidates_by_their_scores_and_keeps_both(trained):
 
 
 def test_rerank_results_rewrites_recall_result_and_reports_before_and_after(trained, tmp_path, capsys):
-    pairs = list(read_text_pairs(os.path.join(SAMPLE, "recall", "dev.csv")))[:6]
+    pairs = list(read_text_pairs(sample_file("recall", "dev.csv")))[:6]
     corpus = [t for _, t in pairs]
     # hand-made recall: each query's gold at rank 3 of 5
     rows = []

@@ -10,9 +10,8 @@ import pytest
 from ernie_matching.data import PairEncoder, read_query_title_pairs
 from inbatch_negative.data import read_hard_negatives, read_train_pairs
 from ns_common.io import (DataFileError, read_corpus, read_fields, read_jsonl, read_pairwise_labeled, read_pairwise_train,
-                          read_text_pairs)
+                          read_recall_result, read_text_pairs)
 from ns_common.modeling import new_tokenizer
-from ns_common.recall import read_recall_result
 from ns_common.text import convert_example
 from ns_common.vocab import build_vocab, write_vocab
 from recall.milvus.data import count_lines, iter_corpus_chunks, read_queries

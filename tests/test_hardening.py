@@ -11,48 +11,35 @@ import time
 import numpy as np
 import paddle
 import pytest
+from conftest import SAMPLE, make_tiny_model, sample_file
 
 from domain_pretrain import run_pretrain
 from ernie_matching import train_pairwise
 from ernie_matching.data import PairEncoder, PairwiseDataset
 from inbatch_negative import train_batch_neg
 from ns_common.io import read_corpus, read_pairwise_train, write_lines
-from ns_common.modeling import load_tokenizer, new_backbone, new_tokenizer
+from ns_common.modeling import load_tokenizer
 from ns_common.semantic import load_encoder
 from ns_common.semantic_tools import export_encoder
 from ns_common.text import CHARS_PER_TOKEN, convert_example
-from ns_common.vocab import build_vocab, write_vocab
 from recall.milvus import insert
 from simcse import train as simcse_train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "sample")
-TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 POSITIONS = 64
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Tiny ERNIE and ERNIE-Gram backbones, the ERNIE one also exported (an export dir has no weights to train)."""
-    texts_file = os.path.join(SAMPLE, "recall", "train_unsupervised.csv")
-    if not os.path.isfile(texts_file):
-        pytest.skip(f"bundled sample missing: {texts_file}")
+    texts = read_corpus(sample_file("recall", "train_unsupervised.csv"))
     root = tmp_path_factory.mktemp("hardening")
-    vocab = build_vocab(read_corpus(texts_file))
-    dirs = {}
-    for model_type in ("ernie", "ernie-gram"):
-        save_dir = str(root / model_type)
-        os.makedirs(save_dir)
-        write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
-        paddle.seed(17)
-        new_backbone(model_type, len(vocab), "mini", max_position_embeddings=POSITIONS, **TINY).save_pretrained(save_dir)
-        new_tokenizer(model_type, os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
-        dirs[model_type] = save_dir
+    dirs = {model_type: make_tiny_model(str(root / model_type), model_type, texts, seed=17, max_position_embeddings=POSITIONS)
+            for model_type in ("ernie", "ernie-gram")}
     encoder, tokenizer = load_encoder(dirs["ernie"], output_emb_size=16)
     dirs["export"] = str(root / "export")
     export_encoder(encoder, tokenizer, dirs["export"])
     dirs["texts"] = str(root / "texts.csv")
-    write_lines(dirs["texts"], read_corpus(texts_file)[:64])
+    write_lines(dirs["texts"], texts[:64])
     return dirs
 
 

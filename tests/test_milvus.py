@@ -34,7 +34,8 @@ def model(tmp_path_factory):
     import paddle
 
     from ns_common import bootstrap
-    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.checkpoint import save_encoder_config
+    from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
     from ns_common.text import batch_encode
     from ns_common.utils import quiet_paddlenlp, set_seed

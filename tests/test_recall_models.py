@@ -1,16 +1,15 @@
 """simcse/ and inbatch_negative/: losses, training (1 and 2 processes), warm start, recall, evaluation,
 hard-negative mining, export and Paddle Inference.
 
-A tiny from-scratch ERNIE (hidden 32, one layer) whose vocabulary comes from the bundled sample; every
+The tiny from-scratch ERNIE of conftest.py (hidden 32, one layer; vocabulary from the bundled sample); every
 training run is a few steps on (a slice of) the sample."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import paddle
 import pytest
+from conftest import launch_two_processes, sample_file
 
 from inbatch_negative import mine_hard_negatives, train_batch_neg
 from inbatch_negative.model import SemanticIndexBatchNeg
@@ -19,53 +18,32 @@ from ns_common import recall as recall_cli
 from ns_common import semantic_tools
 from ns_common.contrastive import false_negative_mask, in_batch_softmax_loss
 from ns_common.evaluate import evaluate_file, recall_metrics
-from ns_common.io import read_corpus, read_fields, read_text_pairs, write_lines
-from ns_common.modeling import new_backbone, new_tokenizer
+from ns_common.io import read_corpus, read_fields, read_recall_result, read_text_pairs, write_lines, write_recall_result
 from ns_common.predictor import InferencePredictor
-from ns_common.recall import exact_search, hnsw_search, read_recall_result, write_recall_result
+from ns_common.recall import exact_search, hnsw_search
 from ns_common.semantic import embed_texts, load_encoder
-from ns_common.vocab import build_vocab, write_vocab
 from simcse import train as simcse_train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "sample", "recall")
-TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 EMB = 16  # --output_emb_size of every model here
 
 
 def sample(name):
-    path = os.path.join(SAMPLE, name)
-    if not os.path.isfile(path):
-        pytest.skip(f"bundled sample missing: {path}")
-    return path
+    return sample_file("recall", name)
 
 
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory):
-    """A tiny from-scratch ERNIE whose vocabulary comes from the sample."""
-    texts = read_corpus(sample("train_unsupervised.csv")) + [q for q, _ in read_text_pairs(sample("train.csv"))]
-    save_dir = str(tmp_path_factory.mktemp("ernie"))
-    vocab = build_vocab(texts)
-    write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
-    paddle.seed(7)
-    new_backbone("ernie", len(vocab), "mini", max_position_embeddings=128, **TINY).save_pretrained(save_dir)
-    new_tokenizer("ernie", os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
-    return save_dir
-
-
-def train_args(backbone_dir, save_dir, *extra):
-    return ["--model_name_or_path", backbone_dir, "--save_dir", str(save_dir), "--output_emb_size", str(EMB),
+def train_args(tiny_ernie, save_dir, *extra):
+    return ["--model_name_or_path", tiny_ernie, "--save_dir", str(save_dir), "--output_emb_size", str(EMB),
             "--max_seq_length", "32", "--logging_steps", "4", *extra]
 
 
 @pytest.fixture(scope="module")
-def simcse_run(backbone_dir, tmp_path_factory):
+def simcse_run(tiny_ernie, tmp_path_factory):
     """SimCSE on 96 texts of the sample, 4 epochs of 6 batches."""
     root = tmp_path_factory.mktemp("simcse")
     texts = read_corpus(sample("train_unsupervised.csv"))[:96]
     train_file = str(root / "train_unsupervised.csv")
     write_lines(train_file, texts)
-    summary = simcse_train.main(train_args(backbone_dir, root / "ckpt", "--train_set_file", train_file, "--batch_size", "16",
+    summary = simcse_train.main(train_args(tiny_ernie, root / "ckpt", "--train_set_file", train_file, "--batch_size", "16",
                                            "--epochs", "4", "--learning_rate", "1e-3", "--pooling", "mean"))
     return root / "ckpt", summary
 
@@ -225,12 +203,12 @@ def hard_negatives(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def inbatch_run(backbone_dir, simcse_run, hard_negatives, tmp_path_factory):
+def inbatch_run(tiny_ernie, simcse_run, hard_negatives, tmp_path_factory):
     """SimCSE -> in-batch (+ BM25 hard negatives), 3 epochs of 8 batches, evaluated after each epoch."""
     save_dir = tmp_path_factory.mktemp("inbatch") / "ckpt"
     simcse_ckpt, _ = simcse_run
     summary = train_batch_neg.main(train_args(
-        backbone_dir, save_dir, "--train_set_file", sample("train.csv"), "--init_from_ckpt", str(simcse_ckpt / "model_final"),
+        tiny_ernie, save_dir, "--train_set_file", sample("train.csv"), "--init_from_ckpt", str(simcse_ckpt / "model_final"),
         "--hard_negative_file", hard_negatives[0], "--batch_size", "32", "--epochs", "3", "--learning_rate", "1e-3",
         "--evaluate", "--similar_text_pair_file", sample("dev.csv"), "--corpus_file", sample("corpus.csv"),
         "--recall_num", "20", "--recall_result_dir", str(save_dir / "recall")))
@@ -254,8 +232,9 @@ def test_mining_rule_on_a_handmade_ranking():
     # query q ranks: above (0.9) > gold (0.8) = its duplicate (0.8) > below1 > below2
     rank = {"q": ([1, 0, 5, 3, 4], [0.9, 0.8, 0.8, 0.5, 0.4]), "r": ([1, 3], [0.9, 0.5])}
     triples, counts = mine_hard_negatives.mine([("q", "gold"), ("r", "gold")], corpus, {"q": {"gold"}, "r": {"gold"}}, rank, 5, "hardest")
-    assert triples == [("q", "gold", "below1"), ("q", "gold", "below2")]
-    assert counts["gold not retrieved"] == 1 and counts["with negatives"] == 1
+    # r's gold was not retrieved: its negatives come from the top (ns_common/negatives.py)
+    assert triples == [("q", "gold", "below1"), ("q", "gold", "below2"), ("r", "gold", "above"), ("r", "gold", "below1")]
+    assert counts["gold not retrieved"] == 1 and counts["with negatives"] == 2
 
 
 def test_inbatch_trains_from_simcse_with_hard_negatives_and_keeps_the_best(inbatch_run):
@@ -272,11 +251,11 @@ def test_inbatch_trains_from_simcse_with_hard_negatives_and_keeps_the_best(inbat
     assert json.load(open(save_dir / "model_final" / "encoder_config.json"))["pooling"] == "mean"
 
 
-def test_warm_start_loads_the_simcse_weights(backbone_dir, simcse_run):
+def test_warm_start_loads_the_simcse_weights(tiny_ernie, simcse_run):
     simcse_ckpt, _ = simcse_run
     state = paddle.load(str(simcse_ckpt / "model_final" / "model_state.pdparams"))
-    model, _ = load_encoder(backbone_dir, str(simcse_ckpt / "model_final"), EMB, model_class=SemanticIndexBatchNeg, margin=0.2, scale=30)
-    fresh, _ = load_encoder(backbone_dir, None, EMB)
+    model, _ = load_encoder(tiny_ernie, str(simcse_ckpt / "model_final"), EMB, model_class=SemanticIndexBatchNeg, margin=0.2, scale=30)
+    fresh, _ = load_encoder(tiny_ernie, None, EMB)
     loaded = model.state_dict()
     assert set(loaded) == set(state)
     for key, value in state.items():
@@ -285,35 +264,35 @@ def test_warm_start_loads_the_simcse_weights(backbone_dir, simcse_run):
     assert any(not np.array_equal(fresh.state_dict()[k].numpy(), v.numpy()) for k, v in state.items())
 
 
-def test_warm_start_with_another_projection_size_fails_fast(backbone_dir, simcse_run, tmp_path, capsys):
+def test_warm_start_with_another_projection_size_fails_fast(tiny_ernie, simcse_run, tmp_path, capsys):
     simcse_ckpt, _ = simcse_run
     with pytest.raises(SystemExit):
-        train_batch_neg.main(["--model_name_or_path", backbone_dir, "--train_set_file", sample("train.csv"), "--save_dir", str(tmp_path),
+        train_batch_neg.main(["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train.csv"), "--save_dir", str(tmp_path),
                               "--init_from_ckpt", str(simcse_ckpt / "model_final"), "--output_emb_size", "8"])
     assert "--output_emb_size 16" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "model_final")
 
 
-def test_bad_flags_fail_before_loading(backbone_dir, tmp_path, capsys):
+def test_bad_flags_fail_before_loading(tiny_ernie, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        simcse_train.main(["--model_name_or_path", backbone_dir, "--train_set_file", str(tmp_path / "nope.csv")])
+        simcse_train.main(["--model_name_or_path", tiny_ernie, "--train_set_file", str(tmp_path / "nope.csv")])
     assert "nope.csv" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        simcse_train.main(["--model_name_or_path", backbone_dir, "--train_set_file", sample("train_unsupervised.csv"),
+        simcse_train.main(["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train_unsupervised.csv"),
                            "--dev_set_file", sample("dev.csv")])
     assert "--corpus_file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_batch_neg.main(["--model_name_or_path", backbone_dir, "--train_set_file", sample("train.csv"), "--evaluate"])
+        train_batch_neg.main(["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train.csv"), "--evaluate"])
     assert "--similar_text_pair_file" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ recall, predict, export, deploy
 
 
-def test_recall_cli_writes_recall_num_rows_a_query(backbone_dir, inbatch_run, tmp_path):
+def test_recall_cli_writes_recall_num_rows_a_query(tiny_ernie, inbatch_run, tmp_path):
     save_dir, _ = inbatch_run
     # no --output_emb_size, no --pooling: both come from the checkpoint
-    path = recall_cli.main(["--model_name_or_path", backbone_dir, "--params_path", str(save_dir / "model_best" / "model_state.pdparams"),
+    path = recall_cli.main(["--model_name_or_path", tiny_ernie, "--params_path", str(save_dir / "model_best" / "model_state.pdparams"),
                             "--corpus_file", sample("corpus.csv"), "--similar_text_pair_file", sample("dev.csv"),
                             "--recall_result_dir", str(tmp_path), "--recall_num", "10"])
     result = read_recall_result(path)
@@ -331,25 +310,25 @@ def test_recall_cli_writes_recall_num_rows_a_query(backbone_dir, inbatch_run, tm
     assert metrics["recall@5"] == pytest.approx(best["recall@5"]) and metrics["recall@1"] == pytest.approx(best["recall@1"])
 
 
-def test_predict_scores_each_pair(backbone_dir, inbatch_run, tmp_path):
+def test_predict_scores_each_pair(tiny_ernie, inbatch_run, tmp_path):
     save_dir, _ = inbatch_run
     out = str(tmp_path / "sims.tsv")
-    sims = semantic_tools.predict_main(["--model_name_or_path", backbone_dir, "--params_path", str(save_dir / "model_final"),
+    sims = semantic_tools.predict_main(["--model_name_or_path", tiny_ernie, "--params_path", str(save_dir / "model_final"),
                                         "--output_emb_size", str(EMB), "--text_pair_file", sample("test.csv"), "--output_file", out])
     rows = list(read_fields(out, 3))
     assert len(rows) == len(sims) == len(list(read_text_pairs(sample("test.csv"))))
     assert all(-1.0001 <= float(r[2]) <= 1.0001 for r in rows)
 
 
-def test_exported_model_gives_the_dynamic_embeddings(backbone_dir, inbatch_run, tmp_path, caplog):
+def test_exported_model_gives_the_dynamic_embeddings(tiny_ernie, inbatch_run, tmp_path, caplog):
     save_dir, _ = inbatch_run
     params = str(save_dir / "model_final" / "model_state.pdparams")
     out_dir = str(tmp_path / "exported")
-    semantic_tools.export_main(["--model_name_or_path", backbone_dir, "--params_path", params, "--output_emb_size", str(EMB), "--output_path", out_dir])
+    semantic_tools.export_main(["--model_name_or_path", tiny_ernie, "--params_path", params, "--output_emb_size", str(EMB), "--output_path", out_dir])
     for f in ("inference.json", "inference.pdiparams", "vocab.txt", "config.json", "export_info.json"):
         assert os.path.isfile(os.path.join(out_dir, f)), f
     texts = read_corpus(sample("corpus.csv"))[:50] + [q for q, _ in read_text_pairs(sample("dev.csv"))][:20]
-    model, tokenizer = load_encoder(backbone_dir, params, EMB)
+    model, tokenizer = load_encoder(tiny_ernie, params, EMB)
     dynamic = embed_texts(model, tokenizer, texts, 32, 16)
     static = InferencePredictor(out_dir, "cpu", cpu_threads=1).encode(texts, tokenizer, 32, 16)
     assert static.shape == (len(texts), EMB)
@@ -361,7 +340,7 @@ def test_exported_model_gives_the_dynamic_embeddings(backbone_dir, inbatch_run, 
     npy = str(tmp_path / "emb.npy")
     with caplog.at_level("INFO", logger="neural_search"):
         semantic_tools.deploy_main(["--model_dir", out_dir, "--input_file", texts_file, "--output_file", npy, "--batch_size", "8",
-                                    "--max_seq_length", "32", "--params_path", params, "--model_name_or_path", backbone_dir,
+                                    "--max_seq_length", "32", "--params_path", params, "--model_name_or_path", tiny_ernie,
                                     "--output_emb_size", str(EMB)])
     assert np.max(np.abs(np.load(npy) - dynamic)) < 1e-4
     assert "texts/s" in caplog.text and "(OK)" in caplog.text
@@ -370,34 +349,31 @@ def test_exported_model_gives_the_dynamic_embeddings(backbone_dir, inbatch_run, 
 # ------------------------------------------------------------------ reproducibility and 2 processes
 
 
-def short_simcse(backbone_dir, save_dir, seed):
+def short_simcse(tiny_ernie, save_dir, seed):
     # word repetition on: its random draws must follow the seed too
-    return simcse_train.main(train_args(backbone_dir, save_dir, "--train_set_file", sample("train_unsupervised.csv"), "--batch_size", "16",
+    return simcse_train.main(train_args(tiny_ernie, save_dir, "--train_set_file", sample("train_unsupervised.csv"), "--batch_size", "16",
                                         "--max_steps", "3", "--seed", str(seed), "--dup_rate", "0.3"))
 
 
-def test_same_seed_same_embeddings(backbone_dir, tmp_path):
+def test_same_seed_same_embeddings(tiny_ernie, tmp_path):
     texts = read_corpus(sample("corpus.csv"))[:40]
     embeddings = []
     for run, seed in (("a", 5), ("b", 5), ("c", 6)):
-        short_simcse(backbone_dir, tmp_path / run, seed)
-        model, tokenizer = load_encoder(backbone_dir, str(tmp_path / run / "model_final"), EMB)
+        short_simcse(tiny_ernie, tmp_path / run, seed)
+        model, tokenizer = load_encoder(tiny_ernie, str(tmp_path / run / "model_final"), EMB)
         embeddings.append(embed_texts(model, tokenizer, texts, 32))
     np.testing.assert_array_equal(embeddings[0], embeddings[1])
     assert np.max(np.abs(embeddings[0] - embeddings[2])) > 1e-6
 
 
 @pytest.mark.slow
-def test_two_process_cpu_training(backbone_dir, hard_negatives, tmp_path):
+def test_two_process_cpu_training(tiny_ernie, hard_negatives, tmp_path):
     save_dir = tmp_path / "ckpt"
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "logs"),
-           os.path.join(REPO, "inbatch_negative", "train_batch_neg.py"),
-           *train_args(backbone_dir, save_dir, "--train_set_file", sample("train.csv"), "--hard_negative_file", hard_negatives[0],
-                       "--batch_size", "16", "--max_steps", "4", "--evaluate", "--similar_text_pair_file", sample("dev.csv"),
-                       "--corpus_file", sample("corpus.csv"), "--eval_steps", "2")]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    logs = "".join(open(os.path.join(tmp_path / "logs", f), errors="replace").read()[-2000:] for f in sorted(os.listdir(tmp_path / "logs")))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
+    args = train_args(tiny_ernie, save_dir, "--train_set_file", sample("train.csv"), "--hard_negative_file", hard_negatives[0],
+                      "--batch_size", "16", "--max_steps", "4", "--evaluate", "--similar_text_pair_file", sample("dev.csv"),
+                      "--corpus_file", sample("corpus.csv"), "--eval_steps", "2")
+    proc, logs = launch_two_processes("inbatch_negative/train_batch_neg.py", args, tmp_path / "logs")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs[-4000:]
     summary = json.load(open(save_dir / "train_summary.json"))
     assert summary["world_size"] == 2 and summary["steps"] == 4 and len(summary["evaluations"]) == 2
     assert os.path.isfile(save_dir / "model_final" / "model_state.pdparams")
@@ -408,25 +384,25 @@ def test_two_process_cpu_training(backbone_dir, hard_negatives, tmp_path):
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_embeddings_do_not_depend_on_padding(backbone_dir, pooling):
-    model, tokenizer = load_encoder(backbone_dir, None, EMB, pooling=pooling)
+def test_embeddings_do_not_depend_on_padding(tiny_ernie, pooling):
+    model, tokenizer = load_encoder(tiny_ernie, None, EMB, pooling=pooling)
     texts = ["基于深度学习的图像识别研究", "图像", "一种面向大规模数据的高效检索方法与系统实现"]
     together = embed_texts(model, tokenizer, texts, 32, batch_size=3)
     alone = np.concatenate([embed_texts(model, tokenizer, [t], 32) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_pooling_comes_from_the_checkpoint(backbone_dir, tmp_path, capsys):
-    from ns_common.train_utils import save_checkpoint
+def test_pooling_comes_from_the_checkpoint(tiny_ernie, tmp_path, capsys):
+    from ns_common.checkpoint import save_checkpoint
 
-    model, tokenizer = load_encoder(backbone_dir, None, EMB)
+    model, tokenizer = load_encoder(tiny_ernie, None, EMB)
     assert model.pooling == "mean"  # no checkpoint: the project's default
-    save_checkpoint(load_encoder(backbone_dir, None, EMB, pooling="cls")[0], tokenizer, str(tmp_path / "cls"))
-    assert load_encoder(backbone_dir, str(tmp_path / "cls"), EMB)[0].pooling == "cls"
+    save_checkpoint(load_encoder(tiny_ernie, None, EMB, pooling="cls")[0], tokenizer, str(tmp_path / "cls"))
+    assert load_encoder(tiny_ernie, str(tmp_path / "cls"), EMB)[0].pooling == "cls"
     # a checkpoint without encoder_config.json is PaddleNLP's: [CLS] pooling
     os.remove(tmp_path / "cls" / "encoder_config.json")
-    assert load_encoder(backbone_dir, str(tmp_path / "cls" / "model_state.pdparams"), EMB)[0].pooling == "cls"
+    assert load_encoder(tiny_ernie, str(tmp_path / "cls" / "model_state.pdparams"), EMB)[0].pooling == "cls"
     save_checkpoint(model, tokenizer, str(tmp_path / "mean"))
     with pytest.raises(SystemExit):
-        load_encoder(backbone_dir, str(tmp_path / "mean"), EMB, pooling="cls")
+        load_encoder(tiny_ernie, str(tmp_path / "mean"), EMB, pooling="cls")
     assert "mean pooling" in capsys.readouterr().err

@@ -8,12 +8,10 @@ import os
 import numpy as np
 import paddle
 import pytest
+from conftest import SAMPLE, make_tiny_model
 
 from ns_common.predictor import InferencePredictor, add_inference_args
-from ns_common.vocab import build_vocab, write_vocab
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "sample")
 CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
 TOLERANCE = 1e-5  # max abs difference to the dynamic graph, fp32 (oneDNN measured ~2e-7 on these models)
 
@@ -28,22 +26,16 @@ def texts_of_every_shape():
 
 
 def make_backbone(model_type, save_dir):
-    from ns_common.modeling import new_backbone, new_tokenizer
-
+    """A from-scratch backbone of the `mini` preset's own sizes (not TINY), vocabulary from CORPUS."""
     with open(CORPUS, encoding="utf-8") as f:
-        vocab = build_vocab(f.read().splitlines())
-    os.makedirs(save_dir, exist_ok=True)
-    write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
-    paddle.seed(11)
-    new_backbone(model_type, len(vocab), "mini", max_position_embeddings=128).save_pretrained(save_dir)
-    new_tokenizer(model_type, os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
-    return save_dir
+        return make_tiny_model(save_dir, model_type, f.read().splitlines(), seed=11, sizes={})
 
 
 @pytest.fixture(scope="module")
 def recall_model(tmp_path_factory):
     """(backbone dir, checkpoint, exported dir) of a recall encoder with a 64-d projection."""
-    from ns_common.semantic import load_encoder, save_encoder_config
+    from ns_common.checkpoint import save_encoder_config
+    from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
 
     texts_of_every_shape()
@@ -62,7 +54,7 @@ def reranker_model(tmp_path_factory):
     """(checkpoint dir, exported dir) of an ERNIE-Gram reranker with exact-match token types."""
     from ernie_matching import export_model
     from ernie_matching.model import load_matching_model
-    from ns_common.semantic import save_encoder_config
+    from ns_common.checkpoint import save_encoder_config
 
     texts_of_every_shape()
     root = tmp_path_factory.mktemp("reranker_model")

@@ -16,8 +16,9 @@ import os
 import numpy as np
 
 from ns_common.evaluate import recall_metrics, report
-from ns_common.io import read_corpus
-from ns_common.recall import exact_search, read_similar_pairs
+from ns_common.cli import check_files
+from ns_common.io import read_corpus, read_similar_pairs
+from ns_common.recall import exact_search
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
@@ -29,16 +30,14 @@ def parse_args(argv=None):
     parser.add_argument("--embedding_path", required=True, help="feature_extract.py's corpus_embedding.npy")
     parser.add_argument("--corpus_file", required=True, help="the corpus the embeddings and the collection were built from")
     parser.add_argument("--similar_text_pair_file", required=True, help="query<TAB>gold doc (recall/dev.csv)")
-    parser.add_argument("--recall_num", type=int, default=50)
+    parser.add_argument("--recall_num", type=int, default=50, help="documents recalled a query, by each search")
     parser.add_argument("--result_file", default=None, help="append the table lines here")
     parser.add_argument("--output_json", default=None, help="write all metrics here")
     add_model_args(parser)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
     check_model_args(args)
-    for flag in ("embedding_path", "corpus_file", "similar_text_pair_file"):
-        if not os.path.isfile(getattr(args, flag)):
-            fail(f"--{flag} {getattr(args, flag)}: file not found")
+    check_files(*((flag, getattr(args, flag)) for flag in ("embedding_path", "corpus_file", "similar_text_pair_file")))
     return args
 
 

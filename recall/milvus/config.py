@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from ns_common.utils import fail, str_to_bool
+from ns_common.cli import str_to_bool
+from ns_common.utils import fail
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT")

@@ -23,6 +23,7 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
+from ns_common.cli import check_files
 from ns_common.metrics import retrieval_metrics
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
@@ -135,14 +136,13 @@ def parse_args(argv=None):
     parser.add_argument("--query_file", required=True, help="query<TAB>gold doc pairs held out from model training")
     parser.add_argument("--reranker_dir", default=None, help="exported reranker: also fit the final ranking")
     parser.add_argument("--output_file", default=None, help="default: <model_dir>/ranking.json")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over the query file")
     parser.add_argument("--seed", type=int, default=1000)
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
     check_model_args(args)
-    if not os.path.isfile(args.query_file):
-        fail(f"--query_file {args.query_file}: file not found")
+    check_files(("query_file", args.query_file))
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if args.folds < 2:

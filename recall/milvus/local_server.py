@@ -128,7 +128,8 @@ class LocalMilvusServer:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="the server's data directory")
-    parser.add_argument("--venv", default=DEFAULT_VENV, help="venv with pip milvus==2.3.5 (scripts/setup_milvus_server.sh)")
+    parser.add_argument("--venv", default=DEFAULT_VENV,
+                        help="the venv holding pip milvus==2.3.5, the server (scripts/setup_milvus_server.sh installs it)")
     parser.add_argument("--authorization", action="store_true", help="require credentials (user root, password Milvus)")
     args = parser.parse_args(argv)
     if not os.path.isfile(server_executable(args.venv)):

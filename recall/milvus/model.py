@@ -17,7 +17,8 @@ def add_model_args(parser, batch_size=64):
                        help="tokenizer (and, with --params_path, backbone) when --model_dir holds no tokenizer files")
     group.add_argument("--params_path", default=None,
                        help="dynamic-graph checkpoint (model_state.pdparams) instead of --model_dir")
-    group.add_argument("--output_emb_size", type=int, default=0, help="with --params_path: the model's output_emb_size")
+    group.add_argument("--output_emb_size", type=int, default=None,
+                       help="with --params_path: the model's output_emb_size (default: read from the checkpoint)")
     group.add_argument("--max_seq_length", type=int, default=64, help="tokens per text (longer texts are cut)")
     group.add_argument("--batch_size", type=int, default=batch_size, help="texts per forward pass")
     group.add_argument("--device", default="cpu", help="cpu or gpu (gpu:N)")
@@ -57,7 +58,7 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
 
 
 class TextEncoder:
-    def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=0,
+    def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=None,
                  max_seq_length=64, batch_size=64, device="cpu", cpu_threads=None, enable_mkldnn=True, precision="fp32"):
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size

@@ -13,6 +13,9 @@ domain texts and pretraining documents. Output (under output_dir):
     sort/dev_pairwise.csv         query<TAB>title<TAB>label (1 gold, 0 lexical negative), first half of the dev queries
     sort/test_pairwise.csv        same, second half of the dev queries
     pretrain/domain_corpus.txt    one document a line, sentences separated by 。
+
+data/ is no package: its scripts run as `python data/<script>.py`, which puts data/ on sys.path, so they
+(and tests/test_data.py, which adds data/ to sys.path) import this module as `layout`.
 """
 import os
 import random

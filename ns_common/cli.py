@@ -1,0 +1,49 @@
+"""Command-line helpers every stage's scripts share: generic flag types and checks, and the flags that
+load a trained semantic encoder. Each check fails with one line for the user, before any model is loaded."""
+import argparse
+import math
+
+from ns_common.io import DataFileError, check_file
+from ns_common.utils import fail
+
+
+def str_to_bool(text):
+    """A flag or YAML value read as a boolean: true/1/yes/on or false/0/no/off."""
+    if str(text).lower() in ("true", "1", "yes", "on"):
+        return True
+    if str(text).lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def check_files(*flag_paths):
+    """(flag, path) pairs: fails with one line when a given input file is missing (None: flag not given)."""
+    for flag, path in flag_paths:
+        if path is None:
+            continue
+        try:
+            check_file(path, f"--{flag}")
+        except DataFileError as e:
+            fail(str(e))
+
+
+def check_finite_flags(args):
+    """NaN or infinity in any float flag (--learning_rate nan passes every `<= 0` check) is a one-line error."""
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"--{name} must be a finite number, got {value}")
+
+
+def add_encoder_args(parser, with_params=True):
+    """Flags that load a trained encoder (the training flags' names)."""
+    parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from; also the tokenizer")
+    if with_params:
+        parser.add_argument("--params_path", default=None,
+                            help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
+                                 "and a seeded random projection: the untrained baseline")
+    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
+    return parser
