@@ -11,14 +11,17 @@ Modes, each query alone (nq = 1), the web service's steps:
     dense / bm25 / hybrid   encode the query (not for bm25; the model's Paddle Inference path with the
                             default settings), MilvusSearcher.search_batch of --recall_num hits, then
                             Reranker.rerank of those hits (the final ranking = the reranker's order)
-    system                  recall.milvus.ranking.SearchSystem (query.py's default mode): both legs, the fused
-                            ranking, the reranker on its top 50, the final ranking (`rank` step)
+    system                  recall.milvus.ranking.SearchSystem (query.py's default mode) with --ranking_file's
+                            weights: what the fit kept (only the signals it weighs are computed)
+    system_full             SearchSystem with every signal weighed: both legs, the fused ranking, the reranker
+                            on its top 50, the final ranking (`rank` step): the default path when the fit
+                            keeps the final ranking
 Per step p50 / p99 over --queries queries, after warm-up queries. Corpora: `csl` = data/csl/milvus/milvus_data.csv
 (or the titles of ../shared/data/csl/papers.jsonl) with the queries of data/csl/recall/dev.csv; `synthetic_N` = N
 titles drawn from a character bigram model of the bundled sample's titles, queries = spans of 4-12 characters of
 random titles. Corpus vectors come from the same recall model (cached in --work_dir). Without --model_dir /
 --reranker_dir, untrained `--preset` models are bootstrapped (latency does not depend on the weights); without
---ranking_file the system mode uses equal weights (same cost as fitted ones).
+--ranking_file the system mode uses equal weights too (as system_full).
 
 Each (corpus, backend) row runs in a process of its own with a time box (--time_box_s): a row that does not
 finish in it is recorded as such. Writes bench/results/query_latency.md and .json: corpus -> backend -> mode ->
@@ -45,7 +48,7 @@ SAMPLE_TITLES = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv"
 CSL_CORPUS = os.path.join(REPO, "data", "csl", "milvus", "milvus_data.csv")
 CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
 CSL_QUERIES = os.path.join(REPO, "data", "csl", "recall", "dev.csv")
-MODES = ("dense", "bm25", "hybrid", "system")
+MODES = ("dense", "bm25", "hybrid", "system", "system_full")
 STEPS = ("encode", "search", "rerank", "rank", "total")
 
 
@@ -224,9 +227,9 @@ def time_mode(mode, queries, searcher, encoder, reranker, system, args):
     """Per-step seconds of each query of one mode."""
     seconds = {step: [] for step in STEPS}
     for i, query in enumerate(queries[: args.warmup] + queries):
-        if mode == "system":
-            system.search(query, args.top_k)
-            steps = dict(system.timings)
+        if mode.startswith("system"):
+            system[mode].search(query, args.top_k)
+            steps = dict(system[mode].timings)
         else:
             encoder.seconds = 0.0
             start = time.perf_counter()
@@ -282,14 +285,15 @@ def row_worker(corpus_name, backend, args, models, out_queue):
         logger.info(f"{corpus_name} {backend}: {json.dumps(build)}")
         result = {"_build": build}  # goes to the .md; the .json holds the modes only
         with MilvusSearcher(config, encoder) as searcher:
-            system = None
-            if "system" in args.modes and "bm25" in searcher.modes:
+            system = {}
+            if "bm25" in searcher.modes:
                 from recall.milvus.ranking import SearchSystem, load_ranking
 
                 ranking = load_ranking(args.ranking_file) if args.ranking_file else neutral_ranking()
-                system = SearchSystem(searcher, encoder, reranker, ranking)
+                system = {"system": SearchSystem(searcher, encoder, reranker, ranking),
+                          "system_full": SearchSystem(searcher, encoder, reranker, neutral_ranking())}
             for mode in args.modes:
-                if mode not in searcher.modes and not (mode == "system" and system):
+                if mode not in searcher.modes and mode not in system:
                     result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
                     continue
                 result[mode] = time_mode(mode, queries, searcher, encoder, reranker, system, args)
@@ -338,7 +342,8 @@ def markdown(results, builds, meta):
              f"Run: `{meta['command']}`" + ("; rows it did not redo are kept from the earlier file (--keep_rows)." if meta.get("kept") else "."), "",
              f"Models: {meta['models']}; inference: {meta['settings']}. Each mode: {meta['queries']} single queries after "
              f"{meta['warmup']} warm-up ones; dense/bm25/hybrid recall {meta['recall_num']} hits and rerank them, system = "
-             "SearchSystem (both legs, fusion, reranker on its top 50, final ranking). Times in ms, p50 (p99 in total).", "",
+             "SearchSystem with the fitted weights (what they use), system_full = SearchSystem with every signal (both legs, fusion, "
+             "reranker on its top 50, final ranking). Times in ms, p50 (p99 in total).", "",
              "| corpus | backend | mode | encode p50 | search p50 | rerank p50 | rank p50 | total p50 | total p99 |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for corpus, backends in results.items():

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,25 +50,35 @@ class Candidate:
 def recall_candidates(searcher, queries, vectors, leg_hits=LEG_HITS):
     """Union of both legs' hits per query, each with its BM25 score, cosine and ranks (None where a leg missed it).
     vectors None: the lexical leg alone (for weights that give the dense features nothing)."""
-    dense = searcher.search_batch(queries, leg_hits, "dense", vectors=vectors) if vectors is not None else [[] for _ in queries]
-    lexical = searcher.search_batch(queries, leg_hits, "bm25")
+    lexical = lexical_leg(searcher, queries, with_vectors=vectors is not None, leg_hits=leg_hits)
+    return merge_legs(dense_leg(searcher, queries, vectors, leg_hits), lexical, vectors)
+
+
+def lexical_leg(searcher, queries, with_vectors, leg_hits=LEG_HITS):
+    """The BM25 hits per query as [(Hit, stored vector or None), ...]; the vectors give lexical-only candidates
+    their exact cosine."""
+    if with_vectors:
+        return searcher.bm25_with_vectors(queries, leg_hits)
+    return [[(hit, None) for hit in hits] for hits in searcher.search_batch(queries, leg_hits, "bm25")]
+
+
+def dense_leg(searcher, queries, vectors, leg_hits=LEG_HITS):
+    if vectors is None:
+        return [[] for _ in queries]
+    return searcher.search_batch(queries, leg_hits, "dense", vectors=vectors)
+
+
+def merge_legs(dense, lexical, vectors):
     lists = []
-    for d_hits, b_hits in zip(dense, lexical):
+    for i, (d_hits, b_hits) in enumerate(zip(dense, lexical)):
         by_id = {}
-        for rank, hit in enumerate(b_hits, start=1):
-            by_id[hit.id] = Candidate(hit.id, hit.text, bm25=hit.score, bm25_rank=rank)
+        for rank, (hit, stored) in enumerate(b_hits, start=1):
+            cosine = float(np.dot(stored, vectors[i])) if stored is not None else None
+            by_id[hit.id] = Candidate(hit.id, hit.text, bm25=hit.score, bm25_rank=rank, cosine=cosine)
         for rank, hit in enumerate(d_hits, start=1):
             cand = by_id.setdefault(hit.id, Candidate(hit.id, hit.text))
             cand.cosine, cand.dense_rank = hit.score, rank
         lists.append(list(by_id.values()))
-    # lexical-only candidates: their exact cosine from the stored vectors (one request for all queries)
-    missing = sorted({c.id for cands in lists for c in cands if c.cosine is None})
-    if missing and vectors is not None:
-        stored = searcher.get_by_id(missing, with_vectors=True)
-        for cands, vector in zip(lists, vectors):
-            for c in cands:
-                if c.cosine is None and c.id in stored:
-                    c.cosine = float(np.dot(np.asarray(stored[c.id][1], dtype=np.float32), vector))
     return lists
 
 
@@ -156,6 +167,7 @@ class SearchSystem:
         used = weighted_features(ranking["fusion"]) | (weighted_features(ranking["final"]) if self.final else set())
         self.uses_dense = bool(used & {"cosine", "dense_rank"})
         self.uses_reranker = self.final and "rerank_logit" in used
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lexical-leg")
         self.timings = {}
 
     @property
@@ -171,9 +183,12 @@ class SearchSystem:
         if top_k > LEG_HITS:
             raise SearchError(f"the search system ranks at most {LEG_HITS} candidates a query, got top_k {top_k}")
         queries = self.searcher._check(queries, top_k, "hybrid" if self.uses_dense else "bm25")
+        # the lexical leg needs no query vector: it runs in a second thread while the queries are encoded and
+        # the dense leg searched (Paddle Inference and the Milvus reply both leave the GIL free for it)
+        lexical = self.pool.submit(lexical_leg, self.searcher, queries, self.uses_dense)
         vectors = self.encoder.encode(queries) if self.uses_dense else None
         encoded = time.perf_counter()
-        lists = recall_candidates(self.searcher, queries, vectors)
+        lists = merge_legs(dense_leg(self.searcher, queries, vectors), lexical.result(), vectors)
         searched = time.perf_counter()
         fusion = self.ranking["fusion"]
         results, rerank_s = [], 0.0

@@ -143,6 +143,20 @@ class MilvusSearcher:
                                         output_fields=[store.TEXT_FIELD], partition_names=partitions)
         return self._hits(raw)
 
+    def bm25_with_vectors(self, queries, top_k):
+        """BM25 hits per query, each with its stored vector: [[(Hit, vector), ...], ...]. The vectors come back
+        in the search's own reply (no second request for them)."""
+        queries = self._check(queries, top_k, "bm25")
+        results = []
+        with store.milvus_errors(self.config, "bm25 search"):
+            for start in range(0, len(queries), QUERIES_PER_REQUEST):
+                raw = self.client.search(self.config.collection, data=self._bm25_data(queries[start : start + QUERIES_PER_REQUEST]),
+                                         anns_field=store.SPARSE_FIELD, limit=top_k, search_params={"metric_type": "BM25"},
+                                         output_fields=[store.TEXT_FIELD, store.DENSE_FIELD], partition_names=store.partition_names(self.config))
+                results.extend([[(Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")),
+                                  np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32)) for h in hits] for hits in raw])
+        return results
+
     def _dense(self, vectors, top_k):
         raw = self.client.search(self.config.collection, data=vectors.tolist(), anns_field=store.DENSE_FIELD, limit=top_k,
                                  search_params=self.config.search_params(top_k), output_fields=[store.TEXT_FIELD],
