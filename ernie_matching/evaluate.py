@@ -76,9 +76,7 @@ def main(argv=None):
     else:
         from ernie_matching.reranker import Reranker
 
-        reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device,
-                            max_seq_length=args.max_seq_length, batch_size=args.batch_size, cpu_threads=args.cpu_threads,
-                            enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+        reranker = Reranker.from_args(args)
         scores = reranker.score_pairs(queries, titles)
         pairs_per_s = reranker.pairs_per_s
     value = auc(labels, scores)

@@ -34,9 +34,7 @@ def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()
     pairs = read_pairs_to_score(args.input_file)
-    reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device, max_seq_length=args.max_seq_length,
-                        batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn,
-                        precision=args.precision)
+    reranker = Reranker.from_args(args)
     if args.output_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
     out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout

@@ -68,9 +68,7 @@ def main(argv=None):
     if not recalled:
         fail(f"--recall_result_file {args.recall_result_file}: no query<TAB>doc<TAB>score rows")
     candidates = {query: [doc for doc, _ in rows][: args.recall_num or None] for query, rows in recalled.items()}
-    reranker = Reranker(args.model_dir, args.params_path, args.model_name_or_path, device=args.device, max_seq_length=args.max_seq_length,
-                        batch_size=args.batch_size, cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn,
-                        precision=args.precision)
+    reranker = Reranker.from_args(args)
 
     from tqdm import tqdm
 

@@ -47,6 +47,13 @@ class Reranker:
         self.seconds = 0.0
         self.check_model(model_dir or params_path)
 
+    @classmethod
+    def from_args(cls, args):
+        """The reranker of a command line's add_reranker_args flags (--params_path / --model_name_or_path optional)."""
+        return cls(args.model_dir, getattr(args, "params_path", None), getattr(args, "model_name_or_path", None), device=args.device,
+                   max_seq_length=args.max_seq_length, batch_size=args.batch_size, cpu_threads=args.cpu_threads,
+                   enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+
     def check_model(self, source):
         """One pair must give one probability: another model (e.g. the recall model's export, one vector a
         text) is a one-line error when it is loaded, not a failure of every later request."""

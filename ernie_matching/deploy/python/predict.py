@@ -52,8 +52,7 @@ def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()
     pairs = read_pairs_to_score(args.input_file)
-    reranker = Reranker(model_dir=args.model_dir, device=args.device, max_seq_length=args.max_seq_length, batch_size=args.batch_size,
-                        cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+    reranker = Reranker.from_args(args)
     timer = Timer()
     probs = reranker.score_pairs([q for q, _ in pairs], [t for _, t in pairs])
     for (query, title), prob in zip(pairs, probs):
