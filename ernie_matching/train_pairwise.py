@@ -28,7 +28,7 @@ from ns_common.metrics import auc
 from ns_common.checkpoint import load_checkpoint
 from ns_common.text import batches
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
-from ns_common.utils import fail, is_main_process, logger, start_training
+from ns_common.utils import fail, is_main_process, logger, start_training, world_size
 
 
 def parse_args(argv=None):
@@ -109,6 +109,8 @@ def main(argv=None):
             path = os.path.join(args.save_dir, name)
             if os.path.isdir(path):
                 model.ptm.config.save_pretrained(path)
+    if world_size() > 1:
+        paddle.distributed.barrier()  # every process leaves together: gloo aborts a process whose peer has already gone
 
 
 if __name__ == "__main__":
