@@ -1,4 +1,8 @@
 """Tokenisation and batching shared by every stage (PaddleNLP's convert_example / batchify_fn)."""
+import functools
+import re
+import unicodedata
+
 import numpy as np
 
 
@@ -19,6 +23,18 @@ def token_ids(tokenizer, text, max_seq_length):
     return FastWordPiece.of(tokenizer).ids(clip_text(text, max_seq_length))[:max_seq_length]
 
 
+@functools.lru_cache(maxsize=1)
+def piece_patterns():
+    """(covered, pieces) regexes of FastWordPiece, built once a process. Characters that are a token of their
+    own whatever surrounds them, and that lowercasing and accent stripping leave alone: CJK unified ideographs,
+    ASCII punctuation, and the punctuation / symbols of the BMP."""
+    symbols = [chr(cp) for cp in range(0x80, 0x10000) if not 0x4E00 <= cp <= 0x9FFF and unicodedata.category(chr(cp))[0] in "PS"
+               and unicodedata.normalize("NFD", chr(cp)) == chr(cp) == chr(cp).lower()]
+    ascii_punct = "".join(chr(cp) for cp in range(0x21, 0x7F) if not chr(cp).isalnum())
+    single_class = "\\u4e00-\\u9fff" + re.escape(ascii_punct + "".join(symbols))
+    return re.compile(rf"[ \t\n\rA-Za-z0-9{single_class}]*"), re.compile(rf"[A-Za-z0-9]+|[{single_class}]")
+
+
 class FastWordPiece:
     """The ids `tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))` gives, for ERNIE-style tokenizers
     (basic tokenizer + WordPiece), several times faster on the texts this project sees.
@@ -34,21 +50,11 @@ class FastWordPiece:
     MAX_CACHE = 200_000  # distinct pieces kept (ASCII words, characters)
 
     def __init__(self, tokenizer):
-        import re
-        import unicodedata
-
         self.tokenizer = tokenizer
         basic = getattr(tokenizer, "basic_tokenizer", None)
         self.enabled = (hasattr(tokenizer, "wordpiece_tokenizer") and basic is not None and basic.tokenize_chinese_chars
                         and not getattr(basic, "never_split", None))
-        # single characters that are a token of their own whatever surrounds them and that lowercasing and
-        # accent stripping leave alone: CJK unified ideographs, and punctuation / symbols of the BMP
-        singles = [chr(cp) for cp in range(0x80, 0x10000) if 0x4E00 <= cp <= 0x9FFF or (
-            unicodedata.category(chr(cp))[0] in "PS" and unicodedata.normalize("NFD", chr(cp)) == chr(cp) == chr(cp).lower())]
-        ascii_punct = "".join(chr(cp) for cp in range(0x21, 0x7F) if not chr(cp).isalnum())
-        single_class = re.escape(ascii_punct + "".join(singles))
-        self.covered = re.compile(rf"[ \t\n\rA-Za-z0-9{single_class}]*")
-        self.pieces = re.compile(rf"[A-Za-z0-9]+|[{single_class}]")
+        self.covered, self.pieces = piece_patterns()
         self.specials = sorted(set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "unique_no_split_tokens", [])))
         self.cache = {}
 

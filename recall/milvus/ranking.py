@@ -42,7 +42,7 @@ class Candidate:
     text: str
     bm25: float | None = None  # BM25 score when in the lexical leg's hits
     bm25_rank: int | None = None  # 1-based
-    cosine: float | None = None  # exact cosine with the query (fetched for lexical-only candidates)
+    cosine: float | None = None  # exact cosine with the query (lexical-only ones: from the vector in the BM25 reply)
     dense_rank: int | None = None
     rerank_logit: float | None = None
 

@@ -127,11 +127,7 @@ class MilvusSearcher:
         if mode == "dense":
             return self._dense(vectors, top_k)
         if mode == "bm25":
-            raw = self.client.search(self.config.collection, data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, limit=top_k,
-                                     search_params={"metric_type": "BM25"}, output_fields=[store.TEXT_FIELD],
-                                     partition_names=partitions)
-            # BM25 scores are positive; Milvus Lite 3.2 reports them negated
-            return [[Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")) for h in hits] for hits in raw]
+            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k)]
         from pymilvus import AnnSearchRequest, RRFRanker
 
         pool = max(top_k, self.config.hybrid_candidates)
@@ -147,15 +143,18 @@ class MilvusSearcher:
         """BM25 hits per query, each with its stored vector: [[(Hit, vector), ...], ...]. The vectors come back
         in the search's own reply (no second request for them)."""
         queries = self._check(queries, top_k, "bm25")
-        results = []
         with store.milvus_errors(self.config, "bm25 search"):
-            for start in range(0, len(queries), QUERIES_PER_REQUEST):
-                raw = self.client.search(self.config.collection, data=self._bm25_data(queries[start : start + QUERIES_PER_REQUEST]),
-                                         anns_field=store.SPARSE_FIELD, limit=top_k, search_params={"metric_type": "BM25"},
-                                         output_fields=[store.TEXT_FIELD, store.DENSE_FIELD], partition_names=store.partition_names(self.config))
-                results.extend([[(Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")),
-                                  np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32)) for h in hits] for hits in raw])
-        return results
+            return [hits for start in range(0, len(queries), QUERIES_PER_REQUEST)
+                    for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=True)]
+
+    def _bm25(self, queries, top_k, with_vectors=False):
+        """One BM25 request: [[(Hit, stored vector or None), ...], ...]."""
+        fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
+        raw = self.client.search(self.config.collection, data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, limit=top_k,
+                                 search_params={"metric_type": "BM25"}, output_fields=fields, partition_names=store.partition_names(self.config))
+        # BM25 scores are positive; Milvus Lite 3.2 reports them negated
+        return [[(Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")),
+                  np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None) for h in hits] for hits in raw]
 
     def _dense(self, vectors, top_k):
         raw = self.client.search(self.config.collection, data=vectors.tolist(), anns_field=store.DENSE_FIELD, limit=top_k,
