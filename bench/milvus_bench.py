@@ -1,29 +1,33 @@
-"""Milvus stage benchmark (not a test): extraction throughput, insert throughput, query latency and HNSW
-recall, at several collection sizes, on Milvus Lite (embedded) and the Milvus 2.3.5 server.
+"""Milvus stage benchmark (not a test): extraction throughput, insert throughput, query latency and dense recall,
+at several collection sizes, on every Milvus backend side by side (bench/backends.py: milvus-lite 2.5 embedded,
+milvus-lite 3.x embedded in its own venv, milvus-lite 2.5 over gRPC, the Milvus 2.3.5 server).
 
-    python bench/milvus_bench.py                                   # 10k + 100k, Lite and server
-    python bench/milvus_bench.py --server_sizes 10000 100000 1000000   # + 1M on the server (long on 2 cores)
-    python bench/milvus_bench.py --model_dir output/inbatch_negative/export --corpus_file data/csl/milvus/milvus_data.csv
+    bash bench/setup_lite3_venv.sh                                 # once: milvus-lite 3.x's venv (backend lite3)
+    python bench/milvus_bench.py --skip_extraction                 # 10k + 100k, every backend
+    python bench/milvus_bench.py --skip_extraction --backends lite lite3 --sizes 10000 --lite_ivf
+    python bench/milvus_bench.py --extraction_only --preset mini small
 
 1. Extraction: the same model embeds the same corpus through Paddle Inference (the exported graph,
    feature_extract.py's path) with its default settings (oneDNN), without oneDNN, and through the dynamic
    graph (the checkpoint), side by side; docs/s of each and the ratios. Without --model_dir/--params_path a
    from-scratch model of each --preset is bootstrapped and exported. --extraction_only: this part alone
    (the index rows of the earlier milvus_bench.json are kept).
-2. Index: for each size N a fresh collection of N synthetic vectors (dim --dim, of intrinsic dimension 48
-   like real sentence embeddings: a random linear map of Gaussian latents, normalised) with texts (corpus
-   lines cycled, each made unique by its id) is inserted with recall/milvus/insert.py's code; then --queries single queries
-   (nq=1, one at a time) per mode give p50/p99 latency, and HNSW's top-10 is compared with the exact
-   top-10 (numpy) of the same query vectors. Each (backend, size) runs in a fresh process, so its peak
-   RSS is its own; for the server, the peak RSS of the server's processes is sampled as well.
+2. Index: for each backend and size N a fresh collection of N documents (CSL titles, then sentences of CSL
+   abstracts; cycled, each made unique by its id, beyond what there is) with synthetic vectors (dim --dim, of
+   intrinsic dimension 48 like real sentence embeddings: a random linear map of Gaussian latents, normalised) is
+   inserted with recall/milvus/insert.py's code, index type AUTO (what the project builds: FLAT on the Lite engine,
+   HNSW elsewhere; --lite_ivf adds an IVF_FLAT row on lite); then --queries single queries (nq=1, one at a time)
+   per mode give p50/p99 latency (BM25 queries: CSL keyword lists, else half titles), and the dense top-10 is
+   compared with the exact top-10 (numpy) of the same query vectors. Each (backend, size) runs in a process of
+   its own (its backend's venv), so its peak RSS is its own; for a server, the server's processes are sampled too.
 
 Writes bench/results/milvus_bench.md (tables) and milvus_bench.json.
 """
 import argparse
 import json
-import multiprocessing
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -33,21 +37,27 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from backends import BACKENDS, milvus_uri, run_isolated, worker_main  # noqa: E402
+
 SAMPLE_CORPUS = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
 CSL_CORPUS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
+CSL_ABSTRACTS = os.path.join(REPO, "..", "shared", "data", "csl", "abstracts.jsonl")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="collection sizes (vectors)")
-    parser.add_argument("--backends", nargs="+", choices=("lite", "server"), default=["lite", "server"])
-    parser.add_argument("--lite_sizes", type=int, nargs="+", default=None, help="sizes for Milvus Lite (default: --sizes)")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--lite_sizes", type=int, nargs="+", default=None, help="sizes for the Lite backends (default: --sizes)")
     parser.add_argument("--server_sizes", type=int, nargs="+", default=None, help="sizes for the server (default: --sizes)")
+    parser.add_argument("--lite_ivf", action="store_true", help="also an IVF_FLAT row on lite (its nlist / nprobe have no effect)")
+    parser.add_argument("--time_box_s", type=float, default=3600, help="seconds per row: a row not done by then is recorded as such")
     parser.add_argument("--dim", type=int, default=256, help="synthetic vector size (PaddleNLP's output_emb_size)")
     parser.add_argument("--queries", type=int, default=200, help="single queries per mode and size")
     parser.add_argument("--batch_size", type=int, default=5000, help="rows per insert request")
     parser.add_argument("--corpus_file", default=None,
-                        help="texts for extraction and for the synthetic collections (default: CSL titles when present, else the sample)")
+                        help="texts for extraction and the collections (default: CSL titles and abstract sentences when present, else the sample)")
     parser.add_argument("--extract_docs", type=int, default=5000, help="documents embedded by each extraction path")
     parser.add_argument("--model_dir", default=None, help="exported recall model (else one is bootstrapped)")
     parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path")
@@ -67,12 +77,31 @@ def parse_args(argv=None):
 
 
 def corpus_texts(path):
-    """Texts of a one-per-line file, or the titles of CSL's papers.jsonl."""
-    if path.endswith(".jsonl"):
+    """Texts of a one-per-line file, or the titles of CSL's papers.jsonl and then the sentences of its abstracts
+    and of abstracts.jsonl (distinct, at least 8 characters): ~100k real documents of the domain."""
+    if not path.endswith(".jsonl"):
         with open(path, encoding="utf-8") as f:
-            return [" ".join(json.loads(line)["title"].split()) for line in f if line.strip()]
+            return [line.strip() for line in f if line.strip()]
+    texts, abstracts = [], []
+    for file in (path, CSL_ABSTRACTS):
+        if os.path.isfile(file):
+            with open(file, encoding="utf-8") as f:
+                for line in f:
+                    paper = json.loads(line)
+                    if paper.get("title"):
+                        texts.append(" ".join(paper["title"].split()))
+                    abstracts.append(paper.get("abstract") or "")
+    sentences = (s.strip() for a in abstracts for s in re.split(r"[。；;！？!?]", a))
+    return list(dict.fromkeys(texts + [s for s in sentences if len(s) >= 8]))
+
+
+def keyword_queries(path, n):
+    """CSL keyword lists joined by spaces (the retrieval task's queries), up to n; [] for another corpus."""
+    if not path.endswith(".jsonl"):
+        return []
     with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+        lists = [json.loads(line).get("keywords") or [] for line in f]
+    return [" ".join(k) for k in lists if k][:n]
 
 
 def percentiles_ms(seconds):
@@ -214,88 +243,65 @@ class PeakRss:
         return self.peak_mb
 
 
-def index_worker(backend, n, args, texts, out_queue):
+def index_worker(payload):
+    """One (backend, index type, size) row, in the backend's own interpreter (bench/backends.py)."""
     from ns_common.utils import logger
     from recall.milvus import insert, store
     from recall.milvus.config import load_config
-    from recall.milvus.local_server import LocalMilvusServer
     from recall.milvus.search import MilvusSearcher
 
+    backend, n, args, texts = payload["backend"], payload["size"], argparse.Namespace(**payload["args"]), payload["texts"]
     root = tempfile.mkdtemp(prefix=f"milvus_bench_{backend}_{n}_")
-    server = None
     try:
-        client_rss, server_rss = PeakRss(os.getpid()), None
+        client_rss = PeakRss(os.getpid())
         corpus, embeddings_path, latent, projection = synthetic_collection(n, args.dim, texts, root)
-        if backend == "server":
-            server = LocalMilvusServer(os.path.join(root, "server"), startup_timeout_s=900).start()
-            server_rss = PeakRss(server.process.pid)
-            uri = server.uri
-        else:
-            uri = os.path.join(root, "bench.db")
-        config = load_config(uri=uri, batch_size=args.batch_size)
-        embeddings = np.load(embeddings_path, mmap_mode="r")
-        client = store.connect(config)
-        stats = insert.insert_corpus(client, config, corpus, embeddings)
-        start = time.perf_counter()
-        store.close(client, config)  # Milvus Lite waits for its background compaction here
-        close_seconds = time.perf_counter() - start
-        logger.info(f"{backend} {n}: inserted {stats.inserted} in {stats.insert_seconds:.1f}s, index {stats.index_seconds:.1f}s")
+        with milvus_uri(backend, root) as (uri, server_pid):
+            server_rss = PeakRss(server_pid) if server_pid else None
+            config = load_config(uri=uri, batch_size=args.batch_size, index_type=payload["index_type"])
+            embeddings = np.load(embeddings_path, mmap_mode="r")
+            client = store.connect(config)
+            engine = store.engine(client).name
+            stats = insert.insert_corpus(client, config, corpus, embeddings)
+            start = time.perf_counter()
+            store.close(client, config)  # milvus-lite 3.x waits for its background compaction here
+            close_seconds = time.perf_counter() - start
+            logger.info(f"{backend} {n}: inserted {stats.inserted} in {stats.insert_seconds:.1f}s, index {stats.index_seconds:.1f}s")
 
-        rng = np.random.default_rng(1)
-        targets = rng.integers(0, n, args.queries)
-        # a query = a document's latent moved a little: its exact neighbours are that document and similar ones
-        vectors = embed_latent(latent[targets] + 0.5 * rng.standard_normal((args.queries, LATENT_DIM)).astype(np.float32), projection)
-        del latent
-        with open(corpus, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-        queries = [lines[t][: max(4, len(lines[t]) // 2)] for t in targets]  # half a title: a keyword-ish query
-        corpus_vectors = np.asarray(embeddings)
-        exact = np.concatenate([np.argsort(-(chunk @ corpus_vectors.T), axis=1)[:, :10]
-                                for chunk in np.array_split(vectors, max(1, args.queries // 50))])
-        del corpus_vectors
-        result = {"backend": backend, "size": n, "dim": args.dim, "insert_rows_per_s": stats.inserted / stats.insert_seconds,
-                  "insert_seconds": stats.insert_seconds, "index_seconds": stats.index_seconds, "close_seconds": close_seconds,
-                  "count": stats.count}
-        with MilvusSearcher(config) as searcher:
-            result["has_bm25"] = searcher.info.has_bm25
-            for mode in searcher.modes:
-                for i in range(5):  # warm-up: first calls load indexes and the analyzer
-                    searcher.search_batch([queries[i]], 10, mode, vectors=vectors[i : i + 1])
-                seconds, hits = [], []
-                for i in range(args.queries):
-                    start = time.perf_counter()
-                    hits.append(searcher.search_batch([queries[i]], 10, mode, vectors=vectors[i : i + 1])[0])
-                    seconds.append(time.perf_counter() - start)
-                result[mode] = percentiles_ms(seconds)
-                if mode == "dense":
-                    result["hnsw_recall@10"] = 100 * float(np.mean([len({h.id for h in row} & set(ex)) / 10 for row, ex in zip(hits, exact)]))
-        # client: the benchmark process (with Milvus Lite inside it for the lite backend)
-        result["client_peak_rss_mb"] = client_rss.stop()
-        result["server_peak_rss_mb"] = server_rss.stop() if server_rss else None
-        out_queue.put(result)
-    except BaseException as e:  # noqa: BLE001 - report, don't hang the parent
-        out_queue.put({"backend": backend, "size": n, "error": f"{type(e).__name__}: {e}"})
+            rng = np.random.default_rng(1)
+            targets = rng.integers(0, n, args.queries)
+            # a query vector = a document's latent moved a little: its exact neighbours are that document and similar ones
+            vectors = embed_latent(latent[targets] + 0.5 * rng.standard_normal((args.queries, LATENT_DIM)).astype(np.float32), projection)
+            del latent
+            with open(corpus, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+            queries = payload["keyword_queries"] or [lines[t][: max(4, len(lines[t]) // 2)] for t in targets]  # half a title
+            queries = [queries[i % len(queries)] for i in range(args.queries)]
+            corpus_vectors = np.asarray(embeddings)
+            exact = np.concatenate([np.argsort(-(chunk @ corpus_vectors.T), axis=1)[:, :10]
+                                    for chunk in np.array_split(vectors, max(1, args.queries // 50))])
+            del corpus_vectors
+            result = {"backend": backend, "engine": engine, "size": n, "dim": args.dim,
+                      "insert_rows_per_s": stats.inserted / stats.insert_seconds, "insert_seconds": stats.insert_seconds,
+                      "index_seconds": stats.index_seconds, "close_seconds": close_seconds, "count": stats.count}
+            with MilvusSearcher(config) as searcher:
+                result.update(has_bm25=searcher.info.has_bm25, index_type=searcher.info.index_type, index_settings=searcher.info.index_settings)
+                for mode in searcher.modes:
+                    for i in range(5):  # warm-up: first calls load indexes and the analyzer
+                        searcher.search_batch([queries[i]], 10, mode, vectors=vectors[i : i + 1])
+                    seconds, hits = [], []
+                    for i in range(args.queries):
+                        start = time.perf_counter()
+                        hits.append(searcher.search_batch([queries[i]], 10, mode, vectors=vectors[i : i + 1])[0])
+                        seconds.append(time.perf_counter() - start)
+                    result[mode] = percentiles_ms(seconds)
+                    if mode == "dense":
+                        result["dense_recall@10"] = 100 * float(np.mean([len({h.id for h in row} & set(ex)) / 10 for row, ex in zip(hits, exact)]))
+            # client: the benchmark process (with the embedded Lite engine inside it for lite / lite3)
+            result["client_peak_rss_mb"] = client_rss.stop()
+            result["server_peak_rss_mb"] = server_rss.stop() if server_rss else None
+        return result
     finally:
-        if server:
-            server.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def run_isolated(backend, n, args, texts):
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=index_worker, args=(backend, n, args, texts, queue))
-    process.start()
-    while True:
-        try:
-            result = queue.get(timeout=5)
-            break
-        except Exception:  # noqa: BLE001 - queue.Empty: still running, unless the worker died without a word
-            if not process.is_alive():
-                result = {"backend": backend, "size": n, "error": f"worker exited with code {process.exitcode}"}
-                break
-    process.join()
-    return result
 
 
 # ---------------------------------------------------------------- report
@@ -329,24 +335,30 @@ def markdown(extraction, rows, args):
                              f"{e[name + '_docs_per_s'] / e['dynamic_docs_per_s']:.2f} | {q['p50_ms']:.1f} / {q['p99_ms']:.1f} |")
             lines.append(f"| {model} | max abs inference - dynamic | {e['max_abs_diff_inference_vs_dynamic']:.1e} | | | |")
         lines += ["", "PaddleNLP's figure: 10M texts in 3h40m on a V100 (~760/s).", ""]
-    lines += ["## Index and search", "",
-              f"Synthetic vectors (dim {args.dim}, intrinsic dimension {LATENT_DIM}: a random linear map of Gaussian latents), texts = corpus lines made unique; {args.queries} single queries per mode; "
-              "latency is Milvus only (the query vector is given), HNSW M 16 / efConstruction 200 / ef 128. "
-              "Recall@10 = share of the exact top 10 (numpy) that Milvus returns. Index ready = flush until the index "
-              "covers every row (on the server: and its query node serves the indexed segments); compaction = the time Milvus Lite's close waits for its background segment merge "
-              "(a server does that on its own time). Peak RSS: the benchmark process (Milvus Lite runs inside it) "
-              "and the server's processes.", "",
-              "| backend | vectors | insert rows/s | index ready (s) | compaction (s) | dense p50 / p99 (ms) | bm25 p50 / p99 (ms) | "
-              "hybrid p50 / p99 (ms) | HNSW recall@10 | peak RSS client / server (MB) |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in sorted(rows, key=lambda r: (r["backend"], r["size"])):
+    lines += ["## Index and search, every backend side by side", "",
+              f"Documents: CSL titles, then sentences of CSL abstracts (cycled, made unique by their id, beyond what there is); "
+              f"synthetic vectors (dim {args.dim}, intrinsic dimension {LATENT_DIM}: a random linear map of Gaussian latents); "
+              f"{args.queries} single queries per mode, BM25 ones CSL keyword lists; latency is Milvus only (the query vector is "
+              "given); index type AUTO unless said (FLAT on the Lite engine, HNSW M 16 / efConstruction 200 / ef 128 elsewhere). "
+              "Dense recall@10 = share of the exact top 10 (numpy) that Milvus returns. Index ready = flush until the index "
+              "covers every row (on the server: and its query node serves the indexed segments); close = the time the "
+              "embedded engine's close takes (milvus-lite 3.x merges segments there). Peak RSS: the benchmark process (the "
+              "embedded engines run inside it) and the server's processes. Each row ran in a process of its own, one after "
+              "the other, in one run of this script.", "",
+              "| backend | engine | index | documents | insert rows/s | index ready (s) | close (s) | dense p50 / p99 (ms) | "
+              "bm25 p50 / p99 (ms) | hybrid p50 / p99 (ms) | dense recall@10 | peak RSS client / server (MB) |",
+              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
         if "error" in r:
-            lines.append(f"| {r['backend']} | {r['size']} | error: {r['error']} | | | | | | | |")
+            lines.append(f"| {r['backend']} | | {r.get('index_type', '')} | {r['size']} | error: {r['error']} | | | | | | | |")
             continue
         lat = lambda m: f"{r[m]['p50_ms']:.1f} / {r[m]['p99_ms']:.1f}" if m in r else "n/a (no BM25)"  # noqa: E731
         server = f"{r['server_peak_rss_mb']:.0f}" if r["server_peak_rss_mb"] else "-"
-        lines.append(f"| {r['backend']} | {r['size']} | {r['insert_rows_per_s']:.0f} | {r['index_seconds']:.1f} | {r.get('close_seconds', float('nan')):.1f} | {lat('dense')} | "
-                     f"{lat('bm25')} | {lat('hybrid')} | {r['hnsw_recall@10']:.1f} | {r['client_peak_rss_mb']:.0f} / {server} |")
+        settings = " ".join(f"{k} {v}" for k, v in (r.get("index_settings") or {}).items())
+        lines.append(f"| {r['backend']} | {r.get('engine', '')} | {r.get('index_type', '')}{' ' + settings if settings else ''} | "
+                     f"{r['size']:,} | {r['insert_rows_per_s']:,.0f} | {r['index_seconds']:.1f} | {r.get('close_seconds', float('nan')):.1f} | "
+                     f"{lat('dense')} | {lat('bm25')} | {lat('hybrid')} | {r.get('dense_recall@10', r.get('hnsw_recall@10', float('nan'))):.1f} | "
+                     f"{r['client_peak_rss_mb']:.0f} / {server} |")
     lines += ["", "PaddleNLP's figure: 10M vectors inserted into Milvus 2.1 in 21m (~7.9k vectors/s).", ""]
     return "\n".join(lines)
 
@@ -366,8 +378,8 @@ def main(argv=None):
     if args.keep_rows and os.path.isfile(earlier_file):
         with open(earlier_file, encoding="utf-8") as f:
             earlier = json.load(f)
-        planned = {(backend, n) for backend in args.backends for n in (getattr(args, f"{backend}_sizes") or args.sizes)}
-        rows = [r for r in earlier["index"] if (r["backend"], r["size"]) not in planned]
+        planned = set(planned_rows(args))
+        rows = [r for r in earlier["index"] if (r["backend"], r.get("index_type", "AUTO"), r["size"]) not in planned]
         extraction = earlier["extraction"] if args.skip_extraction else None
         args.kept_from = earlier.get("command", "an earlier run")
     if not args.skip_extraction:
@@ -377,12 +389,27 @@ def main(argv=None):
                           for preset in ([None] if args.model_dir else args.preset)]
         logger.info(f"extraction: {json.dumps(extraction)}")
     save(args, corpus_file, extraction, rows)
-    for backend in args.backends:
-        for n in getattr(args, f"{backend}_sizes") or args.sizes:
-            rows.append(run_isolated(backend, n, args, texts))
-            logger.info(f"{backend} {n}: {json.dumps(rows[-1])}")
-            save(args, corpus_file, extraction, rows)  # after every row: a long run stopped early keeps what it measured
+    queries = keyword_queries(corpus_file, args.queries)
+    for backend, index_type, n in planned_rows(args):
+        payload = {"size": n, "index_type": index_type, "args": vars(args), "texts": texts, "keyword_queries": queries}
+        row = run_isolated(backend, __file__, payload, args.time_box_s)
+        rows.append({"backend": backend, "size": n, "index_type": index_type, **row})
+        logger.info(f"{backend} {index_type} {n}: {json.dumps(rows[-1])}")
+        save(args, corpus_file, extraction, rows)  # after every row: a long run stopped early keeps what it measured
     print(markdown(extraction, rows, args))
+
+
+def planned_rows(args):
+    """(backend, index type, size) of every index row this run measures, in order."""
+    planned = []
+    for n in sorted(set(args.sizes + (args.lite_sizes or []) + (args.server_sizes or []))):
+        for backend in args.backends:
+            sizes = (args.server_sizes if backend == "server" else args.lite_sizes) or args.sizes
+            if n in sizes:
+                planned.append((backend, "AUTO", n))
+                if backend == "lite" and args.lite_ivf:
+                    planned.append((backend, "IVF_FLAT", n))
+    return planned
 
 
 def save(args, corpus_file, extraction, rows):
@@ -399,4 +426,7 @@ def command_line():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--worker"]:  # one index row, in its backend's interpreter (bench/backends.py)
+        worker_main(sys.argv[2], index_worker)
+    else:
+        main()

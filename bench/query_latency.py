@@ -30,12 +30,9 @@ finish in it is recorded as such. Writes bench/results/query_latency.md and .jso
 import argparse
 import hashlib
 import json
-import multiprocessing
 import os
 import platform
-import queue
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -44,6 +41,9 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from backends import BACKENDS, milvus_uri, run_isolated, worker_main  # noqa: E402
+
 SAMPLE_TITLES = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
 CSL_CORPUS = os.path.join(REPO, "data", "csl", "milvus", "milvus_data.csv")
 CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
@@ -58,7 +58,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_corpora = (["csl"] if os.path.isfile(CSL_CORPUS) or os.path.isfile(CSL_PAPERS) else []) + ["synthetic_10000", "synthetic_100000"]
     parser.add_argument("--corpora", nargs="+", default=default_corpora, help="csl and/or synthetic_N (N titles)")
-    parser.add_argument("--backends", nargs="+", choices=("lite", "server"), default=["lite"])
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=["lite"],
+                        help="bench/backends.py: lite (milvus-lite 2.5), lite3 (milvus-lite 3.x, its own venv), lite_grpc, server")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--queries", type=int, default=100, help="timed single queries per mode")
     parser.add_argument("--warmup", type=int, default=5, help="untimed queries per mode first")
@@ -251,22 +252,20 @@ def time_mode(mode, queries, searcher, encoder, reranker, system, args):
     return result
 
 
-def row_worker(corpus_name, backend, args, models, out_queue):
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the time box: finally blocks stop the server
+def row_worker(payload):
+    """One (corpus, backend) row, in the backend's own interpreter (bench/backends.py)."""
     from ernie_matching.reranker import Reranker
     from ns_common.utils import logger, quiet_paddlenlp
     from recall.milvus import insert, store
     from recall.milvus.config import load_config
-    from recall.milvus.local_server import LocalMilvusServer
-    from recall.milvus.model import TextEncoder
-    from recall.milvus.model import TimedEncoder
+    from recall.milvus.model import TextEncoder, TimedEncoder
     from recall.milvus.search import MilvusSearcher
 
     quiet_paddlenlp()
+    corpus_name, backend, args = payload["corpus"], payload["backend"], argparse.Namespace(**payload["args"])
+    recall_dir, reranker_dir = payload["models"]
     root = tempfile.mkdtemp(prefix=f"query_latency_{corpus_name}_{backend}_")
-    server = None
     try:
-        recall_dir, reranker_dir = models
         inference = dict(cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
         encoder = TimedEncoder(TextEncoder(model_dir=recall_dir, max_seq_length=args.max_seq_length, **inference))
         reranker = Reranker(model_dir=reranker_dir, max_seq_length=args.max_seq_length, **inference)
@@ -275,60 +274,38 @@ def row_worker(corpus_name, backend, args, models, out_queue):
         start = time.perf_counter()
         embeddings = embeddings_of(corpus_name, corpus, encoder, recall_dir, args.work_dir)
         build["embed_s"] = round(time.perf_counter() - start, 1)
-        if backend == "server":
-            server = LocalMilvusServer(os.path.join(root, "server"), startup_timeout_s=900).start()
-        config = load_config(uri=server.uri if server else os.path.join(root, "latency.db"), collection="latency")
-        client = store.connect(config)
-        stats = insert.insert_corpus(client, config, corpus, embeddings)
-        store.close(client, config)
-        build.update(insert_s=round(stats.insert_seconds, 1), index_s=round(stats.index_seconds, 1))
-        logger.info(f"{corpus_name} {backend}: {json.dumps(build)}")
-        result = {"_build": build}  # goes to the .md; the .json holds the modes only
-        with MilvusSearcher(config, encoder) as searcher:
-            system = {}
-            if "bm25" in searcher.modes:
-                from recall.milvus.ranking import SearchSystem, load_ranking
+        with milvus_uri(backend, root) as (uri, _):
+            config = load_config(uri=uri, collection="latency")
+            client = store.connect(config)
+            build["engine"] = store.engine(client).name
+            stats = insert.insert_corpus(client, config, corpus, embeddings)
+            store.close(client, config)
+            build.update(insert_s=round(stats.insert_seconds, 1), index_s=round(stats.index_seconds, 1), index_type=stats.index_type)
+            logger.info(f"{corpus_name} {backend}: {json.dumps(build)}")
+            result = {"_build": build}  # goes to the .md; the .json holds the modes only
+            with MilvusSearcher(config, encoder) as searcher:
+                system = {}
+                if "bm25" in searcher.modes:
+                    from recall.milvus.ranking import SearchSystem, load_ranking
 
-                ranking = load_ranking(args.ranking_file) if args.ranking_file else neutral_ranking()
-                system = {"system": SearchSystem(searcher, encoder, reranker, ranking),
-                          "system_full": SearchSystem(searcher, encoder, reranker, neutral_ranking())}
-            for mode in args.modes:
-                if mode not in searcher.modes and mode not in system:
-                    result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
-                    continue
-                result[mode] = time_mode(mode, queries, searcher, encoder, reranker, system, args)
-                logger.info(f"{corpus_name} {backend} {mode}: {json.dumps(result[mode])}")
-        out_queue.put(result)
-    except BaseException as e:  # noqa: BLE001 - report, do not hang the parent
-        out_queue.put({"_error": f"{type(e).__name__}: {e}"})
+                    ranking = load_ranking(args.ranking_file) if args.ranking_file else neutral_ranking()
+                    system = {"system": SearchSystem(searcher, encoder, reranker, ranking),
+                              "system_full": SearchSystem(searcher, encoder, reranker, neutral_ranking())}
+                for mode in args.modes:
+                    if mode not in searcher.modes and mode not in system:
+                        result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
+                        continue
+                    result[mode] = time_mode(mode, queries, searcher, encoder, reranker, system, args)
+                    logger.info(f"{corpus_name} {backend} {mode}: {json.dumps(result[mode])}")
+        return result
     finally:
-        if server:
-            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
 def run_row(corpus_name, backend, args, models):
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(target=row_worker, args=(corpus_name, backend, args, models, results))
-    start = time.time()
-    process.start()
-    result = None
-    while result is None:
-        try:
-            result = results.get(timeout=5)
-        except queue.Empty:
-            if not process.is_alive():
-                result = {"_error": f"worker exited with code {process.exitcode}"}
-            elif time.time() - start > args.time_box_s:
-                process.terminate()  # SIGTERM: the worker stops its Milvus server on the way out
-                process.join(120)
-                if process.is_alive():
-                    process.kill()
-                result = {"_error": f"not finished within the time box of {args.time_box_s:.0f} s"}
-    process.join()
-    if "_error" in result:
-        return {mode: {"status": result["_error"]} for mode in args.modes}, None
+    result = run_isolated(backend, __file__, {"corpus": corpus_name, "args": vars(args), "models": list(models)}, args.time_box_s)
+    if "error" in result:
+        return {mode: {"status": result["error"]} for mode in args.modes}, None
     return {k: v for k, v in result.items() if k != "_build"}, result["_build"]
 
 
@@ -357,7 +334,8 @@ def markdown(results, builds, meta):
     lines += ["", "Rows built by this run (documents; seconds to embed them, ~0 when cached in --work_dir; insert; index):", ""]
     for (corpus, backend), b in builds.items():
         if b:
-            lines.append(f"- {corpus} / {backend}: {b['documents']} documents, embed {b['embed_s']} s, insert {b['insert_s']} s, index {b['index_s']} s")
+            lines.append(f"- {corpus} / {backend} ({b.get('engine', '?')}, {b.get('index_type', '?')} index): {b['documents']} documents, "
+                         f"embed {b['embed_s']} s, insert {b['insert_s']} s, index {b['index_s']} s")
     return "\n".join(lines) + "\n"
 
 
@@ -404,4 +382,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--worker"]:  # one row, in its backend's interpreter (bench/backends.py)
+        worker_main(sys.argv[2], row_worker)
+    else:
+        main()

@@ -8,10 +8,16 @@ Also the bundled sample's paths and the tiny from-scratch models most tests trai
 one layer), built once a run (session scope) and only read: a test that trains saves into its own folder.
 paddle and the project are imported inside the helpers, so tests that need neither do not pay for them.
 """
+import http.client
+import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -137,3 +143,135 @@ def launch_two_processes(script, args, log_dir, timeout=300):
             with open(os.path.join(log_dir, name), errors="replace") as f:
                 logs += f.read()
     return result, logs
+
+
+# ---------------------------------------------------------------- Milvus: nothing searches unflushed rows
+
+
+class FlushCheckedClient:
+    """Mixed into pymilvus' real MilvusClient for the whole test session (flush_guard): remembers the collections
+    with writes (insert, upsert, delete) not yet flushed and fails any search, query or get of one of them, so a
+    code path that searches before it flushes fails its test (milvus-lite 3.x searched unflushed rows ~30x
+    slower; a server indexes only flushed segments)."""
+
+    unflushed = set()  # (uri, collection)
+
+    def _key(self, collection_name):
+        return (self._ns_uri, collection_name)
+
+    def _written(self, collection_name):
+        FlushCheckedClient.unflushed.add(self._key(collection_name))
+
+    def _check(self, what, collection_name):
+        if self._key(collection_name) in FlushCheckedClient.unflushed:
+            raise AssertionError(f"{what} over unflushed rows of collection {collection_name} at {self._ns_uri}: flush first")
+
+
+def _flush_checked(client_class):
+    def guarded(name, kind):
+        method = getattr(client_class, name)
+
+        def call(self, collection_name, *args, **kwargs):
+            if kind == "read":
+                self._check(name, collection_name)
+            result = method(self, collection_name, *args, **kwargs)
+            if kind == "write":
+                self._written(collection_name)
+            elif kind == "clean":
+                FlushCheckedClient.unflushed.discard(self._key(collection_name))
+            return result
+
+        return call
+
+    def init(self, uri="", *args, **kwargs):
+        client_class.__init__(self, uri, *args, **kwargs)
+        self._ns_uri = uri if "://" in uri else os.path.abspath(uri)
+
+    kinds = {"insert": "write", "upsert": "write", "delete": "write", "flush": "clean", "drop_collection": "clean",
+             "search": "read", "hybrid_search": "read", "query": "read", "get": "read"}
+    members = {name: guarded(name, kind) for name, kind in kinds.items()}
+    return type("MilvusClient", (FlushCheckedClient, client_class), {"__init__": init, **members})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_guard():
+    """Every MilvusClient the tests' own process creates checks that nothing searches unflushed rows."""
+    import pymilvus
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pymilvus, "MilvusClient", _flush_checked(pymilvus.MilvusClient))
+        yield FlushCheckedClient.unflushed
+
+
+# ---------------------------------------------------------------- the web service as a process of its own
+
+
+WEB_SERVICE_MODULE = "recall.milvus.web_service"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningService:
+    """`python -m <WEB_SERVICE_MODULE> ...` as a child process, its output in a log file."""
+
+    def __init__(self, log_path, *flags):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "w", encoding="utf-8")
+        command = [sys.executable, "-m", WEB_SERVICE_MODULE, "--port", str(self.port), *flags]
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"web service exited with {self.process.returncode} while starting:\n{self.log_text()[-3000:]}")
+            try:
+                if request(self.port, "GET", "/api/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        pytest.fail(f"web service not up after 180 s:\n{self.log_text()[-3000:]}")
+
+    def log_text(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM, as a process manager would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+def request(port, method, path, body=None, raw=None):
+    """-> (status, parsed JSON or text, headers) over a fresh loopback connection (no proxy)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        data = raw if raw is not None else (json.dumps(body, ensure_ascii=False).encode() if body is not None else None)
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data is not None else {})
+        response = connection.getresponse()
+        text = response.read().decode("utf-8")
+        content_type = response.getheader("content-type", "")
+        return response.status, json.loads(text) if "json" in content_type else text, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def assert_clean_log(text):
+    bad = [line for line in text.splitlines() if re.search(r"\bERROR\b|Traceback|Exception", line)]
+    assert not bad, "errors in the service log:\n" + "\n".join(bad[:10])
+
+

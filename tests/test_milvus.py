@@ -79,7 +79,7 @@ def embeddings(model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lite_index(embeddings, tmp_path_factory):
-    """The sample corpus in a Milvus Lite collection (HNSW + BM25)."""
+    """The sample corpus in a Milvus Lite collection (FLAT + BM25)."""
     from recall.milvus import insert
 
     uri = str(tmp_path_factory.mktemp("lite") / "milvus.db")
@@ -106,14 +106,14 @@ def test_config_flags_override_yaml(tmp_path):
     from recall.milvus.config import add_config_args, load_config
 
     defaults = load_config()
-    assert (defaults.index_type, defaults.metric_type, defaults.uri.endswith(".db")) == ("HNSW", "IP", True)
+    assert (defaults.index_type, defaults.metric_type, defaults.uri.endswith(".db")) == ("AUTO", "IP", True)
     own = tmp_path / "my.yml"
     own.write_text("index_type: IVF_FLAT\nivf_nlist: 64\nuri: http://milvus.example:19530\n", encoding="utf-8")
     args = add_config_args(argparse.ArgumentParser()).parse_args(["--config", str(own), "--search_nprobe", "8", "--bm25", "false"])
     config = load_config(args)
     assert (config.index_type, config.ivf_nlist, config.bm25, config.is_lite) == ("IVF_FLAT", 64, False, False)
-    assert config.search_params(10) == {"metric_type": "IP", "params": {"nprobe": 8}}
-    assert load_config(index_type="HNSW", search_ef=16).search_params(50)["params"] == {"ef": 50}  # ef >= top_k
+    assert config.search_params("IVF_FLAT", 10) == {"metric_type": "IP", "params": {"nprobe": 8}}
+    assert load_config(search_ef=16).search_params("HNSW", 50)["params"] == {"ef": 50}  # ef >= top_k
 
     bad = tmp_path / "bad.yml"
     bad.write_text("index_typ: HNSW\n", encoding="utf-8")
@@ -317,6 +317,7 @@ def test_lexical_leg_in_milvus_is_the_bm25_reference(lite_index):
     """BM25 on the client's character n-grams inside Milvus ranks exactly like bm25s on the same tokens (the
     keyword-search bar), with the k1/b the settings ask for stored in the index."""
     from ns_common.bm25 import BM25Index, joined_char_ngrams, lexical_text
+    from recall.milvus import store
     from recall.milvus.config import load_config
     from recall.milvus.search import MilvusSearcher
 
@@ -326,8 +327,8 @@ def test_lexical_leg_in_milvus_is_the_bm25_reference(lite_index):
     indices, scores = BM25Index(corpus_lines(), joined_char_ngrams, k1=config.bm25_k1, b=config.bm25_b).search(queries, k=10)
     with MilvusSearcher(config) as searcher:
         assert searcher.info.analyzer == "char_ngram"
-        stored = searcher.client.describe_index(config.collection, "sparse")
-        assert (stored["params"]["bm25_k1"], stored["params"]["bm25_b"]) == (config.bm25_k1, config.bm25_b)
+        stored = store.stored_index_params(searcher.client.describe_index(config.collection, "sparse"))
+        assert stored == {"bm25_k1": config.bm25_k1, "bm25_b": config.bm25_b}
         hits = searcher.search_batch(queries, top_k=10, mode="bm25")
     for q, row, row_scores, found in zip(queries, indices, scores, hits):
         # the same documents with the same scores (equal scores may come in either order); Milvus' BM25 keeps
@@ -352,6 +353,71 @@ def test_a_collection_of_another_analyzer_must_be_rebuilt(embeddings, tmp_path, 
     assert "rebuild it with --drop" in capsys.readouterr().err
     with MilvusSearcher(load_config(uri=uri, analyzer="jieba")) as searcher:  # asked for explicitly: served
         assert searcher.search(corpus_lines()[3], top_k=1, mode="bm25")[0].id == 3
+
+
+def test_a_search_over_unflushed_rows_fails_the_test(tmp_path):
+    """The session's flush guard (tests/conftest.py) is live: a search right after an unflushed insert fails the
+    test that runs it; after the flush it is served."""
+    from recall.milvus import store
+    from recall.milvus.config import load_config
+
+    config = load_config(uri=str(tmp_path / "unflushed.db"), collection="unflushed", bm25=False)
+    client = store.connect(config)
+    store.create_collection(client, config, 4, with_bm25=False)
+    client.insert(config.collection, [{"id": 0, "text": "a", "embedding": [1.0, 0.0, 0.0, 0.0]}])
+    with pytest.raises(AssertionError, match="unflushed rows of collection unflushed"):
+        client.search(config.collection, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="embedding", limit=1)
+    client.flush(config.collection)
+    assert client.search(config.collection, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="embedding", limit=1)[0][0]["id"] == 0
+    store.close(client, config)
+
+
+def test_a_database_of_the_other_engine_or_an_older_schema_must_be_rebuilt(embeddings, tmp_path, capsys):
+    """A milvus-lite 3.x database (a directory, tests/data/lite3.db as an earlier version left it) and a collection
+    of the schema before the description held its version are each refused in one line naming insert --drop,
+    which rebuilds them."""
+    import shutil
+
+    from pymilvus import DataType, MilvusClient
+
+    from recall.milvus import insert, store
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+
+    old_engine = str(tmp_path / "old_engine.db")
+    shutil.copytree(os.path.join(REPO, "tests", "data", "lite3.db"), old_engine)
+    argv = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", old_engine]
+    for attempt in (lambda: MilvusSearcher(load_config(uri=old_engine)), lambda: insert.main(argv)):
+        with pytest.raises(SystemExit):
+            attempt()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "written by milvus-lite 3.x" in err[0] and "insert ... --drop" in err[0], err
+    assert os.path.isdir(old_engine)  # refused, not touched
+    assert insert.main(argv + ["--drop"]) == 500
+    assert store.lite_generation(old_engine) == 2
+    capsys.readouterr()
+
+    old_schema = str(tmp_path / "old_schema.db")
+    client = MilvusClient(old_schema)  # the collection as the project created it before the schema version
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=2048)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=EMB_SIZE)
+    index = client.prepare_index_params()
+    index.add_index(field_name="embedding", index_name="embedding", index_type="FLAT", metric_type="IP")
+    client.create_collection("literature_search", schema=schema, index_params=index)
+    client.close()
+    store.close(client, load_config(uri=old_schema))
+    argv = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", old_schema]
+    for attempt in (lambda: MilvusSearcher(load_config(uri=old_schema)), lambda: insert.main(argv)):
+        with pytest.raises(SystemExit):
+            attempt()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "schema version 1" in err[0] and "insert ... --drop" in err[0], err
+    assert insert.main(argv + ["--drop"]) == 500
+    with MilvusSearcher(load_config(uri=old_schema)) as searcher:
+        assert searcher.info.meta["schema"] == store.SCHEMA_VERSION
+        assert searcher.search(corpus_lines()[7], top_k=1, mode="bm25")[0].id == 7
 
 
 def test_listwise_fit_finds_the_informative_feature():

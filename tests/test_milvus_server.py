@@ -75,7 +75,7 @@ def test_insert_resume_search_on_server(server, embeddings, caplog):
     vectors = np.load(embeddings)
     exact_top10 = np.argsort(-(vectors[:50] @ vectors.T), axis=1)[:, :10]
     with MilvusSearcher(config) as searcher:
-        assert searcher.modes == ("dense",)
+        assert searcher.modes == ("dense",) and searcher.info.index_type == "HNSW"  # AUTO on a server
         hits = [searcher.search_by_id(i, top_k=10) for i in range(50)]
         with pytest.raises(SearchError, match="needs the BM25 field"):
             searcher.search("语言", mode="bm25")
@@ -87,17 +87,17 @@ def test_insert_resume_search_on_server(server, embeddings, caplog):
 @pytest.mark.parametrize("settings", [dict(index_type="HNSW", hnsw_m=8, hnsw_ef_construction=64), dict(index_type="IVF_FLAT", ivf_nlist=8)])
 def test_index_settings_read_back_on_server(server, settings):
     from recall.milvus import store
-    from recall.milvus.config import stored_index_params
 
     config = config_for(server, collection=f"settings_{settings['index_type'].lower()}", **settings)
     client = store.connect(config)
-    store.create_collection(client, config, 32, with_bm25=False)
-    stored = stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD))
+    info = store.create_collection(client, config, 32, with_bm25=False)
+    stored = store.stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD))
+    assert stored == info.index_settings and stored  # e.g. {"M": 8, "efConstruction": 64}
+    assert store.describe(client, config).index_settings == stored
     store.close(client, config)
-    assert stored == config.index_settings() and stored  # e.g. {"M": 8, "efConstruction": 64}
 
 
-def test_partition_and_ivf_flat_on_server(server, embeddings):
+def test_partition_and_ivf_flat_on_server(server, embeddings, capsys):
     from recall.milvus import insert
     from recall.milvus.search import MilvusSearcher
 
@@ -106,6 +106,11 @@ def test_partition_and_ivf_flat_on_server(server, embeddings):
     assert insert.main(argv) == 500
     with MilvusSearcher(config_for(server, collection="ivf_trial", partition="titles", index_type="IVF_FLAT", search_nprobe=8)) as searcher:
         assert searcher.search_by_id(123, top_k=1)[0].id == 123
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a partition that does not exist would silently find nothing
+        MilvusSearcher(config_for(server, collection="ivf_trial", partition="titels"))
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no such partition" in err and "titles" in err
 
 
 def test_server_refuses_wrong_or_missing_token(server, capsys):

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -197,3 +198,50 @@ def test_a_rebuilt_output_redoes_the_stages_that_read_it(pipeline_run):
         assert said(dry.stdout, stage) == "would run", stage
     assert f"its input {os.path.join(str(out), 'export', 'reranker')} was rebuilt in this run" in dry.stdout
     assert said(dry.stdout, "milvus_eval") == "would be reused" and said(dry.stdout, "report") == "would run"
+
+
+def test_milvus_stages_every_mode_and_the_web_service_against_a_grpc_server(pipeline_run, tmp_path):
+    """The search system needs BM25, which the Milvus 2.3.5 server lacks: against milvus-lite 2.5's engine served
+    over gRPC (a Milvus >= 2.5 API), the pipeline's Milvus stages, query.py in every mode and the web service run
+    with --uri http://127.0.0.1:PORT and give what the embedded engine gave."""
+    from conftest import RunningService, request
+
+    from recall.milvus.local_server import LiteEngineServer
+
+    out, _, env = pipeline_run
+    copy = tmp_path / "pipeline"
+    shutil.copytree(out, copy)
+    with LiteEngineServer(str(tmp_path / "lite_server")) as server:
+        cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(copy), "--budget", "smoke", "--milvus_uri", server.uri]
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        for stage in ("milvus_insert", "milvus_eval", "fit_ranking", "system_eval"):
+            assert said(result.stdout, stage) == "run", stage
+        with open(os.path.join(copy, "logs", "milvus_insert.log"), encoding="utf-8") as f:
+            assert f"at {server.uri}: 500 entities" in f.read()
+        embedded, served = (json.load(open(os.path.join(d, "report.json"), encoding="utf-8"))["recall"] for d in (out, copy))
+        for mode in ("milvus_dense", "milvus_bm25", "milvus_hybrid"):  # the same engine, the same data: the same figures
+            assert served[mode] == embedded[mode], mode
+        assert served["milvus_system"]["queries"] == 60
+
+        query = "语言 文化 差异"
+        recall_export, reranker_export = os.path.join(copy, "export", "recall"), os.path.join(copy, "export", "reranker")
+        hits = {}
+        for mode in ("dense", "bm25", "hybrid", "fusion", "system"):
+            flags = ["--reranker_dir", reranker_export] if mode == "system" else []
+            answer = subprocess.run([sys.executable, "-m", "recall.milvus.query", "--model_dir", recall_export, "--query", query, "--mode", mode,
+                                     "--top_k", "5", "--json", "--uri", server.uri, *flags], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+            assert answer.returncode == 0, (mode, answer.stderr[-2000:])
+            hits[mode] = [h["id"] for h in json.loads(answer.stdout.strip().splitlines()[-1])["hits"]]
+            assert len(hits[mode]) == 5, mode
+
+        service = RunningService(str(tmp_path / "web_service.log"), "--model_dir", recall_export, "--reranker_dir", reranker_export,
+                                 "--uri", server.uri)
+        try:
+            status, health, _ = request(service.port, "GET", "/api/health")
+            assert status == 200 and health["documents"] == 500 and "system" in health["modes"]
+            for mode in ("bm25", "system"):
+                status, answer, _ = request(service.port, "POST", "/api/search", {"query": query, "top_k": 5, "mode": mode})
+                assert status == 200 and [h["id"] for h in answer["hits"]] == hits[mode], mode
+        finally:
+            service.stop()

@@ -173,39 +173,54 @@ def recall_at_10(searcher, queries, exact):
     return float(np.mean([len({h.id for h in row} & set(e)) / 10 for row, e in zip(hits, exact)]))
 
 
-def test_hnsw_settings_are_stored_and_take_effect_on_lite(tmp_path):
-    """M 4 / efConstruction 8 on 4,000 random 64-d vectors: a poor graph, so search ef shows. Passed flat
-    (the old way), Milvus Lite 3.2 dropped both build settings: describe_index showed none."""
+def test_lite_builds_an_exact_index_and_refuses_hnsw(tmp_path, capsys):
+    """On milvus-lite 2.5 (local mode) index_type AUTO builds FLAT: exact search, every query's true top 10; HNSW,
+    which the engine cannot build, is a one-line error before any collection exists."""
     from recall.milvus import store
-    from recall.milvus.config import stored_index_params
+    from recall.milvus.config import load_config
     from recall.milvus.search import MilvusSearcher
 
     vectors, queries = unit_vectors(4000), unit_vectors(40, seed=1)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    client, config = build_collection(tmp_path, vectors, hnsw_m=4, hnsw_ef_construction=8, search_ef=10)
-    assert stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"M": 4, "efConstruction": 8}
+    client, config = build_collection(tmp_path, vectors)
+    assert store.engine(client).local_mode
+    assert client.describe_index(config.collection, index_name=store.DENSE_FIELD)["index_type"] == "FLAT"
     store.close(client, config)
     with MilvusSearcher(config) as searcher:
-        narrow = recall_at_10(searcher, queries, exact)
-        searcher.config.search_ef = 400
-        wide = recall_at_10(searcher, queries, exact)
-    assert narrow < 0.6 and wide > narrow + 0.2, (narrow, wide)  # ef is read; M 4 is what was built
+        assert searcher.info.index_type == "FLAT"
+        assert recall_at_10(searcher, queries, exact) == 1.0
+
+    hnsw = load_config(uri=str(tmp_path / "hnsw.db"), collection="hnsw", index_type="HNSW")
+    client = store.connect(hnsw)
+    with pytest.raises(SystemExit):
+        store.create_collection(client, hnsw, 8, with_bm25=False)
+    assert not client.has_collection("hnsw")
+    store.close(client, hnsw)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "builds FLAT or IVF_FLAT indexes only" in err and "--index_type AUTO" in err
 
 
 def test_ivf_settings_are_stored_on_lite(tmp_path):
+    """nlist as given, or 4 sqrt(n) from the corpus size, read back from describe_index."""
     from recall.milvus import store
-    from recall.milvus.config import stored_index_params
+    from recall.milvus.config import load_config
 
     client, config = build_collection(tmp_path, unit_vectors(200), index_type="IVF_FLAT", ivf_nlist=8)
-    assert stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"nlist": 8}
+    assert store.stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"nlist": 8}
     store.close(client, config)
+    sized = load_config(uri=str(tmp_path / "sized.db"), collection="sized", bm25=False, index_type="IVF_FLAT")
+    client = store.connect(sized)
+    info = store.create_collection(client, sized, 8, with_bm25=False, n_rows=10000)
+    assert info.index_settings == {"nlist": 400}
+    assert store.describe(client, sized).index_settings == {"nlist": 400}
+    store.close(client, sized)
 
 
 def test_bm25_k1_b_are_stored_and_take_effect_on_lite(tmp_path):
     """b = 0 turns BM25's length normalisation off: a short and a long title with the query once score alike;
     b = 1 ranks the short one higher. k1 / b read back from describe_index as set."""
     from recall.milvus import insert, store
-    from recall.milvus.config import load_config, stored_index_params
+    from recall.milvus.config import load_config
     from recall.milvus.search import MilvusSearcher
 
     corpus = tmp_path / "corpus.csv"
@@ -215,7 +230,7 @@ def test_bm25_k1_b_are_stored_and_take_effect_on_lite(tmp_path):
         config = load_config(uri=str(tmp_path / f"bm25_{b}.db"), collection="bm25", bm25_k1=k1, bm25_b=b)
         client = store.connect(config)
         insert.insert_corpus(client, config, str(corpus), unit_vectors(4, dim=8))
-        stored = stored_index_params(client.describe_index(config.collection, index_name=store.SPARSE_FIELD))
+        stored = store.stored_index_params(client.describe_index(config.collection, index_name=store.SPARSE_FIELD))
         assert stored == {"bm25_k1": k1, "bm25_b": b}
         store.close(client, config)
         with MilvusSearcher(config) as searcher:

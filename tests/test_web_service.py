@@ -7,14 +7,12 @@ An untrained recall model gives arbitrary dense rankings, so the expected top do
 (a dev query whose gold title BM25 ranks first) and from exact titles (a stored title's own vector).
 Artifacts (screenshot, load summary, service logs) go to test_artifacts/.
 """
-import http.client
 import json
 import os
 import random
 import re
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +20,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import RunningService, assert_clean_log, free_port, request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -67,75 +66,14 @@ def build_models_and_index(root):
 
     feature_extract.main(["--model_dir", paths["recall_export"], "--corpus_file", CORPUS, "--output_path", paths["embeddings"]])
     insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(paths["embeddings"], "corpus_embedding.npy"),
-                 "--uri", paths["milvus.db"], "--index_type", "FLAT"])
-    shutil.copytree(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
+                 "--uri", paths["milvus.db"]])
+    shutil.copy(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
     return paths
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     return build_models_and_index(str(tmp_path_factory.mktemp("web_service")))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RunningService:
-    """`python -m recall.milvus.web_service ...` as a child process, its output in a log file."""
-
-    def __init__(self, log_path, *flags):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.log = open(log_path, "w", encoding="utf-8")
-        command = [sys.executable, "-m", "recall.milvus.web_service", "--port", str(self.port), *flags]
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"web service exited with {self.process.returncode} while starting:\n{self.log_text()[-3000:]}")
-            try:
-                if request(self.port, "GET", "/api/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f"web service not up after 180 s:\n{self.log_text()[-3000:]}")
-
-    def log_text(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        """SIGTERM, as a process manager would; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
-
-
-def request(port, method, path, body=None, raw=None):
-    """-> (status, parsed JSON or text, headers) over a fresh loopback connection (no proxy)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        data = raw if raw is not None else (json.dumps(body, ensure_ascii=False).encode() if body is not None else None)
-        connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data is not None else {})
-        response = connection.getresponse()
-        text = response.read().decode("utf-8")
-        content_type = response.getheader("content-type", "")
-        return response.status, json.loads(text) if "json" in content_type else text, dict(response.getheaders())
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -161,11 +99,6 @@ def first_dev_pair():
     with open(DEV, encoding="utf-8") as f:
         query, gold = f.readline().rstrip("\n").split("\t")
     return query, gold
-
-
-def assert_clean_log(text):
-    bad = [line for line in text.splitlines() if re.search(r"\bERROR\b|Traceback|Exception", line)]
-    assert not bad, "errors in the service log:\n" + "\n".join(bad[:10])
 
 
 # ---------------------------------------------------------------- API

@@ -9,7 +9,8 @@ from ns_common.cli import str_to_bool
 from ns_common.utils import fail
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
-INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT")
+# AUTO: HNSW on a server, FLAT where the engine runs in local mode (store.choose_dense_index)
+INDEX_TYPES = ("AUTO", "HNSW", "IVF_FLAT", "FLAT")
 METRIC_TYPES = ("IP", "COSINE", "L2")
 # char_ngram: the client writes each text's character uni+bigrams into a field of its own under the `standard`
 # tokenizer (the keyword-search bar); jieba / standard: Milvus analyses the text field itself
@@ -27,7 +28,7 @@ class MilvusConfig:
     index_type: str
     hnsw_m: int
     hnsw_ef_construction: int
-    ivf_nlist: int
+    ivf_nlist: int | None
     search_ef: int
     search_nprobe: int
     text_max_length: int
@@ -43,58 +44,18 @@ class MilvusConfig:
     def is_lite(self):
         return is_lite_uri(self.uri)
 
-    def index_settings(self):
-        """Build parameters of the dense index, e.g. {"M": 16, "efConstruction": 200}."""
-        if self.index_type == "HNSW":
-            return {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction}
-        if self.index_type == "IVF_FLAT":
-            return {"nlist": self.ivf_nlist}
-        return {}
+    def bm25_settings(self):
+        """Build parameters of the BM25 sparse index."""
+        return {"bm25_k1": self.bm25_k1, "bm25_b": self.bm25_b}
 
-    def index_params(self):
-        """index_settings() as `add_index(..., params=...)` must pass them. pymilvus 3 sends each key of
-        `params` as one key-value pair: Milvus Lite 3.2 reads only a nested {"params": {...}} (flat keys are
-        silently dropped: HNSW is then built with its defaults), the Milvus 2.3 server takes the flat keys of
-        its documentation. stored_index_params(describe_index(...)) reads back what was stored."""
-        settings = self.index_settings()
-        if not settings:
-            return {}
-        return {"params": settings} if self.is_lite else settings
-
-    def bm25_index_params(self):
-        """Parameters of the BM25 sparse index, passed the way index_params() passes the dense ones."""
-        settings = {"bm25_k1": self.bm25_k1, "bm25_b": self.bm25_b}
-        return {"params": settings} if self.is_lite else settings
-
-    def search_params(self, top_k):
-        """Search parameters of the dense index for a request of top_k hits."""
-        if self.index_type == "HNSW":
+    def search_params(self, index_type, top_k):
+        """Search parameters for a request of top_k hits over a dense index of index_type (the one the collection
+        stores: store.describe reads it back)."""
+        if index_type == "HNSW":
             return {"metric_type": self.metric_type, "params": {"ef": max(self.search_ef, top_k)}}
-        if self.index_type == "IVF_FLAT":
+        if index_type == "IVF_FLAT":
             return {"metric_type": self.metric_type, "params": {"nprobe": self.search_nprobe}}
         return {"metric_type": self.metric_type, "params": {}}
-
-
-def _number(value):
-    """A number given as a string (a server's describe_index) as int or float; anything else as it is."""
-    if isinstance(value, str):
-        for type_ in (int, float):
-            try:
-                return type_(value)
-            except ValueError:
-                pass
-    return value
-
-
-def stored_index_params(description):
-    """The build parameters of an index as Milvus stores them: describe_index's output -> {key: number} (a
-    server returns flat string values, Milvus Lite a nested "params" dict), to check against index_settings()
-    or bm25_index_params()."""
-    stored = dict(description.get("params") or {})
-    ignored = {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
-               "pending_index_rows", "state", "params", "index_state_fail_reason"}
-    stored.update({k: v for k, v in description.items() if k not in ignored})
-    return {k: _number(v) for k, v in stored.items()}
 
 
 def is_lite_uri(uri):
@@ -117,7 +78,7 @@ SETTINGS = {
     "index_type": (str, f"one of {', '.join(INDEX_TYPES)}"),
     "hnsw_m": (int, "HNSW M (graph degree)"),
     "hnsw_ef_construction": (int, "HNSW efConstruction"),
-    "ivf_nlist": (int, "IVF_FLAT nlist"),
+    "ivf_nlist": (_optional_int, "IVF_FLAT nlist (default: 4 sqrt(corpus size))"),
     "search_ef": (int, "HNSW search ef (at least top_k)"),
     "search_nprobe": (int, "IVF_FLAT search nprobe"),
     "text_max_length": (int, "characters of each text stored in Milvus"),
@@ -191,7 +152,9 @@ def validate(config):
         fail(f"--bm25_k1 {config.bm25_k1} / --bm25_b {config.bm25_b}: expected 0 < k1 < 100 and 0 <= b <= 1")
     if not config.collection or not config.collection.replace("_", "a").isalnum() or config.collection[0].isdigit():
         fail(f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit")
-    for key in ("hnsw_m", "hnsw_ef_construction", "ivf_nlist", "search_ef", "search_nprobe", "text_max_length", "batch_size",
+    if config.ivf_nlist is not None and not 1 <= config.ivf_nlist <= 65536:
+        fail(f"--ivf_nlist must be between 1 and 65536, got {config.ivf_nlist}")
+    for key in ("hnsw_m", "hnsw_ef_construction", "search_ef", "search_nprobe", "text_max_length", "batch_size",
                 "hybrid_candidates", "rrf_k"):
         if getattr(config, key) <= 0:
             fail(f"--{key} must be positive, got {getattr(config, key)}")

@@ -67,29 +67,30 @@ def load_embeddings(path, corpus_path, config):
     return embeddings
 
 
-def open_collection(client, config, dim, drop):
+def open_collection(client, config, dim, drop, n_rows=None):
     """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now)."""
-    info = store.describe(client, config)
-    created = info is None or drop
-    if info is not None and drop:
+    engine = store.engine(client)
+    if drop and client.has_collection(config.collection):
         client.drop_collection(config.collection)
         logger.info(f"dropped collection {config.collection} (--drop)")
-        info = None
-    if info is None:
-        with_bm25 = config.bm25 and store.supports_bm25(client)
+    info = store.describe(client, config)
+    created = info is None
+    if created:
+        with_bm25 = config.bm25 and engine.bm25
         if config.bm25 and not with_bm25:
-            logger.warning(f"Milvus {store.server_version(client)} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
+            logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
                            "the collection is dense only (--mode bm25 / hybrid unavailable)")
-        info = store.create_collection(client, config, dim, with_bm25)
-        logger.info(f"created collection {config.collection} (dim {dim}, {config.index_type}/{config.metric_type}"
+        info = store.create_collection(client, config, dim, with_bm25, n_rows)
+        settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
+        logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
+                    f"{' ' + settings if settings else ''}/{config.metric_type}"
                     f"{', BM25 ' + config.analyzer if with_bm25 else ', dense only'}) at {config.uri}")
     elif info.dim != dim:
         fail(f"collection {config.collection} at {config.uri} holds {info.dim}-dim vectors, the embeddings are {dim}-dim: "
              "use the model the collection was built with, another --collection, or --drop to rebuild it")
     elif store.analyzer_mismatch(info, config):
         fail(store.analyzer_mismatch(info, config))
-    if config.partition and not client.has_partition(config.collection, config.partition):
-        client.create_partition(config.collection, config.partition)
+    store.check_partition(client, config, create=True)
     client.load_collection(config.collection)
     return info, created
 
@@ -101,22 +102,30 @@ class InsertStats:
     skipped: int  # rows of batches --resume found complete
     insert_seconds: float
     index_seconds: float  # flush + index build (+ on a server, loading the indexed segments) after the last insert
+    index_type: str = ""  # the dense index the collection holds
 
 
 def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None):
     """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats."""
     n_docs, dim = embeddings.shape
-    info, created = open_collection(client, config, dim, drop)
+    info, created = open_collection(client, config, dim, drop, n_docs)
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id
     write = client.insert if created else client.upsert
     inserted = skipped = truncated = batches_this_run = 0
     start = time.time()
     stopped = False
+    # --resume: the batches the collection holds in full, asked before anything is written (no query runs over
+    # rows of this run before they are flushed)
+    complete = set()
+    for first in range(0, n_docs, config.batch_size) if resume else ():
+        last = min(first + config.batch_size, n_docs)
+        if store.count_entities(client, config, (first, last)) == last - first:
+            complete.add(first)
     with tqdm(total=n_docs, desc="inserting", unit="doc") as progress:
         for first_id, texts in iter_corpus_chunks(data_path, config.batch_size):
             end_id = first_id + len(texts)
-            if resume and store.count_entities(client, config, (first_id, end_id)) == len(texts):
+            if first_id in complete:
                 skipped += len(texts)
                 progress.update(len(texts))
                 continue
@@ -135,15 +144,17 @@ def insert_corpus(client, config, data_path, embeddings, drop=False, resume=Fals
             batches_this_run += 1
             progress.update(len(texts))
     insert_seconds = time.time() - start
-    client.flush(config.collection)  # seals the last segment: from here on Milvus builds its index
+    # every write is flushed before anything searches it: milvus-lite 3.x searched unflushed rows ~30x slower, and a
+    # server indexes only sealed segments (tests/conftest.py's flush_guard fails any test that searches unflushed rows)
+    client.flush(config.collection)
     if truncated:
         logger.warning(f"{truncated} texts longer than text_max_length {config.text_max_length} characters were stored cut")
     if stopped:
-        return InsertStats(None, inserted, skipped, insert_seconds, 0.0)
+        return InsertStats(None, inserted, skipped, insert_seconds, 0.0, info.index_type)
     store.wait_for_index(client, config)
     store.wait_until_served(client, config)
     index_seconds = time.time() - start - insert_seconds
-    return InsertStats(store.count_entities(client, config), inserted, skipped, insert_seconds, index_seconds)
+    return InsertStats(store.count_entities(client, config), inserted, skipped, insert_seconds, index_seconds, info.index_type)
 
 
 def main(argv=None):
@@ -151,7 +162,7 @@ def main(argv=None):
     config = load_config(args)
     embeddings = load_embeddings(args.embedding_path, args.data_path, config)
     n_docs = len(embeddings)
-    client = store.connect(config)
+    client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
         stats = insert_corpus(client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches)
     start = time.time()
@@ -164,7 +175,7 @@ def main(argv=None):
         return None
     logger.info(f"collection {config.collection} at {config.uri}: {stats.count} entities; inserted {stats.inserted} rows "
                 f"({stats.skipped} already present) in {stats.insert_seconds:.1f}s = {rate:.0f} rows/s; "
-                f"{config.index_type} index ready {stats.index_seconds:.1f}s after the last insert"
+                f"{stats.index_type} index ready {stats.index_seconds:.1f}s after the last insert"
                 + (f", compaction done {close_seconds:.1f}s later" if close_seconds > 1 else ""))
     if stats.count != n_docs:
         logger.warning(f"the collection holds {stats.count} entities for {n_docs} corpus lines "

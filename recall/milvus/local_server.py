@@ -1,13 +1,20 @@
-"""Starts a real Milvus server (pip `milvus==2.3.5`, the `milvus-server` launcher of Milvus standalone) on
-free loopback ports with its own data directory, for the client/server tests, the benchmark and local
-trials. Production users point --uri at their own standalone/cluster instead.
+"""Starts a Milvus server on free loopback ports with its own data directory, for the client/server tests, the
+benchmarks and local trials. Two kinds:
 
-    bash scripts/setup_milvus_server.sh                     # once: the server's own venv
+- `--engine milvus` (default): a real Milvus standalone, pip `milvus==2.3.5` and its `milvus-server` launcher
+  (HNSW, authentication; no BM25 function: dense only). Lives in a venv of its own.
+- `--engine lite`: the project's embedded engine, milvus-lite 2.5 (Milvus' C++ core in local mode), serving one
+  .db file over gRPC (milvus_lite.server): BM25, sparse vectors and hybrid search, so the whole search system runs
+  against `--uri http://127.0.0.1:PORT`, as against a Milvus >= 2.5 server; several processes can share it.
+
+    bash scripts/setup_milvus_server.sh                     # once, for --engine milvus: the server's own venv
     python -m recall.milvus.local_server --data_dir /tmp/milvus_trial [--authorization]
+    python -m recall.milvus.local_server --engine lite --data_dir /tmp/lite_trial [--port 19530]
     # prints the URI (http://127.0.0.1:PORT) and serves until Ctrl+C or `kill PID`
 
-The server venv is $NS_MILVUS_VENV, default ~/.cache/neural_search/milvus-venv (it pins the server's
-own dependencies, which clash with this project's).
+Production users point --uri at their own standalone/cluster instead. The Milvus server venv is
+$NS_MILVUS_VENV, default ~/.cache/neural_search/milvus-venv (it pins the server's own dependencies, which clash
+with this project's).
 """
 import argparse
 import os
@@ -125,22 +132,85 @@ class LocalMilvusServer:
         self.stop()
 
 
+class LiteEngineServer:
+    """milvus-lite's own server (milvus_lite.server.Server) serving data_dir/<db_name> over gRPC on a free
+    loopback port (or `port`): the embedded engine, reachable from other processes like a Milvus server."""
+
+    def __init__(self, data_dir, port=None, db_name="milvus.db", startup_timeout_s=60):
+        self.data_dir = os.path.abspath(data_dir)
+        self.db_file = os.path.join(self.data_dir, db_name)
+        self.port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.server = None
+
+    @property
+    def uri(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def process(self):
+        return self.server._p if self.server else None
+
+    def start(self):
+        from milvus_lite.server import Server
+
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.port = self.port or free_ports(1)[0]
+        self.server = Server(self.db_file, address=f"127.0.0.1:{self.port}")
+        if not self.server.init() or not self.server.start():
+            self.server = None
+            raise RuntimeError(f"milvus-lite could not serve {self.db_file} on port {self.port} (another process has it open?)")
+        deadline = time.time() + self.startup_timeout_s
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"milvus-lite's server exited with code {self.process.returncode}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    logger.info(f"milvus-lite engine (pid {self.process.pid}) serving {self.db_file} at {self.uri}")
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"milvus-lite's server not listening on port {self.port} after {self.startup_timeout_s}s")
+
+    def stop(self):
+        """Releases the .db's lock, which ends the server process (killed if it lingers)."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="the server's data directory")
+    parser.add_argument("--engine", choices=("milvus", "lite"), default="milvus",
+                        help="milvus: Milvus 2.3.5 standalone (pip milvus); lite: milvus-lite 2.5's engine over gRPC (BM25)")
+    parser.add_argument("--port", type=int, default=None, help="--engine lite: the gRPC port (default: a free one)")
     parser.add_argument("--venv", default=DEFAULT_VENV,
                         help="the venv holding pip milvus==2.3.5, the server (scripts/setup_milvus_server.sh installs it)")
     parser.add_argument("--authorization", action="store_true", help="require credentials (user root, password Milvus)")
     args = parser.parse_args(argv)
-    if not os.path.isfile(server_executable(args.venv)):
+    if args.engine == "lite" and args.authorization:
+        fail("--authorization: milvus-lite's server has no authentication; use --engine milvus")
+    if args.port is not None and not 0 < args.port < 65536:
+        fail(f"--port {args.port}: expected 1..65535")
+    if args.engine == "milvus" and not os.path.isfile(server_executable(args.venv)):
         fail(f"{server_executable(args.venv)} not found: run scripts/setup_milvus_server.sh first")
-    server = LocalMilvusServer(args.data_dir, args.venv, args.authorization)
+    if args.engine == "lite":
+        server = LiteEngineServer(args.data_dir, args.port)
+    else:
+        server = LocalMilvusServer(args.data_dir, args.venv, args.authorization)
     # `kill PID` must stop Milvus too: the default SIGTERM would end this launcher and orphan the server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.start()
         print(f"Milvus server at {server.uri}" + (" (token root:Milvus)" if args.authorization else "") + "; Ctrl+C to stop", flush=True)
-        while server.process.poll() is None:
+        while server.process is not None and server.process.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass

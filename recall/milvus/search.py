@@ -48,6 +48,7 @@ class MilvusSearcher:
             if self.info is None:
                 store.close(self.client, config)
                 fail(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m recall.milvus.insert)")
+            store.check_partition(self.client, config)
             self.client.load_collection(config.collection)
         if store.analyzer_mismatch(self.info, config):
             store.close(self.client, config)
@@ -132,7 +133,7 @@ class MilvusSearcher:
 
         pool = max(top_k, self.config.hybrid_candidates)
         requests = [
-            AnnSearchRequest(data=vectors.tolist(), anns_field=store.DENSE_FIELD, param=self.config.search_params(pool), limit=pool),
+            AnnSearchRequest(data=vectors.tolist(), anns_field=store.DENSE_FIELD, param=self.config.search_params(self.info.index_type, pool), limit=pool),
             AnnSearchRequest(data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool),
         ]
         raw = self.client.hybrid_search(self.config.collection, reqs=requests, ranker=RRFRanker(self.config.rrf_k), limit=top_k,
@@ -158,7 +159,7 @@ class MilvusSearcher:
 
     def _dense(self, vectors, top_k):
         raw = self.client.search(self.config.collection, data=vectors.tolist(), anns_field=store.DENSE_FIELD, limit=top_k,
-                                 search_params=self.config.search_params(top_k), output_fields=[store.TEXT_FIELD],
+                                 search_params=self.config.search_params(self.info.index_type, top_k), output_fields=[store.TEXT_FIELD],
                                  partition_names=store.partition_names(self.config))
         return self._hits(raw)
 
