@@ -1,31 +1,33 @@
 """End-to-end query latency (not a test): single queries through the code of query.py and the web service,
-timed per step, on the CSL corpus and on synthetic corpora of growing size, on Milvus Lite and the server.
+timed per step, on the CSL corpus and on synthetic corpora of growing size, on every Milvus backend side by side
+(bench/backends.py: lite = milvus-lite 2.5, lite3 = milvus-lite 3.x in its own venv, lite_grpc, server).
 
     python bench/query_latency.py --corpora synthetic_10000 --backends lite              # ~2 min on 2 cores
-    python bench/query_latency.py --corpora csl synthetic_10000 synthetic_100000 --backends lite server
-    python bench/query_latency.py --corpora synthetic_1000000 --backends server --time_box_s 7200 --keep_rows
-    python bench/query_latency.py --model_dir output/pipeline/csl/export/recall \
-        --reranker_dir output/pipeline/csl/ernie_matching/exported --ranking_file output/pipeline/csl/export/recall/ranking.json
+    python bench/query_latency.py --corpora synthetic_10000 synthetic_100000 --backends lite lite3 lite_grpc server
+    python bench/query_latency.py --corpora csl --backends lite lite3 lite_grpc --model_dir output/pipeline/csl/export/recall \
+        --reranker_dir output/pipeline/csl/export/reranker --ranking_dir output/pipeline/csl/export/ranking
 
 Modes, each query alone (nq = 1), the web service's steps:
     dense / bm25 / hybrid   encode the query (not for bm25; the model's Paddle Inference path with the
                             default settings), MilvusSearcher.search_batch of --recall_num hits, then
                             Reranker.rerank of those hits (the final ranking = the reranker's order)
-    system                  recall.milvus.ranking.SearchSystem (query.py's default mode) with --ranking_file's
-                            weights: what the fit kept (only the signals it weighs are computed)
-    system_full             SearchSystem with every signal weighed: both legs, the fused ranking, the reranker
-                            on its top 50, the final ranking (`rank` step): the default path when the fit
-                            keeps the final ranking
+    system                  search.system.SearchSystem (query.py's default mode) with the ranking of --ranking_dir:
+                            what the fit kept (only the signals it uses are computed)
+    system_full             SearchSystem with every signal: BM25's top 50 with their stored vectors, the query
+                            encoded, the lexical features and model, the reranker on all 50, the neural model: the
+                            default path when the fit keeps the neural ranking with both signals
 Per step p50 / p99 over --queries queries, after warm-up queries. Corpora: `csl` = data/csl/milvus/milvus_data.csv
 (or the titles of ../shared/data/csl/papers.jsonl) with the queries of data/csl/recall/dev.csv; `synthetic_N` = N
 titles drawn from a character bigram model of the bundled sample's titles, queries = spans of 4-12 characters of
 random titles. Corpus vectors come from the same recall model (cached in --work_dir). Without --model_dir /
---reranker_dir, untrained `--preset` models are bootstrapped (latency does not depend on the weights); without
---ranking_file the system mode uses equal weights too (as system_full).
+--reranker_dir, untrained `--preset` models are bootstrapped (latency does not depend on the weights). The models
+of a ranking are LightGBM boosters: --ranking_dir's where its corpus is the row's (CSL), elsewhere boosters of the
+same size fitted to random data on the row's own corpus statistics (latency depends on the trees' number and
+depth, not on what they learned).
 
 Each (corpus, backend) row runs in a process of its own with a time box (--time_box_s): a row that does not
 finish in it is recorded as such. Writes bench/results/query_latency.md and .json: corpus -> backend -> mode ->
-{encode_p50_ms, search_p50_ms, rerank_p50_ms, total_p50_ms, total_p99_ms, ...} (or {"status": ...}).
+{encode_p50_ms, search_p50_ms, features_p50_ms, rerank_p50_ms, rank_p50_ms, total_p50_ms, total_p99_ms, ...}.
 """
 import argparse
 import hashlib
@@ -49,7 +51,7 @@ CSL_CORPUS = os.path.join(REPO, "data", "csl", "milvus", "milvus_data.csv")
 CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
 CSL_QUERIES = os.path.join(REPO, "data", "csl", "recall", "dev.csv")
 MODES = ("dense", "bm25", "hybrid", "system", "system_full")
-STEPS = ("encode", "search", "rerank", "rank", "total")
+STEPS = ("encode", "search", "features", "rerank", "rank", "total")
 
 
 def parse_args(argv=None):
@@ -67,7 +69,8 @@ def parse_args(argv=None):
     parser.add_argument("--top_k", type=int, default=10)
     parser.add_argument("--model_dir", default=None, help="exported recall model (default: bootstrap an untrained --preset one)")
     parser.add_argument("--reranker_dir", default=None, help="exported reranker (default: bootstrap an untrained --preset one)")
-    parser.add_argument("--ranking_file", default=None, help="fitted system weights (default: equal weights)")
+    parser.add_argument("--ranking_dir", default=None, help="a fitted ranking (search/fit.py) of the csl corpus (default: "
+                                                            "boosters of the same size on random data)")
     parser.add_argument("--preset", default="mini", choices=("mini", "small", "base"))
     parser.add_argument("--max_seq_length", type=int, default=64)
     add_inference_args(parser)
@@ -200,11 +203,38 @@ def bootstrap_models(args):
     return recall_dir, reranker_dir
 
 
-def neutral_ranking():
-    from recall.milvus.ranking import FINAL_FEATURES, FUSION_FEATURES
+def latency_rankings(corpus, ranking_dir, root):
+    """{"system": the ranking query.py serves, "system_full": one with every signal} for a corpus: --ranking_dir's
+    models where they were fitted on this corpus; else LightGBM boosters of the sizes search/fit.py picks at most,
+    fitted to random rows (latency depends on the trees, not on what they learned), on the corpus' statistics."""
+    from recall.milvus.data import iter_corpus_chunks
+    from search import fit, learn
+    from search.features import FEATURES, LexicalStats
+    from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, Ranking
 
-    return {"fusion": {"features": FUSION_FEATURES, "weights": [1.0] * len(FUSION_FEATURES)},
-            "final": {"features": FINAL_FEATURES, "weights": [1.0] * len(FINAL_FEATURES)}}
+    stats = LexicalStats.from_texts([text for _, chunk in iter_corpus_chunks(corpus, 65536) for text in chunk])
+    fitted = Ranking.load(ranking_dir) if ranking_dir else None
+    if fitted is not None and fitted.stats.sha1 != stats.sha1:
+        fitted = None  # fitted on another corpus (CSL): a synthetic row gets boosters of the same size
+    rng = np.random.default_rng(0)
+
+    def booster(names, grid):
+        largest = {key: max(values) for key, values in grid.items()}
+        labels = [np.eye(CANDIDATES, dtype=np.int32)[rng.integers(CANDIDATES)] for _ in range(100)]
+        return learn.fit_ranker(learn.GroupedData([rng.random((CANDIDATES, len(names))) for _ in labels], labels, feature_names=names), largest)
+
+    lexical_spec = fitted.spec["lexical"] if fitted is not None and fitted.spec["lexical"] else \
+        {"features": FEATURES, "params": {}, "model_file": "lexical.txt", "set": "every lexical feature"}
+    lexical = fitted.lexical_model if fitted is not None and fitted.lexical_model is not None else booster(FEATURES, fit.GRIDS["lexical"])
+    base = {"format": FORMAT, "candidates": CANDIDATES, "lexical": lexical_spec, "neural": None, "chosen": "lexical",
+            "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1}}}
+    full = dict(base, chosen="neural", neural={"features": NEURAL_FEATURES, "params": {}, "model_file": "neural.txt", "set": "every signal"})
+    fit.write_ranking(os.path.join(root, "system_full"), full, stats,
+                      {"lexical": lexical, "neural": booster(NEURAL_FEATURES, fit.GRIDS["neural"])})
+    if fitted is not None:
+        return {"system": ranking_dir, "system_full": os.path.join(root, "system_full")}
+    fit.write_ranking(os.path.join(root, "system"), base, stats, {"lexical": lexical})
+    return {"system": os.path.join(root, "system"), "system_full": os.path.join(root, "system_full")}
 
 
 # ---------------------------------------------------------------- one row (corpus, backend), in its own process
@@ -238,8 +268,7 @@ def time_mode(mode, queries, searcher, encoder, reranker, system, args):
             recalled = time.perf_counter()
             reranker.rerank(query, [h.to_dict() for h in hits], args.top_k)
             done = time.perf_counter()
-            steps = {"encode": encoder.seconds, "search": recalled - start - encoder.seconds, "rerank": done - recalled,
-                     "rank": 0.0, "total": done - start}
+            steps = {"encode": encoder.seconds, "search": recalled - start - encoder.seconds, "rerank": done - recalled, "total": done - start}
         if i >= args.warmup:
             for step in STEPS:
                 seconds[step].append(steps.get(step, 0.0))
@@ -286,11 +315,10 @@ def row_worker(payload):
             with MilvusSearcher(config, encoder) as searcher:
                 system = {}
                 if "bm25" in searcher.modes:
-                    from recall.milvus.ranking import SearchSystem, load_ranking
+                    from search.system import Ranking, SearchSystem
 
-                    ranking = load_ranking(args.ranking_file) if args.ranking_file else neutral_ranking()
-                    system = {"system": SearchSystem(searcher, encoder, reranker, ranking),
-                              "system_full": SearchSystem(searcher, encoder, reranker, neutral_ranking())}
+                    rankings = latency_rankings(corpus, args.ranking_dir, root)
+                    system = {mode: SearchSystem(searcher, Ranking.load(path), encoder, reranker) for mode, path in rankings.items()}
                 for mode in args.modes:
                     if mode not in searcher.modes and mode not in system:
                         result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
@@ -319,18 +347,20 @@ def markdown(results, builds, meta):
              f"Run: `{meta['command']}`" + ("; rows it did not redo are kept from the earlier file (--keep_rows)." if meta.get("kept") else "."), "",
              f"Models: {meta['models']}; inference: {meta['settings']}. Each mode: {meta['queries']} single queries after "
              f"{meta['warmup']} warm-up ones; dense/bm25/hybrid recall {meta['recall_num']} hits and rerank them, system = "
-             "SearchSystem with the fitted weights (what they use), system_full = SearchSystem with every signal (both legs, fusion, "
-             "reranker on its top 50, final ranking). Times in ms, p50 (p99 in total).", "",
-             "| corpus | backend | mode | encode p50 | search p50 | rerank p50 | rank p50 | total p50 | total p99 |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "SearchSystem with the fitted ranking (what it uses), system_full = SearchSystem with every signal (BM25's top 50 with their "
+             "vectors, the query encoded, lexical features and model, the reranker on all 50, the neural model). Times in ms, p50 "
+             "(p99 in total); search = Milvus.", "",
+             "| corpus | backend | mode | encode p50 | search p50 | features p50 | rerank p50 | rank p50 | total p50 | total p99 |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for corpus, backends in results.items():
         for backend, modes in backends.items():
             for mode, r in modes.items():
                 if "status" in r:
-                    lines.append(f"| {corpus} | {backend} | {mode} | {r['status']} | | | | | |")
+                    lines.append(f"| {corpus} | {backend} | {mode} | {r['status']} | | | | | | |")
                     continue
                 lines.append(f"| {corpus} | {backend} | {mode} | {r['encode_p50_ms']:.1f} | {r['search_p50_ms']:.1f} | "
-                             f"{r['rerank_p50_ms']:.1f} | {r['rank_p50_ms']:.1f} | **{r['total_p50_ms']:.1f}** | {r['total_p99_ms']:.1f} |")
+                             f"{r.get('features_p50_ms', 0.0):.1f} | {r['rerank_p50_ms']:.1f} | {r['rank_p50_ms']:.1f} | **{r['total_p50_ms']:.1f}** | "
+                             f"{r['total_p99_ms']:.1f} |")
     lines += ["", "Rows built by this run (documents; seconds to embed them, ~0 when cached in --work_dir; insert; index):", ""]
     for (corpus, backend), b in builds.items():
         if b:

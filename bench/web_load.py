@@ -1,6 +1,6 @@
-r"""Load test of the web service (recall/milvus/web_service.py), loopback only, standard library only.
+r"""Load test of the web service (search.web_service.py), loopback only, standard library only.
 
-    python -m recall.milvus.web_service --model_dir ... &            # the service under test
+    python -m search.web_service --model_dir ... &            # the service under test
     python bench/web_load.py --url http://127.0.0.1:8000 --queries data/sample/recall/dev.csv \
         --clients 8 --requests 300 --bad_ratio 0.2 [--json output/web_load.json]
 

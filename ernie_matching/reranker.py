@@ -10,6 +10,7 @@ Speed: pairs are scored in batches sorted by length (little padding), and each d
 tokenised once (an LRU cache), so a corpus title recalled for many queries costs one tokenisation.
 `pairs_per_s` reports the throughput of everything scored so far.
 """
+import os
 import time
 
 import numpy as np
@@ -46,6 +47,17 @@ class Reranker:
         self.pairs_scored = 0
         self.seconds = 0.0
         self.check_model(model_dir or params_path)
+
+    @classmethod
+    def from_dir(cls, directory, device="cpu", max_seq_length=64, batch_size=64, cpu_threads=None, enable_mkldnn=True, precision="fp32"):
+        """The one loader of a reranker directory: an export of export_model.py (inference.json: Paddle Inference)
+        or a train_pairwise.py checkpoint directory (model_state.pdparams: the dynamic graph); anything else is a
+        one-line error naming the directory."""
+        kind = reranker_kind(directory)
+        if kind == "exported":
+            return cls(model_dir=directory, device=device, max_seq_length=max_seq_length, batch_size=batch_size,
+                       cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision)
+        return cls(params_path=directory, device=device, max_seq_length=max_seq_length, batch_size=batch_size)
 
     @classmethod
     def from_args(cls, args):
@@ -104,6 +116,19 @@ class Reranker:
         reranked = [dict(c, rerank_score=float(p), recall_rank=rank) for rank, (c, p) in enumerate(zip(candidates, probs), start=1)]
         reranked.sort(key=lambda c: -c["rerank_score"])  # stable: ties stay in recall order
         return reranked[:top_k] if top_k else reranked
+
+
+def reranker_kind(directory):
+    """"exported" (inference.json / inference.pdmodel: Paddle Inference) or "checkpoint" (model_state.pdparams);
+    a one-line error for anything else."""
+    if not directory or not os.path.isdir(directory):
+        fail(f"--reranker_dir {directory}: no such directory")
+    if any(os.path.isfile(os.path.join(directory, f)) for f in ("inference.json", "inference.pdmodel")):
+        return "exported"
+    if os.path.isfile(os.path.join(directory, "model_state.pdparams")):
+        return "checkpoint"
+    fail(f"--reranker_dir {directory}: neither an exported reranker (inference.json) nor a checkpoint "
+         "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
 
 
 def add_reranker_args(parser, batch_size=64):

@@ -14,4 +14,4 @@ if [ -n "${MILVUS_TOKEN:-}" ]; then MILVUS+=(--token "$MILVUS_TOKEN"); fi
     --data_path "${CORPUS_FILE:-data/sample/milvus/milvus_data.csv}" \
     --embedding_path "${EMBEDDING_PATH:-$OUTPUT_DIR/milvus/corpus_embedding.npy}" \
     "${MILVUS[@]}" "$@"
-"$PYTHON" recall/milvus/query.py --search_by_id "${INDEX:-18}" --top_k "${TOP_K:-10}" "${MILVUS[@]}" "$@"
+"$PYTHON" search/query.py --search_by_id "${INDEX:-18}" --top_k "${TOP_K:-10}" "${MILVUS[@]}" "$@"

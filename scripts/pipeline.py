@@ -324,13 +324,13 @@ def main(argv=None):
     milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
     with open(P("report.md"), encoding="utf-8") as f:
         print("\n" + f.read())
-    print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; exports: export/recall, export/reranker; "
+    print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; exports: export/recall, export/reranker, export/ranking; "
           f"Milvus: {args.milvus_uri}; logs: {pipe.logs}; report: {P('report.md')})")
     if args.query is None:
         with open(os.path.join(args.data_dir, "recall/dev.csv"), encoding="utf-8") as f:
             args.query = f.readline().split("\t")[0].strip()
     print(f"\nsample query through the CLI: {args.query}", flush=True)
-    subprocess.run(py("recall/milvus/query.py", "--model_dir", recall_export, "--query", args.query, "--top_k", "5",
+    subprocess.run(py("search/query.py", "--model_dir", recall_export, "--query", args.query, "--top_k", "5",
                       "--reranker_dir", reranker_export, *milvus), cwd=ROOT, env=stage_env(), check=False)
     pipe.summary()
 
@@ -428,7 +428,7 @@ def define_stages(args, pipe):
     modes = ("dense", "bm25", "hybrid")
     milvus_result = lambda queries, mode: P("milvus", f"{queries}_recall_{mode}.txt")  # noqa: E731
     pipe.stage("milvus_eval", [cmd for mode in modes for cmd in (
-        py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", dev_pairs, "--mode", mode, "--recall_num", "50",
+        py("search/query.py", "--model_dir", recall_export, "--query_file", dev_pairs, "--mode", mode, "--recall_num", "50",
            "--recall_result_file", milvus_result("dev", mode), *milvus),
         py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", mode),
            "--recall_num", "50", "--name", f"milvus_{mode}", "--output_json", P("metrics", f"milvus_{mode}.json")))],
@@ -438,7 +438,7 @@ def define_stages(args, pipe):
     sort_train, sort_dev, sort_pseudo = P("sort", "train_pairwise.csv"), P("sort", "dev_pairwise.csv"), P("sort", "pseudo_pairwise.csv")
     pipe.stage("rerank_data", [
         py("ernie_matching/pseudo_pairs.py", "--corpus_file", corpus, "--output_file", sort_pseudo),
-        py("recall/milvus/query.py", "--model_dir", recall_export, "--query_file", train_model, "--mode", "hybrid", "--recall_num", "50",
+        py("search/query.py", "--model_dir", recall_export, "--query_file", train_model, "--mode", "hybrid", "--recall_num", "50",
            "--recall_result_file", milvus_result("train", "hybrid"), *milvus),
         py("ernie_matching/mine_pairwise.py", "--recall_result_file", milvus_result("train", "hybrid"), "--pairs_file", train_model,
            "--output_train_file", sort_train),
@@ -470,23 +470,24 @@ def define_stages(args, pipe):
            "--recall_num", "50", "--name", f"milvus_{mode}_{kind}", "--output_json", P("metrics", f"milvus_{mode}_{kind}.json")))],
         outputs=[P("metrics", f"milvus_{mode}_{kind}.json") for mode in modes for kind, _ in rerankings])
 
-    # 9. the search system (the default search path): fusion and final-ranking weights fitted by cross-validation
-    # on the held-out training queries, then the dev queries through query.py's default mode, next to the
-    # keyword-search bar (bm25s on joined character uni+bigrams, outside Milvus)
-    ranking_file = os.path.join(recall_export, "ranking.json")
-    pipe.stage("fit_ranking", py("recall/milvus/fit_ranking.py", "--model_dir", recall_export, "--reranker_dir", reranker_export,
-                               "--query_file", train_fit, "--output_file", ranking_file, *milvus, *common), outputs=[ranking_file])
-    system_modes = (("system", ["--reranker_dir", reranker_export]), ("fusion", ["--mode", "fusion"]))
-    pipe.stage("system_eval", [cmd for mode, flags in system_modes for cmd in (
-        py("recall/milvus/query.py", "--model_dir", recall_export, *flags, "--query_file", dev_pairs, "--recall_num", "50",
-           "--recall_result_file", milvus_result("dev", mode), *milvus, *common),
-        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", mode),
-           "--recall_num", "50", "--name", f"milvus_{mode}", "--output_json", P("metrics", f"milvus_{mode}.json")))] + [
+    # 9. the search system (the default search path): the learned ranking over BM25's candidates, fitted by
+    # cross-validation over the training queries (the lexical model on all of them, the neural signals only on the
+    # held-out quarter the models never trained on), then the dev queries through query.py's default mode, next to
+    # the keyword-search bar (bm25s on joined character uni+bigrams, outside Milvus)
+    ranking_dir = P("export", "ranking")
+    pipe.stage("fit_ranking", py("search/fit.py", "--train_file", train_pairs, "--heldout_file", train_fit, "--corpus_file", data("milvus/milvus_data.csv"),
+                               "--model_dir", recall_export, "--reranker_dir", reranker_export, "--output_dir", ranking_dir, *milvus, *common),
+               outputs=[os.path.join(ranking_dir, "ranking.json")])
+    pipe.stage("system_eval", [
+        py("search/query.py", "--model_dir", recall_export, "--reranker_dir", reranker_export, "--ranking_dir", ranking_dir, "--query_file", dev_pairs,
+           "--recall_num", "50", "--recall_result_file", milvus_result("dev", "system"), *milvus, *common),
+        py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", milvus_result("dev", "system"),
+           "--recall_num", "50", "--name", "milvus_system", "--output_json", P("metrics", "milvus_system.json")),
         py("ns_common/bm25.py", "--corpus_file", corpus, "--similar_text_pair_file", dev_pairs, "--tokens", "joined",
            "--recall_result_file", P("recall", "bm25_reference", "recall_result.txt")),
         py("inbatch_negative/evaluate.py", "--similar_text_pair_file", dev_pairs, "--recall_result_file", P("recall", "bm25_reference", "recall_result.txt"),
            "--recall_num", "50", "--name", "bm25_reference", "--output_json", P("metrics", "bm25_reference.json"))],
-        outputs=[P("metrics", f"milvus_{mode}.json") for mode, _ in system_modes] + [P("metrics", "bm25_reference.json")])
+        outputs=[P("metrics", "milvus_system.json"), P("metrics", "bm25_reference.json")])
 
     # 10. the report (the sample query through the CLI follows in main())
     pipe.stage("report", py("scripts/report.py", "--output_dir", args.output_dir), outputs=[P("report.md"), P("report.json"), P("recall_at_k.png")],

@@ -5,7 +5,7 @@
 #   MODEL_DIR=... RERANKER_DIR=... MILVUS_URI=http://localhost:19530 bash scripts/run_web_service.sh --token root:Milvus
 # Environment: OUTPUT_DIR (pipeline output), MODEL_DIR (exported recall model), RERANKER_DIR (exported
 # reranker; used when it exists, RERANKER_DIR= to go without), MILVUS_URI, HOST, PORT. Any other flag of
-# `python -m recall.milvus.web_service --help` is passed through.
+# `python -m search.web_service --help` is passed through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}  # what scripts/run_pipeline.sh built
@@ -25,5 +25,5 @@ if [ -n "$RERANKER_DIR" ] && [ -d "$RERANKER_DIR" ]; then
 else
   echo "note: no reranker at ${RERANKER_DIR:-(RERANKER_DIR empty)}: serving recall only (the page's rerank switch is off)" >&2
 fi
-exec "$PYTHON" -m recall.milvus.web_service --model_dir "$MODEL_DIR" --uri "$MILVUS_URI" "${reranker[@]}" \
+exec "$PYTHON" -m search.web_service --model_dir "$MODEL_DIR" --uri "$MILVUS_URI" "${reranker[@]}" \
   --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" "$@"

@@ -1,6 +1,6 @@
 r"""Screenshot of the web page of a running service (for the README), with headless Chromium.
 
-    bash scripts/run_web_service.sh &              # or python -m recall.milvus.web_service ...
+    bash scripts/run_web_service.sh &              # or python -m search.web_service ...
     python scripts/web_screenshot.py --url http://127.0.0.1:8000 --query "重金属污染 主成分分析 生态风险评价" \
         --mode hybrid [--rerank] --output docs/img/web_demo.png
 

@@ -206,7 +206,7 @@ def flush_guard():
 # ---------------------------------------------------------------- the web service as a process of its own
 
 
-WEB_SERVICE_MODULE = "recall.milvus.web_service"
+WEB_SERVICE_MODULE = "search.web_service"
 
 
 def free_port():

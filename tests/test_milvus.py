@@ -205,6 +205,13 @@ def test_insert_rejects_mismatches(embeddings, lite_index, tmp_path, capsys):
     with pytest.raises(SystemExit):
         insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", str(tmp_path / "y.db"), "--dim", "64"])
     assert "dim is set to 64" in capsys.readouterr().err
+    shuffled = tmp_path / "shuffled.csv"  # the same lines in another order: ids would name other documents
+    lines = corpus_lines()
+    shuffled.write_text("\n".join(lines[1:] + lines[:1]) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        insert.main(["--data_path", str(shuffled), "--embedding_path", embeddings, "--uri", lite_index])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was built from another corpus (500 documents" in err[0] and "--drop" in err[0], err
 
 
 # ---------------------------------------------------------------- search
@@ -258,7 +265,7 @@ def test_bm25_hybrid_and_search_by_id(model, lite_index):
 
 def test_query_cli_json_and_batch_recall_file(model, lite_index, tmp_path, capsys):
     from ns_common.evaluate import evaluate_file
-    from recall.milvus import query
+    from search import query
 
     corpus = corpus_lines()
     common = ["--model_dir", model["export"], "--uri", lite_index]
@@ -280,7 +287,7 @@ def test_query_cli_json_and_batch_recall_file(model, lite_index, tmp_path, capsy
 
 
 def test_query_cli_errors(model, lite_index, tmp_path, capsys, caplog):
-    from recall.milvus import query
+    from search import query
 
     with pytest.raises(SystemExit) as exit_info:
         query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", "  "])
@@ -303,7 +310,7 @@ def test_query_cli_errors(model, lite_index, tmp_path, capsys, caplog):
 
 def test_unreachable_server_is_one_line_error():
     """The real entry point, as a user runs it: nonzero exit and one line naming the URI."""
-    result = subprocess.run([sys.executable, "recall/milvus/query.py", "--query", "语言", "--mode", "bm25", "--uri", "http://127.0.0.1:9"],
+    result = subprocess.run([sys.executable, "search/query.py", "--query", "语言", "--mode", "bm25", "--uri", "http://127.0.0.1:9"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -418,90 +425,3 @@ def test_a_database_of_the_other_engine_or_an_older_schema_must_be_rebuilt(embed
     with MilvusSearcher(load_config(uri=old_schema)) as searcher:
         assert searcher.info.meta["schema"] == store.SCHEMA_VERSION
         assert searcher.search(corpus_lines()[7], top_k=1, mode="bm25")[0].id == 7
-
-
-def test_listwise_fit_finds_the_informative_feature():
-    """Candidates whose gold is told by feature 1 (feature 0 is noise): the fitted weights lean on feature 1,
-    and cross-validation keeps the fitted model over a baseline that only uses the noise."""
-    from recall.milvus.fit_ranking import cross_validate, fit_listwise, metrics
-    from recall.milvus.ranking import Candidate
-
-    rng = np.random.default_rng(0)
-    lists, golds = [], []
-    for q in range(60):
-        cands = [Candidate(i, f"t{i}", bm25=float(rng.random()) + 0.01, bm25_rank=i + 1, cosine=float(rng.normal(0, 0.1)), dense_rank=i + 1)
-                 for i in range(20)]
-        gold = int(rng.integers(20))
-        cands[gold].cosine += 0.5
-        lists.append(cands)
-        golds.append(gold)
-    from recall.milvus.ranking import FUSION_FEATURES, feature_matrix
-
-    w = fit_listwise([feature_matrix(c, FUSION_FEATURES) for c in lists], golds, l2=1e-3)
-    assert w[1] > 5 * abs(w[0])
-    l2, ranks = cross_validate(lists, golds, FUSION_FEATURES, folds=5, seed=1)
-    assert metrics(ranks)["recall@1"] > 90
-
-
-def test_fusion_keeps_the_best_leg_unless_the_fit_is_clearly_better():
-    """The one-standard-error rule: BM25 already ranks every gold first, so no fit can beat it and the BM25
-    leg itself is served; the paired gain and its standard error are the per-query reciprocal-rank difference."""
-    from recall.milvus.fit_ranking import choose, paired_gain
-    from recall.milvus.ranking import FUSION_FEATURES, Candidate
-
-    gain, standard_error = paired_gain([1, 1, 2], [1, 2, 2])
-    assert gain == pytest.approx(100 / 6) and standard_error == pytest.approx(100 / 6)
-    rng = np.random.default_rng(1)
-    lists = [[Candidate(i, f"t{i}", bm25=10.0 - i, bm25_rank=i + 1, cosine=float(rng.normal()), dense_rank=int(rng.integers(1, 20)))
-              for i in range(10)] for _ in range(30)]
-    baselines = {"BM25 leg": [1, 0, 0, 0], "dense leg": [0, 1, 0, 0]}
-    entry, table = choose("fusion", lists, [0] * 30, FUSION_FEATURES, baselines, folds=3, seed=1, bm25_failures=set())
-    assert entry["chosen"] == "BM25 leg" and entry["weights"] == [1.0, 0.0, 0.0, 0.0]
-    assert {row["row"].split(" (")[0] for row in table} == {"fusion: fitted", "fusion: BM25 leg", "fusion: dense leg"}
-
-
-def test_search_system_fusion_fitted_and_served_by_the_cli(model, lite_index, tmp_path, capsys):
-    """fit_ranking on held-out pairs writes ranking.json; query.py's default mode serves it (without a reranker:
-    the fused recall), equal to the Python API; a ranking fitted for another model is refused."""
-    import shutil
-
-    from recall.milvus import fit_ranking, query
-    from recall.milvus.config import load_config
-    from recall.milvus.model import TextEncoder
-    from recall.milvus.ranking import SearchSystem, load_ranking
-    from recall.milvus.search import MilvusSearcher
-
-    train = os.path.join(SAMPLE, "recall", "train.csv")
-    ranking_file = str(tmp_path / "ranking.json")
-    fit_ranking.main(["--model_dir", model["export"], "--uri", lite_index, "--query_file", train, "--output_file", ranking_file, "--folds", "3"])
-    ranking = load_ranking(ranking_file, model["export"])
-    assert ranking["final"] is None and len(ranking["fusion"]["weights"]) == 4
-    rows = {r["row"].split(" (")[0]: r for r in ranking["cross_validation"]}
-    # the choice rule: what is served is at least as good, cross-validated, as the best single signal
-    best_single = max(rows[k]["mrr@10"] for k in ("fusion: BM25 leg", "fusion: dense leg", "fusion: RRF of both legs"))
-    chosen = rows["fusion: fitted"]["mrr@10"] if ranking["fusion"]["chosen"] == "fitted" else best_single
-    assert chosen >= best_single
-
-    result_file = str(tmp_path / "system.txt")
-    metrics = query.main(["--model_dir", model["export"], "--uri", lite_index, "--ranking_file", ranking_file, "--query_file", DEV,
-                          "--recall_num", "10", "--recall_result_file", result_file])
-    assert metrics["recall@10"] > 50
-    with MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_dir=model["export"])) as searcher:
-        system = SearchSystem(searcher, searcher.encoder, None, ranking)
-        first_query = dev_pairs()[0][0]
-        hits = system.search(first_query, top_k=10)
-        assert system.mode == "fusion" and set(system.timings) >= {"encode", "search", "rerank", "total"}
-    with open(result_file, encoding="utf-8") as f:
-        cli_first = [line.split("\t")[1] for line in f if line.split("\t")[0] == first_query]
-    assert cli_first == [h.text for h in hits]
-
-    other = tmp_path / "other_model"
-    shutil.copytree(model["export"], other)
-    with open(other / "inference.pdiparams", "ab") as f:
-        f.write(b"\0")
-    with pytest.raises(SystemExit):
-        load_ranking(ranking_file, str(other))
-    assert "was fitted with another recall model" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", "语言"])  # no ranking.json next to the model
-    assert "no fitted ranking at" in capsys.readouterr().err

@@ -1,8 +1,8 @@
-"""recall/milvus/web_service.py: the JSON API, the page in headless Chromium, a bounded load test.
+"""search/web_service.py: the JSON API, the page in headless Chromium, a bounded load test.
 
 Everything runs for real on loopback: a from-scratch mini ERNIE recall model and ERNIE-Gram reranker
 (bootstrapped from the bundled sample, exported to Paddle Inference), a Milvus Lite index of the
-sample's 500 titles, and the service started as its own process (`python -m recall.milvus.web_service`).
+sample's 500 titles, and the service started as its own process (`python -m search.web_service`).
 An untrained recall model gives arbitrary dense rankings, so the expected top documents come from BM25
 (a dev query whose gold title BM25 ranks first) and from exact titles (a stored title's own vector).
 Artifacts (screenshot, load summary, service logs) go to test_artifacts/.
@@ -169,7 +169,7 @@ def test_search_every_mode(service):
 
 BAD_REQUESTS = [
     # (name, path, JSON body or raw bytes, status, words of the error message)
-    ("unknown mode", "/api/search", {"query": "风险", "mode": "fuzzy"}, 422, "mode: Input should be 'system', 'fusion', 'dense', 'bm25' or 'hybrid'"),
+    ("unknown mode", "/api/search", {"query": "风险", "mode": "fuzzy"}, 422, "mode: Input should be 'system', 'dense', 'bm25' or 'hybrid'"),
     ("top_k zero", "/api/search", {"query": "风险", "top_k": 0}, 422, "top_k must be between 1 and 100"),
     ("top_k too big", "/api/search", {"query": "风险", "top_k": 101}, 422, "top_k must be between 1 and 100"),
     ("top_k not a number", "/api/search", {"query": "风险", "top_k": "ten"}, 422, "top_k: Input should be a valid integer"),
@@ -315,7 +315,7 @@ def test_rerank_and_clean_shutdown(index):
 
 
 def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
-    from recall.milvus import web_service
+    from search import web_service
 
     with socket.socket() as taken:  # the port check runs before any model is loaded
         taken.bind(("127.0.0.1", 0))
@@ -449,7 +449,8 @@ def test_fuzz_the_api_never_fails_on_bad_input(service):
 def test_wrong_models_refuse_to_start_with_one_line(index, tmp_path, capsys):
     """The recall export as --reranker_dir (a vector, not a probability, per pair) and the reranker's export
     as the recall model (one value per text, not a vector): one line each, before Milvus is opened."""
-    from recall.milvus import feature_extract, query, web_service
+    from recall.milvus import feature_extract
+    from search import query, web_service
 
     none_db = str(tmp_path / "none.db")
     runs = [
@@ -471,7 +472,7 @@ def test_wrong_models_refuse_to_start_with_one_line(index, tmp_path, capsys):
 
 def test_a_database_open_in_another_process_is_one_line(service, index, capfd):
     """The service holds milvus.db: another process opening it gets one line saying so, no traceback."""
-    from recall.milvus import query
+    from search import query
 
     with pytest.raises(SystemExit):
         query.main(["--query", "语言", "--mode", "bm25", "--uri", index["milvus.db"]])
@@ -481,28 +482,37 @@ def test_a_database_open_in_another_process_is_one_line(service, index, capfd):
 
 
 def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
-    """With a fitted ranking.json and a reranker, a request without a mode gets the default search path, the
-    same hits as query.py's default (the CLI), with the reranker's time in its timings."""
-    from recall.milvus import fit_ranking, query
+    """With a fitted ranking (search/fit.py: lexical model on the training queries, neural signals tried on a held-out
+    part) a request without a mode gets the default search path, the same hits as query.py's default (the CLI),
+    with the time of each step it computes."""
+    from search import fit, query
 
     train = os.path.join(os.path.dirname(DEV), "train.csv")
-    ranking_file = str(tmp_path / "ranking.json")
+    heldout = str(tmp_path / "heldout.csv")
+    with open(train, encoding="utf-8") as f:
+        lines = f.readlines()
+    with open(heldout, "w", encoding="utf-8") as f:
+        f.writelines(lines[::4])
+    ranking_dir = str(tmp_path / "ranking")
     models = ["--model_dir", index["recall_export"], "--reranker_dir", index["reranker_export"], "--uri", index["milvus_rerank.db"]]
-    fit_ranking.main(models + ["--query_file", train, "--output_file", ranking_file, "--folds", "3"])
+    spec = fit.main(models + ["--train_file", train, "--heldout_file", heldout, "--corpus_file", CORPUS, "--output_dir", ranking_dir,
+                              "--folds", "3"])
+    assert any(row["row"].startswith("neural: ") for row in spec["cross_validation"])  # the neural signals were tried
     capsys.readouterr()
     query_text, _ = first_dev_pair()
-    cli_hits = query.main(models + ["--ranking_file", ranking_file, "--query", query_text, "--top_k", "5", "--json"])
+    cli_hits = query.main(models + ["--ranking_dir", ranking_dir, "--query", query_text, "--top_k", "5", "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["mode"] == "system" and len(cli_hits) == 5
-    running = RunningService(os.path.join(ARTIFACTS, "web_service_system.log"), *models, "--ranking_file", ranking_file)
+    running = RunningService(os.path.join(ARTIFACTS, "web_service_system.log"), *models, "--ranking_dir", ranking_dir)
     try:
         health = request(running.port, "GET", "/api/health")[1]
-        assert health["default_mode"] == "system" and health["modes"][:2] == ["system", "fusion"]
+        assert health["default_mode"] == "system" and health["modes"] == ["system", "dense", "bm25", "hybrid"]
         status, data = post(running, "/api/search", {"query": query_text, "top_k": 5})
-        assert status == 200 and data["mode"] == "system" and {"encode", "milvus", "rerank"} <= set(data["timings_ms"])
+        assert status == 200 and data["mode"] == "system" and {"milvus", "features", "rank"} <= set(data["timings_ms"])
+        assert ("rerank" in data["timings_ms"]) == ("rerank_logit" in ((spec.get("neural") or {}).get("features") or []))
         assert [h["id"] for h in data["hits"]] == [h["id"] for h in printed["hits"]]
         status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "rerank": True})
-        assert status == 400 and "already reranks" in data["error"]
+        assert status == 400 and "already ranks with the neural signals" in data["error"]
     finally:
         running.stop()
     assert_clean_log(running.log_text())
@@ -512,17 +522,16 @@ def test_a_collection_without_bm25_serves_its_legs_despite_a_ranking(index, tmp_
     """A dense-only collection (a Milvus 2.3 server, or bm25: false) cannot serve the search system: the service
     starts with the modes it has, says why, and a request without a mode gets dense."""
     from recall.milvus import insert
-    from recall.milvus.ranking import FUSION_FEATURES, RANKING_FILE, file_fingerprint
+    from search import fit
 
-    model = tmp_path / "recall_export"
-    shutil.copytree(index["recall_export"], model)
-    with open(model / RANKING_FILE, "w", encoding="utf-8") as f:  # as fit_ranking writes it, for this very model
-        json.dump({"fusion": {"features": FUSION_FEATURES, "weights": [1, 0, 0, 0], "chosen": "BM25 leg", "l2": 0.0},
-                   "final": None, "fitted_with": {"recall_model": file_fingerprint(str(model))}}, f)
+    export = tmp_path / "export"
+    shutil.copytree(index["recall_export"], export / "recall")
+    fit.main(["--train_file", os.path.join(os.path.dirname(DEV), "train.csv"), "--corpus_file", CORPUS, "--output_dir", str(export / "ranking"),
+              "--uri", index["milvus_rerank.db"], "--folds", "3"])  # a ranking where the service looks for one: beside the model
     uri = str(tmp_path / "dense_only.db")
     insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(index["embeddings"], "corpus_embedding.npy"),
-                 "--uri", uri, "--index_type", "FLAT", "--bm25", "false"])
-    running = RunningService(os.path.join(ARTIFACTS, "web_service_dense_only.log"), "--model_dir", str(model), "--uri", uri)
+                 "--uri", uri, "--bm25", "false"])
+    running = RunningService(os.path.join(ARTIFACTS, "web_service_dense_only.log"), "--model_dir", str(export / "recall"), "--uri", uri)
     try:
         health = request(running.port, "GET", "/api/health")[1]
         assert health["modes"] == ["dense"] and health["default_mode"] == "dense"

@@ -4,6 +4,8 @@ The corpus is streamed in chunks (a 10M-line corpus never sits in memory as toke
 as ns_common.io.read_corpus: the 0-based line number is the doc id, so an empty or undecodable line is
 kept as an empty document and counted, never dropped.
 """
+import hashlib
+
 from ns_common.io import SkipCounter, check_file, read_fields
 
 
@@ -17,8 +19,9 @@ def count_lines(path):
     return n + (last != b"\n")
 
 
-def iter_corpus_chunks(path, chunk_size, start_line=0):
-    """Yields (first_id, [texts]) of up to chunk_size documents, starting at 0-based line start_line."""
+def iter_corpus_chunks(path, chunk_size, start_line=0, report=True):
+    """Yields (first_id, [texts]) of up to chunk_size documents, starting at 0-based line start_line; report:
+    one warning at the end counting empty and undecodable lines."""
     counter = SkipCounter(path)
     chunk, first_id = [], start_line
     with open(check_file(path, "corpus file"), "rb") as f:
@@ -39,7 +42,20 @@ def iter_corpus_chunks(path, chunk_size, start_line=0):
                 first_id, chunk = first_id + len(chunk), []
     if chunk:
         yield first_id, chunk
-    counter.report()
+    if report:
+        counter.report()
+
+
+def corpus_fingerprint(path):
+    """(documents, sha1 hex of the documents joined by newlines) of a corpus file, its documents as the collection
+    stores them (search.features.corpus_fingerprint gives the same for the same texts): which corpus built a
+    collection, and which one a fitted ranking's statistics come from."""
+    digest, n_docs = hashlib.sha1(), 0
+    for _, texts in iter_corpus_chunks(path, 65536, report=False):
+        for text in texts:
+            digest.update((("\n" if n_docs else "") + text).encode("utf-8"))
+            n_docs += 1
+    return n_docs, digest.hexdigest()
 
 
 def read_queries(path):

@@ -20,7 +20,7 @@ from ns_common.bm25 import lexical_text
 from ns_common.utils import fail, logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
-from recall.milvus.data import count_lines, iter_corpus_chunks
+from recall.milvus.data import corpus_fingerprint, count_lines, iter_corpus_chunks
 
 
 def parse_args(argv=None):
@@ -67,7 +67,7 @@ def load_embeddings(path, corpus_path, config):
     return embeddings
 
 
-def open_collection(client, config, dim, drop, n_rows=None):
+def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
     """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now)."""
     engine = store.engine(client)
     if drop and client.has_collection(config.collection):
@@ -80,7 +80,7 @@ def open_collection(client, config, dim, drop, n_rows=None):
         if config.bm25 and not with_bm25:
             logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
                            "the collection is dense only (--mode bm25 / hybrid unavailable)")
-        info = store.create_collection(client, config, dim, with_bm25, n_rows)
+        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus)
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
                     f"{' ' + settings if settings else ''}/{config.metric_type}"
@@ -90,6 +90,8 @@ def open_collection(client, config, dim, drop, n_rows=None):
              "use the model the collection was built with, another --collection, or --drop to rebuild it")
     elif store.analyzer_mismatch(info, config):
         fail(store.analyzer_mismatch(info, config))
+    elif store.corpus_mismatch(info, config, corpus):
+        fail(store.corpus_mismatch(info, config, corpus))
     store.check_partition(client, config, create=True)
     client.load_collection(config.collection)
     return info, created
@@ -108,7 +110,7 @@ class InsertStats:
 def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None):
     """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats."""
     n_docs, dim = embeddings.shape
-    info, created = open_collection(client, config, dim, drop, n_docs)
+    info, created = open_collection(client, config, dim, drop, n_docs, corpus_fingerprint(data_path))
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id
     write = client.insert if created else client.upsert

@@ -1,6 +1,6 @@
 """Search over a collection built by insert.py: dense (semantic vectors), bm25 (Milvus' BM25 function on the
 text's character n-grams) and hybrid (both requests fused with reciprocal rank fusion by Milvus' hybrid_search).
-These are the legs; the default search path (fitted fusion + final ranking) is recall.milvus.ranking.
+These are the legs; the default search path (BM25 candidates + the learned ranking) is search.system.
 
     from recall.milvus.config import load_config
     from recall.milvus.model import TextEncoder
@@ -72,7 +72,8 @@ class MilvusSearcher:
         """Modes this collection can serve (bm25 and hybrid need the BM25 field and Milvus >= 2.5)."""
         return MODES if self.info.has_bm25 else ("dense",)
 
-    def _check(self, queries, top_k, mode, have_vectors=False):
+    def check_request(self, queries, top_k, mode, have_vectors=False):
+        """The queries, whitespace-normalised, when this collection can serve them in `mode`; SearchError if not."""
         if mode not in MODES:
             raise SearchError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
         if mode not in self.modes:
@@ -95,7 +96,7 @@ class MilvusSearcher:
     def search_batch(self, queries, top_k=10, mode="dense", vectors=None):
         """One ranked hit list per query. A route may return fewer than top_k hits (e.g. BM25 when no
         query word occurs in the corpus). vectors: the queries' embeddings when already computed."""
-        queries = self._check(queries, top_k, mode, have_vectors=vectors is not None)
+        queries = self.check_request(queries, top_k, mode, have_vectors=vectors is not None)
         if vectors is not None and len(vectors) != len(queries):
             raise SearchError(f"{len(vectors)} vectors for {len(queries)} queries")
         if mode != "bm25" and vectors is None and self.warn_truncation:
@@ -140,13 +141,13 @@ class MilvusSearcher:
                                         output_fields=[store.TEXT_FIELD], partition_names=partitions)
         return self._hits(raw)
 
-    def bm25_with_vectors(self, queries, top_k):
-        """BM25 hits per query, each with its stored vector: [[(Hit, vector), ...], ...]. The vectors come back
-        in the search's own reply (no second request for them)."""
-        queries = self._check(queries, top_k, "bm25")
+    def bm25_with_vectors(self, queries, top_k, with_vectors=True):
+        """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
+        The vectors come back in the search's own reply (no second request for them)."""
+        queries = self.check_request(queries, top_k, "bm25")
         with store.milvus_errors(self.config, "bm25 search"):
             return [hits for start in range(0, len(queries), QUERIES_PER_REQUEST)
-                    for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=True)]
+                    for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=with_vectors)]
 
     def _bm25(self, queries, top_k, with_vectors=False):
         """One BM25 request: [[(Hit, stored vector or None), ...], ...]."""

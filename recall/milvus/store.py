@@ -330,6 +330,17 @@ def index_params(engine_, settings):
     return {"params": settings} if engine_.nested_index_params else settings
 
 
+def corpus_mismatch(info, config, corpus):
+    """The one-line error for a collection built from another corpus file than (documents, sha1) says (a
+    shuffled corpus of the same length included): ids would name other documents. None if fine or unknown."""
+    built = (info.meta or {}).get("corpus")
+    if not built or not corpus or built.get("sha1") == corpus[1]:
+        return None
+    return (f"collection {config.collection} at {config.uri} was built from another corpus ({built.get('documents')} documents, "
+            f"sha1 {str(built.get('sha1'))[:12]}) than this one ({corpus[0]} documents, sha1 {corpus[1][:12]}): rebuild it with "
+            f"{REBUILD}, or pick another --collection")
+
+
 def analyzer_mismatch(info, config):
     """The one-line error for a collection whose BM25 field was made by another analyzer than the settings ask
     for (e.g. jieba, before char_ngram became the default): searching it would be silently worse. None if fine."""
@@ -354,13 +365,16 @@ def _bm25_analyzer(fields):
     return analyzer.get("tokenizer", "standard")
 
 
-def create_collection(client, config, dim, with_bm25, n_rows=None):
-    """Creates config.collection (the schema above); n_rows, the corpus size, sizes an IVF_FLAT index."""
+def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None):
+    """Creates config.collection (the schema above); n_rows, the corpus size, sizes an IVF_FLAT index; corpus:
+    (documents, sha1) of the corpus file (data.corpus_fingerprint), kept in the description."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     engine_ = engine(client)
     index_type, settings = choose_dense_index(engine_, config, n_rows)
     meta = {"schema": SCHEMA_VERSION, "analyzer": config.analyzer if with_bm25 else None}
+    if corpus:
+        meta["corpus"] = {"documents": corpus[0], "sha1": corpus[1]}
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=json.dumps(meta))
     schema.add_field("id", DataType.INT64, is_primary=True)
     char_ngrams = with_bm25 and config.analyzer == "char_ngram"

@@ -1,26 +1,26 @@
-"""Searches the Milvus collection: one query, a stored document's neighbours, or a whole query file.
+"""Searches the collection: one query, a stored document's neighbours, or a whole query file.
 
-    # the default search path ("the system"): BM25 on character n-grams + dense recall, fused by the weights in
-    # <model_dir>/ranking.json, then the final ranking that adds the reranker's score to the recall evidence
-    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall \
+    # the default search path ("the system"): BM25's top 50 in Milvus, reordered by the learned ranking that
+    # search/fit.py wrote (default --ranking_dir: `ranking` beside --model_dir, the pipeline's export/ranking)
+    python -m search.query --model_dir output/pipeline/sample/export/recall \
         --reranker_dir output/pipeline/sample/export/reranker --query "中西方语言与文化的差异" --top_k 10
     # one leg alone: rank, id, score, text (--json for machine-readable output)
-    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "中西方语言与文化的差异" --mode dense
-    python -m recall.milvus.query --query "语言 文化 差异" --mode bm25      # no model needed
+    python -m search.query --model_dir output/pipeline/sample/export/recall --query "中西方语言与文化的差异" --mode dense
+    python -m search.query --query "语言 文化 差异" --mode bm25      # no model needed
     # two-stage: recall 50 by hybrid search, rerank them with the ERNIE-Gram reranker, show the best 10
-    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --query "语言 文化 差异" --mode hybrid \
+    python -m search.query --model_dir output/pipeline/sample/export/recall --query "语言 文化 差异" --mode hybrid \
         --rerank --reranker_dir output/pipeline/sample/export/reranker --recall_num 50 --top_k 10
     # neighbours of document 18 by its stored vector (PaddleNLP's milvus_ann_search.py --search --index 18)
-    python -m recall.milvus.query --search_by_id 18
+    python -m search.query --search_by_id 18
     # batch: query<TAB>gold lines (or plain queries) -> recall_result.txt (query<TAB>doc<TAB>score,
     # --recall_num rows a query), scored right away when the file has gold docs
-    python -m recall.milvus.query --model_dir output/pipeline/sample/export/recall --mode hybrid \
+    python -m search.query --model_dir output/pipeline/sample/export/recall --mode hybrid \
         --query_file data/sample/recall/dev.csv --recall_result_file output/milvus/recall_result_hybrid.txt
 
-Modes: system (default: fitted fusion + final ranking; without --reranker_dir the fused recall alone), fusion
-(the fitted fusion only), dense (semantic vectors), bm25 (Milvus' BM25 on the text's character n-grams), hybrid
-(dense + bm25 fused by Milvus' RRF). --rerank (plain reranking: the reranker's order replaces the recall's)
-goes with dense, bm25, hybrid and fusion.
+Modes: system (default: the learned ranking over BM25's candidates, with the neural signals the fit kept),
+dense (semantic vectors), bm25 (Milvus' BM25 on the text's character n-grams), hybrid (dense + bm25 fused by
+Milvus' RRF). --rerank (plain reranking: the reranker's order replaces the recall's) goes with dense, bm25 and
+hybrid.
 """
 import argparse
 import json
@@ -33,10 +33,8 @@ from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
-from recall.milvus.ranking import SearchSystem, default_ranking_file, load_ranking
 from recall.milvus.search import MODES, Hit, MilvusSearcher, SearchError
-
-SYSTEM_MODES = ("system", "fusion")
+from search.system import CANDIDATES, Ranking, SearchSystem, default_ranking_dir
 
 
 def parse_args(argv=None):
@@ -46,8 +44,9 @@ def parse_args(argv=None):
     what.add_argument("--search_by_id", "--index", dest="search_by_id", type=int, default=None,
                       help="id (corpus line number) of a stored document: its nearest neighbours")
     what.add_argument("--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line")
-    parser.add_argument("--mode", choices=SYSTEM_MODES + MODES, default="system")
-    parser.add_argument("--ranking_file", default=None, help="fitted weights of system/fusion (default: <model_dir>/ranking.json)")
+    parser.add_argument("--mode", choices=("system",) + MODES, default="system")
+    parser.add_argument("--ranking_dir", default=None, help="the system's fitted ranking, search/fit.py's output "
+                                                            "(default: `ranking` beside --model_dir)")
     parser.add_argument("--top_k", type=int, default=10, help="hits shown for --query / --search_by_id")
     parser.add_argument("--recall_num", type=int, default=50, help="hits written per query of --query_file")
     parser.add_argument("--recall_result_file", default="output/milvus/recall_result.txt", help="output of --query_file")
@@ -72,32 +71,38 @@ def parse_args(argv=None):
     if args.rerank and args.search_by_id is not None:
         fail("--rerank reranks a text query: use it with --query or --query_file")
     if args.rerank and args.mode == "system":
-        fail("--mode system already reranks (its final ranking): use --rerank with --mode dense, bm25, hybrid or fusion")
-    if args.mode == "system" and args.search_by_id is None and not args.reranker_dir:
-        logger.info("no --reranker_dir: the system's fused recall without its final ranking (--mode fusion)")
-        args.mode = "fusion"
+        fail("--mode system already ranks with the neural signals its fit kept: use --rerank with --mode dense, bm25 or hybrid")
+    if args.mode == "system" and args.search_by_id is None:
+        args.ranking_dir = args.ranking_dir or default_ranking_dir(args.model_dir)
+        if not args.ranking_dir:
+            fail("--mode system needs the fitted ranking: --ranking_dir (search/fit.py's output), or --model_dir with it beside "
+                 "it as `ranking`; or choose a leg with --mode dense|bm25|hybrid")
+        if args.recall_num > CANDIDATES:
+            fail(f"--recall_num {args.recall_num}: the system ranks BM25's top {CANDIDATES} a query (at most {CANDIDATES})")
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
-    needs_model = args.search_by_id is None and args.mode != "bm25"
-    if needs_model:
+    if needs_model(args) or (args.model_dir or args.params_path):
         check_model_args(args)
     return args
+
+
+def needs_model(args):
+    """Whether the query vector is needed: a dense or hybrid leg (the system: decided by its ranking, later)."""
+    return args.search_by_id is None and args.mode in ("dense", "hybrid")
 
 
 def load_reranker(args):
     from ernie_matching.reranker import Reranker
 
-    if os.path.isfile(os.path.join(args.reranker_dir, "inference.pdiparams")):
-        return Reranker(model_dir=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads,
-                        enable_mkldnn=args.enable_mkldnn, precision=args.precision)
-    return Reranker(params_path=args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length)
+    return Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads,
+                             enable_mkldnn=args.enable_mkldnn, precision=args.precision)
 
 
 def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
     """The n best hits of each query; with a reranker, recall_num hits are recalled and reranked first
     (a hit's score is then the reranker's probability). searcher: a MilvusSearcher, or a SearchSystem for
-    mode system / fusion."""
-    search = searcher.search_batch if mode in SYSTEM_MODES else (lambda qs, k: searcher.search_batch(qs, top_k=k, mode=mode))
+    mode system."""
+    search = searcher.search_batch if mode == "system" else (lambda qs, k: searcher.search_batch(qs, top_k=k, mode=mode))
     if reranker is None:
         return search(queries, n)
     results = []
@@ -148,18 +153,17 @@ def run_query_file(searcher, args, reranker=None):
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)
-    needs_model = args.search_by_id is None and args.mode != "bm25"
-    encoder = TextEncoder.from_args(args) if needs_model else None
-    if encoder is not None:
+    system_mode = args.mode == "system" and args.search_by_id is None
+    ranking = Ranking.load(args.ranking_dir, args.model_dir, args.reranker_dir) if system_mode else None
+    encoder = None
+    if needs_model(args) or (ranking is not None and ranking.uses_dense):
+        check_model_args(args)
+        encoder = TextEncoder.from_args(args)
         encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error here
-    system_mode = args.mode in SYSTEM_MODES and args.search_by_id is None
-    ranking = load_ranking(args.ranking_file or default_ranking_file(args.model_dir), args.model_dir, args.reranker_dir) if system_mode else None
-    reranker = load_reranker(args) if args.rerank or (system_mode and args.mode == "system") else None
+    reranker = load_reranker(args) if args.rerank or (ranking is not None and ranking.uses_reranker) else None
     with MilvusSearcher(config, encoder) as milvus:
-        searcher = milvus
-        if system_mode:
-            searcher = SearchSystem(milvus, encoder, reranker if args.mode == "system" else None, ranking)
-            reranker = None if args.mode == "system" else reranker
+        searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
+        reranker = None if system_mode else reranker
         try:
             if args.query_file is not None:
                 return run_query_file(searcher, args, reranker)

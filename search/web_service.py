@@ -1,16 +1,17 @@
 r"""HTTP service and web page over the Milvus index: text -> vector, and query -> top-K documents.
 
-    python -m recall.milvus.web_service --model_dir output/pipeline/sample/export/recall \
+    python -m search.web_service --model_dir output/pipeline/sample/export/recall \
         [--config recall/milvus/config.yml --uri ./milvus_data/neural_search.db] \
-        [--reranker_dir output/pipeline/sample/export/reranker] [--host 127.0.0.1 --port 8000]
+        [--reranker_dir output/pipeline/sample/export/reranker] [--ranking_dir output/pipeline/sample/export/ranking] \
+        [--host 127.0.0.1 --port 8000]
 
 then open http://127.0.0.1:8000/ (the page) or call the JSON API:
 
     GET  /api/health  status, model, dim, collection, documents, modes, reranker, limits
     POST /api/embed   {"texts": ["..."]}  -> {"model", "dim", "vectors", "norms", "timings_ms"}
-    POST /api/search  {"query": "...", "top_k": 10, "mode": "system|fusion|dense|bm25|hybrid", "rerank": false}
-                      (mode omitted: the default search path, "system", when the model dir holds ranking.json
-                      and a reranker is loaded; "fusion" without a reranker; else "dense")
+    POST /api/search  {"query": "...", "top_k": 10, "mode": "system|dense|bm25|hybrid", "rerank": false}
+                      (mode omitted: the default search path, "system", when a fitted ranking is found (--ranking_dir,
+                      default `ranking` beside --model_dir) with the models it uses; else "dense")
                       -> {"hits": [{"rank", "id", "text", "score", "recall_score", "rerank_score"}], "timings_ms"}
     GET  /openapi.json (and /docs, whose Swagger UI comes from a CDN; the page itself needs none)
 
@@ -34,8 +35,8 @@ import numpy as np
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import add_model_args, check_model_args
-from recall.milvus.ranking import SearchSystem, default_ranking_file, load_ranking
 from recall.milvus.search import MODES
+from search.system import CANDIDATES, RANKING_FILE, Ranking, SearchSystem, default_ranking_dir
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -47,7 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--reranker_dir", default=None,
                         help="ERNIE-Gram reranker (exported dir or checkpoint dir); without it rerank requests get a 400")
     parser.add_argument("--rerank_candidates", type=int, default=50, help="recall hits handed to the reranker per query")
-    parser.add_argument("--ranking_file", default=None, help="fitted weights of the system (default: <model_dir>/ranking.json when present)")
+    parser.add_argument("--ranking_dir", default=None, help="the system's fitted ranking, search/fit.py's output (default: `ranking` "
+                                                            "beside --model_dir, when present)")
     parser.add_argument("--max_texts", type=int, default=32, help="most texts in one /api/embed request")
     parser.add_argument("--max_text_length", type=int, default=1000, help="most characters of a text or a query")
     parser.add_argument("--max_top_k", type=int, default=100, help="largest top_k of /api/search")
@@ -58,8 +60,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_model_args(args)
     if args.reranker_dir:
-        if not os.path.isdir(args.reranker_dir):
-            fail(f"--reranker_dir {args.reranker_dir}: no such directory")
+        from ernie_matching.reranker import reranker_kind
+
         reranker_kind(args.reranker_dir)
     for name in ("rerank_candidates", "max_texts", "max_text_length", "max_top_k", "max_body_bytes"):
         if getattr(args, name) < 1:
@@ -160,20 +162,18 @@ class SearchService:
             self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
             self.reranker_name = os.path.normpath(args.reranker_dir)
         self.searcher = MilvusSearcher(config, self.encoder)
-        # the default search path (recall.milvus.ranking): served when a fitted ranking.json is found
-        self.systems = {}
-        ranking_file = args.ranking_file or default_ranking_file(args.model_dir)
+        # the default search path (search.system): served when a fitted ranking is found, with the models it uses
+        self.system = None
+        ranking_dir = args.ranking_dir or default_ranking_dir(args.model_dir)
         if "bm25" not in self.searcher.modes:  # e.g. a Milvus 2.3 server: the legs it has, said once
             logger.info(f"collection {config.collection} has no BM25 field: modes {', '.join(self.searcher.modes)} only, no search system")
-        elif args.ranking_file or (ranking_file and os.path.isfile(ranking_file)):
-            ranking = load_ranking(ranking_file, args.model_dir, args.reranker_dir)
-            if self.reranker is not None and ranking.get("final"):
-                self.systems["system"] = SearchSystem(self.searcher, self.encoder, self.reranker, ranking)
-            self.systems["fusion"] = SearchSystem(self.searcher, self.encoder, None, ranking)
+        elif args.ranking_dir or (ranking_dir and os.path.isfile(os.path.join(ranking_dir, RANKING_FILE))):
+            ranking = Ranking.load(ranking_dir, args.model_dir, args.reranker_dir)
+            self.system = SearchSystem(self.searcher, ranking, self.encoder, self.reranker)
         else:
-            logger.info(f"no fitted ranking at {ranking_file}: modes dense, bm25, hybrid only (python -m recall.milvus.fit_ranking fits one)")
-        self.modes = list(self.systems) + list(self.searcher.modes)
-        self.default_mode = self.modes[0] if self.systems else "dense"
+            logger.info(f"no fitted ranking at {ranking_dir}: modes dense, bm25, hybrid only (python -m search.fit fits one)")
+        self.modes = (["system"] if self.system else []) + list(self.searcher.modes)
+        self.default_mode = self.modes[0] if self.system else "dense"
         with store.milvus_errors(config, "counting documents"):
             self.documents = store.count_entities(self.searcher.client, config)
         self.dim = self.searcher.info.dim
@@ -181,8 +181,8 @@ class SearchService:
         # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
         for mode in self.searcher.modes:
             self.searcher.search("预热", 1, mode)
-        for system in self.systems.values():
-            system.search("预热", 1)
+        if self.system:
+            self.system.search("预热", 1)
         self.started = time.time()
 
     def close(self):
@@ -240,14 +240,15 @@ class SearchService:
         mode = mode or self.default_mode
         if rerank and self.reranker is None:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
-        if mode in ("system", "fusion"):
-            if mode not in self.systems:
-                why = ("the collection has no BM25 field" if "bm25" not in self.searcher.modes else
-                       "no reranker is loaded (--reranker_dir)" if "fusion" in self.systems else "no fitted ranking.json was found (--ranking_file)")
-                raise ApiError(400, f"mode {mode} is not available: {why}; available: {', '.join(self.modes)}")
-            if rerank and mode == "system":
-                raise ApiError(400, "mode system already reranks (its final ranking): rerank goes with fusion, dense, bm25 or hybrid")
-            return self._answer(query, top_k, mode, rerank, self._system_recall(query, mode))
+        if mode == "system":
+            if self.system is None:
+                why = "the collection has no BM25 field" if "bm25" not in self.searcher.modes else "no fitted ranking was found (--ranking_dir)"
+                raise ApiError(400, f"mode system is not available: {why}; available: {', '.join(self.modes)}")
+            if rerank:
+                raise ApiError(400, "mode system already ranks with the neural signals its fit kept: rerank goes with dense, bm25 or hybrid")
+            if top_k > CANDIDATES:
+                raise ApiError(422, f"mode system ranks BM25's top {CANDIDATES}: top_k must be at most {CANDIDATES}, got {top_k}")
+            return self._answer(query, top_k, mode, rerank, self._system_recall(query))
         if mode not in self.searcher.modes:
             raise ApiError(400, f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
                                 f"available: {', '.join(self.searcher.modes)}")
@@ -270,15 +271,18 @@ class SearchService:
 
         return recall
 
-    def _system_recall(self, query, mode):
-        """n -> (the n best hits of the search system, timings: encode, milvus and, for system, rerank)."""
-        system = self.systems[mode]
+    def _system_recall(self, query):
+        """n -> (the n best hits of the search system, timings: encode, milvus, features, rerank, rank; a step the
+        ranking does not use is left out)."""
 
         def recall(n):
-            hits = [h.to_dict() for h in system.search(query, n)]
-            timings = {"encode": system.timings["encode"], "milvus": system.timings["search"]}
-            if mode == "system":
-                timings["rerank"] = system.timings["rerank"]
+            hits = [h.to_dict() for h in self.system.search(query, n)]
+            steps = self.system.timings
+            timings = {"milvus": steps["search"], "features": steps["features"], "rank": steps["rank"]}
+            if self.system.ranking.uses_dense:
+                timings["encode"] = steps["encode"]
+            if self.system.ranking.uses_reranker:
+                timings["rerank"] = steps["rerank"]
             return hits, timings
 
         return recall
@@ -324,22 +328,10 @@ def classify_failure(error):
     return ApiError(500, f"internal error ({type(error).__name__}); see the service log")
 
 
-def reranker_kind(reranker_dir):
-    """"exported" (inference.json: Paddle Inference) or "checkpoint" (train_pairwise.py's model_state.pdparams)."""
-    if any(os.path.isfile(os.path.join(reranker_dir, f)) for f in ("inference.json", "inference.pdmodel")):
-        return "exported"
-    if os.path.isfile(os.path.join(reranker_dir, "model_state.pdparams")):
-        return "checkpoint"
-    fail(f"--reranker_dir {reranker_dir}: neither an exported reranker (inference.json) nor a checkpoint "
-         "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
-
-
 def load_reranker(reranker_dir, device, cpu_threads=None, enable_mkldnn=True, precision="fp32"):
     from ernie_matching.reranker import Reranker
 
-    if reranker_kind(reranker_dir) == "exported":
-        return Reranker(model_dir=reranker_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision)
-    return Reranker(params_path=reranker_dir, device=device)
+    return Reranker.from_dir(reranker_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision)
 
 
 def ms(**seconds):
@@ -364,8 +356,8 @@ def create_app(service, args):
         model_config = ConfigDict(extra="forbid")
         query: StrictStr = Field(description=f"query text (at most {args.max_text_length} characters)")
         top_k: StrictInt = Field(10, description=f"hits to return, 1..{args.max_top_k} (an integer: not \"5\", 5.0 or true)")
-        mode: Literal[("system", "fusion") + MODES] | None = Field(
-            None, description="system (the default search path: fitted fusion + final ranking), fusion (its recall), dense "
+        mode: Literal[("system",) + MODES] | None = Field(
+            None, description="system (the default search path: BM25 candidates reordered by the learned ranking), dense "
                               "(vectors), bm25 (character n-grams) or hybrid (both, Milvus RRF); omitted: the service's default")
         rerank: StrictBool = Field(False, description="rerank the recall hits with the ERNIE-Gram reranker")
 

@@ -1,0 +1,261 @@
+"""Fits the search system's learned ranking (search/system.py) by k-fold cross-validation over the training
+queries, never on dev, and writes the ranking directory that query.py, the web service and the pipeline load:
+
+    python -m search.fit --train_file data/sample/recall/train.csv --corpus_file data/sample/milvus/milvus_data.csv \
+        --uri output/pipeline/sample/milvus/neural_search.db --output_dir output/pipeline/sample/export/ranking \
+        [--heldout_file output/pipeline/sample/split/train_fit.csv --model_dir output/pipeline/sample/export/recall \
+         --reranker_dir output/pipeline/sample/export/reranker]
+
+1. Candidates: each training query's BM25 top 50 from the collection (the gold title among them or not).
+2. Lexical ranking: LambdaMART over search.features, for each candidate feature set its hyperparameters picked by
+   k-fold cross-validation (folds by query, seeded) over every training query: lexical features hold nothing
+   a neural model was trained on.
+3. Neural ranking (with --heldout_file and a model): on the held-out queries only (queries the recall model
+   and the reranker never trained on), LambdaMART over the lexical model's score (out of fold) and the neural
+   signals (dense cosine and its rank, the reranker's logit), each set cross-validated the same way.
+4. The one-standard-error rule at each step: a learned ranking is kept only when its cross-validated MRR@10
+   beats the simpler one (BM25's order; then the lexical score alone) by at least one standard error of the
+   per-query difference; else the simpler one is served, and ranking.json says so.
+
+Writes <output_dir>/ranking.json (the choice, the feature lists, the cross-validation tables, feature importance,
+the fingerprints of the corpus and models), lexical.txt / neural.txt (LightGBM's text format) and
+lexical_stats.json; prints the CV table.
+"""
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from ns_common.cli import check_files
+from ns_common.utils import fail, logger
+from recall.milvus.config import add_config_args, load_config
+from recall.milvus.data import iter_corpus_chunks, read_queries
+from recall.milvus.model import TextEncoder, add_model_args, check_model_args
+from recall.milvus.search import MilvusSearcher
+from search import learn
+from search.features import FEATURES, LexicalStats
+from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, file_fingerprint, neural_matrix, rerank_logits
+
+# the lexical feature sets compared (each with its own hyperparameters): BM25's signals alone, then every feature
+LEXICAL_SETS = {"BM25 signals only": ["bm25_rel", "bm25_rank", "bm25_uni", "bm25_bi", "bm25_word"], "every lexical feature": FEATURES}
+# the neural feature sets, each on top of the lexical score
+NEURAL_SETS = {"+ dense cosine": ["lexical_score", "cosine", "cosine_rank"], "+ reranker": ["lexical_score", "rerank_logit"],
+               "+ dense cosine + reranker": NEURAL_FEATURES}
+GRIDS = {  # hyperparameters tried per feature set; "small" for the held-out queries' few hundred
+    "lexical": {"n_trees": (100, 200), "num_leaves": (4, 7), "learning_rate": (0.05,), "min_child_samples": (20, 50)},
+    "neural": {"n_trees": (50, 100), "num_leaves": (3, 5), "learning_rate": (0.05,), "min_child_samples": (20,)},
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train_file", required=True, help="query<TAB>gold title pairs: every training query (never dev)")
+    parser.add_argument("--corpus_file", required=True, help="the corpus the collection was built from (its lexical statistics)")
+    parser.add_argument("--output_dir", required=True, help="the ranking directory to write (the pipeline: <output>/export/ranking)")
+    parser.add_argument("--heldout_file", default=None, help="pairs the neural models never trained on: fit the neural ranking on them")
+    parser.add_argument("--reranker_dir", default=None, help="exported reranker (or checkpoint dir): its logit is a candidate signal")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (by query)")
+    parser.add_argument("--seed", type=int, default=1000, help="seeds the folds and LightGBM")
+    add_model_args(parser, batch_size=64)
+    add_config_args(parser, skip=("batch_size",))
+    args = parser.parse_args(argv)
+    check_files(("train_file", args.train_file), ("corpus_file", args.corpus_file),
+                *((("heldout_file", args.heldout_file),) if args.heldout_file else ()))
+    if args.reranker_dir and not os.path.isdir(args.reranker_dir):
+        fail(f"--reranker_dir {args.reranker_dir}: no such directory")
+    if args.folds < 2:
+        fail(f"--folds must be at least 2, got {args.folds}")
+    if args.heldout_file and not (args.model_dir or args.params_path or args.reranker_dir):
+        fail("--heldout_file fits the neural ranking: give --model_dir (dense cosine) and/or --reranker_dir")
+    if args.model_dir or args.params_path:
+        check_model_args(args)
+    return args
+
+
+def read_pairs(path):
+    """{query: set of gold titles}, queries in file order."""
+    queries, golds = read_queries(path)
+    if not golds:
+        fail(f"{path}: need query<TAB>gold title lines")
+    pairs = {}
+    for query, gold in zip(queries, golds):
+        pairs.setdefault(" ".join(query.split()), set()).add(gold)
+    return pairs
+
+
+def out_of_fold_scores(data, params, folds, seed):
+    """Each query's candidate scores by the model fitted on the other folds (what cross_validate ranks by)."""
+    fold_of = learn.fold_assignment(len(data), folds, seed)
+    scores = [None] * len(data)
+    for fold in range(folds):
+        held_out = np.flatnonzero(fold_of == fold)
+        booster = learn.fit_ranker(data.subset(np.flatnonzero(fold_of != fold)), params, seed=seed)
+        for i, s in zip(held_out, learn.score_groups(booster, data.subset(held_out))):
+            scores[i] = s
+    return scores
+
+
+def cv_row(tier, name, ranks, bm25_ranks, params=None, features=None):
+    comparison = learn.paired_comparison(ranks, bm25_ranks)
+    metrics = learn.ranking_metrics(ranks)
+    return {"tier": tier, "row": name, "queries": len(ranks), **{k: round(v, 2) for k, v in metrics.items()},
+            "gain_vs_bm25": round(comparison["rr_gain"], 2), "gain_se": round(comparison["rr_gain_se"], 2),
+            "bm25_failures_fixed": comparison["fixed"], "bm25_successes_broken": comparison["broken"],
+            "params": params, "features": features}
+
+
+def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
+    """Cross-validates every feature set of one tier; returns (the winner or None when the baseline is kept by the
+    one-standard-error rule, rows of the CV table). The winner: {"name", "features", "params", "ranks"}."""
+    rows = [cv_row(tier, baseline_name, baseline_ranks, bm25_ranks)]
+    tried = []
+    for name, features in sets.items():
+        subset = data.select_features(features)
+        params, _ = learn.select_hyperparameters(subset, grid, folds, seeds=(seed,))
+        ranks = learn.cross_validate(subset, params, folds, seed)
+        tried.append({"name": name, "features": features, "params": params, "ranks": ranks})
+        rows.append(cv_row(tier, f"{tier}: {name}", ranks, bm25_ranks, params, features))
+        logger.info(f"{tier}: {name}: {learn.ranking_metrics(ranks)} with {params}")
+    best = max(tried, key=lambda t: (learn.ranking_metrics(t["ranks"])["MRR@10"], -len(t["features"])))
+    against = learn.paired_comparison(best["ranks"], baseline_ranks)
+    keep = against["rr_gain"] > 0 and against["rr_gain"] >= against["rr_gain_se"]
+    logger.info(f"{tier}: {best['name']} vs {baseline_name}: MRR@10 {against['rr_gain']:+.2f} points (standard error "
+                f"{against['rr_gain_se']:.2f}): {'kept' if keep else 'not clearly better: ' + baseline_name + ' is served'}")
+    for row in rows:
+        row["chosen"] = row["row"] == (f"{tier}: {best['name']}" if keep else baseline_name)
+    return (best if keep else None), rows
+
+
+def importance(booster):
+    """Each feature's share (%) of the model's total split gain."""
+    gain = booster.feature_importance("gain")
+    total = float(gain.sum()) or 1.0
+    return {name: round(100.0 * float(g) / total, 2) for name, g in zip(booster.feature_name(), gain)}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    train = read_pairs(args.train_file)
+    heldout = read_pairs(args.heldout_file) if args.heldout_file else {}
+    if len(train) < 2 * args.folds:
+        fail(f"--train_file {args.train_file}: {len(train)} queries; need at least {2 * args.folds} for {args.folds}-fold cross-validation")
+    texts = [t for _, chunk in iter_corpus_chunks(args.corpus_file, 65536) for t in chunk]
+    stats = LexicalStats.from_texts(texts)
+    encoder = TextEncoder.from_args(args) if heldout and (args.model_dir or args.params_path) else None
+    reranker = None
+    if heldout and args.reranker_dir:
+        from ernie_matching.reranker import Reranker
+
+        reranker = Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads,
+                                     enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+    queries = list(dict.fromkeys(list(train) + list(heldout)))
+    with MilvusSearcher(load_config(args), encoder, warn_truncation=False) as searcher:
+        built = (searcher.info.meta or {}).get("corpus")
+        if built and built.get("sha1") != stats.sha1:
+            fail(f"--corpus_file {args.corpus_file} is not the corpus collection {searcher.config.collection} at {searcher.config.uri} "
+                 f"was built from ({built.get('documents')} documents): pass that corpus, or rebuild the collection")
+        candidates = dict(zip(queries, searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=encoder is not None)))
+    logger.info(f"{len(queries)} queries: BM25 top {CANDIDATES} from the collection")
+
+    # 2. the lexical ranking, over every training query
+    train_queries = list(train)
+    data = learn.build_grouped_data(train_queries, [[h.text for h, _ in candidates[q]] for q in train_queries],
+                                    [np.array([h.score for h, _ in candidates[q]]) for q in train_queries], [train[q] for q in train_queries], stats)
+    bm25_ranks = learn.baseline_ranks(data)
+    lexical, table = choose("lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed)
+    spec = {"format": FORMAT, "candidates": CANDIDATES, "lexical": None, "neural": None,
+            "train_file": args.train_file, "heldout_file": args.heldout_file, "queries": {"train": len(train), "heldout": len(heldout)},
+            "folds": args.folds, "seed": args.seed,
+            "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
+                            "recall_model": file_fingerprint(args.model_dir) if encoder is not None else None,
+                            "reranker": file_fingerprint(args.reranker_dir) if reranker is not None else None}}
+    boosters = {}
+    if lexical:
+        boosters["lexical"] = learn.fit_ranker(data.select_features(lexical["features"]), lexical["params"], seed=args.seed)
+        spec["lexical"] = {"features": lexical["features"], "params": lexical["params"], "model_file": "lexical.txt", "set": lexical["name"]}
+
+    # 3. the neural ranking, over the held-out queries only
+    if heldout and (encoder is not None or reranker is not None):
+        neural, neural_rows = fit_neural(args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker)
+        table += neural_rows
+        if neural:
+            boosters["neural"] = learn.fit_ranker(neural["data"].select_features(neural["features"]), neural["params"], seed=args.seed)
+            spec["neural"] = {"features": neural["features"], "params": neural["params"], "model_file": "neural.txt", "set": neural["name"]}
+    spec["chosen"] = "neural" if spec["neural"] else "lexical" if spec["lexical"] else "bm25"
+    spec["cross_validation"] = table
+    spec = write_ranking(args.output_dir, spec, stats, boosters)
+    print_table(table)
+    logger.info(f"fitted on {len(train)} training queries ({len(heldout)} held out) in {time.time() - start:.1f}s: "
+                f"serving {spec['chosen']} -> {args.output_dir}")
+    return spec
+
+
+def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats, encoder, reranker):
+    """The neural tier on the held-out queries: (winner with its GroupedData, or None; rows of the CV table)."""
+    queries = list(heldout)
+    # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
+    position = {q: i for i, q in enumerate(data.queries)}
+    oof = out_of_fold_scores(data.select_features(lexical["features"]), lexical["params"], args.folds, args.seed) if lexical else None
+    vectors = encoder.encode(queries) if encoder is not None else None
+    features, labels = [], []
+    for i, query in enumerate(queries):
+        found = candidates[query]
+        hits = [h for h, _ in found]
+        bm25 = np.array([h.score for h in hits], dtype=np.float64)
+        if not lexical:
+            score = bm25
+        elif query in position:
+            score = oof[position[query]]
+        else:
+            x = learn.build_grouped_data([query], [[h.text for h in hits]], [bm25], [heldout[query]], stats).select_features(lexical["features"])
+            score = learn.score_groups(lexical_booster, x)[0]
+        cosine = np.array([float(np.dot(stored, vectors[i])) for _, stored in found]) if vectors is not None else None
+        logits = rerank_logits(reranker, query, [h.text for h in hits]) if reranker is not None and hits else None
+        names = ["lexical_score"] + (["cosine", "cosine_rank"] if cosine is not None else []) + (["rerank_logit"] if logits is not None else [])
+        features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))
+        labels.append(np.array([int(h.text in heldout[query]) for h in hits], dtype=np.int32))
+    neural_data = learn.GroupedData(features, labels, queries, names)
+    sets = {name: f for name, f in NEURAL_SETS.items() if set(f) <= set(names)}
+    bm25_ranks = learn.baseline_ranks(neural_data)
+    lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
+    baseline = f"held-out queries: lexical {'model' if lexical else 'BM25'} alone (out of fold)"
+    rows = [cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks)]
+    winner, neural_rows = choose("neural", neural_data, sets, GRIDS["neural"], baseline, lexical_ranks, bm25_ranks, args.folds, args.seed)
+    if winner:
+        winner["data"] = neural_data
+    return winner, rows + neural_rows
+
+
+def write_ranking(output_dir, spec, stats, boosters):
+    """The ranking directory: ranking.json (spec + each model's feature importance), the statistics, a LightGBM
+    text file per model in boosters {"lexical": ..., "neural": ...}. Written aside, then moved in at once: a
+    failure never leaves half a ranking, and a reader never sees one."""
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".ranking_", dir=parent)
+    spec = dict(spec, stats_file="lexical_stats.json", importance={name: importance(b) for name, b in boosters.items()})
+    stats.save(os.path.join(staging, spec["stats_file"]))
+    for name, booster in boosters.items():
+        learn.save_model(booster, os.path.join(staging, spec[name]["model_file"]))
+    with open(os.path.join(staging, RANKING_FILE), "w", encoding="utf-8") as f:
+        json.dump(spec, f, indent=2, ensure_ascii=False)
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(staging, output_dir)
+    return spec
+
+
+def print_table(table):
+    print(f"{'row':<58} {'queries':>7} {'R@1':>6} {'R@10':>6} {'MRR@10':>7} {'vs BM25 (se)':>14}  fixed/broken")
+    for row in table:
+        mark = " *" if row.get("chosen") else ""
+        print(f"{row['row'] + mark:<58} {row['queries']:>7} {row['R@1']:>6.2f} {row['R@10']:>6.2f} {row['MRR@10']:>7.2f} "
+              f"{row['gain_vs_bm25']:>+7.2f} ({row['gain_se']:.2f})  {row['bm25_failures_fixed']}/{row['bm25_successes_broken']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""search/: the learned ranking fitted by cross-validation (search/fit.py), served by the Python API and query.py
+alike, the one-standard-error rule, a neural ranking served with its models and refused with others, and a
+ranking of another corpus refused.
+
+Everything is real: the bundled sample's 500 titles in Milvus Lite (BM25 field + the vectors of a tiny exported
+recall model), LightGBM models fitted on the sample's training queries.
+"""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import sample_file
+
+EMB = 32
+
+
+@pytest.fixture(scope="module")
+def sample(tiny_ernie, tmp_path_factory):
+    """{"export": a tiny exported recall model, "corpus", "uri": the sample in Milvus Lite, "train", "dev"}."""
+    from ns_common.semantic import load_encoder
+    from ns_common.semantic_tools import export_encoder
+    from ns_common.utils import set_seed
+    from recall.milvus import insert
+    from recall.milvus.model import TextEncoder
+
+    root = tmp_path_factory.mktemp("search_system")
+    set_seed(1000)
+    model, tokenizer = load_encoder(tiny_ernie, output_emb_size=EMB)
+    export_encoder(model, tokenizer, str(root / "recall"))
+    corpus = sample_file("milvus", "milvus_data.csv")
+    with open(corpus, encoding="utf-8") as f:
+        texts = f.read().splitlines()
+    np.save(root / "corpus_embedding.npy", TextEncoder(model_dir=str(root / "recall")).encode(texts))
+    uri = str(root / "milvus.db")
+    assert insert.main(["--data_path", corpus, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]) == len(texts)
+    return {"export": str(root / "recall"), "corpus": corpus, "uri": uri, "root": root,
+            "train": sample_file("recall", "train.csv"), "dev": sample_file("recall", "dev.csv")}
+
+
+@pytest.fixture(scope="module")
+def fitted(sample):
+    """search/fit.py on the sample's training queries (lexical tier only): its ranking directory and spec."""
+    from search import fit
+
+    output = str(sample["root"] / "ranking")
+    spec = fit.main(["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--output_dir", output,
+                     "--uri", sample["uri"], "--folds", "3"])
+    return output, spec
+
+
+def test_fit_writes_a_ranking_chosen_by_cross_validation(fitted):
+    from search import learn
+
+    output, spec = fitted
+    assert sorted(os.listdir(output)) == sorted(["ranking.json", "lexical_stats.json"] + (["lexical.txt"] if spec["lexical"] else []))
+    with open(os.path.join(output, "ranking.json"), encoding="utf-8") as f:
+        assert json.load(f)["chosen"] == spec["chosen"]
+    rows = {row["row"]: row for row in spec["cross_validation"]}
+    assert rows["BM25 alone"]["queries"] == spec["queries"]["train"] == 240
+    assert {"lexical: BM25 signals only", "lexical: every lexical feature"} <= set(rows)
+    served = [row for row in spec["cross_validation"] if row["chosen"]]
+    assert len(served) == 1
+    if spec["chosen"] == "lexical":  # kept only when it beat BM25 by a standard error of the paired gain
+        assert served[0]["gain_vs_bm25"] > 0 and served[0]["gain_vs_bm25"] >= served[0]["gain_se"]
+        assert set(spec["importance"]["lexical"]) == set(spec["lexical"]["features"])
+        assert sum(spec["importance"]["lexical"].values()) == pytest.approx(100, abs=0.1)
+    else:
+        assert served[0]["row"] == "BM25 alone"
+    assert all(0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 100 for row in rows.values())
+    assert learn.ranking_metrics([1, 2, np.inf])["MRR@10"] == pytest.approx(50.0)
+
+
+def test_the_cli_and_the_python_api_serve_the_same_ranking(sample, fitted, tmp_path):
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+    from search import query
+    from search.system import Ranking, SearchSystem
+
+    output, spec = fitted
+    result_file = str(tmp_path / "system.txt")
+    metrics = query.main(["--ranking_dir", output, "--uri", sample["uri"], "--query_file", sample["dev"], "--recall_num", "10",
+                          "--recall_result_file", result_file])
+    assert metrics["queries"] == 60 and metrics["recall@10"] > 50
+    with open(sample["dev"], encoding="utf-8") as f:
+        first_query = f.readline().split("\t")[0]
+    with MilvusSearcher(load_config(uri=sample["uri"])) as searcher:
+        system = SearchSystem(searcher, Ranking.load(output))
+        hits = system.search(first_query, top_k=10)
+        bm25 = searcher.search(first_query, top_k=50, mode="bm25")
+        assert {"search", "features", "rank", "total"} <= set(system.timings)
+    with open(result_file, encoding="utf-8") as f:
+        cli_first = [line.split("\t")[1] for line in f if line.split("\t")[0] == first_query]
+    assert cli_first == [h.text for h in hits]
+    assert {h.id for h in hits} <= {h.id for h in bm25}  # a reordering of BM25's candidates
+    if spec["chosen"] == "bm25":
+        assert [h.id for h in hits] == [h.id for h in bm25[:10]]
+
+
+def test_the_one_standard_error_rule_keeps_only_a_clear_gain():
+    """A feature that tells the gold is kept; features of pure noise are not: the baseline is served."""
+    from search import learn
+    from search.fit import choose
+
+    rng = np.random.default_rng(0)
+    labels = [np.eye(20, dtype=np.int32)[rng.integers(20)] for _ in range(60)]
+    telling = learn.GroupedData([np.column_stack([y + rng.normal(0, 0.1, 20), rng.random(20)]) for y in labels], labels,
+                                feature_names=["signal", "noise"])
+    baseline = learn.baseline_ranks(telling)
+    grid = {"n_trees": (20,), "num_leaves": (3,), "learning_rate": (0.1,), "min_child_samples": (5,)}
+    winner, rows = choose("t", telling, {"signal": ["signal"]}, grid, "baseline", baseline, baseline, folds=3, seed=1)
+    assert winner is not None and winner["name"] == "signal" and learn.ranking_metrics(winner["ranks"])["R@1"] > 90
+    assert [row["row"] for row in rows if row["chosen"]] == ["t: signal"]
+    noise = telling.select_features(["noise"])
+    winner, rows = choose("t", noise, {"noise": ["noise"]}, grid, "baseline", baseline, baseline, folds=3, seed=1)
+    assert winner is None and [row["row"] for row in rows if row["chosen"]] == ["baseline"]
+
+
+def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(sample, fitted, tmp_path, capsys):
+    """A ranking whose neural model uses the dense cosine: SearchSystem computes the cosine of each candidate's
+    stored vector, the lexical score and the model's score exactly as a direct computation does; loading it with
+    another recall model (other weights) or serving it without one is a one-line error."""
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+    from search import learn
+    from search.features import LexicalStats
+    from search.fit import read_pairs, write_ranking
+    from search.system import Ranking, SearchSystem, file_fingerprint, neural_matrix
+
+    output, spec = fitted
+    lexical = Ranking.load(output)
+    encoder = TextEncoder(model_dir=sample["export"])
+    names = ["lexical_score", "cosine", "cosine_rank"]
+    pairs = list(read_pairs(sample["train"]).items())[:80]
+    features, labels = [], []
+    with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
+        for (query, golds), found in zip(pairs, searcher.bm25_with_vectors([q for q, _ in pairs], 50)):
+            hits = [h for h, _ in found]
+            cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
+            features.append(neural_matrix(names, lexical.lexical_scores(hits, lexical.lexical_matrix(query, hits)), cosine))
+            labels.append(np.array([int(h.text in golds) for h in hits], dtype=np.int32))
+    booster = learn.fit_ranker(learn.GroupedData(features, labels, feature_names=names),
+                               {"n_trees": 20, "num_leaves": 3, "learning_rate": 0.1, "min_child_samples": 5})
+    neural_dir = str(tmp_path / "neural_ranking")
+    boosters = {"neural": booster, **({"lexical": lexical.lexical_model} if lexical.lexical_model is not None else {})}
+    neural_spec = dict(spec, chosen="neural", neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "+ dense cosine"},
+                       fitted_with=dict(spec["fitted_with"], recall_model=file_fingerprint(sample["export"])))
+    write_ranking(neural_dir, neural_spec, LexicalStats.load(os.path.join(output, "lexical_stats.json")), boosters)
+
+    ranking = Ranking.load(neural_dir, model_dir=sample["export"])
+    assert ranking.uses_dense and not ranking.uses_reranker
+    query = pairs[0][0]
+    with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
+        hits = SearchSystem(searcher, ranking, encoder).search(query, top_k=5)
+        found = searcher.bm25_with_vectors([query], 50)[0]
+        candidates = [h for h, _ in found]
+        cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
+        expected = booster.predict(neural_matrix(names, lexical.lexical_scores(candidates, lexical.lexical_matrix(query, candidates)), cosine))
+        order = sorted(range(len(candidates)), key=lambda i: (-expected[i], i))[:5]
+        assert [h.id for h in hits] == [candidates[i].id for i in order]
+        assert [h.score for h in hits] == pytest.approx([expected[i] for i in order])
+        with pytest.raises(SystemExit):
+            SearchSystem(searcher, ranking)  # the cosine needs the recall model
+        assert "uses the dense cosine" in capsys.readouterr().err
+
+    other = tmp_path / "other_model"
+    shutil.copytree(sample["export"], other)
+    with open(other / "inference.pdiparams", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(SystemExit):
+        Ranking.load(neural_dir, model_dir=str(other))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was fitted with another recall model" in err[0]
+
+
+def test_a_ranking_of_another_corpus_is_refused(sample, fitted, tmp_path, capsys):
+    from recall.milvus import insert
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+    from search import fit
+    from search.system import Ranking, SearchSystem
+
+    output, _ = fitted
+    with open(sample["corpus"], encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    corpus = tmp_path / "fewer.csv"
+    corpus.write_text("\n".join(lines[:400]) + "\n", encoding="utf-8")
+    np.save(tmp_path / "fewer.npy", np.load(sample["root"] / "corpus_embedding.npy")[:400])
+    uri = str(tmp_path / "fewer.db")
+    assert insert.main(["--data_path", str(corpus), "--embedding_path", str(tmp_path / "fewer.npy"), "--uri", uri]) == 400
+    capsys.readouterr()
+    with MilvusSearcher(load_config(uri=uri)) as searcher:
+        with pytest.raises(SystemExit):
+            SearchSystem(searcher, Ranking.load(output))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was fitted on another corpus (500 documents" in err[0], err
+    with pytest.raises(SystemExit):  # fitting with the statistics of another corpus than the collection's
+        fit.main(["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--output_dir", str(tmp_path / "r"), "--uri", uri])
+    assert "is not the corpus collection literature_search" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "r")
