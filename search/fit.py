@@ -224,7 +224,7 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
     bm25_ranks = learn.baseline_ranks(neural_data)
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
     baseline = f"held-out queries: lexical {'model' if lexical else 'BM25'} alone (out of fold)"
-    rows = [cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks)]
+    rows = [dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False)]
     winner, neural_rows = choose("neural", neural_data, sets, GRIDS["neural"], baseline, lexical_ranks, bm25_ranks, args.folds, args.seed)
     if winner:
         winner["data"] = neural_data
