@@ -1,10 +1,35 @@
 """Command-line helpers every stage's scripts share: generic flag types and checks, and the flags that
 load a trained semantic encoder. Each check fails with one line for the user, before any model is loaded."""
 import argparse
+import functools
 import math
+import sys
 
+from ns_common.errors import BadInputError, ConfigError, NeuralSearchError
 from ns_common.io import DataFileError, check_file
-from ns_common.utils import fail
+
+
+def fail(message, code=2):
+    """One-line error for the user, no traceback. Entry points only: library code raises (ns_common.errors)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def entry_point(main):
+    """Decorates a script's main(): a NeuralSearchError becomes its one line on stderr and its exit code
+    (2 for bad input or settings, 1 for Milvus unreachable, 3 for a diverged training), Ctrl-C exit code 130."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except NeuralSearchError as e:
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return run
 
 
 def str_to_bool(text):
@@ -24,14 +49,14 @@ def check_files(*flag_paths):
         try:
             check_file(path, f"--{flag}")
         except DataFileError as e:
-            fail(str(e))
+            raise BadInputError(str(e)) from None
 
 
 def check_finite_flags(args):
     """NaN or infinity in any float flag (--learning_rate nan passes every `<= 0` check) is a one-line error."""
     for name, value in sorted(vars(args).items()):
         if isinstance(value, float) and not math.isfinite(value):
-            fail(f"--{name} must be a finite number, got {value}")
+            raise ConfigError(f"--{name} must be a finite number, got {value}")
 
 
 def add_encoder_args(parser, with_params=True):

@@ -7,10 +7,11 @@ file names the file and the first offending line numbers. A missing file is a cl
 import json
 import os
 
+from ns_common.errors import BadInputError
 from ns_common.utils import logger
 
 
-class DataFileError(Exception):
+class DataFileError(BadInputError):
     """A data file that cannot be used at all (missing, unreadable header, nothing valid)."""
 
 

@@ -9,7 +9,7 @@ inbatch_negative/recall.py):
 Embeds every corpus document and every distinct query of the `query<TAB>doc` pair file, finds each
 query's top --recall_num documents and writes `recall_result.txt`: `query<TAB>doc<TAB>score`,
 recall_num rows a query, best first. Exact search (a matrix product) is the default and the ground
-truth; `--index hnsw` uses an approximate HNSW index (faiss, installed with milvus-lite) instead.
+truth; `--index hnsw` uses an approximate HNSW index (faiss-cpu, in requirements.txt) instead.
 """
 import argparse
 import os
