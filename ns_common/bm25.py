@@ -71,7 +71,10 @@ class BM25Index:
             found, found_scores = self.retriever.retrieve([query_tokens[i] for i in known], k=k, show_progress=False)
             indices[known] = found
             scores[known] = found_scores
-        return indices, scores
+        # equal scores in the lowest bits differ between CPUs (numpy's SIMD sums): ties are ordered by doc id on
+        # scores rounded to 1e-4, so the same corpus gives the same ranking (and the same mined negatives) anywhere
+        order = np.lexsort((indices, -np.round(scores, 4)), axis=1)
+        return np.take_along_axis(indices, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000, depth=100):
