@@ -28,7 +28,9 @@ def python_for(backend):
         return sys.executable
     python = os.path.join(LITE3_VENV, "bin", "python")
     if not os.path.isfile(python):
-        raise SystemExit(f"backend lite3 needs {python}: run bash bench/setup_lite3_venv.sh first")
+        from ns_common.errors import ConfigError
+
+        raise ConfigError(f"backend lite3 needs {python}: run bash bench/setup_lite3_venv.sh first")
     return python
 
 
@@ -76,10 +78,18 @@ def run_isolated(backend, script, payload, time_box_s=None):
             return json.load(f)
 
 
+class Terminated(BaseException):
+    """SIGTERM in a worker (the time box): unwinds like Ctrl-C, so servers are stopped."""
+
+
+def _terminated(*_):
+    raise Terminated("terminated (SIGTERM)")
+
+
 def worker_main(payload_file, work):
     """The worker side: work(payload) -> a JSON-able dict, written where run_isolated reads it; an exception is
     written as {"error": ...}. SIGTERM (the time box) unwinds, so servers are stopped."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _terminated)
     with open(payload_file, encoding="utf-8") as f:
         payload = json.load(f)
     try:

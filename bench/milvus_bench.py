@@ -37,8 +37,11 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 from backends import BACKENDS, milvus_uri, run_isolated, worker_main  # noqa: E402
+
+from ns_common.cli import entry_point  # noqa: E402
 
 SAMPLE_CORPUS = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
 CSL_CORPUS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
@@ -144,7 +147,9 @@ def bench_extraction(args, texts, root, preset=None):
     from recall.milvus.model import TextEncoder
 
     if args.model_dir and not args.params_path:
-        raise SystemExit("--model_dir needs --params_path and --model_name_or_path (the same model, for the dynamic-graph path)")
+        from ns_common.cli import fail
+
+        fail("--model_dir needs --params_path and --model_name_or_path (the same model, for the dynamic-graph path)")
     model_dir, backbone, params = (args.model_dir, args.model_name_or_path, args.params_path) if args.model_dir else \
         bootstrap_model(texts, preset, args.output_emb_size, os.path.join(root, preset))
     docs = texts[: args.extract_docs]
@@ -363,6 +368,7 @@ def markdown(extraction, rows, args):
     return "\n".join(lines)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     from ns_common.utils import logger, quiet_paddlenlp

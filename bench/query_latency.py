@@ -46,6 +46,8 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 from backends import BACKENDS, milvus_uri, run_isolated, worker_main  # noqa: E402
 
+from ns_common.cli import entry_point  # noqa: E402
+
 SAMPLE_TITLES = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
 CSL_CORPUS = os.path.join(REPO, "data", "csl", "milvus", "milvus_data.csv")
 CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
@@ -297,7 +299,7 @@ def row_worker(payload):
     try:
         inference = dict(cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
         encoder = TimedEncoder(TextEncoder(model_dir=recall_dir, max_seq_length=args.max_seq_length, **inference))
-        reranker = Reranker(model_dir=reranker_dir, max_seq_length=args.max_seq_length, **inference)
+        reranker = Reranker.from_dir(reranker_dir, max_seq_length=args.max_seq_length, **inference)
         corpus, queries = corpus_and_queries(corpus_name, args.queries, args.work_dir)
         build = {"documents": len(read_lines(corpus)), "settings": encoder.predictor.settings}
         start = time.perf_counter()
@@ -315,10 +317,13 @@ def row_worker(payload):
             with MilvusSearcher(config, encoder) as searcher:
                 system = {}
                 if "bm25" in searcher.modes:
-                    from search.system import Ranking, SearchSystem
+                    from search.system import Ranking, SearchSystem, needed_components
 
-                    rankings = latency_rankings(corpus, args.ranking_dir, root)
-                    system = {mode: SearchSystem(searcher, Ranking.load(path), encoder, reranker) for mode, path in rankings.items()}
+                    for mode, path in latency_rankings(corpus, args.ranking_dir, root).items():
+                        ranking = Ranking.load(path)
+                        needed = needed_components("system", ranking)  # system_full: every signal, so both models
+                        system[mode] = SearchSystem(searcher, ranking, encoder if "encoder" in needed else None,
+                                                    reranker if "reranker" in needed else None)
                 for mode in args.modes:
                     if mode not in searcher.modes and mode not in system:
                         result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
@@ -369,6 +374,7 @@ def markdown(results, builds, meta):
     return "\n".join(lines) + "\n"
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     from ns_common.utils import logger, quiet_paddlenlp
@@ -380,7 +386,9 @@ def main(argv=None):
         models = (args.model_dir, args.reranker_dir)
         described = f"{args.model_dir} + {args.reranker_dir}"
     elif args.model_dir or args.reranker_dir:
-        raise SystemExit("give both --model_dir and --reranker_dir, or neither (untrained models are bootstrapped)")
+        from ns_common.cli import fail
+
+        fail("give both --model_dir and --reranker_dir, or neither (untrained models are bootstrapped)")
     else:
         models = bootstrap_models(args)
         described = f"untrained bootstrapped {args.preset} ERNIE (recall, 128-d mean pooling) + ERNIE-Gram (reranker)"

@@ -28,9 +28,10 @@ import os
 import re
 import sys
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, check_file, read_fields, read_jsonl
 from layout import LAYOUT_FILES, format_counts, write_layout
-from ns_common.utils import Timer, fail, logger
+from ns_common.utils import Timer, logger
 
 TSV_SPLITS = ("train", "dev", "test")
 
@@ -146,6 +147,7 @@ def domain_document(p):
     return "。".join(parts) + "。"
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     timer = Timer()

@@ -12,8 +12,9 @@ import argparse
 import os
 import random
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, check_file, read_text_pairs, write_lines
-from ns_common.utils import fail, logger
+from ns_common.utils import logger
 
 
 def split_queries(pairs, fit_ratio, seed):
@@ -25,6 +26,7 @@ def split_queries(pairs, fit_ratio, seed):
     return [p for p in pairs if p[0] not in fit], [p for p in pairs if p[0] in fit]
 
 
+@entry_point
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_file", required=True, help="query<TAB>doc pairs (recall/train.csv)")

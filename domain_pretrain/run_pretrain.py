@@ -31,11 +31,11 @@ from domain_pretrain.data import IndexedCorpus, PretrainingDataset, eval_batches
 from domain_pretrain.data_tools.create_pretraining_data import vocab_fingerprint
 from domain_pretrain.model import PretrainingModel, evaluate, pretraining_loss
 from ns_common.checkpoint import check_finite_weights
-from ns_common.cli import check_finite_flags
+from ns_common.cli import check_finite_flags, entry_point, fail
 from ns_common.io import DataFileError
 from ns_common.modeling import MODEL_TYPES, load_backbone, load_tokenizer, model_type_of
 from ns_common.train_utils import check_loss, check_update
-from ns_common.utils import Timer, fail, init_distributed, is_main_process, logger, quiet_paddlenlp, rank, set_device, set_seed, world_size
+from ns_common.utils import Timer, init_distributed, is_main_process, logger, quiet_paddlenlp, rank, set_device, set_seed, world_size
 
 EVAL_SEED = 2024  # masking of the valid/test examples: the same for every run, so runs compare
 # flags that decide which samples and masks a step sees: a resumed run must keep them
@@ -227,6 +227,7 @@ class StopRequest:
         logger.warning("stop requested: saving model_last after this step (Ctrl-C again to abort without saving)")
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)

@@ -4,8 +4,9 @@ from collections import OrderedDict
 
 from paddle.io import Dataset
 
+from ns_common.errors import BadInputError
 from ns_common.io import DataFileError, SkipCounter, iter_raw_lines
-from ns_common.utils import fail
+
 from ns_common.text import clip_text, pad_sequences, token_ids
 
 
@@ -132,4 +133,4 @@ def read_pairs_to_score(path):
     try:
         return read_query_title_pairs(path)
     except DataFileError as e:
-        fail(str(e))
+        raise BadInputError(str(e))

@@ -13,10 +13,11 @@ import os
 
 import numpy as np
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, read_pairwise_labeled
 from ns_common.metrics import auc
 from ns_common.predictor import add_inference_args
-from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+from ns_common.utils import Timer, logger, quiet_paddlenlp
 
 
 def parse_args(argv=None):
@@ -56,6 +57,7 @@ def cosine_scores(args, queries, titles):
     return np.sum(q * t, axis=1)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()

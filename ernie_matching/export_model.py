@@ -12,8 +12,9 @@ import argparse
 
 from ernie_matching.model import load_matching_model
 from ns_common.checkpoint import save_encoder_config
+from ns_common.cli import entry_point, fail
 from ns_common.export import export_static
-from ns_common.utils import fail, logger, quiet_paddlenlp, set_device
+from ns_common.utils import logger, quiet_paddlenlp, set_device
 
 
 def parse_args(argv=None):
@@ -27,6 +28,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()

@@ -19,9 +19,10 @@ by --labeled_ratio (default: 0 with a train file only, 1 with a labelled file on
 import argparse
 import random
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
 from ns_common.negatives import mine_negatives
-from ns_common.utils import fail, logger
+from ns_common.utils import logger
 
 
 def parse_args(argv=None):
@@ -60,6 +61,7 @@ def sample_negatives(ranked, golds, n_neg, pool, negative_ranks, rng):
     return [titles[i] for i in chosen], gold_rank
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     try:

@@ -20,9 +20,10 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ernie_matching.data import QUERY_TYPE, TITLE_TYPE
+from ns_common.errors import ConfigError, ModelMismatchError
 from ns_common.modeling import backbone_from_config, hidden_size_of, load_backbone, load_tokenizer
 from ns_common.checkpoint import load_checkpoint, read_encoder_config
-from ns_common.utils import fail
+
 
 
 LOSSES = ("margin", "logistic")
@@ -35,7 +36,7 @@ def add_match_token_types(backbone):
     old = backbone.embeddings.token_type_embeddings
     weight = old.weight.numpy()
     if weight.shape[0] != 2:
-        fail(f"exact-match token types need a backbone with 2 token types, this one has {weight.shape[0]}")
+        raise ModelMismatchError(f"exact-match token types need a backbone with 2 token types, this one has {weight.shape[0]}")
     grown = nn.Embedding(4, weight.shape[1])
     grown.weight.set_value(paddle.to_tensor(np.concatenate([weight, weight[TITLE_TYPE:TITLE_TYPE + 1], weight[QUERY_TYPE:QUERY_TYPE + 1]])))
     backbone.embeddings.token_type_embeddings = grown
@@ -92,7 +93,7 @@ def load_matching_model(model_name_or_path=None, params_path=None, margin=0.1, d
     """
     if model_name_or_path is None:
         if not params_path:
-            fail("give --model_name_or_path (a backbone) and/or --params_path (a reranker checkpoint)")
+            raise ConfigError("give --model_name_or_path (a backbone) and/or --params_path (a reranker checkpoint)")
         model_name_or_path = backbone_of_checkpoint(params_path)
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     # with a checkpoint to load, the backbone's own weights would be overwritten: build it from its config
@@ -119,7 +120,8 @@ def backbone_of_checkpoint(params_path):
             recorded = json.load(f).get("model_name_or_path")
         if recorded:
             return recorded
-    fail(f"--params_path {params_path}: cannot tell its backbone (no config.json next to it, no training_args.json above it); give --model_name_or_path")
+    raise ConfigError(f"--params_path {params_path}: cannot tell its backbone (no config.json next to it, no training_args.json "
+                      f"above it); give --model_name_or_path")
 
 
 def read_mark_matches(model_dir):

@@ -14,8 +14,9 @@ import sys
 
 from ernie_matching.data import read_pairs_to_score
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
+from ns_common.cli import entry_point, fail
 from ns_common.text import batches
-from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+from ns_common.utils import Timer, logger, quiet_paddlenlp
 
 
 def parse_args(argv=None):
@@ -30,6 +31,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()

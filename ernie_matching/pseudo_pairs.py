@@ -16,9 +16,10 @@ import logging
 import random
 
 from ns_common.bm25 import BM25Index
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, check_file, read_corpus, write_lines
 from ns_common.negatives import normalise_text
-from ns_common.utils import Timer, fail, logger
+from ns_common.utils import Timer, logger
 
 
 def parse_args(argv=None):
@@ -44,6 +45,7 @@ def title_words(title, jieba):
     return list(dict.fromkeys(w.strip() for w in jieba.cut(title) if len(w.strip()) >= 2))
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     try:

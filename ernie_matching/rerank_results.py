@@ -19,9 +19,10 @@ import argparse
 import os
 
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
+from ns_common.cli import entry_point, fail
 from ns_common.evaluate import recall_metrics, report
 from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
-from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+from ns_common.utils import Timer, logger, quiet_paddlenlp
 
 
 def parse_args(argv=None):
@@ -61,6 +62,7 @@ def fuse_ranks(recall_docs, reranked_docs, k):
     return sorted(fused, key=lambda pair: -pair[1])
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()

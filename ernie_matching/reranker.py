@@ -18,10 +18,11 @@ import paddle
 
 from ernie_matching.data import PairEncoder
 from ernie_matching.model import load_matching_model, read_mark_matches
+from ns_common.errors import ConfigError, ModelMismatchError
 from ns_common.modeling import load_tokenizer
 from ns_common.predictor import InferencePredictor, add_inference_args
 from ns_common.text import batches
-from ns_common.utils import fail, set_device
+from ns_common.utils import set_device
 
 
 class Reranker:
@@ -73,10 +74,11 @@ class Reranker:
         try:
             out = np.asarray(self._probabilities(input_ids, token_type_ids))
         except Exception as e:  # noqa: BLE001 - any model that cannot score a pair is the wrong one
-            fail(f"{source}: cannot score a query/title pair ({type(e).__name__}); is it a reranker (ernie_matching/export_model.py)?")
+            raise ModelMismatchError(f"{source}: cannot score a query/title pair ({type(e).__name__}); is it a reranker "
+                                     f"(ernie_matching/export_model.py)?")
         if out.size != 1 or not 0 <= float(out.reshape(-1)[0]) <= 1:
-            fail(f"{source}: gives {out.size} values for one query/title pair, not one probability: "
-                 "is it a reranker (ernie_matching/export_model.py), not the recall model?")
+            raise ModelMismatchError(f"{source}: gives {out.size} values for one query/title pair, not one probability: "
+                                     "is it a reranker (ernie_matching/export_model.py), not the recall model?")
 
     @property
     def pairs_per_s(self):
@@ -122,13 +124,13 @@ def reranker_kind(directory):
     """"exported" (inference.json / inference.pdmodel: Paddle Inference) or "checkpoint" (model_state.pdparams);
     a one-line error for anything else."""
     if not directory or not os.path.isdir(directory):
-        fail(f"--reranker_dir {directory}: no such directory")
+        raise ConfigError(f"--reranker_dir {directory}: no such directory")
     if any(os.path.isfile(os.path.join(directory, f)) for f in ("inference.json", "inference.pdmodel")):
         return "exported"
     if os.path.isfile(os.path.join(directory, "model_state.pdparams")):
         return "checkpoint"
-    fail(f"--reranker_dir {directory}: neither an exported reranker (inference.json) nor a checkpoint "
-         "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
+    raise ConfigError(f"--reranker_dir {directory}: neither an exported reranker (inference.json) nor a checkpoint "
+                      "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
 
 
 def add_reranker_args(parser, batch_size=64):
@@ -144,4 +146,4 @@ def add_reranker_args(parser, batch_size=64):
 
 def check_reranker_args(args):
     if not (args.model_dir or args.params_path):
-        fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
+        raise ConfigError("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")

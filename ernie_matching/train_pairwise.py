@@ -23,12 +23,13 @@ import paddle
 
 from ernie_matching.data import PairEncoder, PairwiseDataset, pairwise_collate
 from ernie_matching.model import LOSSES, load_matching_model
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, read_pairwise_labeled, read_pairwise_train
 from ns_common.metrics import auc
 from ns_common.checkpoint import load_checkpoint
 from ns_common.text import batches
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
-from ns_common.utils import fail, is_main_process, logger, start_training, world_size
+from ns_common.utils import is_main_process, logger, start_training, world_size
 
 
 def parse_args(argv=None):
@@ -65,6 +66,7 @@ def predict_probs(model, encoder, queries, titles, batch_size=128):
     return np.concatenate(probs).astype(np.float32) if probs else np.zeros((0,), dtype=np.float32)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     start_training(args)

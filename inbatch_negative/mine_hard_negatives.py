@@ -18,11 +18,11 @@ import argparse
 import random
 
 from inbatch_negative.data import write_hard_negatives
-from ns_common.cli import check_files
+from ns_common.cli import check_files, entry_point, fail
 from ns_common.io import read_corpus, read_similar_pairs, read_text_pairs
 from ns_common.negatives import mine_negatives
 from ns_common.recall import dense_recall
-from ns_common.utils import Timer, fail, logger, quiet_paddlenlp, set_device
+from ns_common.utils import Timer, logger, quiet_paddlenlp, set_device
 
 STRATEGIES = ("random", "hardest")
 
@@ -89,6 +89,7 @@ def mine(pairs, corpus, gold, query_rank, num_negatives, strategy="random", seed
     return triples, counts
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()

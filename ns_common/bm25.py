@@ -10,6 +10,7 @@ import random
 
 import numpy as np
 
+from ns_common.cli import entry_point
 from ns_common.negatives import mine_negatives
 
 
@@ -101,6 +102,7 @@ def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000, depth
     return negatives
 
 
+@entry_point
 def main(argv=None):
     """BM25 recall as a command, writing the recall stage's recall_result.txt (query<TAB>doc<TAB>score):
 
@@ -110,7 +112,8 @@ def main(argv=None):
     import argparse
 
     from ns_common.io import DataFileError, check_file, read_corpus, read_similar_pairs, write_recall_result
-    from ns_common.utils import Timer, fail, logger
+    from ns_common.cli import fail
+    from ns_common.utils import Timer, logger
 
     parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus_file", required=True, help="one document a line (line number = doc id)")

@@ -10,8 +10,9 @@ import argparse
 import json
 import os
 
+from ns_common.cli import entry_point, fail
 from ns_common.modeling import MODEL_TYPES, PRESETS, new_backbone, new_tokenizer
-from ns_common.utils import fail, logger, set_seed
+from ns_common.utils import logger, set_seed
 from ns_common.vocab import build_vocab, write_vocab
 
 
@@ -52,6 +53,7 @@ def bootstrap(model_type, vocab, preset, save_dir, max_position_embeddings=512):
     return save_dir
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     for path in args.corpus_files:

@@ -10,7 +10,8 @@ import os
 import numpy as np
 import paddle
 
-from ns_common.utils import fail, logger
+from ns_common.errors import ConfigError, ModelMismatchError, NonFiniteError
+from ns_common.utils import logger
 
 ENCODER_CONFIG = "encoder_config.json"
 
@@ -35,7 +36,7 @@ def checkpoint_file(params_path):
     if os.path.isdir(params_path):
         params_path = os.path.join(params_path, "model_state.pdparams")
     if not os.path.isfile(params_path):
-        fail(f"checkpoint not found: {params_path}")
+        raise ConfigError(f"checkpoint not found: {params_path}")
     return params_path
 
 
@@ -51,7 +52,7 @@ def load_checkpoint(model, params_path, state=None):
     mismatched = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in own if k in state and list(state[k].shape) != list(own[k].shape)]
     if missing or mismatched:
         detail = f"missing {missing[:3]}" if missing else f"shape mismatch {mismatched[:2]}"
-        fail(f"{params_path} does not fit the model ({detail}); check --model_name_or_path and --output_emb_size")
+        raise ModelMismatchError(f"{params_path} does not fit the model ({detail}); check --model_name_or_path and --output_emb_size")
     if unexpected:
         logger.warning(f"{params_path}: ignoring {len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
     model.set_state_dict(state)
@@ -62,7 +63,7 @@ def check_finite_weights(model, what):
     """Never saves a non-finite model: fails naming the first parameter with a NaN or infinity."""
     for name, value in model.state_dict().items():
         if not np.isfinite(value.numpy()).all():
-            fail(f"{what}: parameter {name} holds NaN/inf; nothing written (the last good checkpoints are kept)", code=3)
+            raise NonFiniteError(f"{what}: parameter {name} holds NaN/inf; nothing written (the last good checkpoints are kept)")
 
 
 def save_checkpoint(model, tokenizer, path, extra=None):

@@ -15,10 +15,11 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from ns_common.errors import BadInputError
 from ns_common.evaluate import RecallEvaluator
 from ns_common.semantic import POOLING_MODES, load_encoder
 from ns_common.train_utils import build_dataloader, train
-from ns_common.utils import fail, is_main_process, logger, start_training
+from ns_common.utils import is_main_process, logger, start_training
 
 
 def false_negative_mask(queries, positives, negatives=()):
@@ -76,7 +77,7 @@ def train_contrastive(args, model_class, examples, make_collator, what, dev_pair
     messages); dev_pair_file: Recall@K of these pairs against --corpus_file during training. Returns train's summary."""
     start_training(args)
     if len(examples) < 2:
-        fail(f"{args.train_set_file}: in-batch negatives need at least 2 {what}, found {len(examples)}")
+        raise BadInputError(f"{args.train_set_file}: in-batch negatives need at least 2 {what}, found {len(examples)}")
     model, tokenizer = load_encoder(args.model_name_or_path, args.init_from_ckpt, args.output_emb_size, args.dropout,
                                     model_class=model_class, pooling=args.pooling, margin=args.margin, scale=args.scale)
     loader = build_dataloader(examples, args.batch_size, make_collator(tokenizer))

@@ -13,10 +13,11 @@ import argparse
 import json
 import os
 
+from ns_common.errors import BadInputError
 from ns_common.metrics import DEFAULT_KS, format_metrics, retrieval_metrics
-from ns_common.cli import check_files
+from ns_common.cli import check_files, entry_point, fail
 from ns_common.io import read_corpus, read_recall_result, read_similar_pairs, write_recall_result
-from ns_common.utils import fail, is_main_process, logger
+from ns_common.utils import is_main_process, logger
 
 
 def recall_metrics(queries, gold, ranked_docs, recall_num=None):
@@ -31,7 +32,7 @@ def evaluate_file(similar_text_pair_file, recall_result_file, recall_num=None):
     """Returns the metrics dict; logs a warning for queries without results."""
     queries, gold = read_similar_pairs(similar_text_pair_file)
     if not queries:
-        fail(f"{similar_text_pair_file}: no valid query<TAB>doc pairs")
+        raise BadInputError(f"{similar_text_pair_file}: no valid query<TAB>doc pairs")
     result = read_recall_result(recall_result_file)
     missing = [q for q in queries if q not in result]
     if missing:
@@ -68,7 +69,8 @@ class RecallEvaluator:
         self.queries, self.gold = read_similar_pairs(similar_text_pair_file)
         self.corpus = read_corpus(corpus_file)
         if not self.queries or not self.corpus:
-            fail(f"nothing to evaluate: {len(self.queries)} queries in {similar_text_pair_file}, {len(self.corpus)} documents in {corpus_file}")
+            raise BadInputError(f"nothing to evaluate: {len(self.queries)} queries in {similar_text_pair_file}, "
+                                f"{len(self.corpus)} documents in {corpus_file}")
         self.tokenizer = tokenizer
         self.recall_num = min(recall_num, len(self.corpus))
         self.max_seq_length = max_seq_length
@@ -101,6 +103,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     metrics = evaluate_file(args.similar_text_pair_file, args.recall_result_file, args.recall_num or None)

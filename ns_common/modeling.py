@@ -3,7 +3,8 @@ their presets for from-scratch models, and how to load a PaddleNLP name or a loc
 import json
 import os
 
-from ns_common.utils import fail, quiet_paddlenlp
+from ns_common.errors import ConfigError
+from ns_common.utils import quiet_paddlenlp
 
 # Small configurations for offline, from-scratch models (they are a starting point for domain
 # pretraining, not pretrained models). "base" is ernie-1.0's shape, for users with a GPU.
@@ -33,7 +34,7 @@ def model_type_of(name_or_path):
     config_file = os.path.join(name_or_path, "config.json")
     if os.path.isdir(name_or_path):
         if not os.path.isfile(config_file):
-            fail(f"--model_name_or_path {name_or_path}: directory has no config.json (expected a save_pretrained directory)")
+            raise ConfigError(f"--model_name_or_path {name_or_path}: directory has no config.json (expected a save_pretrained directory)")
         with open(config_file, encoding="utf-8") as f:
             model_type = json.load(f).get("model_type", "ernie")
         return "ernie-gram" if model_type in ("ernie_gram", "ernie-gram") else "ernie"
@@ -44,7 +45,8 @@ def check_name_or_path(name_or_path):
     """A path-like value that does not exist is a typo, not a model name: say so before loading."""
     looks_like_path = os.sep in name_or_path or name_or_path.startswith(".")
     if looks_like_path and not os.path.isdir(name_or_path):
-        fail(f"--model_name_or_path {name_or_path}: no such directory (a PaddleNLP name such as ernie-1.0, or a save_pretrained directory)")
+        raise ConfigError(f"--model_name_or_path {name_or_path}: no such directory (a PaddleNLP name such as ernie-1.0, or a "
+                          f"save_pretrained directory)")
 
 
 def load_backbone(name_or_path, **config_overrides):
@@ -63,14 +65,14 @@ def check_backbone(name_or_path, max_seq_length=None):
         return
     if not any(os.path.isfile(os.path.join(name_or_path, f)) for f in WEIGHT_FILES):
         exported = os.path.isfile(os.path.join(name_or_path, "inference.pdiparams"))
-        fail(f"--model_name_or_path {name_or_path}: no backbone weights (model_state.pdparams)"
+        raise ConfigError(f"--model_name_or_path {name_or_path}: no backbone weights (model_state.pdparams)"
              + ("; it is an exported model (inference.json), which only serves predictions: give the save_pretrained "
                 "directory it was trained from (bootstrap, domain-pretrained final/)" if exported else ""))
     model_type_of(name_or_path)  # fails without config.json
     with open(os.path.join(name_or_path, "config.json"), encoding="utf-8") as f:
         positions = json.load(f).get("max_position_embeddings")
     if max_seq_length and positions and max_seq_length > positions:
-        fail(f"--max_seq_length {max_seq_length} exceeds the {positions} positions of --model_name_or_path {name_or_path}")
+        raise ConfigError(f"--max_seq_length {max_seq_length} exceeds the {positions} positions of --model_name_or_path {name_or_path}")
 
 
 def backbone_from_config(name_or_path, **config_overrides):

@@ -12,9 +12,10 @@ import time
 
 import numpy as np
 
+from ns_common.errors import ConfigError
 from ns_common.text import batch_encode
 from ns_common.cli import str_to_bool
-from ns_common.utils import fail
+
 
 
 MAX_DEFAULT_THREADS = 8
@@ -52,11 +53,12 @@ class InferencePredictor:
         if not os.path.isfile(model_file):
             model_file = os.path.join(model_dir, "inference.pdmodel")  # paddle 2.x exports
         if not (os.path.isfile(model_file) and os.path.isfile(params_file)):
-            fail(f"--model_dir {model_dir}: no exported model (inference.json + inference.pdiparams); run the stage's export_model.py first")
+            raise ConfigError(f"--model_dir {model_dir}: no exported model (inference.json + inference.pdiparams); run the "
+                              f"stage's export_model.py first")
         if precision not in PRECISIONS:
-            fail(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
+            raise ConfigError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
         if precision == "bf16" and not enable_mkldnn:
-            fail("--precision bf16 needs oneDNN (drop --no-enable_mkldnn)")
+            raise ConfigError("--precision bf16 needs oneDNN (drop --no-enable_mkldnn)")
         config = paddle_infer.Config(model_file, params_file)
         if device.startswith("gpu"):
             config.enable_use_gpu(100, int(device.split(":")[1]) if ":" in device else 0)

@@ -16,9 +16,9 @@ import os
 
 import numpy as np
 
-from ns_common.cli import add_encoder_args, check_files
+from ns_common.cli import add_encoder_args, check_files, entry_point, fail
 from ns_common.io import read_corpus, read_similar_pairs, write_recall_result
-from ns_common.utils import Timer, fail, logger, set_device, set_seed
+from ns_common.utils import Timer, logger, set_device, set_seed
 
 INDEX_TYPES = ("exact", "hnsw")
 
@@ -92,6 +92,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     from ns_common.semantic import load_encoder

@@ -14,6 +14,9 @@ import sys
 
 import yaml
 
+from ns_common.cli import entry_point
+from ns_common.errors import ConfigError
+
 RECIPES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes")
 BUDGETS = ("smoke", "sample", "full")
 PRESETS = ("mini", "small", "base")
@@ -21,8 +24,8 @@ PRESETS = ("mini", "small", "base")
 FULL_BUDGET_FROM = 2000
 
 
-class RecipeError(ValueError):
-    pass
+class RecipeError(ConfigError, ValueError):
+    """A recipe file, budget or preset that cannot be used."""
 
 
 def recipe_path(name):
@@ -88,6 +91,7 @@ class Recipe:
         return self._stage(stage).get(key, default)
 
 
+@entry_point
 def main(argv=None):
     p = argparse.ArgumentParser(description="Prints a recipe's flags for one stage, one argument a line (for the stage scripts).")
     p.add_argument("what", choices=("flags", "setting", "option"), help="flags: all of the stage's; setting: one flag's value; option: a non-flag setting")

@@ -10,10 +10,11 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ns_common.errors import ModelMismatchError
 from ns_common.checkpoint import checkpoint_file, load_checkpoint, read_encoder_config
 from ns_common.modeling import hidden_size_of, load_backbone, load_tokenizer
 from ns_common.text import batch_encode, batches
-from ns_common.utils import fail
+
 
 
 POOLING_MODES = ("cls", "mean")
@@ -92,9 +93,11 @@ def load_encoder(model_name_or_path, params_path=None, output_emb_size=None, dro
         if output_emb_size is None:
             output_emb_size = trained_size
         elif (output_emb_size or 0) != trained_size:
-            fail(f"{params_path} was trained with --output_emb_size {trained_size}, not {output_emb_size} (leave the flag out to use the checkpoint's)")
+            raise ModelMismatchError(f"{params_path} was trained with --output_emb_size {trained_size}, not {output_emb_size} "
+                                     f"(leave the flag out to use the checkpoint's)")
         if pooling and saved.get("pooling") and saved["pooling"] != pooling:
-            fail(f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (leave --pooling out to use the checkpoint's)")
+            raise ModelMismatchError(f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (leave "
+                                     f"--pooling out to use the checkpoint's)")
     if not pooling:
         pooling = saved.get("pooling", "cls") if params_path else DEFAULT_POOLING
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}

@@ -17,10 +17,11 @@ import os
 
 import numpy as np
 
-from ns_common.cli import add_encoder_args, check_files
+from ns_common.errors import BadInputError, ConfigError
+from ns_common.cli import add_encoder_args, check_files, entry_point
 from ns_common.io import read_text_pairs, read_texts, write_lines
 from ns_common.predictor import add_inference_args
-from ns_common.utils import Timer, fail, logger, set_device
+from ns_common.utils import Timer, logger, set_device
 
 
 # ---------------------------------------------------------------- predict (dynamic graph)
@@ -43,6 +44,7 @@ def write_similarities(pairs, sims, output_file=None):
             print("\t".join(row))
 
 
+@entry_point
 def predict_main(argv=None):
     parser = argparse.ArgumentParser(description="Cosine similarity of each text_a<TAB>text_b line with a trained encoder.")
     add_encoder_args(parser)
@@ -55,7 +57,7 @@ def predict_main(argv=None):
     set_device(args.device)
     pairs = list(read_text_pairs(args.text_pair_file))
     if not pairs:
-        fail(f"{args.text_pair_file}: no valid text_a<TAB>text_b lines")
+        raise BadInputError(f"{args.text_pair_file}: no valid text_a<TAB>text_b lines")
     model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
     timer = Timer()
     sims = predict_similarity(model, tokenizer, pairs, args.max_seq_length, args.batch_size)
@@ -81,6 +83,7 @@ def export_encoder(model, tokenizer, output_path, extra_info=None):
     return prefix
 
 
+@entry_point
 def export_main(argv=None):
     parser = argparse.ArgumentParser(description="Export a trained encoder to a Paddle Inference static graph (inference.json/.pdiparams).")
     parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from")
@@ -120,6 +123,7 @@ def deploy_examples(predictor, tokenizer, max_seq_length, batch_size):
     return embedding
 
 
+@entry_point
 def deploy_main(argv=None):
     parser = argparse.ArgumentParser(description="Embeddings with Paddle Inference from an exported encoder; prints throughput.")
     parser.add_argument("--model_dir", required=True, help="directory written by export_model.py")
@@ -141,9 +145,9 @@ def deploy_main(argv=None):
     if args.input_file:
         check_files(("input_file", args.input_file))
     elif args.params_path or args.pairs or args.output_file:
-        fail("--params_path, --pairs and --output_file work on --input_file's texts: give one")
+        raise ConfigError("--params_path, --pairs and --output_file work on --input_file's texts: give one")
     if args.params_path and not args.model_name_or_path:
-        fail("--params_path needs --model_name_or_path (the backbone it was trained from)")
+        raise ConfigError("--params_path needs --model_name_or_path (the backbone it was trained from)")
     from ns_common.modeling import load_tokenizer
     from ns_common.predictor import InferencePredictor
 
@@ -157,7 +161,7 @@ def deploy_main(argv=None):
     else:
         texts = list(read_texts(args.input_file))
     if not texts:
-        fail(f"{args.input_file}: no texts")
+        raise BadInputError(f"{args.input_file}: no texts")
     embeddings = predictor.encode(texts, tokenizer, args.max_seq_length, args.batch_size, progress=True)
     logger.info(f"{predictor.settings}: "
                 f"{len(texts)} texts, batch {args.batch_size}, {predictor.last_throughput:.1f} texts/s, embedding dim {embeddings.shape[1]}")
@@ -187,6 +191,7 @@ EXAMPLE_TEXTS = (
 )
 
 
+@entry_point
 def inference_main(argv=None, description=None):
     """Embeds a few texts with the dynamic graph of a checkpoint and prints the embeddings' shape, their values
     and (for 2 to 20 texts) their pairwise cosine similarities. Returns the embeddings."""
@@ -203,7 +208,7 @@ def inference_main(argv=None, description=None):
         texts += list(read_texts(args.input_file))
     if not texts:
         if args.text or args.input_file:
-            fail("no text to embed: --text and --input_file gave only empty lines")
+            raise BadInputError("no text to embed: --text and --input_file gave only empty lines")
         texts = list(EXAMPLE_TEXTS)
         logger.info(f"no --text / --input_file: embedding {len(texts)} built-in example texts")
     from ns_common.semantic import embed_texts, load_encoder

@@ -20,10 +20,11 @@ import signal
 import numpy as np
 import paddle
 
+from ns_common.errors import BadInputError, ConfigError, NonFiniteError
 from ns_common.checkpoint import check_finite_weights, save_checkpoint
 from ns_common.cli import check_files, check_finite_flags
 from ns_common.modeling import check_backbone
-from ns_common.utils import Timer, fail, is_main_process, logger, world_size
+from ns_common.utils import Timer, is_main_process, logger, world_size
 
 
 def add_train_args(parser, **defaults):
@@ -58,28 +59,28 @@ def check_train_args(args, files=()):
     check_finite_flags(args)
     for name in ("max_seq_length", "batch_size", "epochs"):
         if getattr(args, name) <= 0:
-            fail(f"--{name} must be positive, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")
     if args.max_seq_length < 3:
-        fail(f"--max_seq_length must be at least 3 ([CLS] text [SEP]), got {args.max_seq_length}")
+        raise ConfigError(f"--max_seq_length must be at least 3 ([CLS] text [SEP]), got {args.max_seq_length}")
     if args.learning_rate <= 0:
-        fail(f"--learning_rate must be positive, got {args.learning_rate}")
+        raise ConfigError(f"--learning_rate must be positive, got {args.learning_rate}")
     for name in ("weight_decay", "max_grad_norm"):
         if getattr(args, name, 0) < 0:
-            fail(f"--{name} must be >= 0, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.warmup_proportion < 1:
-        fail(f"--warmup_proportion must be in [0, 1), got {args.warmup_proportion}")
+        raise ConfigError(f"--warmup_proportion must be in [0, 1), got {args.warmup_proportion}")
     if (getattr(args, "output_emb_size", None) or 0) < 0:
-        fail(f"--output_emb_size must be >= 0, got {args.output_emb_size}")
+        raise ConfigError(f"--output_emb_size must be >= 0, got {args.output_emb_size}")
     for name in ("save_steps", "eval_steps"):
         if getattr(args, name) < 0:
-            fail(f"--{name} must be >= 0, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} must be >= 0, got {getattr(args, name)}")
     check_backbone(args.model_name_or_path, args.max_seq_length)
     if args.init_from_ckpt:
         path = args.init_from_ckpt
         if os.path.isdir(path):
             path = os.path.join(path, "model_state.pdparams")
         if not os.path.isfile(path):
-            fail(f"--init_from_ckpt: checkpoint not found: {path}")
+            raise ConfigError(f"--init_from_ckpt: checkpoint not found: {path}")
     check_files(*files)
 
 
@@ -94,8 +95,8 @@ def check_loss(loss, step, progress=None):
         value = float(total.numpy()[0])
     if not math.isfinite(value):
         stop_progress(progress)
-        fail(f"step {step}: the loss is {value}; stopped without saving anything (the last good checkpoints are kept). "
-             "Lower --learning_rate, or check the data and --init_from_ckpt", code=3)
+        raise NonFiniteError(f"step {step}: the loss is {value}; stopped without saving anything (the last good checkpoints are kept). "
+                             "Lower --learning_rate, or check the data and --init_from_ckpt")
     return float(loss)
 
 
@@ -106,8 +107,8 @@ def check_update(model, step, progress=None):
     total = float(paddle.add_n([p.astype("float32").sum() for p in model.parameters()]))
     if not math.isfinite(total):
         stop_progress(progress)
-        fail(f"step {step}: the update made the weights NaN/inf; stopped without saving anything (the last good "
-             "checkpoints are kept). Lower --learning_rate", code=3)
+        raise NonFiniteError(f"step {step}: the update made the weights NaN/inf; stopped without saving anything (the last good "
+                             "checkpoints are kept). Lower --learning_rate")
 
 
 def stop_progress(progress):
@@ -162,7 +163,7 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
     """
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
-        fail("no training batches: the training set is empty")
+        raise BadInputError("no training batches: the training set is empty")
     if args.max_steps > 0:
         num_training_steps = args.max_steps
         epochs = math.ceil(args.max_steps / steps_per_epoch)
@@ -250,7 +251,7 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
         if main:
             path = save_checkpoint(model, tokenizer, os.path.join(args.save_dir, f"model_{global_step}"))
             logger.warning(f"interrupted at step {global_step}: saved {path}")
-        raise SystemExit(130) from None
+        raise  # the entry point (ns_common.cli.entry_point) exits with 130
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)

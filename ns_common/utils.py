@@ -29,7 +29,9 @@ def set_device(device):
     import paddle
 
     if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
-        raise SystemExit(f"--device {device}: this paddle build has no CUDA support; install paddlepaddle-gpu or use --device cpu")
+        from ns_common.errors import ConfigError
+
+        raise ConfigError(f"--device {device}: this paddle build has no CUDA support; install paddlepaddle-gpu or use --device cpu")
     if device == "gpu" and world_size() > 1:
         # under paddle.distributed.launch each process drives the GPU the launcher gave it
         paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")
@@ -70,12 +72,6 @@ class Timer:
     @property
     def seconds(self):
         return time.time() - self.start
-
-
-def fail(message, code=2):
-    """One-line error for the user, no traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 def quiet_paddlenlp():

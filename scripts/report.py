@@ -14,6 +14,8 @@ import os
 import platform
 import subprocess
 
+from ns_common.cli import entry_point
+
 # Table order and labels: PaddleNLP's ablation rows first, then what PaddleNLP doesn't have.
 VARIANTS = [
     ("bm25_reference", "BM25 reference (bm25s, char 1+2-grams): the bar to beat"),
@@ -230,6 +232,7 @@ def chart(report, path):
     plt.close(fig)
 
 
+@entry_point
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True)

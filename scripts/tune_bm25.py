@@ -10,6 +10,7 @@ import json
 import os
 
 from ns_common.bm25 import joined_char_ngrams
+from ns_common.cli import entry_point
 from ns_common.io import read_corpus, read_text_pairs
 
 K1_GRID = (0.6, 0.9, 1.2, 1.5, 2.0)
@@ -36,6 +37,7 @@ def score(corpus, pairs, k1, b):
     return 100 * r1 / len(queries), 100 * mrr / len(queries)
 
 
+@entry_point
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default="data/csl")

@@ -10,7 +10,10 @@ import argparse
 import shutil
 import sys
 
+from ns_common.cli import entry_point
 
+
+@entry_point
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")

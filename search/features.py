@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ns_common.errors import ModelMismatchError
+
 K1 = 0.9  # BM25 parameters of the BM25 features: those of the candidate search (scripts/tune_bm25.py)
 B = 1.0
 TEXT_CACHE_SIZE = 20000  # titles whose tokenisations are kept (jieba costs ~0.2 ms a title; ~3 KB an entry)
@@ -121,7 +123,7 @@ def warm_text_cache(texts):
     return len(texts)
 
 
-class CorpusMismatchError(ValueError):
+class CorpusMismatchError(ModelMismatchError, ValueError):
     """LexicalStats used with texts other than the corpus it was built from."""
 
 

@@ -30,8 +30,8 @@ import time
 
 import numpy as np
 
-from ns_common.cli import check_files
-from ns_common.utils import fail, logger
+from ns_common.cli import check_files, entry_point, fail
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import iter_corpus_chunks, read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
@@ -137,6 +137,7 @@ def importance(booster):
     return {name: round(100.0 * float(g) / total, 2) for name, g in zip(booster.feature_name(), gain)}
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()

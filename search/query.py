@@ -28,13 +28,14 @@ import os
 import sys
 import time
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import write_lines
-from ns_common.utils import fail, logger
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
-from recall.milvus.search import MODES, Hit, MilvusSearcher, SearchError
-from search.system import CANDIDATES, Ranking, SearchSystem, default_ranking_dir
+from recall.milvus.search import MODES, Hit, MilvusSearcher
+from search.system import CANDIDATES, Ranking, SearchSystem, default_ranking_dir, needed_components
 
 
 def parse_args(argv=None):
@@ -81,21 +82,14 @@ def parse_args(argv=None):
             fail(f"--recall_num {args.recall_num}: the system ranks BM25's top {CANDIDATES} a query (at most {CANDIDATES})")
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
-    if needs_model(args) or (args.model_dir or args.params_path):
+    if "encoder" in needed_components(search_mode(args), None, args.rerank) or (args.model_dir or args.params_path):
         check_model_args(args)
     return args
 
 
-def needs_model(args):
-    """Whether the query vector is needed: a dense or hybrid leg (the system: decided by its ranking, later)."""
-    return args.search_by_id is None and args.mode in ("dense", "hybrid")
-
-
-def load_reranker(args):
-    from ernie_matching.reranker import Reranker
-
-    return Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads,
-                             enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+def search_mode(args):
+    """The mode needed_components knows: "by_id" for --search_by_id (the stored vector: no model), else --mode."""
+    return "by_id" if args.search_by_id is not None else args.mode
 
 
 def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
@@ -150,31 +144,36 @@ def run_query_file(searcher, args, reranker=None):
     return metrics
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)
-    system_mode = args.mode == "system" and args.search_by_id is None
+    system_mode = search_mode(args) == "system"
     ranking = Ranking.load(args.ranking_dir, args.model_dir, args.reranker_dir) if system_mode else None
+    needed = needed_components(search_mode(args), ranking, args.rerank)
     encoder = None
-    if needs_model(args) or (ranking is not None and ranking.uses_dense):
+    if "encoder" in needed:
         check_model_args(args)
         encoder = TextEncoder.from_args(args)
         encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error here
-    reranker = load_reranker(args) if args.rerank or (ranking is not None and ranking.uses_reranker) else None
+    reranker = None
+    if "reranker" in needed:
+        from ernie_matching.reranker import Reranker
+
+        reranker = Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length,
+                                     cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
     with MilvusSearcher(config, encoder) as milvus:
         searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
         reranker = None if system_mode else reranker
-        try:
-            if args.query_file is not None:
-                return run_query_file(searcher, args, reranker)
-            if args.search_by_id is not None:
-                hits = searcher.search_by_id(args.search_by_id, args.top_k)
-                print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)
-            else:
-                hits = retrieve(searcher, [args.query], args.mode, args.top_k, reranker, args.recall_num)[0]
-                print_hits({"query": args.query, "mode": args.mode + (" + rerank" if reranker else "")}, hits, args.json)
-        except SearchError as e:
-            fail(str(e))
+        # a SearchError (a BadInputError: empty query, unknown id) is one line and exit code 2 (entry_point)
+        if args.query_file is not None:
+            return run_query_file(searcher, args, reranker)
+        if args.search_by_id is not None:
+            hits = searcher.search_by_id(args.search_by_id, args.top_k)
+            print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)
+        else:
+            hits = retrieve(searcher, [args.query], args.mode, args.top_k, reranker, args.recall_num)[0]
+            print_hits({"query": args.query, "mode": args.mode + (" + rerank" if reranker else "")}, hits, args.json)
     sys.stdout.flush()
     return hits
 

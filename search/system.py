@@ -11,7 +11,14 @@
 
 search/fit.py chooses all of it by k-fold cross-validation over the training queries (never dev) and writes the
 ranking directory (ranking.json, the LightGBM models in their text format, the lexical statistics); query.py, the
-web service, the pipeline and this API load it:
+web service, the pipeline and this API load it. In one line, from what `make run` (scripts/pipeline.py) built:
+
+    from search import SearchSystem
+    with SearchSystem.from_pipeline("output/pipeline/sample") as system:
+        results = system.search("语言 文化 差异", top_k=10)      # Results: Hits (id, text, score), .timings_ms
+        vectors = system.encode(["中西方语言与文化的差异"])      # the recall model's vectors
+
+or piece by piece:
 
     ranking = Ranking.load("output/pipeline/sample/export/ranking")
     with MilvusSearcher(load_config(uri="output/pipeline/sample/milvus/neural_search.db")) as searcher:
@@ -27,8 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ns_common.utils import fail
-from recall.milvus.search import Hit, SearchError
+from ns_common.errors import ConfigError, ModelMismatchError
+from recall.milvus.search import MODES, Hit, SearchError
 from search.features import FEATURES, LexicalStats, lexical_features
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
@@ -52,6 +59,34 @@ def file_fingerprint(model_dir):
     return None
 
 
+def needed_components(mode, ranking=None, rerank=False):
+    """The one place that says which loaded parts a search needs: a set of "encoder" (the recall model: query
+    vectors), "reranker" and "ranking" (the fitted ranking). mode: "system", "dense", "bm25", "hybrid" or "by_id"
+    (a stored document's neighbours: nothing loaded). For mode system the ranking decides about the encoder and
+    the reranker (None: not loaded yet, only "ranking" is known); rerank: the plain reranking of a leg's hits."""
+    if mode not in ("system", "by_id") + MODES:
+        raise ConfigError(f"mode {mode!r}: expected one of system, {', '.join(MODES)}")
+    needed = {"encoder"} if mode in ("dense", "hybrid") else set()
+    if mode == "system":
+        needed.add("ranking")
+        if ranking is not None and ranking.uses_dense:
+            needed.add("encoder")
+        if ranking is not None and ranking.uses_reranker:
+            needed.add("reranker")
+    if rerank:
+        needed.add("reranker")
+    return needed
+
+
+class Results(list):
+    """The ranked hits of one query (recall.milvus.search.Hit: id, score, text), best first; `timings_ms` holds
+    the milliseconds of each step of the search that found them."""
+
+    def __init__(self, hits=(), timings_ms=None):
+        super().__init__(hits)
+        self.timings_ms = dict(timings_ms or {})
+
+
 def default_ranking_dir(model_dir):
     """Where the pipeline puts the ranking: `ranking` beside the recall model's export (export/ranking)."""
     return os.path.join(os.path.dirname(os.path.normpath(model_dir)), "ranking") if model_dir else None
@@ -72,8 +107,8 @@ class Ranking:
 
         path = os.path.join(directory or "", RANKING_FILE)
         if not directory or not os.path.isfile(path):
-            fail(f"no fitted ranking at {directory}: fit one with python -m search.fit (the pipeline does, into "
-                 "<output>/export/ranking), or choose a leg with --mode dense|bm25|hybrid")
+            raise ConfigError(f"no fitted ranking at {directory}: fit one with python -m search.fit (the pipeline does, into "
+                              "<output>/export/ranking), or choose a leg with --mode dense|bm25|hybrid")
         try:
             with open(path, encoding="utf-8") as f:
                 spec = json.load(f)
@@ -83,14 +118,14 @@ class Ranking:
             lexical = load_model(os.path.join(directory, spec["lexical"]["model_file"])) if spec["lexical"] else None
             neural = load_model(os.path.join(directory, spec["neural"]["model_file"])) if spec["neural"] else None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            fail(f"{path}: not a ranking written by search.fit of this version ({type(e).__name__}: {e}); refit it "
-                 "(python -m search.fit)")
+            raise ModelMismatchError(f"{path}: not a ranking written by search.fit of this version ({type(e).__name__}: {e}); refit it "
+                                     "(python -m search.fit)")
         ranking = cls(directory, spec, stats, lexical, neural)
         for key, given, flag in (("recall_model", model_dir, "--model_dir"), ("reranker", reranker_dir, "--reranker_dir")):
             fitted = spec["fitted_with"].get(key)
             if given and ranking.needs(key) and fitted != file_fingerprint(given):
-                fail(f"{path} was fitted with another {key.replace('_', ' ')} than {flag} {given}: refit it "
-                     "(python -m search.fit) or pass the models it was fitted with")
+                raise ModelMismatchError(f"{path} was fitted with another {key.replace('_', ' ')} than {flag} {given}: refit it "
+                                         "(python -m search.fit) or pass the models it was fitted with")
         return ranking
 
     @property
@@ -118,9 +153,10 @@ class Ranking:
         """The lexical statistics must be the collection's corpus: another one gives wrong features, silently."""
         built = (collection_meta or {}).get("corpus")
         if built and built.get("sha1") != self.stats.sha1:
-            fail(f"{os.path.join(self.directory, RANKING_FILE)} was fitted on another corpus ({self.stats.n_docs} documents, sha1 "
-                 f"{self.stats.sha1[:12]}) than the collection at {where} holds ({built.get('documents')} documents, sha1 "
-                 f"{str(built.get('sha1'))[:12]}): refit it (python -m search.fit) on that collection")
+            raise ModelMismatchError(f"{os.path.join(self.directory, RANKING_FILE)} was fitted on another corpus "
+                                     f"({self.stats.n_docs} documents, sha1 {self.stats.sha1[:12]}) than the collection at {where} "
+                                     f"holds ({built.get('documents')} documents, sha1 "
+                                     f"{str(built.get('sha1'))[:12]}): refit it (python -m search.fit) on that collection")
 
     def lexical_matrix(self, query, hits):
         """[n, features] inputs of the lexical model (None when BM25's order was kept: nothing to compute)."""
@@ -156,31 +192,131 @@ def rerank_logits(reranker, query, texts):
 
 
 class SearchSystem:
-    """Recall and the learned ranking over one collection. `timings` holds the seconds of the last call per step:
-    encode, search (the BM25 leg with its stored vectors), features, rerank, rank (the models), total."""
+    """Recall and the learned ranking over one collection (mode "system"), or one recall leg ("dense", "bm25",
+    "hybrid", optionally reranked). `timings` holds the seconds of the last call per step: encode, search (the
+    BM25 leg with its stored vectors), features, rerank, rank (the models), total.
 
-    def __init__(self, searcher, ranking, encoder=None, reranker=None):
-        if "bm25" not in searcher.modes:
-            fail(f"the search system needs the BM25 field, which collection {searcher.config.collection} lacks: "
-                 "rebuild it with milvus-lite 2.5 or Milvus >= 2.5, or use --mode dense")
-        if ranking.uses_dense and encoder is None:
-            fail("the fitted ranking uses the dense cosine: give the recall model it was fitted with (--model_dir)")
-        if ranking.uses_reranker and reranker is None:
-            fail("the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)")
-        ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
+    SearchSystem.from_pipeline(directory) loads everything from a pipeline's output; close() (or a `with`
+    block) releases Milvus. Errors are ns_common.errors exceptions: ConfigError (a missing piece: the message
+    names the command that makes it), ModelMismatchError, MilvusUnavailableError, BadInputError (a query)."""
+
+    def __init__(self, searcher, ranking, encoder=None, reranker=None, mode="system", rerank=False, load_encoder=None):
+        self._mode, self.rerank = mode, rerank
+        needed = needed_components(mode, ranking, rerank)
+        if mode == "system":
+            if "bm25" not in searcher.modes:
+                raise ConfigError(f"the search system needs the BM25 field, which collection {searcher.config.collection} lacks: "
+                                  "rebuild it with milvus-lite 2.5 or Milvus >= 2.5, or use --mode dense")
+            if "encoder" in needed and encoder is None:
+                raise ConfigError("the fitted ranking uses the dense cosine: give the recall model it was fitted with (--model_dir)")
+            if "reranker" in needed and reranker is None:
+                raise ConfigError("the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)")
+            ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
+        elif "reranker" in needed and reranker is None:
+            raise ConfigError("rerank needs the reranker (--reranker_dir)")
         self.searcher, self.ranking, self.encoder, self.reranker = searcher, ranking, encoder, reranker
+        self._load_encoder = load_encoder  # loads the recall model on the first encode() when no search needs it
+        self._owns_searcher = False
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="lexical-leg")
         self.timings = {}
 
+    @classmethod
+    def from_pipeline(cls, pipeline_dir, mode="system", uri=None, model_dir=None, reranker_dir=None, ranking_dir=None,
+                      device="cpu", collection=None, token=None, rerank=False, max_seq_length=64, cpu_threads=None):
+        """The search system of what scripts/pipeline.py wrote into pipeline_dir (`make run`: output/pipeline/sample):
+        the recall model <dir>/export/recall, the reranker <dir>/export/reranker, the fitted ranking
+        <dir>/export/ranking, the Milvus Lite database <dir>/milvus/neural_search.db (or the --milvus_uri the run
+        recorded in <dir>/settings.json); each can be given instead. Only what `mode` needs is loaded (see
+        needed_components). A missing piece is a ConfigError naming it and the command that makes it."""
+        from recall.milvus.config import is_lite_uri, load_config
+        from recall.milvus.search import MilvusSearcher
+
+        make = f"run the pipeline (make run, or python scripts/pipeline.py --output_dir {pipeline_dir})"
+        if not os.path.isdir(pipeline_dir or ""):
+            raise ConfigError(f"{pipeline_dir}: no pipeline output directory; {make}")
+        model_dir = model_dir or os.path.join(pipeline_dir, "export", "recall")
+        reranker_dir = reranker_dir or os.path.join(pipeline_dir, "export", "reranker")
+        ranking_dir = ranking_dir or os.path.join(pipeline_dir, "export", "ranking")
+        if uri is None:
+            uri = os.path.join(pipeline_dir, "milvus", "neural_search.db")
+            recorded = _read_settings(pipeline_dir).get("milvus_uri")
+            if recorded and not is_lite_uri(recorded):  # the run used a Milvus server
+                uri = recorded
+        if is_lite_uri(uri) and not os.path.exists(uri):
+            raise ConfigError(f"no Milvus Lite database at {uri}: {make}, or insert the corpus (python -m recall.milvus.insert)")
+        ranking = None
+        if mode == "system":
+            if not os.path.isfile(os.path.join(ranking_dir, RANKING_FILE)):
+                raise ConfigError(f"no fitted ranking at {ranking_dir}: {make}, or fit one (python -m search.fit --output_dir "
+                                  f"{ranking_dir} ...); or choose a recall leg: mode=\"dense\", \"bm25\" or \"hybrid\"")
+            ranking = Ranking.load(ranking_dir, model_dir if os.path.isdir(model_dir) else None,
+                                   reranker_dir if os.path.isdir(reranker_dir) else None)
+        needed = needed_components(mode, ranking, rerank)
+        for part, directory, stage in (("encoder", model_dir, "export"), ("reranker", reranker_dir, "export_reranker")):
+            if part in needed and not os.path.isdir(directory):
+                what = "recall model" if part == "encoder" else "reranker"
+                raise ConfigError(f"no {what} at {directory}: {make} (its stage {stage} writes it), or pass "
+                                  f"{'model_dir' if part == 'encoder' else 'reranker_dir'}=")
+
+        def load_encoder():
+            from recall.milvus.model import TextEncoder, TimedEncoder
+
+            if not os.path.isdir(model_dir):
+                raise ConfigError(f"no recall model at {model_dir}: {make} (its stage export writes it), or pass model_dir=")
+            return TimedEncoder(TextEncoder(model_dir=model_dir, max_seq_length=max_seq_length, device=device, cpu_threads=cpu_threads))
+
+        encoder = load_encoder() if "encoder" in needed else None
+        reranker = None
+        if "reranker" in needed:
+            from ernie_matching.reranker import Reranker
+
+            reranker = Reranker.from_dir(reranker_dir, device=device, max_seq_length=max_seq_length, cpu_threads=cpu_threads)
+        searcher = MilvusSearcher(load_config(uri=uri, collection=collection, token=token), encoder)
+        try:
+            system = cls(searcher, ranking, encoder, reranker, mode=mode, rerank=rerank, load_encoder=load_encoder)
+        except BaseException:
+            searcher.close()
+            raise
+        system._owns_searcher = True
+        return system
+
     @property
     def mode(self):
-        return "system"
+        return self._mode
+
+    def encode(self, texts):
+        """The recall model's vectors of texts (a string or a list): float32 [n, dim], L2-normalised. ConfigError
+        when there is no recall model."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if self.encoder is None:
+            if self._load_encoder is None:
+                raise ConfigError("no recall model: this search system was built without one (give model_dir)")
+            self.encoder = self._load_encoder()
+        return self.encoder.encode(list(texts))
 
     def search(self, query, top_k=10):
-        return self.search_batch([query], top_k)[0]
+        """The top_k hits of one query, best first, as Results (a list of Hit, with `timings_ms`)."""
+        hits = self.search_batch([query], top_k)[0]
+        return Results(hits, {step: round(seconds * 1000, 2) for step, seconds in self.timings.items()})
+
+    def close(self):
+        """Stops the worker thread; closes the Milvus connection when from_pipeline opened it."""
+        self.pool.shutdown(wait=True)
+        if self._owns_searcher:
+            self._owns_searcher = False
+            self.searcher.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def search_batch(self, queries, top_k=10):
         """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's)."""
+        if self._mode != "system":
+            return self._search_leg(queries, top_k)
         start = time.perf_counter()
         if not 1 <= top_k <= CANDIDATES:
             raise SearchError(f"the search system ranks BM25's top {CANDIDATES} a query: top_k must be between 1 and {CANDIDATES}, got {top_k}")
@@ -217,3 +353,29 @@ class SearchSystem:
             steps["rank"] += time.perf_counter() - t
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))  # ties keep BM25's order
         return [Hit(hits[i].id, float(scores[i]), hits[i].text) for i in order]
+
+    def _search_leg(self, queries, top_k):
+        """One recall leg of Milvus (its hits and scores), reranked when asked (the reranker's probability is then
+        the score); timings: encode, search, rerank, total."""
+        start = time.perf_counter()
+        seconds_before = getattr(self.encoder, "seconds", 0.0)
+        found = self.searcher.search_batch(queries, max(top_k, CANDIDATES) if self.rerank else top_k, self._mode)
+        searched = time.perf_counter()
+        encode = getattr(self.encoder, "seconds", 0.0) - seconds_before
+        results = found
+        if self.rerank:
+            results = [[Hit(c["id"], c["rerank_score"], c["text"]) for c in self.reranker.rerank(query, [h.to_dict() for h in hits], top_k)]
+                       for query, hits in zip(queries, found)]
+        done = time.perf_counter()
+        self.timings = {"encode": encode, "search": searched - start - encode, "rerank": done - searched, "total": done - start}
+        return results
+
+
+def _read_settings(pipeline_dir):
+    """The settings a pipeline run recorded (settings.json), {} when absent or unreadable."""
+    try:
+        with open(os.path.join(pipeline_dir, "settings.json"), encoding="utf-8") as f:
+            settings = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}

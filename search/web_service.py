@@ -32,11 +32,13 @@ from typing import Literal
 
 import numpy as np
 
-from ns_common.utils import fail, logger
+from ns_common.cli import entry_point, fail
+from ns_common.errors import BadInputError, MilvusUnavailableError, NeuralSearchError
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import add_model_args, check_model_args
 from recall.milvus.search import MODES
-from search.system import CANDIDATES, RANKING_FILE, Ranking, SearchSystem, default_ranking_dir
+from search.system import CANDIDATES, RANKING_FILE, Ranking, SearchSystem, default_ranking_dir, needed_components
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -159,7 +161,10 @@ class SearchService:
         self.encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error
         self.reranker, self.reranker_name = None, None
         if args.reranker_dir:  # before Milvus: a wrong model is a one-line error (Reranker checks its output)
-            self.reranker = load_reranker(args.reranker_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.precision)
+            from ernie_matching.reranker import Reranker
+
+            self.reranker = Reranker.from_dir(args.reranker_dir, device=args.device, cpu_threads=args.cpu_threads,
+                                              enable_mkldnn=args.enable_mkldnn, precision=args.precision)
             self.reranker_name = os.path.normpath(args.reranker_dir)
         self.searcher = MilvusSearcher(config, self.encoder)
         # the default search path (search.system): served when a fitted ranking is found, with the models it uses
@@ -169,7 +174,9 @@ class SearchService:
             logger.info(f"collection {config.collection} has no BM25 field: modes {', '.join(self.searcher.modes)} only, no search system")
         elif args.ranking_dir or (ranking_dir and os.path.isfile(os.path.join(ranking_dir, RANKING_FILE))):
             ranking = Ranking.load(ranking_dir, args.model_dir, args.reranker_dir)
-            self.system = SearchSystem(self.searcher, ranking, self.encoder, self.reranker)
+            needed = needed_components("system", ranking)  # the recall model and the reranker when its fit kept them
+            self.system = SearchSystem(self.searcher, ranking, self.encoder if "encoder" in needed else None,
+                                       self.reranker if "reranker" in needed else None)
         else:
             logger.info(f"no fitted ranking at {ranking_dir}: modes dense, bm25, hybrid only (python -m search.fit fits one)")
         self.modes = (["system"] if self.system else []) + list(self.searcher.modes)
@@ -196,7 +203,7 @@ class SearchService:
             waited = time.perf_counter() - queued
             try:
                 return work(), waited
-            except (Exception, SystemExit) as e:  # noqa: BLE001 - one bad request must not stop the service
+            except Exception as e:  # noqa: BLE001 - one bad request must not stop the service
                 raise classify_failure(e) from None
 
     def health(self):
@@ -238,7 +245,7 @@ class SearchService:
 
     def search(self, query, top_k, mode, rerank):
         mode = mode or self.default_mode
-        if rerank and self.reranker is None:
+        if rerank and "reranker" in needed_components(mode, None, rerank) and self.reranker is None:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
         if mode == "system":
             if self.system is None:
@@ -309,29 +316,26 @@ class SearchService:
 
 def classify_failure(error):
     """The one place that turns a failure while answering a request into an ApiError: the request's own
-    fault is a 4xx naming what is wrong, a failing backend (Milvus; store.milvus_errors ends in fail(), a
-    SystemExit) a 503, anything else a 500; each a one-line JSON answer, the details in the service log."""
+    fault (BadInputError, e.g. recall.milvus.search.SearchError) is a 4xx naming what is wrong, a failing
+    backend (MilvusUnavailableError: store.milvus_errors; a raw MilvusException) a 503, models or settings that
+    do not fit (ModelMismatchError, ConfigError, any other NeuralSearchError) a 500 with their message,
+    anything else a 500; each a one-line JSON answer, the details in the service log."""
     from pymilvus.exceptions import MilvusException
-
-    from recall.milvus.search import SearchError
 
     if isinstance(error, ApiError):
         return error
-    if isinstance(error, SearchError):
+    if isinstance(error, BadInputError):
         return ApiError(400, str(error))
     if isinstance(error, UnicodeError):
         return ApiError(422, f"the request holds text that cannot be encoded as UTF-8 ({error.reason})")
-    if isinstance(error, (SystemExit, MilvusException)):
-        logger.error(f"Milvus request failed: {error if isinstance(error, MilvusException) else 'the message is printed above'}")
+    if isinstance(error, (MilvusUnavailableError, MilvusException)):
+        logger.error(f"Milvus request failed: {error}")
         return ApiError(503, "the search backend (Milvus) failed on this request; see the service log")
+    if isinstance(error, NeuralSearchError):  # ModelMismatchError, ConfigError: the service's own set-up
+        logger.error(f"request failed: {error}")
+        return ApiError(500, str(error))
     logger.error("request failed", exc_info=error)
     return ApiError(500, f"internal error ({type(error).__name__}); see the service log")
-
-
-def load_reranker(reranker_dir, device, cpu_threads=None, enable_mkldnn=True, precision="fp32"):
-    from ernie_matching.reranker import Reranker
-
-    return Reranker.from_dir(reranker_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision)
 
 
 def ms(**seconds):
@@ -435,6 +439,7 @@ def create_app(service, args):
     return app
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)

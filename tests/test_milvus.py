@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+from ns_common.errors import ConfigError, ModelMismatchError
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
 CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
@@ -117,9 +119,9 @@ def test_config_flags_override_yaml(tmp_path):
 
     bad = tmp_path / "bad.yml"
     bad.write_text("index_typ: HNSW\n", encoding="utf-8")
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="unknown setting 'index_typ'"):
         load_config(add_config_args(argparse.ArgumentParser()).parse_args(["--config", str(bad)]))
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="--index_type IVF_PQ: expected one of"):
         load_config(index_type="IVF_PQ")
 
 
@@ -299,9 +301,8 @@ def test_query_cli_errors(model, lite_index, tmp_path, capsys, caplog):
     from recall.milvus.model import TextEncoder
     from recall.milvus.search import MilvusSearcher
 
-    with pytest.raises(SystemExit):  # the backbone without the 32-dim projection gives 128-dim vectors
-        MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_name_or_path=model["backbone"]))
-    assert "the model gives 128-dim vectors but collection literature_search" in capsys.readouterr().err
+    with pytest.raises(ModelMismatchError, match="the model gives 128-dim vectors but collection literature_search"):
+        MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_name_or_path=model["backbone"]))  # no 32-dim projection
     long_query = "语言文化差异" * 30
     hits = query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", long_query, "--top_k", "2", "--max_seq_length", "16",
                        "--mode", "dense"])
@@ -352,9 +353,9 @@ def test_a_collection_of_another_analyzer_must_be_rebuilt(embeddings, tmp_path, 
 
     uri = str(tmp_path / "jieba.db")
     assert insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri, "--analyzer", "jieba"]) == 500
-    with pytest.raises(SystemExit):  # the old way (jieba on the text) with today's settings: never silently worse
+    # the old way (jieba on the text) with today's settings: never silently worse
+    with pytest.raises(ModelMismatchError, match="built with the jieba BM25 analyzer"):
         MilvusSearcher(load_config(uri=uri))
-    assert "built with the jieba BM25 analyzer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri])
     assert "rebuild it with --drop" in capsys.readouterr().err
@@ -394,11 +395,12 @@ def test_a_database_of_the_other_engine_or_an_older_schema_must_be_rebuilt(embed
     old_engine = str(tmp_path / "old_engine.db")
     shutil.copytree(os.path.join(REPO, "tests", "data", "lite3.db"), old_engine)
     argv = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", old_engine]
-    for attempt in (lambda: MilvusSearcher(load_config(uri=old_engine)), lambda: insert.main(argv)):
-        with pytest.raises(SystemExit):
-            attempt()
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "written by milvus-lite 3.x" in err[0] and "insert ... --drop" in err[0], err
+    with pytest.raises(ConfigError, match=r"written by milvus-lite 3\.x.*insert \.\.\. --drop"):  # the library raises
+        MilvusSearcher(load_config(uri=old_engine))
+    with pytest.raises(SystemExit):  # the command says it in one line
+        insert.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written by milvus-lite 3.x" in err[0] and "insert ... --drop" in err[0], err
     assert os.path.isdir(old_engine)  # refused, not touched
     assert insert.main(argv + ["--drop"]) == 500
     assert store.lite_generation(old_engine) == 2
@@ -416,11 +418,12 @@ def test_a_database_of_the_other_engine_or_an_older_schema_must_be_rebuilt(embed
     client.close()
     store.close(client, load_config(uri=old_schema))
     argv = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", old_schema]
-    for attempt in (lambda: MilvusSearcher(load_config(uri=old_schema)), lambda: insert.main(argv)):
-        with pytest.raises(SystemExit):
-            attempt()
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "schema version 1" in err[0] and "insert ... --drop" in err[0], err
+    with pytest.raises(ModelMismatchError, match=r"schema version 1.*insert \.\.\. --drop"):
+        MilvusSearcher(load_config(uri=old_schema))
+    with pytest.raises(SystemExit):
+        insert.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "schema version 1" in err[0] and "insert ... --drop" in err[0], err
     assert insert.main(argv + ["--drop"]) == 500
     with MilvusSearcher(load_config(uri=old_schema)) as searcher:
         assert searcher.info.meta["schema"] == store.SCHEMA_VERSION

@@ -105,6 +105,30 @@ def test_every_stage_output_exists(pipeline_run):
     assert "mode: system" in stdout and "rank\tid\tscore\ttext" in stdout
 
 
+def readme_api_example():
+    """The Python block of the README's "Then search what `make run` built" section."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("### Then search what `make run` built"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_python_api_example_runs_on_what_the_pipeline_built(pipeline_run):
+    out, _, env = pipeline_run
+    code = readme_api_example()
+    assert 'from_pipeline("output/pipeline/sample")' in code and "except NeuralSearchError" in code
+    code = code.replace('"output/pipeline/sample"', repr(str(out)))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    hits = [line for line in lines if re.match(r"^\d+ -?[\d.]+(e-?\d+)? \S", line)]
+    assert len(hits) == 5 and re.fullmatch(r"\(1, \d+\)", lines[-1]), result.stdout  # five hits, the vectors' shape
+    # and the example's except branch: a directory the pipeline never wrote is one line naming the command
+    result = subprocess.run([sys.executable, "-c", code.replace(repr(str(out)), repr(str(out / "nothing")))], cwd=ROOT,
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "run the pipeline (make run" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
 def test_report_parses_and_holds_every_row(pipeline_run):
     out, _, _ = pipeline_run
     with open(os.path.join(out, "report.json"), encoding="utf-8") as f:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from conftest import sample_file
 
+from ns_common.errors import ConfigError, ModelMismatchError
+
 EMB = 32
 
 
@@ -161,18 +163,15 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
         order = sorted(range(len(candidates)), key=lambda i: (-expected[i], i))[:5]
         assert [h.id for h in hits] == [candidates[i].id for i in order]
         assert [h.score for h in hits] == pytest.approx([expected[i] for i in order])
-        with pytest.raises(SystemExit):
+        with pytest.raises(ConfigError, match="uses the dense cosine"):
             SearchSystem(searcher, ranking)  # the cosine needs the recall model
-        assert "uses the dense cosine" in capsys.readouterr().err
 
     other = tmp_path / "other_model"
     shutil.copytree(sample["export"], other)
     with open(other / "inference.pdiparams", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(SystemExit):
+    with pytest.raises(ModelMismatchError, match="was fitted with another recall model"):
         Ranking.load(neural_dir, model_dir=str(other))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "was fitted with another recall model" in err[0]
 
 
 def test_a_ranking_of_another_corpus_is_refused(sample, fitted, tmp_path, capsys):
@@ -192,11 +191,44 @@ def test_a_ranking_of_another_corpus_is_refused(sample, fitted, tmp_path, capsys
     assert insert.main(["--data_path", str(corpus), "--embedding_path", str(tmp_path / "fewer.npy"), "--uri", uri]) == 400
     capsys.readouterr()
     with MilvusSearcher(load_config(uri=uri)) as searcher:
-        with pytest.raises(SystemExit):
+        with pytest.raises(ModelMismatchError, match=r"was fitted on another corpus \(500 documents"):
             SearchSystem(searcher, Ranking.load(output))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "was fitted on another corpus (500 documents" in err[0], err
     with pytest.raises(SystemExit):  # fitting with the statistics of another corpus than the collection's
         fit.main(["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--output_dir", str(tmp_path / "r"), "--uri", uri])
     assert "is not the corpus collection literature_search" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "r")
+
+
+def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(sample, fitted, tmp_path, capsys):
+    """SearchSystem.from_pipeline on a directory laid out as scripts/pipeline.py writes it (export/recall,
+    export/ranking, milvus/neural_search.db): the README's example runs on it and serves what the CLI serves."""
+    import re
+
+    from search import SearchSystem, query
+
+    output, _ = fitted
+    pipeline = tmp_path / "pipeline"
+    os.makedirs(pipeline / "export")
+    os.makedirs(pipeline / "milvus")
+    os.symlink(sample["export"], pipeline / "export" / "recall")
+    os.symlink(output, pipeline / "export" / "ranking")
+    shutil.copy(sample["uri"], pipeline / "milvus" / "neural_search.db")
+    with SearchSystem.from_pipeline(str(pipeline)) as system:
+        results = system.search("语言 文化 差异", top_k=5)
+        assert len(results) == 5 and {"search", "features", "rank", "total"} <= set(results.timings_ms)
+        vectors = system.encode(["语言", "文化"])
+        assert vectors.shape == (2, EMB) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    hits = query.main(["--model_dir", sample["export"], "--ranking_dir", output, "--uri", str(pipeline / "milvus" / "neural_search.db"),
+                       "--query", "语言 文化 差异", "--top_k", "5"])
+    assert [h.id for h in hits] == [h.id for h in results]
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    code = re.search(r"```python\n(.*?)```", readme[readme.index("### Then search what `make run` built"):], re.S).group(1)
+    capsys.readouterr()
+    exec(compile(code.replace('"output/pipeline/sample"', repr(str(pipeline))), "README.md", "exec"), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len([line for line in lines if re.match(r"^\d+ -?[\d.]+(e-?\d+)? \S", line)]) == 5, lines
+    assert lines[-1] == f"(1, {EMB})"
+    exec(compile(code.replace('"output/pipeline/sample"', repr(str(tmp_path / "nothing"))), "README.md", "exec"), {})
+    assert "no pipeline output directory" in capsys.readouterr().out  # the example's except branch

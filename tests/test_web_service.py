@@ -315,6 +315,7 @@ def test_rerank_and_clean_shutdown(index):
 
 
 def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
+    from ns_common.cli import entry_point
     from search import web_service
 
     with socket.socket() as taken:  # the port check runs before any model is loaded
@@ -332,9 +333,9 @@ def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
          "neither an exported reranker (inference.json) nor a checkpoint"),
         (["--model_dir", index["recall_export"], "--max_top_k", "0", "--port", "0"], "--max_top_k must be positive"),
     ]
-    for argv, message in cases:
+    for argv, message in cases:  # the flag checks of the library raise; the entry point makes them one line
         with pytest.raises(SystemExit) as exit_info:
-            web_service.parse_args(argv)
+            entry_point(web_service.parse_args)(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
 
     with pytest.raises(SystemExit):  # no index at --uri: one line naming it, nothing served

@@ -28,9 +28,10 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, SkipCounter, iter_raw_lines, read_texts
 from ns_common.modeling import load_tokenizer
-from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+from ns_common.utils import Timer, logger, quiet_paddlenlp
 
 # a sentence ends after Chinese end punctuation, or after ASCII end punctuation that is followed by a
 # Chinese character (so "3.5" and "e.g. x" stay whole)
@@ -191,6 +192,7 @@ def build(paths, model_name_or_path, output_prefix, doc_format="line", workers=1
     return stats
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:

@@ -16,10 +16,10 @@ import os
 import numpy as np
 
 from ns_common.evaluate import recall_metrics, report
-from ns_common.cli import check_files
+from ns_common.cli import check_files, entry_point, fail
 from ns_common.io import read_corpus, read_similar_pairs
 from ns_common.recall import exact_search
-from ns_common.utils import fail, logger
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MilvusSearcher
@@ -41,6 +41,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 import yaml
 
+from ns_common.errors import ConfigError
 from ns_common.cli import str_to_bool
-from ns_common.utils import fail
+
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
 # AUTO: HNSW on a server, FLAT where the engine runs in local mode (store.choose_dense_index)
@@ -105,17 +106,17 @@ def add_config_args(parser, skip=()):
 
 def _read_yaml(path):
     if not os.path.isfile(path):
-        fail(f"--config {path}: file not found")
+        raise ConfigError(f"--config {path}: file not found")
     try:
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
-        fail(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
+        raise ConfigError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
     if not isinstance(values, dict):
-        fail(f"--config {path}: expected key: value pairs")
+        raise ConfigError(f"--config {path}: expected key: value pairs")
     unknown = sorted(set(values) - set(SETTINGS))
     if unknown:
-        fail(f"--config {path}: unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
+        raise ConfigError(f"--config {path}: unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
     return values
 
 
@@ -143,22 +144,22 @@ def validate(config):
     config.index_type = config.index_type.upper()
     config.metric_type = config.metric_type.upper()
     if config.index_type not in INDEX_TYPES:
-        fail(f"--index_type {config.index_type}: expected one of {', '.join(INDEX_TYPES)}")
+        raise ConfigError(f"--index_type {config.index_type}: expected one of {', '.join(INDEX_TYPES)}")
     if config.metric_type not in METRIC_TYPES:
-        fail(f"--metric_type {config.metric_type}: expected one of {', '.join(METRIC_TYPES)}")
+        raise ConfigError(f"--metric_type {config.metric_type}: expected one of {', '.join(METRIC_TYPES)}")
     if config.analyzer not in ANALYZERS:
-        fail(f"--analyzer {config.analyzer}: expected one of {', '.join(ANALYZERS)}")
+        raise ConfigError(f"--analyzer {config.analyzer}: expected one of {', '.join(ANALYZERS)}")
     if not (0 < config.bm25_k1 < 100 and 0 <= config.bm25_b <= 1):
-        fail(f"--bm25_k1 {config.bm25_k1} / --bm25_b {config.bm25_b}: expected 0 < k1 < 100 and 0 <= b <= 1")
+        raise ConfigError(f"--bm25_k1 {config.bm25_k1} / --bm25_b {config.bm25_b}: expected 0 < k1 < 100 and 0 <= b <= 1")
     if not config.collection or not config.collection.replace("_", "a").isalnum() or config.collection[0].isdigit():
-        fail(f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit")
+        raise ConfigError(f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit")
     if config.ivf_nlist is not None and not 1 <= config.ivf_nlist <= 65536:
-        fail(f"--ivf_nlist must be between 1 and 65536, got {config.ivf_nlist}")
+        raise ConfigError(f"--ivf_nlist must be between 1 and 65536, got {config.ivf_nlist}")
     for key in ("hnsw_m", "hnsw_ef_construction", "search_ef", "search_nprobe", "text_max_length", "batch_size",
                 "hybrid_candidates", "rrf_k"):
         if getattr(config, key) <= 0:
-            fail(f"--{key} must be positive, got {getattr(config, key)}")
+            raise ConfigError(f"--{key} must be positive, got {getattr(config, key)}")
     if config.dim is not None and config.dim <= 0:
-        fail(f"--dim must be positive, got {config.dim}")
+        raise ConfigError(f"--dim must be positive, got {config.dim}")
     if config.is_lite and not config.uri.endswith(".db"):
-        fail(f"--uri {config.uri}: a Milvus Lite file must end in .db, a server address must start with http:// or https://")
+        raise ConfigError(f"--uri {config.uri}: a Milvus Lite file must end in .db, a server address must start with http:// or https://")

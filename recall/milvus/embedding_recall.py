@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ns_common.utils import fail
+from ns_common.cli import entry_point, fail
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.search import MilvusSearcher
 
@@ -29,6 +29,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     try:

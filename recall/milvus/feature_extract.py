@@ -22,7 +22,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ns_common.utils import fail, is_main_process, logger, rank, world_size
+from ns_common.cli import entry_point, fail
+from ns_common.utils import is_main_process, logger, rank, world_size
 from recall.milvus.data import count_lines, iter_corpus_chunks
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 
@@ -148,6 +149,7 @@ def join_chunks(parts_dir, n_chunks, n_docs, path):
     return dim
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     path = output_file(args.output_path)

@@ -16,8 +16,9 @@ import argparse
 
 import numpy as np
 
+from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, check_file, read_texts
-from ns_common.utils import fail, logger
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MilvusSearcher
@@ -41,6 +42,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     texts = [t for t in (args.text or []) if t.strip()]

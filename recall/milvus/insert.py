@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ns_common.bm25 import lexical_text
-from ns_common.utils import fail, logger
+from ns_common.cli import entry_point, fail
+from ns_common.utils import logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import corpus_fingerprint, count_lines, iter_corpus_chunks
@@ -159,6 +160,7 @@ def insert_corpus(client, config, data_path, embeddings, drop=False, resume=Fals
     return InsertStats(store.count_entities(client, config), inserted, skipped, insert_seconds, index_seconds, info.index_type)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)

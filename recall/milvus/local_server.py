@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-from ns_common.utils import fail, logger
+from ns_common.cli import entry_point, fail
+from ns_common.utils import logger
 
 DEFAULT_VENV = os.environ.get("NS_MILVUS_VENV", os.path.expanduser("~/.cache/neural_search/milvus-venv"))
 PORT_FLAGS = ("--etcd-port", "--root-coord-port", "--proxy-port", "--proxy-internal-port", "--query-coord-port",
@@ -185,6 +186,7 @@ class LiteEngineServer:
         self.stop()
 
 
+@entry_point
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="the server's data directory")

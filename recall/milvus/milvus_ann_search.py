@@ -14,7 +14,7 @@ default: the cosine of normalised vectors, higher is closer). A thin wrapper: --
 """
 import argparse
 
-from ns_common.utils import fail
+from ns_common.cli import entry_point, fail
 from recall.milvus import insert
 from recall.milvus.config import SETTINGS, add_config_args, load_config
 from recall.milvus.search import MilvusSearcher, SearchError
@@ -45,6 +45,7 @@ def milvus_flags(args):
     return flags
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     if args.insert:

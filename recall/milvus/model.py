@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from ns_common.utils import fail, logger, quiet_paddlenlp
+from ns_common.errors import ConfigError, ModelMismatchError
+from ns_common.utils import logger, quiet_paddlenlp
 
 
 def add_model_args(parser, batch_size=64):
@@ -31,15 +32,15 @@ def add_model_args(parser, batch_size=64):
 def check_model_args(args):
     """Flag checks that need no model loading (call before anything slow)."""
     if not args.model_dir and not args.params_path:
-        fail("give the model: --model_dir (exported model) or --params_path with --model_name_or_path")
+        raise ConfigError("give the model: --model_dir (exported model) or --params_path with --model_name_or_path")
     if args.model_dir and args.params_path:
-        fail("--model_dir and --params_path are alternatives: give one")
+        raise ConfigError("--model_dir and --params_path are alternatives: give one")
     if args.model_dir and not os.path.isdir(args.model_dir):
-        fail(f"--model_dir {args.model_dir}: no such directory")
+        raise ConfigError(f"--model_dir {args.model_dir}: no such directory")
     if args.params_path and not args.model_name_or_path:
-        fail("--params_path needs --model_name_or_path (the backbone the checkpoint was trained from)")
+        raise ConfigError("--params_path needs --model_name_or_path (the backbone the checkpoint was trained from)")
     if args.max_seq_length < 3 or args.batch_size < 1:
-        fail("--max_seq_length must be at least 3 and --batch_size at least 1")
+        raise ConfigError("--max_seq_length must be at least 3 and --batch_size at least 1")
 
 
 def load_tokenizer_for(model_dir, model_name_or_path=None):
@@ -50,8 +51,8 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
 
         return load_tokenizer(model_name_or_path)
     if not os.path.isfile(os.path.join(model_dir, "tokenizer_config.json")):
-        fail(f"--model_dir {model_dir} holds no tokenizer files (tokenizer_config.json, vocab.txt): "
-             "pass --model_name_or_path with the tokenizer the model was trained with")
+        raise ConfigError(f"--model_dir {model_dir} holds no tokenizer files (tokenizer_config.json, vocab.txt): "
+                          "pass --model_name_or_path with the tokenizer the model was trained with")
     from paddlenlp.transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir)
@@ -106,8 +107,9 @@ class TextEncoder:
         if self._dim is None:
             vectors = self.encode(["维度"])
             if vectors.ndim != 2 or not np.isfinite(vectors).all():
-                fail(f"{self.source}: gives {'non-finite values' if vectors.ndim == 2 else f'output of shape {list(vectors.shape)}'} "
-                     "for a text, not a [texts, dim] embedding: is it the recall model (not the reranker's export)?")
+                raise ModelMismatchError(f"{self.source}: gives "
+                                         f"{'non-finite values' if vectors.ndim == 2 else f'output of shape {list(vectors.shape)}'} "
+                                         "for a text, not a [texts, dim] embedding: is it the recall model (not the reranker's export)?")
             self._dim = int(vectors.shape[1])
         return self._dim
 

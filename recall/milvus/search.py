@@ -14,15 +14,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ns_common.errors import BadInputError, ConfigError, ModelMismatchError
 from ns_common.bm25 import lexical_text
-from ns_common.utils import fail
+
 from recall.milvus import store
 
 MODES = ("dense", "bm25", "hybrid")
 QUERIES_PER_REQUEST = 64  # keeps each gRPC request small for a long --query_file
 
 
-class SearchError(ValueError):
+class SearchError(BadInputError):
     """A request that cannot be served (empty query, unknown id, mode the collection lacks)."""
 
 
@@ -47,16 +48,17 @@ class MilvusSearcher:
             self.info = store.describe(self.client, config)
             if self.info is None:
                 store.close(self.client, config)
-                fail(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m recall.milvus.insert)")
+                raise ConfigError(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m "
+                                  f"recall.milvus.insert)")
             store.check_partition(self.client, config)
             self.client.load_collection(config.collection)
         if store.analyzer_mismatch(self.info, config):
             store.close(self.client, config)
-            fail(store.analyzer_mismatch(self.info, config))
+            raise ModelMismatchError(store.analyzer_mismatch(self.info, config))
         if encoder is not None and encoder.dim != self.info.dim:
             store.close(self.client, config)
-            fail(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
-                 f"{self.info.dim}-dim ones: use the model the collection was built with")
+            raise ModelMismatchError(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
+                                     f"{self.info.dim}-dim ones: use the model the collection was built with")
 
     def close(self):
         store.close(self.client, self.config)

@@ -26,7 +26,8 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from ns_common.utils import fail, logger
+from ns_common.errors import ConfigError, MilvusUnavailableError, ModelMismatchError
+from ns_common.utils import logger
 from recall.milvus.config import is_lite_uri
 
 DENSE_FIELD = "embedding"
@@ -138,7 +139,8 @@ def connect(config, must_exist=False, replace_foreign=False):
     quiet_pymilvus()
     if config.is_lite:
         if must_exist and not os.path.exists(config.uri):
-            fail(f"no Milvus Lite database at {config.uri}; insert the corpus first (python -m recall.milvus.insert) or pass --uri")
+            raise ConfigError(f"no Milvus Lite database at {config.uri}; insert the corpus first (python -m "
+                              "recall.milvus.insert) or pass --uri")
         check_lite_generation(config.uri, replace=replace_foreign)
         os.makedirs(os.path.dirname(os.path.abspath(config.uri)), exist_ok=True)
     lite_errors = _LiteErrors()
@@ -149,13 +151,15 @@ def connect(config, must_exist=False, replace_foreign=False):
     except Exception as e:  # noqa: BLE001 - MilvusException, grpc and OS errors: one line each
         message = getattr(e, "message", "") or f"{type(e).__name__}: {e}"
         if lite_errors.locked:
-            fail(f"cannot open Milvus Lite database {config.uri}: another process holds the lock on it (stop that process, or "
-                 "let several processes share it through python -m recall.milvus.local_server --engine lite and --uri)")
+            raise MilvusUnavailableError(f"cannot open Milvus Lite database {config.uri}: another process holds the lock on it "
+                                         "(stop that process, or let several processes share it through "
+                                         "python -m recall.milvus.local_server --engine lite and --uri)")
         if lite_errors.causes:
             message = f"{message} ({lite_errors.causes[-1]})"
         if _refused_credentials(e):
-            fail(f"Milvus at {config.uri} refused the credentials: {'wrong --token' if config.token else 'it needs --token user:password'}")
-        fail(f"cannot connect to Milvus at {config.uri}: {message}; {_hint(config)}")
+            raise ConfigError(f"Milvus at {config.uri} refused the credentials: "
+                              f"{'wrong --token' if config.token else 'it needs --token user:password'}")
+        raise MilvusUnavailableError(f"cannot connect to Milvus at {config.uri}: {message}; {_hint(config)}")
     client.ns_engine = detect_engine(client, config)
     return client
 
@@ -180,11 +184,11 @@ def check_lite_generation(path, replace=False):
     if found is None or found == running:
         return
     if found == "unknown":
-        fail(f"--uri {path} is not a Milvus Lite database (neither a milvus-lite 2.x file nor a 3.x directory): "
-             "pass another --uri")
+        raise ConfigError(f"--uri {path} is not a Milvus Lite database (neither a milvus-lite 2.x file nor a 3.x directory): "
+                          "pass another --uri")
     if not replace:
-        fail(f"--uri {path} was written by milvus-lite {found}.x, and this environment runs milvus-lite {lite_version()[1]}, "
-             f"which cannot open it: rebuild it with {REBUILD} (it replaces the old database)")
+        raise ConfigError(f"--uri {path} was written by milvus-lite {found}.x, and this environment runs milvus-lite {lite_version()[1]}, "
+                          f"which cannot open it: rebuild it with {REBUILD} (it replaces the old database)")
     logger.warning(f"--drop: removing {path}, a milvus-lite {found}.x database this milvus-lite {lite_version()[1]} cannot open")
     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
@@ -250,7 +254,7 @@ def milvus_errors(config, action):
     try:
         yield
     except MilvusException as e:
-        fail(f"Milvus at {config.uri}: {action} failed: {getattr(e, 'message', '') or e}")
+        raise MilvusUnavailableError(f"Milvus at {config.uri}: {action} failed: {getattr(e, 'message', '') or e}")
 
 
 def describe(client, config):
@@ -261,12 +265,13 @@ def describe(client, config):
     desc = client.describe_collection(config.collection)
     fields = {f["name"]: f for f in desc["fields"]}
     if DENSE_FIELD not in fields or TEXT_FIELD not in fields:
-        fail(f"collection {config.collection} at {config.uri} was not created by this project "
-             f"(fields: {', '.join(fields)}); pick another --collection or recreate it with --drop")
+        raise ModelMismatchError(f"collection {config.collection} at {config.uri} was not created by this project "
+                                 f"(fields: {', '.join(fields)}); pick another --collection or recreate it with --drop")
     meta = _read_meta(desc.get("description"))
     if engine(client).keeps_description and meta.get("schema", 1) != SCHEMA_VERSION:
-        fail(f"collection {config.collection} at {config.uri} has schema version {meta.get('schema', 1)} (an older version of this "
-             f"project built it), this version reads {SCHEMA_VERSION}: rebuild it with {REBUILD}")
+        raise ModelMismatchError(f"collection {config.collection} at {config.uri} has schema version {meta.get('schema', 1)} "
+                                 f"(an older version of this "
+                                 f"project built it), this version reads {SCHEMA_VERSION}: rebuild it with {REBUILD}")
     params = fields[DENSE_FIELD].get("params", {})
     index = client.describe_index(config.collection, index_name=DENSE_FIELD) or {}
     return CollectionInfo(dim=int(params["dim"]), has_bm25=SPARSE_FIELD in fields, analyzer=_bm25_analyzer(fields),
@@ -290,8 +295,8 @@ def choose_dense_index(engine_, config, n_rows=None):
     if index_type == "AUTO":
         index_type = "FLAT" if engine_.local_mode else "HNSW"
     if index_type == "HNSW" and engine_.local_mode:
-        fail(f"--index_type HNSW: {engine_.name} at {config.uri} builds FLAT or IVF_FLAT indexes only: use --index_type AUTO "
-             "(FLAT there), or a Milvus server for HNSW")
+        raise ConfigError(f"--index_type HNSW: {engine_.name} at {config.uri} builds FLAT or IVF_FLAT indexes only: use --index_type AUTO "
+                          "(FLAT there), or a Milvus server for HNSW")
     if index_type == "HNSW":
         return index_type, {"M": config.hnsw_m, "efConstruction": config.hnsw_ef_construction}
     if index_type == "IVF_FLAT":
@@ -416,13 +421,13 @@ def check_partition(client, config, create=False):
     if not config.partition:
         return
     if not engine(client).partitions:
-        fail(f"--partition {config.partition}: {engine(client).name} at {config.uri} has no partitions: leave --partition "
-             "empty, or use a Milvus server")
+        raise ConfigError(f"--partition {config.partition}: {engine(client).name} at {config.uri} has no partitions: leave --partition "
+                          "empty, or use a Milvus server")
     if client.has_partition(config.collection, config.partition):
         return
     if not create:
-        fail(f"--partition {config.partition}: no such partition in collection {config.collection} at {config.uri} "
-             f"(it has {', '.join(client.list_partitions(config.collection))}); insert into it first")
+        raise ConfigError(f"--partition {config.partition}: no such partition in collection {config.collection} at {config.uri} "
+                          f"(it has {', '.join(client.list_partitions(config.collection))}); insert into it first")
     client.create_partition(config.collection, config.partition)
 
 
@@ -446,7 +451,8 @@ def wait_for_index(client, config, field=DENSE_FIELD, timeout_s=3600):
         if str(info.get("state", "Finished")) == "Finished" and (indexed >= total or pending == 0):
             return time.time() - start
         if "fail" in str(info.get("state", "")).lower():
-            fail(f"Milvus at {config.uri}: building the {field} index failed: {info.get('index_state_fail_reason', info)}")
+            raise MilvusUnavailableError(f"Milvus at {config.uri}: building the {field} index failed: "
+                                         f"{info.get('index_state_fail_reason', info)}")
         time.sleep(0.5)
     logger.warning(f"index of {config.collection}.{field} still building after {timeout_s}s; searches use it as it completes")
     return time.time() - start

@@ -19,9 +19,9 @@ import os
 
 from ernie_matching.data import read_pairs_to_score
 from ernie_matching.reranker import Reranker
-from ns_common.cli import str_to_bool
+from ns_common.cli import entry_point, fail, str_to_bool
 from ns_common.predictor import add_inference_args
-from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
+from ns_common.utils import Timer, logger, quiet_paddlenlp
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SAMPLE_PAIRS = os.path.join(REPO, "data", "sample", "sort", "test_pairwise.csv")
@@ -48,6 +48,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     quiet_paddlenlp()
