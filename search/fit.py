@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from ns_common.cli import check_files
+from ns_common.io import weights_fingerprint
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import iter_corpus_chunks, read_queries
@@ -38,7 +39,7 @@ from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MilvusSearcher
 from search import learn
 from search.features import FEATURES, LexicalStats
-from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, file_fingerprint, neural_matrix, rerank_logits
+from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, neural_matrix, rerank_logits
 
 # the lexical feature sets compared (each with its own hyperparameters): BM25's signals alone, then every feature
 LEXICAL_SETS = {"BM25 signals only": ["bm25_rel", "bm25_rank", "bm25_uni", "bm25_bi", "bm25_word"], "every lexical feature": FEATURES}
@@ -172,8 +173,8 @@ def main(argv=None):
             "train_file": args.train_file, "heldout_file": args.heldout_file, "queries": {"train": len(train), "heldout": len(heldout)},
             "folds": args.folds, "seed": args.seed,
             "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
-                            "recall_model": file_fingerprint(args.model_dir) if encoder is not None else None,
-                            "reranker": file_fingerprint(args.reranker_dir) if reranker is not None else None}}
+                            "recall_model": weights_fingerprint(args.model_dir) if encoder is not None else None,
+                            "reranker": weights_fingerprint(args.reranker_dir) if reranker is not None else None}}
     boosters = {}
     if lexical:
         boosters["lexical"] = learn.fit_ranker(data.select_features(lexical["features"]), lexical["params"], seed=args.seed)

@@ -28,6 +28,8 @@ import os
 import sys
 import time
 
+from ns_common.cli import check_outputs
+from ns_common.cli import entry_point
 from ns_common.io import write_lines
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
@@ -54,6 +56,8 @@ def parse_args(argv=None):
     rerank = parser.add_argument_group("second stage: ERNIE-Gram reranking of the recalled hits")
     rerank.add_argument("--rerank", action="store_true", help="recall --recall_num hits, rerank them, keep --top_k (batch mode: all)")
     rerank.add_argument("--reranker_dir", default=None, help="reranker exported by ernie_matching/export_model.py, or a train_pairwise.py checkpoint directory")
+    parser.add_argument("--allow_model_mismatch", action="store_true",
+                        help="search a collection whose vectors another model computed (refused by default: the scores mean nothing)")
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
@@ -64,6 +68,9 @@ def parse_args(argv=None):
         fail("--query is empty: give some text to search for")
     if args.query_file is not None and not os.path.isfile(args.query_file):
         fail(f"--query_file {args.query_file}: file not found")
+    if args.query_file is not None:
+        check_outputs(files=[("recall_result_file", args.recall_result_file)],
+                      inputs=[("query_file", args.query_file), ("config", getattr(args, "config", None))])
     if args.top_k < 1 or args.recall_num < 1:
         fail("--top_k and --recall_num must be positive")
     if args.rerank and not (args.reranker_dir and os.path.isdir(args.reranker_dir)):
@@ -150,6 +157,7 @@ def run_query_file(searcher, args, reranker=None):
     return metrics
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)
@@ -161,7 +169,7 @@ def main(argv=None):
         encoder = TextEncoder.from_args(args)
         encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error here
     reranker = load_reranker(args) if args.rerank or (ranking is not None and ranking.uses_reranker) else None
-    with MilvusSearcher(config, encoder) as milvus:
+    with MilvusSearcher(config, encoder, allow_model_mismatch=args.allow_model_mismatch) as milvus:
         searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
         reranker = None if system_mode else reranker
         try:

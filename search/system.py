@@ -19,7 +19,6 @@ web service, the pipeline and this API load it:
         for hit in system.search("语言 文化 差异", top_k=10):
             print(hit.id, hit.score, hit.text)
 """
-import hashlib
 import json
 import os
 import time
@@ -27,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ns_common.io import weights_fingerprint
 from ns_common.utils import fail
-from recall.milvus.search import Hit, SearchError
+from recall.milvus.search import Hit, SearchError, check_model, check_top_k
 from search.features import FEATURES, LexicalStats, lexical_features
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
@@ -37,19 +37,6 @@ FORMAT = "learned-ranking-1"
 # the neural model's inputs: the lexical model's score and the neural signals
 NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "rerank_logit"]
 DENSE_FEATURES = {"cosine", "cosine_rank"}
-
-
-def file_fingerprint(model_dir):
-    """sha1 of a model directory's weights (inference.pdiparams, else model_state.pdparams); None without them."""
-    for name in ("inference.pdiparams", "model_state.pdparams"):
-        path = os.path.join(model_dir or "", name)
-        if os.path.isfile(path):
-            digest = hashlib.sha1()
-            with open(path, "rb") as f:
-                while block := f.read(1 << 20):
-                    digest.update(block)
-            return digest.hexdigest()
-    return None
 
 
 def default_ranking_dir(model_dir):
@@ -88,7 +75,7 @@ class Ranking:
         ranking = cls(directory, spec, stats, lexical, neural)
         for key, given, flag in (("recall_model", model_dir, "--model_dir"), ("reranker", reranker_dir, "--reranker_dir")):
             fitted = spec["fitted_with"].get(key)
-            if given and ranking.needs(key) and fitted != file_fingerprint(given):
+            if given and ranking.needs(key) and fitted != weights_fingerprint(given):
                 fail(f"{path} was fitted with another {key.replace('_', ' ')} than {flag} {given}: refit it "
                      "(python -m search.fit) or pass the models it was fitted with")
         return ranking
@@ -159,7 +146,9 @@ class SearchSystem:
     """Recall and the learned ranking over one collection. `timings` holds the seconds of the last call per step:
     encode, search (the BM25 leg with its stored vectors), features, rerank, rank (the models), total."""
 
-    def __init__(self, searcher, ranking, encoder=None, reranker=None):
+    def __init__(self, searcher, ranking, encoder=None, reranker=None, allow_model_mismatch=None):
+        """allow_model_mismatch: serve a collection whose vectors another model than encoder's computed (default: as
+        the searcher was told; refused otherwise, ModelMismatchError)."""
         if "bm25" not in searcher.modes:
             fail(f"the search system needs the BM25 field, which collection {searcher.config.collection} lacks: "
                  "rebuild it with milvus-lite 2.5 or Milvus >= 2.5, or use --mode dense")
@@ -168,6 +157,9 @@ class SearchSystem:
         if ranking.uses_reranker and reranker is None:
             fail("the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)")
         ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
+        if encoder is not None and ranking.uses_dense and encoder is not getattr(searcher, "encoder", None):  # the searcher's own encoder was checked when it opened the collection
+            allow = getattr(searcher, "allow_model_mismatch", False) if allow_model_mismatch is None else allow_model_mismatch
+            check_model(searcher.info, searcher.config, encoder, allow)
         self.searcher, self.ranking, self.encoder, self.reranker = searcher, ranking, encoder, reranker
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="lexical-leg")
         self.timings = {}
@@ -177,11 +169,14 @@ class SearchSystem:
         return "system"
 
     def search(self, query, top_k=10):
+        if not isinstance(query, str):
+            raise SearchError(f"the query is {type(query).__name__}, not text (str)")
         return self.search_batch([query], top_k)[0]
 
     def search_batch(self, queries, top_k=10):
         """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's)."""
         start = time.perf_counter()
+        top_k = check_top_k(top_k)
         if not 1 <= top_k <= CANDIDATES:
             raise SearchError(f"the search system ranks BM25's top {CANDIDATES} a query: top_k must be between 1 and {CANDIDATES}, got {top_k}")
         queries = self.searcher.check_request(queries, top_k, "bm25")

@@ -33,6 +33,9 @@ def iter_corpus_chunks(path, chunk_size, start_line=0, report=True):
             except UnicodeDecodeError:
                 counter.skip(line_no + 1, "invalid UTF-8 lines (kept as empty documents)")
                 text = None
+            if text and "\x00" in text:
+                counter.skip(line_no + 1, "lines with NUL bytes (kept as empty documents)")
+                text = None
             if text == "":
                 counter.skip(line_no + 1, "empty documents (kept)")
             counter.kept += 1

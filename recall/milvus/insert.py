@@ -17,6 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ns_common.bm25 import lexical_text
+from ns_common.cli import entry_point
+from ns_common.errors import BadInputError, ModelMismatchError
 from ns_common.utils import fail, logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
@@ -67,7 +69,27 @@ def load_embeddings(path, corpus_path, config):
     return embeddings
 
 
-def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
+def check_provenance(embedding_path, data_path, corpus):
+    """The weights sha1 of the model that computed the embeddings, from feature_extract's record beside them (None
+    without one: an older run or an array made elsewhere); BadInputError when the record names another corpus than
+    data_path's (documents, sha1): row i would be stored as the vector of another document, silently."""
+    from recall.milvus.feature_extract import provenance_file, read_provenance
+
+    record = read_provenance(embedding_path)
+    if record is None:
+        logger.warning(f"--embedding_path {embedding_path}: no {os.path.basename(provenance_file(embedding_path))} beside it "
+                       "(feature_extract.py writes one): cannot check that it is the embedding of this corpus, nor record its model")
+        return None
+    built = record.get("corpus") if isinstance(record.get("corpus"), dict) else {}
+    if built.get("sha1") and corpus and built["sha1"] != corpus[1]:
+        raise BadInputError(
+            f"--embedding_path {embedding_path} embeds another corpus ({built.get('documents')} documents, sha1 {str(built['sha1'])[:12]}, "
+            f"{built.get('file')}) than --data_path {data_path} ({corpus[0]} documents, sha1 {corpus[1][:12]}): run "
+            f"python recall/milvus/feature_extract.py --corpus_file {data_path} ... for this corpus first")
+    return record.get("model") if isinstance(record.get("model"), str) else None
+
+
+def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None):
     """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now)."""
     engine = store.engine(client)
     if drop and client.has_collection(config.collection):
@@ -80,7 +102,7 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
         if config.bm25 and not with_bm25:
             logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
                            "the collection is dense only (--mode bm25 / hybrid unavailable)")
-        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus)
+        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, model)
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
                     f"{' ' + settings if settings else ''}/{config.metric_type}"
@@ -92,6 +114,9 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
         fail(store.analyzer_mismatch(info, config))
     elif store.corpus_mismatch(info, config, corpus):
         fail(store.corpus_mismatch(info, config, corpus))
+    elif store.model_mismatch(info, config, model, "the model of these embeddings"):
+        raise ModelMismatchError(store.model_mismatch(info, config, model, "the model of these embeddings").replace(
+            ", or --allow_model_mismatch to search it anyway", ""))
     store.check_partition(client, config, create=True)
     client.load_collection(config.collection)
     return info, created
@@ -107,10 +132,12 @@ class InsertStats:
     index_type: str = ""  # the dense index the collection holds
 
 
-def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None):
-    """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats."""
+def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None, model=None, corpus=None):
+    """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats. model:
+    the weights sha1 of the model that computed the embeddings, kept in the collection; corpus: data_path's
+    (documents, sha1) when already computed."""
     n_docs, dim = embeddings.shape
-    info, created = open_collection(client, config, dim, drop, n_docs, corpus_fingerprint(data_path))
+    info, created = open_collection(client, config, dim, drop, n_docs, corpus or corpus_fingerprint(data_path), model)
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id
     write = client.insert if created else client.upsert
@@ -159,14 +186,17 @@ def insert_corpus(client, config, data_path, embeddings, drop=False, resume=Fals
     return InsertStats(store.count_entities(client, config), inserted, skipped, insert_seconds, index_seconds, info.index_type)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)
     embeddings = load_embeddings(args.embedding_path, args.data_path, config)
     n_docs = len(embeddings)
+    corpus = corpus_fingerprint(args.data_path)
+    model = check_provenance(args.embedding_path, args.data_path, corpus)
     client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
-        stats = insert_corpus(client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches)
+        stats = insert_corpus(client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches, model, corpus)
     start = time.time()
     store.close(client, config)  # Milvus Lite first finishes its background compaction (merging segments)
     close_seconds = time.time() - start

@@ -60,6 +60,9 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
 class TextEncoder:
     def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=None,
                  max_seq_length=64, batch_size=64, device="cpu", cpu_threads=None, enable_mkldnn=True, precision="fp32"):
+        from ns_common.io import check_max_seq_length
+
+        check_max_seq_length(max_seq_length, model_dir, params_path, model_name_or_path)  # before anything loads
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.kind = "inference" if model_dir else "dynamic"
@@ -77,6 +80,17 @@ class TextEncoder:
             self.model, self.tokenizer = load_encoder(model_name_or_path, params_path, output_emb_size)
             self.model.eval()
         self._dim = None
+        self._weights = model_dir or params_path
+        self._fingerprint = False
+
+    @property
+    def fingerprint(self):
+        """sha1 of the weights (ns_common.io.weights_fingerprint), computed once: which model made a collection's vectors."""
+        if self._fingerprint is False:
+            from ns_common.io import weights_fingerprint
+
+            self._fingerprint = weights_fingerprint(self._weights)
+        return self._fingerprint
 
     @classmethod
     def from_args(cls, args):

@@ -341,6 +341,18 @@ def corpus_mismatch(info, config, corpus):
             f"{REBUILD}, or pick another --collection")
 
 
+def model_mismatch(info, config, fingerprint, who="the model"):
+    """The one-line error for a collection whose vectors another model computed than the one with weights sha1
+    `fingerprint` (meta["model"], from feature_extract's provenance): its query vectors would be compared with
+    vectors of another space, silently. None if fine or unknown (either side)."""
+    built = (info.meta or {}).get("model")
+    if not built or not fingerprint or built == fingerprint:
+        return None
+    return (f"collection {config.collection} at {config.uri} holds vectors of another model (weights sha1 {str(built)[:12]}) than "
+            f"{who} (sha1 {fingerprint[:12]}): rebuild it with this model (feature_extract.py, then {REBUILD}), pass the "
+            "model it was built with, or --allow_model_mismatch to search it anyway")
+
+
 def analyzer_mismatch(info, config):
     """The one-line error for a collection whose BM25 field was made by another analyzer than the settings ask
     for (e.g. jieba, before char_ngram became the default): searching it would be silently worse. None if fine."""
@@ -365,9 +377,10 @@ def _bm25_analyzer(fields):
     return analyzer.get("tokenizer", "standard")
 
 
-def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None):
+def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None, model=None):
     """Creates config.collection (the schema above); n_rows, the corpus size, sizes an IVF_FLAT index; corpus:
-    (documents, sha1) of the corpus file (data.corpus_fingerprint), kept in the description."""
+    (documents, sha1) of the corpus file (data.corpus_fingerprint), kept in the description, as is model, the
+    weights sha1 of the model that computed the vectors (ns_common.io.weights_fingerprint)."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     engine_ = engine(client)
@@ -375,6 +388,8 @@ def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None):
     meta = {"schema": SCHEMA_VERSION, "analyzer": config.analyzer if with_bm25 else None}
     if corpus:
         meta["corpus"] = {"documents": corpus[0], "sha1": corpus[1]}
+    if model:
+        meta["model"] = model
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=json.dumps(meta))
     schema.add_field("id", DataType.INT64, is_primary=True)
     char_ngrams = with_bm25 and config.analyzer == "char_ngram"
