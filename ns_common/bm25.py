@@ -10,6 +10,8 @@ import random
 
 import numpy as np
 
+from ns_common.cli import entry_point
+
 from ns_common.negatives import mine_negatives
 
 
@@ -98,6 +100,7 @@ def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000, depth
     return negatives
 
 
+@entry_point
 def main(argv=None):
     """BM25 recall as a command, writing the recall stage's recall_result.txt (query<TAB>doc<TAB>score):
 
@@ -106,6 +109,7 @@ def main(argv=None):
     """
     import argparse
 
+    from ns_common.cli import check_outputs
     from ns_common.io import DataFileError, check_file, read_corpus, read_similar_pairs, write_recall_result
     from ns_common.utils import Timer, fail, logger
 
@@ -117,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--tokens", choices=("keywords", "joined"), default="keywords",
                         help="keywords: bigrams within each keyword (mining); joined: whitespace removed first (the reference)")
     args = parser.parse_args(argv)
+    check_outputs(files=[("recall_result_file", args.recall_result_file)],
+                  inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)])
     if args.recall_num <= 0:
         fail(f"--recall_num must be positive, got {args.recall_num}")
     try:

@@ -190,8 +190,9 @@ def read_pairwise_labeled(path, counter=None):
         yield q, t, int(label)
 
 
-def read_jsonl(path, required=(), counter=None):
-    """Yields dicts of a JSON Lines file; lines that don't parse or lack a required field are skipped."""
+def read_jsonl(path, required=(), counter=None, check=None):
+    """Yields dicts of a JSON Lines file; lines that don't parse, are not a JSON object ("text", 5, [...], null) or
+    lack a required field are skipped and counted; check: optional function(obj) -> a reason to skip it, or None."""
     own_counter = counter is None
     counter = counter or SkipCounter(path)
     for line_no, text in iter_raw_lines(path, counter):
@@ -202,9 +203,16 @@ def read_jsonl(path, required=(), counter=None):
         except json.JSONDecodeError:
             counter.skip(line_no, "invalid JSON")
             continue
+        if not isinstance(obj, dict):
+            counter.skip(line_no, "lines that are not a JSON object")
+            continue
         missing = [k for k in required if k not in obj]
         if missing:
             counter.skip(line_no, f"missing field {missing[0]!r}")
+            continue
+        reason = check(obj) if check else None
+        if reason:
+            counter.skip(line_no, reason)
             continue
         counter.kept += 1
         yield obj

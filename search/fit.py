@@ -31,6 +31,9 @@ import time
 import numpy as np
 
 from ns_common.cli import check_files
+from ns_common.cli import check_outputs
+from ns_common.cli import entry_point
+from ns_common.errors import BadInputError
 from ns_common.io import weights_fingerprint
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
@@ -66,6 +69,12 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_files(("train_file", args.train_file), ("corpus_file", args.corpus_file),
                 *((("heldout_file", args.heldout_file),) if args.heldout_file else ()))
+    check_outputs(dirs=[("output_dir", args.output_dir)],
+                  inputs=[("train_file", args.train_file), ("corpus_file", args.corpus_file), ("heldout_file", args.heldout_file)])
+    for flag in ("model_dir", "reranker_dir", "ranking_dir"):  # the ranking directory is replaced whole: never a model's
+        given = getattr(args, flag, None)
+        if given and os.path.realpath(given) == os.path.realpath(args.output_dir):
+            raise BadInputError(f"--output_dir {args.output_dir}: is --{flag} of this run; it is replaced whole, give another directory")
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if args.folds < 2:
@@ -138,6 +147,7 @@ def importance(booster):
     return {name: round(100.0 * float(g) / total, 2) for name, g in zip(booster.feature_name(), gain)}
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
