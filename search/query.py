@@ -30,6 +30,7 @@ import time
 
 from ns_common.cli import check_outputs
 from ns_common.cli import entry_point
+from ns_common.errors import BadInputError
 from ns_common.io import write_lines
 from ns_common.utils import fail, logger
 from recall.milvus.config import add_config_args, load_config
@@ -130,13 +131,20 @@ def print_hits(title, hits, as_json):
         print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}")
 
 
-def run_query_file(searcher, args, reranker=None):
-    """Writes recall_result.txt for every query of the file; returns the metrics when golds are given."""
+def load_query_file(path):
+    """(queries, golds or None) of --query_file; BadInputError when it holds no query (read before any model loads)."""
+    queries, golds = read_queries(path)
+    if not queries:
+        raise BadInputError(f"--query_file {path}: no queries (empty, not UTF-8 text, or no line of the query<TAB>gold shape)")
+    return queries, golds
+
+
+def run_query_file(searcher, args, reranker=None, loaded=None):
+    """Writes recall_result.txt for every query of the file; returns the metrics when golds are given. loaded: the
+    file's (queries, golds) when already read (load_query_file)."""
     from ns_common.evaluate import recall_metrics, report
 
-    queries, golds = read_queries(args.query_file)
-    if not queries:
-        fail(f"--query_file {args.query_file}: no queries")
+    queries, golds = loaded or load_query_file(args.query_file)
     if golds is not None:  # each distinct query once, all its gold docs (the recall stage's convention)
         gold = {}
         for q, g in zip(queries, golds):
@@ -160,6 +168,7 @@ def run_query_file(searcher, args, reranker=None):
 @entry_point
 def main(argv=None):
     args = parse_args(argv)
+    loaded = load_query_file(args.query_file) if args.query_file is not None else None
     config = load_config(args)
     system_mode = args.mode == "system" and args.search_by_id is None
     ranking = Ranking.load(args.ranking_dir, args.model_dir, args.reranker_dir) if system_mode else None
@@ -174,7 +183,7 @@ def main(argv=None):
         reranker = None if system_mode else reranker
         try:
             if args.query_file is not None:
-                return run_query_file(searcher, args, reranker)
+                return run_query_file(searcher, args, reranker, loaded)
             if args.search_by_id is not None:
                 hits = searcher.search_by_id(args.search_by_id, args.top_k)
                 print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)

@@ -28,6 +28,8 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from ns_common.cli import check_outputs
+from ns_common.cli import entry_point
 from ns_common.io import DataFileError, SkipCounter, iter_raw_lines, read_texts
 from ns_common.modeling import load_tokenizer
 from ns_common.utils import Timer, fail, logger, quiet_paddlenlp
@@ -191,10 +193,13 @@ def build(paths, model_name_or_path, output_prefix, doc_format="line", workers=1
     return stats
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:
         fail("--workers must be at least 1")
+    check_outputs(files=[("output_prefix", args.output_prefix + suffix) for suffix in ("_ids.npy", "_idx.npz")],
+                  inputs=[("input_path", path) for path in args.input_path])
     try:
         build(args.input_path, args.model_name_or_path, args.output_prefix, args.doc_format, args.workers)
     except DataFileError as e:

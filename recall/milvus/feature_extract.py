@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from ns_common.cli import check_outputs
 from ns_common.cli import entry_point
+from ns_common.errors import BadInputError
 from ns_common.io import atomic_write, weights_fingerprint
 from ns_common.utils import fail, is_main_process, logger, rank, world_size
-from recall.milvus.data import corpus_fingerprint, count_lines, iter_corpus_chunks
+from recall.milvus.data import corpus_summary, iter_corpus_chunks
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 
 EMBEDDING_FILE = "corpus_embedding.npy"
@@ -186,9 +187,11 @@ def main(argv=None):
     args = parse_args(argv)
     path = output_file(args.output_path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    n_docs = count_lines(args.corpus_file)
+    n_docs, corpus_sha1, n_texts = corpus_summary(args.corpus_file)
     if n_docs == 0:
         fail(f"--corpus_file {args.corpus_file} is empty")
+    if n_texts == 0:
+        raise BadInputError(f"--corpus_file {args.corpus_file}: no line holds text (every line empty, not UTF-8 or binary)")
     n_chunks = math.ceil(n_docs / args.chunk_size)
     parts_dir = path[: -len(".npy")] + ".parts"
     manifest = run_manifest(args, n_docs)
@@ -246,7 +249,7 @@ def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
     with contextlib.suppress(FileNotFoundError):
         os.remove(provenance_file(path))  # an old record never describes the new array, not even for a moment
     dim = join_chunks(parts_dir, n_chunks, n_docs, path)
-    write_provenance(path, args, corpus_fingerprint(args.corpus_file), dim)
+    write_provenance(path, args, corpus_summary(args.corpus_file)[:2], dim)
     shutil.rmtree(parts_dir)
     who = "this run" if world_size() == 1 else f"this run by rank 0 of {world_size()} processes"
     logger.info(f"embedded {n_docs} docs (dim {dim}, {encoder.kind} model): {docs_this_run} {who} in {seconds:.1f}s "

@@ -22,7 +22,7 @@ from ns_common.errors import BadInputError, ModelMismatchError
 from ns_common.utils import fail, logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
-from recall.milvus.data import corpus_fingerprint, count_lines, iter_corpus_chunks
+from recall.milvus.data import corpus_fingerprint, corpus_summary, count_lines, iter_corpus_chunks
 
 
 def parse_args(argv=None):
@@ -192,7 +192,10 @@ def main(argv=None):
     config = load_config(args)
     embeddings = load_embeddings(args.embedding_path, args.data_path, config)
     n_docs = len(embeddings)
-    corpus = corpus_fingerprint(args.data_path)
+    n_lines, sha1, n_texts = corpus_summary(args.data_path)
+    if n_texts == 0:
+        raise BadInputError(f"--data_path {args.data_path}: no line holds text (every line empty, not UTF-8 or binary)")
+    corpus = (n_lines, sha1)
     model = check_provenance(args.embedding_path, args.data_path, corpus)
     client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
