@@ -23,6 +23,7 @@ import paddle
 
 from ernie_matching.data import PairEncoder, PairwiseDataset, pairwise_collate
 from ernie_matching.model import LOSSES, load_matching_model
+from ns_common.cli import entry_point
 from ns_common.io import DataFileError, read_pairwise_labeled, read_pairwise_train
 from ns_common.metrics import auc
 from ns_common.checkpoint import load_checkpoint
@@ -65,6 +66,7 @@ def predict_probs(model, encoder, queries, titles, batch_size=128):
     return np.concatenate(probs).astype(np.float32) if probs else np.zeros((0,), dtype=np.float32)
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     start_training(args)

@@ -15,6 +15,7 @@ import argparse
 
 from inbatch_negative.data import InBatchCollator, attach_negatives, read_hard_negatives, read_train_pairs
 from inbatch_negative.model import SemanticIndexBatchNeg
+from ns_common.cli import entry_point
 from ns_common.contrastive import add_contrastive_args, train_contrastive
 from ns_common.train_utils import add_train_args, check_train_args
 from ns_common.utils import fail
@@ -39,6 +40,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     examples = read_train_pairs(args.train_set_file)

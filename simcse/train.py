@@ -10,6 +10,7 @@ is kept in save_dir/model_best/. Also runs under `python -m paddle.distributed.l
 """
 import argparse
 
+from ns_common.cli import entry_point
 from ns_common.contrastive import add_contrastive_args, train_contrastive
 from ns_common.train_utils import add_train_args, check_train_args
 from ns_common.utils import fail
@@ -37,6 +38,7 @@ def parse_args(argv=None):
     return args
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     texts = read_simcse_texts(args.train_set_file)

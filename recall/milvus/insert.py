@@ -48,6 +48,8 @@ def parse_args(argv=None):
 
 def load_embeddings(path, corpus_path, config):
     """The .npy as a read-only memory map, checked against the corpus and --dim before any connection."""
+    if os.path.getsize(path) == 0:
+        raise BadInputError(f"--embedding_path {path}: empty file, not a .npy array (feature_extract.py writes it)")
     try:
         embeddings = np.load(path, mmap_mode="r")
     except (ValueError, OSError) as e:
