@@ -45,6 +45,8 @@ class SkipCounter:
 
 def check_file(path, what="input file"):
     """Fail early, with one line naming the file, when it does not exist."""
+    if path and os.path.isdir(path):
+        raise DataFileError(f"{what} {path}: is a directory, expected a file")
     if not path or not os.path.isfile(path):
         raise DataFileError(f"{what} not found: {path}")
     return path
