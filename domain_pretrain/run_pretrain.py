@@ -32,6 +32,7 @@ from domain_pretrain.data_tools.create_pretraining_data import vocab_fingerprint
 from domain_pretrain.model import PretrainingModel, evaluate, pretraining_loss
 from ns_common.checkpoint import check_finite_weights
 from ns_common.cli import check_finite_flags
+from ns_common.cli import entry_point
 from ns_common.io import DataFileError
 from ns_common.modeling import MODEL_TYPES, load_backbone, load_tokenizer, model_type_of
 from ns_common.train_utils import check_loss, check_update
@@ -227,6 +228,7 @@ class StopRequest:
         logger.warning("stop requested: saving model_last after this step (Ctrl-C again to abort without saving)")
 
 
+@entry_point
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
