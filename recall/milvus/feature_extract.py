@@ -73,13 +73,13 @@ def read_provenance(npy_path):
     return record if isinstance(record, dict) else None
 
 
-def write_provenance(npy_path, args, corpus, dim):
+def write_provenance(npy_path, args, corpus, dim, probe=None):
     """Written after the .npy: the model's weights sha1 and the corpus (documents, sha1 as the collection stores it),
     so insert.py refuses another corpus (a shuffled one of the same length too) and the collection knows its model."""
     record = {"embedding_file": os.path.basename(npy_path), "rows": corpus[0], "dim": dim,
               "model": weights_fingerprint(args.model_dir or args.params_path), "model_path": os.path.abspath(args.model_dir or args.params_path),
               "corpus": {"documents": corpus[0], "sha1": corpus[1], "file": os.path.abspath(args.corpus_file)},
-              "max_seq_length": args.max_seq_length}
+              "max_seq_length": args.max_seq_length, "probe": probe}
     with atomic_write(provenance_file(npy_path)) as f:
         json.dump(record, f, indent=2, ensure_ascii=False)
     return record
@@ -249,7 +249,7 @@ def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
     with contextlib.suppress(FileNotFoundError):
         os.remove(provenance_file(path))  # an old record never describes the new array, not even for a moment
     dim = join_chunks(parts_dir, n_chunks, n_docs, path)
-    write_provenance(path, args, corpus_summary(args.corpus_file)[:2], dim)
+    write_provenance(path, args, corpus_summary(args.corpus_file)[:2], dim, encoder.probe)
     shutil.rmtree(parts_dir)
     who = "this run" if world_size() == 1 else f"this run by rank 0 of {world_size()} processes"
     logger.info(f"embedded {n_docs} docs (dim {dim}, {encoder.kind} model): {docs_this_run} {who} in {seconds:.1f}s "

@@ -72,7 +72,8 @@ def load_embeddings(path, corpus_path, config):
 
 
 def check_provenance(embedding_path, data_path, corpus):
-    """The weights sha1 of the model that computed the embeddings, from feature_extract's record beside them (None
+    """{"model": weights sha1, "probe": its probe vector} of the model that computed the embeddings, from
+    feature_extract's record beside them (None
     without one: an older run or an array made elsewhere); BadInputError when the record names another corpus than
     data_path's (documents, sha1): row i would be stored as the vector of another document, silently."""
     from recall.milvus.feature_extract import provenance_file, read_provenance
@@ -88,7 +89,9 @@ def check_provenance(embedding_path, data_path, corpus):
             f"--embedding_path {embedding_path} embeds another corpus ({built.get('documents')} documents, sha1 {str(built['sha1'])[:12]}, "
             f"{built.get('file')}) than --data_path {data_path} ({corpus[0]} documents, sha1 {corpus[1][:12]}): run "
             f"python recall/milvus/feature_extract.py --corpus_file {data_path} ... for this corpus first")
-    return record.get("model") if isinstance(record.get("model"), str) else None
+    model = record.get("model") if isinstance(record.get("model"), str) else None
+    probe = record.get("probe") if isinstance(record.get("probe"), list) else None
+    return {"model": model, "probe": probe} if model else None
 
 
 def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None):
@@ -104,7 +107,7 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=N
         if config.bm25 and not with_bm25:
             logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
                            "the collection is dense only (--mode bm25 / hybrid unavailable)")
-        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, model)
+        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, (model or {}).get("model"), (model or {}).get("probe"))
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
                     f"{' ' + settings if settings else ''}/{config.metric_type}"
@@ -116,8 +119,8 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=N
         fail(store.analyzer_mismatch(info, config))
     elif store.corpus_mismatch(info, config, corpus):
         fail(store.corpus_mismatch(info, config, corpus))
-    elif store.model_mismatch(info, config, model, "the model of these embeddings"):
-        raise ModelMismatchError(store.model_mismatch(info, config, model, "the model of these embeddings").replace(
+    elif model and store.model_mismatch(info, config, model["model"], "the model of these embeddings", lambda: model["probe"] or []):
+        raise ModelMismatchError(store.model_mismatch(info, config, model["model"], "the model of these embeddings").replace(
             ", or --allow_model_mismatch to search it anyway", ""))
     store.check_partition(client, config, create=True)
     client.load_collection(config.collection)
@@ -136,7 +139,8 @@ class InsertStats:
 
 def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None, model=None, corpus=None):
     """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats. model:
-    the weights sha1 of the model that computed the embeddings, kept in the collection; corpus: data_path's
+    {"model": weights sha1, "probe": probe vector} of the model that computed the embeddings (check_provenance),
+    kept in the collection; corpus: data_path's
     (documents, sha1) when already computed."""
     n_docs, dim = embeddings.shape
     info, created = open_collection(client, config, dim, drop, n_docs, corpus or corpus_fingerprint(data_path), model)

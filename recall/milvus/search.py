@@ -40,7 +40,8 @@ def check_top_k(top_k):
 def check_model(info, config, encoder, allow_model_mismatch=False):
     """ModelMismatchError when the collection's vectors were computed by another model than encoder's (its weights
     sha1 against the collection's meta["model"]); unknown on either side passes."""
-    message = store.model_mismatch(info, config, getattr(encoder, "fingerprint", None), getattr(encoder, "source", "the model"))
+    message = store.model_mismatch(info, config, getattr(encoder, "fingerprint", None), getattr(encoder, "source", "the model"),
+                                   probe=(lambda: encoder.probe) if hasattr(encoder, "probe") else None)
     if message and not allow_model_mismatch:
         raise ModelMismatchError(message)
     if message:
