@@ -43,7 +43,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_outputs(files=[("output_train_file", args.output_train_file), ("output_labeled_file", args.output_labeled_file)],
                   inputs=[("recall_result_file", args.recall_result_file), ("pairs_file", args.pairs_file)])
-    if args.output_train_file and args.output_labeled_file and os.path.realpath(args.output_train_file) == os.path.realpath(args.output_labeled_file):
+    outputs = [os.path.realpath(path) for path in (args.output_train_file, args.output_labeled_file) if path]
+    if len(outputs) == 2 and outputs[0] == outputs[1]:
         raise BadInputError("--output_train_file and --output_labeled_file are the same file: give two paths")
     if not args.output_train_file and not args.output_labeled_file:
         fail("give --output_train_file and/or --output_labeled_file")

@@ -50,7 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     check_files(("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file))
-    check_outputs(files=[("output_file", args.output_file)], inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file)])
+    check_outputs(files=[("output_file", args.output_file)],
+                  inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file)])
     if args.method == "model" and not (args.model_name_or_path and args.params_path):
         fail("--method model needs --model_name_or_path and --params_path (a trained recall model)")
     if args.top_k <= 0 or args.num_negatives <= 0:

@@ -130,4 +130,5 @@ def check_outputs(files=(), dirs=(), inputs=()):
         real = os.path.realpath(path)
         for in_flag, in_path in inputs:
             if in_path == real:
-                raise BadInputError(f"{name}: is {'--' + in_flag.lstrip('-') if in_flag else 'an input'} of this run, give another directory")
+                what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
+                raise BadInputError(f"{name}: is {what} of this run, give another directory")

@@ -157,7 +157,8 @@ class SearchSystem:
         if ranking.uses_reranker and reranker is None:
             fail("the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)")
         ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
-        if encoder is not None and ranking.uses_dense and encoder is not getattr(searcher, "encoder", None):  # the searcher's own encoder was checked when it opened the collection
+        # the searcher's own encoder was checked when it opened the collection
+        if encoder is not None and ranking.uses_dense and encoder is not getattr(searcher, "encoder", None):
             allow = getattr(searcher, "allow_model_mismatch", False) if allow_model_mismatch is None else allow_model_mismatch
             check_model(searcher.info, searcher.config, encoder, allow)
         self.searcher, self.ranking, self.encoder, self.reranker = searcher, ranking, encoder, reranker

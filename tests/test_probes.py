@@ -217,14 +217,16 @@ def test_prepare_csl_skips_json_that_is_not_a_paper(tmp_path, caplog):
     import prepare_csl
 
     papers = ['"a string"', "5", "[1, 2]", "null", '{"title": null}', '{"title": 5}', '{"title": ["x"]}',
-              '{"title": "标题一", "keywords": "神经网络_检索"}', '{"title": "标题二", "abstract": null, "keywords": ["甲", 3, "乙"]}',
+              '{"title": "标题一", "keywords": "神经网络_检索"}',
+              '{"title": "标题二", "abstract": null, "keywords": ["甲", 3, "乙"]}',
               '{"title": "标题三", "keywords": 7}', '{"title": "标题四", "abstract": 12}']
     (tmp_path / "papers.jsonl").write_text("\n".join(papers) + "\n", encoding="utf-8")
     (tmp_path / "abstracts.jsonl").write_text('{"abstract": null}\n{"abstract": "一段摘要", "keywords": "语言_文化"}\n"x"\n',
                                               encoding="utf-8")
     read, extra = prepare_csl.read_csl_jsonl(str(tmp_path))
     assert [p["title"] for p in read] == ["标题一", "标题二"]
-    assert read[0]["keywords"] == ["神经网络", "检索"] and read[1] == {"title": "标题二", "abstract": "", "keywords": ["甲", "乙"]}
+    assert read[0]["keywords"] == ["神经网络", "检索"]
+    assert read[1] == {"title": "标题二", "abstract": "", "keywords": ["甲", "乙"]}
     assert extra == [{"title": "", "abstract": "一段摘要", "keywords": ["语言", "文化"]}]
     text = caplog.text
     assert "not a JSON object (line 1, 2, 3, 4)" in text and "title is not text" in text and "keywords are neither" in text

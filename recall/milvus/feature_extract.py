@@ -76,8 +76,9 @@ def read_provenance(npy_path):
 def write_provenance(npy_path, args, corpus, dim, probe=None):
     """Written after the .npy: the model's weights sha1 and the corpus (documents, sha1 as the collection stores it),
     so insert.py refuses another corpus (a shuffled one of the same length too) and the collection knows its model."""
+    model = args.model_dir or args.params_path
     record = {"embedding_file": os.path.basename(npy_path), "rows": corpus[0], "dim": dim,
-              "model": weights_fingerprint(args.model_dir or args.params_path), "model_path": os.path.abspath(args.model_dir or args.params_path),
+              "model": weights_fingerprint(model), "model_path": os.path.abspath(model),
               "corpus": {"documents": corpus[0], "sha1": corpus[1], "file": os.path.abspath(args.corpus_file)},
               "max_seq_length": args.max_seq_length, "probe": probe}
     with atomic_write(provenance_file(npy_path)) as f:

@@ -107,7 +107,8 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=N
         if config.bm25 and not with_bm25:
             logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
                            "the collection is dense only (--mode bm25 / hybrid unavailable)")
-        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, (model or {}).get("model"), (model or {}).get("probe"))
+        model = model or {}
+        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe"))
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
                     f"{' ' + settings if settings else ''}/{config.metric_type}"
