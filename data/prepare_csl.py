@@ -28,7 +28,7 @@ import os
 import re
 import sys
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, check_file, read_fields, read_jsonl
 from layout import LAYOUT_FILES, format_counts, write_layout
 from ns_common.utils import Timer, logger
@@ -78,26 +78,43 @@ def paper(title, abstract="", keywords=()):
     return {"title": normalize(title), "abstract": normalize(abstract), "keywords": [normalize(k) for k in keywords if normalize(k)]}
 
 
+def keyword_list(value):
+    """A record's keywords: a list of texts (items that are not text dropped), a text joined by '_' (CSL's own
+    separator, split_keywords), or null/absent: none. None for anything else (a number, an object)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return split_keywords(value)
+    if isinstance(value, list):
+        return [k for k in value if isinstance(k, str)]
+    return None
+
+
+def record_problem(obj, text_field):
+    """Why a papers.jsonl / abstracts.jsonl record is skipped (None: usable): text_field (title or abstract) null,
+    not text or empty; an abstract that is not text; keywords neither a list nor text."""
+    if not isinstance(obj.get(text_field), str):
+        return f"records whose {text_field} is not text (null, a number, ...)"
+    if not normalize(obj[text_field]):
+        return f"records with an empty {text_field}"
+    if obj.get("abstract") is not None and not isinstance(obj["abstract"], str):
+        return "records whose abstract is not text"
+    if keyword_list(obj.get("keywords")) is None:
+        return "records whose keywords are neither a list nor text"
+    return None
+
+
 def read_csl_jsonl(csl_dir):
-    """papers.jsonl (every title; dev papers carry abstract + keywords) and abstracts.jsonl (abstracts only)."""
+    """papers.jsonl (every title; dev papers carry abstract + keywords) and abstracts.jsonl (abstracts only). A line
+    that is not a JSON object, or a record whose title (abstract) is null, not text or empty, is skipped and counted
+    in one warning per file naming its lines."""
     papers_path = os.path.join(csl_dir, "papers.jsonl")
     abstracts_path = os.path.join(csl_dir, "abstracts.jsonl")
     check_file(abstracts_path)  # both files are needed: fail before reading the first one
-    papers = []
-    n_empty = 0
-    for obj in read_jsonl(papers_path, required=("title",)):
-        keywords = obj.get("keywords") or []
-        if not isinstance(keywords, list):
-            keywords = split_keywords(str(keywords))
-        p = paper(obj["title"], obj.get("abstract") or "", keywords)
-        if p["title"]:
-            papers.append(p)
-        else:
-            n_empty += 1
-    if n_empty:
-        logger.warning(f"{papers_path}: skipped {n_empty} records with an empty title")
-    extra_abstracts = [paper("", obj["abstract"], obj.get("keywords") or []) for obj in read_jsonl(abstracts_path, required=("abstract",))
-                       if normalize(obj["abstract"])]
+    papers = [paper(obj["title"], obj.get("abstract") or "", keyword_list(obj.get("keywords")))
+              for obj in read_jsonl(papers_path, required=("title",), check=lambda obj: record_problem(obj, "title"))]
+    extra_abstracts = [paper("", obj["abstract"], keyword_list(obj.get("keywords")))
+                       for obj in read_jsonl(abstracts_path, required=("abstract",), check=lambda obj: record_problem(obj, "abstract"))]
     return papers, extra_abstracts
 
 
@@ -154,6 +171,7 @@ def main(argv=None):
     source = args.csl_dir or args.csl_tsv_dir
     if not os.path.isdir(source):
         fail(f"{'--csl_dir' if args.csl_dir else '--csl_tsv_dir'}: folder not found: {source}")
+    check_outputs(dirs=[("output_dir", args.output_dir)])
     existing = [f for f in LAYOUT_FILES if os.path.exists(os.path.join(args.output_dir, f))]
     if existing and not args.overwrite:
         fail(f"--output_dir {args.output_dir} already holds a layout ({existing[0]}, ...); pass --overwrite to replace it")

@@ -12,7 +12,7 @@ import argparse
 import os
 import random
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, check_file, read_text_pairs, write_lines
 from ns_common.utils import logger
 
@@ -34,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--fit_ratio", type=float, default=0.25, help="share of the training queries held out for fitting")
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
+    model_file, fit_file = os.path.join(args.output_dir, "train_model.csv"), os.path.join(args.output_dir, "train_fit.csv")
+    check_outputs(files=[("output_dir", model_file), ("output_dir", fit_file)], dirs=[("output_dir", args.output_dir)],
+                  inputs=[("train_file", args.train_file)])
     if not 0.0 < args.fit_ratio < 1.0:
         fail(f"--fit_ratio must be between 0 and 1 (exclusive), got {args.fit_ratio}")
     try:
@@ -43,7 +46,6 @@ def main(argv=None):
     if len({q for q, _ in pairs}) < 2:
         fail(f"--train_file {args.train_file}: need at least 2 distinct queries to split, got {len(pairs)} pairs")
     model_pairs, fit_pairs = split_queries(pairs, args.fit_ratio, args.seed)
-    model_file, fit_file = os.path.join(args.output_dir, "train_model.csv"), os.path.join(args.output_dir, "train_fit.csv")
     write_lines(model_file, model_pairs)
     write_lines(fit_file, fit_pairs)
     logger.info(f"{args.train_file}: {len(model_pairs)} pairs -> {model_file} (model training), "

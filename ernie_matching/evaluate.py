@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, read_pairwise_labeled
 from ns_common.metrics import auc
 from ns_common.predictor import add_inference_args
@@ -43,6 +43,7 @@ def parse_args(argv=None):
         fail("--scorer cosine needs --model_name_or_path (the recall model's backbone), and --params_path for its trained weights")
     if args.model_dir and not os.path.isdir(args.model_dir):
         fail(f"--model_dir {args.model_dir}: no such directory")
+    check_outputs(files=[("results_file", args.results_file)], inputs=[("test_file", args.test_file)])
     return args
 
 

@@ -17,9 +17,11 @@ The queries are split (seeded, disjoint) between
 by --labeled_ratio (default: 0 with a train file only, 1 with a labelled file only).
 """
 import argparse
+import os
 import random
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.errors import BadInputError
 from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
 from ns_common.negatives import mine_negatives
 from ns_common.utils import logger
@@ -38,6 +40,11 @@ def parse_args(argv=None):
                         help="below_gold: only titles ranked after the gold; all: also those the recall put above it")
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
+    check_outputs(files=[("output_train_file", args.output_train_file), ("output_labeled_file", args.output_labeled_file)],
+                  inputs=[("recall_result_file", args.recall_result_file), ("pairs_file", args.pairs_file)])
+    outputs = [os.path.realpath(path) for path in (args.output_train_file, args.output_labeled_file) if path]
+    if len(outputs) == 2 and outputs[0] == outputs[1]:
+        raise BadInputError("--output_train_file and --output_labeled_file are the same file: give two paths")
     if not args.output_train_file and not args.output_labeled_file:
         fail("give --output_train_file and/or --output_labeled_file")
     if args.labeled_ratio is None:

@@ -16,7 +16,7 @@ import logging
 import random
 
 from ns_common.bm25 import BM25Index
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, check_file, read_corpus, write_lines
 from ns_common.negatives import normalise_text
 from ns_common.utils import Timer, logger
@@ -33,6 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--max_titles", type=int, default=0, help="use only the first N titles (0: all)")
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
+    check_outputs(files=[("output_file", args.output_file)], inputs=[("corpus_file", args.corpus_file)])
     if args.random_negatives < 0 or args.bm25_negatives < 0 or args.random_negatives + args.bm25_negatives == 0:
         fail("--random_negatives and --bm25_negatives must be >= 0 and not both 0")
     if args.max_words < 1:

@@ -19,7 +19,8 @@ import argparse
 import os
 
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.errors import BadInputError
 from ns_common.evaluate import recall_metrics, report
 from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
 from ns_common.utils import Timer, logger, quiet_paddlenlp
@@ -51,6 +52,8 @@ def parse_args(argv=None):
         args.output_file = os.path.splitext(args.recall_result_file)[0] + "_reranked.txt"
     if os.path.abspath(args.output_file) == os.path.abspath(args.recall_result_file):
         fail("--output_file must differ from --recall_result_file (the recall result is kept for comparison)")
+    check_outputs(files=[("output_file", args.output_file), ("result_file", args.result_file)],
+                  inputs=[("recall_result_file", args.recall_result_file), ("similar_text_pair_file", args.similar_text_pair_file)])
     return args
 
 
@@ -70,6 +73,11 @@ def main(argv=None):
     if not recalled:
         fail(f"--recall_result_file {args.recall_result_file}: no query<TAB>doc<TAB>score rows")
     candidates = {query: [doc for doc, _ in rows][: args.recall_num or None] for query, rows in recalled.items()}
+    gold_pairs = None
+    if args.similar_text_pair_file:  # checked before any work: no output written, then a failure
+        gold_pairs = read_similar_pairs(args.similar_text_pair_file)
+        if not gold_pairs[0]:
+            raise BadInputError(f"--similar_text_pair_file {args.similar_text_pair_file}: no valid query<TAB>doc pairs")
     reranker = Reranker.from_args(args)
 
     from tqdm import tqdm
@@ -91,7 +99,7 @@ def main(argv=None):
                 f"{n_rows} rows -> {args.output_file}")
 
     if args.similar_text_pair_file:
-        queries, gold = read_similar_pairs(args.similar_text_pair_file)
+        queries, gold = gold_pairs
         before = recall_metrics(queries, gold, candidates, args.recall_num or None)
         after = recall_metrics(queries, gold, {q: [doc for doc, _ in docs] for q, docs in reranked.items()}, args.recall_num or None)
         report(f"recall   {args.recall_result_file}", before, args.result_file)

@@ -19,6 +19,7 @@ import paddle
 from ernie_matching.data import PairEncoder
 from ernie_matching.model import load_matching_model, read_mark_matches
 from ns_common.errors import ConfigError, ModelMismatchError
+from ns_common.io import check_max_seq_length
 from ns_common.modeling import load_tokenizer
 from ns_common.predictor import InferencePredictor, add_inference_args
 from ns_common.text import batches
@@ -31,6 +32,7 @@ class Reranker:
         """model_dir: an export_model.py directory (inference.json/.pdiparams + tokenizer + config.json), used
         with Paddle Inference; otherwise params_path (a train_pairwise.py checkpoint) with the dynamic graph,
         its backbone from model_name_or_path or, when omitted, from the checkpoint directory itself."""
+        check_max_seq_length(max_seq_length, model_dir, params_path, model_name_or_path)  # before anything loads
         if model_dir:
             self.predictor = InferencePredictor(model_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn,
                                                 precision=precision)

@@ -18,7 +18,7 @@ import argparse
 import random
 
 from inbatch_negative.data import write_hard_negatives
-from ns_common.cli import check_files, entry_point, fail
+from ns_common.cli import check_files, check_outputs, entry_point, fail
 from ns_common.io import read_corpus, read_similar_pairs, read_text_pairs
 from ns_common.negatives import mine_negatives
 from ns_common.recall import dense_recall
@@ -48,6 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     check_files(("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file))
+    check_outputs(files=[("output_file", args.output_file)],
+                  inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file)])
     if args.method == "model" and not (args.model_name_or_path and args.params_path):
         fail("--method model needs --model_name_or_path and --params_path (a trained recall model)")
     if args.top_k <= 0 or args.num_negatives <= 0:

@@ -111,6 +111,7 @@ def main(argv=None):
     """
     import argparse
 
+    from ns_common.cli import check_outputs
     from ns_common.io import DataFileError, check_file, read_corpus, read_similar_pairs, write_recall_result
     from ns_common.cli import fail
     from ns_common.utils import Timer, logger
@@ -123,6 +124,8 @@ def main(argv=None):
     parser.add_argument("--tokens", choices=("keywords", "joined"), default="keywords",
                         help="keywords: bigrams within each keyword (mining); joined: whitespace removed first (the reference)")
     args = parser.parse_args(argv)
+    check_outputs(files=[("recall_result_file", args.recall_result_file)],
+                  inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)])
     if args.recall_num <= 0:
         fail(f"--recall_num must be positive, got {args.recall_num}")
     try:

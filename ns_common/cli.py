@@ -3,6 +3,7 @@ load a trained semantic encoder. Each check fails with one line for the user, be
 import argparse
 import functools
 import math
+import os
 import sys
 
 from ns_common.errors import BadInputError, ConfigError, NeuralSearchError
@@ -72,3 +73,62 @@ def add_encoder_args(parser, with_params=True):
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
     return parser
+
+
+def _creatable(path):
+    """None when a file or directory can be created at path (its first existing ancestor a writable directory),
+    else why not."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        if os.path.islink(parent):
+            return f"{parent} is a broken link"
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"directory {parent} is not writable"
+    return None
+
+
+def check_outputs(files=(), dirs=(), inputs=()):
+    """Before any work: each output file ((flag, path) pairs; None: not given) can be written, is not a directory
+    and is not one of the inputs (paths, or (flag, path) pairs: the same file by os.path.realpath, so no run
+    overwrites what it reads); each output directory ((flag, path) pairs) is a writable directory or can be
+    created. Raises BadInputError naming the flag."""
+    inputs = [(item if isinstance(item, (tuple, list)) else (None, item)) for item in inputs]
+    inputs = [(flag, os.path.realpath(path)) for flag, path in inputs if path]
+    for flag, path in files:
+        if path is None:
+            continue
+        name = f"--{flag.lstrip('-')} {path}"
+        if not str(path).strip():
+            raise BadInputError(f"--{flag.lstrip('-')} is empty: give an output file")
+        if os.path.isdir(path):
+            raise BadInputError(f"{name}: is a directory, expected a file to write")
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise BadInputError(f"{name}: file is not writable")
+        why = _creatable(path)
+        if why:
+            raise BadInputError(f"{name}: cannot be written ({why})")
+        for in_flag, in_path in inputs:
+            if os.path.realpath(path) == in_path:
+                what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
+                raise BadInputError(f"{name}: is {what} of this run; writing it would destroy the input, give another path")
+    for flag, path in dirs:
+        if path is None:
+            continue
+        name = f"--{flag.lstrip('-')} {path}"
+        if os.path.exists(path):
+            if not os.path.isdir(path):
+                raise BadInputError(f"{name}: exists and is not a directory")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise BadInputError(f"{name}: directory is not writable")
+        else:
+            why = _creatable(path)
+            if why:
+                raise BadInputError(f"{name}: cannot be created ({why})")
+        real = os.path.realpath(path)
+        for in_flag, in_path in inputs:
+            if in_path == real:
+                what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
+                raise BadInputError(f"{name}: is {what} of this run, give another directory")

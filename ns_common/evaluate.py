@@ -15,9 +15,10 @@ import os
 
 from ns_common.errors import BadInputError
 from ns_common.metrics import DEFAULT_KS, format_metrics, retrieval_metrics
-from ns_common.cli import check_files, entry_point, fail
-from ns_common.io import read_corpus, read_recall_result, read_similar_pairs, write_recall_result
+from ns_common.cli import check_files, check_outputs, entry_point, fail
+from ns_common.io import atomic_write, read_corpus, read_recall_result, read_similar_pairs, write_recall_result
 from ns_common.utils import is_main_process, logger
+from ns_common.errors import BadInputError
 
 
 def recall_metrics(queries, gold, ranked_docs, recall_num=None):
@@ -34,6 +35,8 @@ def evaluate_file(similar_text_pair_file, recall_result_file, recall_num=None):
     if not queries:
         raise BadInputError(f"{similar_text_pair_file}: no valid query<TAB>doc pairs")
     result = read_recall_result(recall_result_file)
+    if not result:
+        raise BadInputError(f"{recall_result_file}: no query<TAB>doc<TAB>score rows (empty, or not a recall result): nothing to evaluate")
     missing = [q for q in queries if q not in result]
     if missing:
         logger.warning(f"{recall_result_file}: {len(missing)} of {len(queries)} queries have no results (counted as misses), e.g. {missing[0]!r}")
@@ -54,7 +57,7 @@ def report(name, metrics, result_file=None, output_json=None):
             f.write(line + "\n")
     if output_json:
         os.makedirs(os.path.dirname(os.path.abspath(output_json)), exist_ok=True)
-        with open(output_json, "w", encoding="utf-8") as f:
+        with atomic_write(output_json) as f:
             json.dump({"name": name, **metrics}, f, indent=2, ensure_ascii=False)
     return line
 
@@ -100,6 +103,8 @@ def parse_args(argv=None):
     if args.recall_num < 0:
         fail(f"--recall_num must be >= 0, got {args.recall_num}")
     check_files(("similar_text_pair_file", args.similar_text_pair_file), ("recall_result_file", args.recall_result_file))
+    check_outputs(files=[("result_file", args.result_file), ("output_json", args.output_json)],
+                  inputs=[("similar_text_pair_file", args.similar_text_pair_file), ("recall_result_file", args.recall_result_file)])
     return args
 
 

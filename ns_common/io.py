@@ -4,8 +4,11 @@ Every reader follows the same bad-input rules: a line with the wrong number of f
 field, invalid UTF-8 or (where asked) a duplicate key is skipped and counted, and one warning per
 file names the file and the first offending line numbers. A missing file is a clear error.
 """
+import contextlib
+import hashlib
 import json
 import os
+import tempfile
 
 from ns_common.errors import BadInputError
 from ns_common.utils import logger
@@ -42,6 +45,8 @@ class SkipCounter:
 
 def check_file(path, what="input file"):
     """Fail early, with one line naming the file, when it does not exist."""
+    if path and os.path.isdir(path):
+        raise DataFileError(f"{what} {path}: is a directory, expected a file")
     if not path or not os.path.isfile(path):
         raise DataFileError(f"{what} not found: {path}")
     return path
@@ -57,6 +62,10 @@ def iter_raw_lines(path, counter=None):
             except UnicodeDecodeError:
                 if counter is not None:
                     counter.skip(line_no, "invalid UTF-8")
+                continue
+            if "\x00" in text:  # a binary file, or a corrupted line: no text of ours holds NUL
+                if counter is not None:
+                    counter.skip(line_no, "lines with NUL bytes")
                 continue
             if line_no == 1 and text.startswith("\ufeff"):
                 text = text[1:]  # a BOM some editors write
@@ -131,6 +140,9 @@ def read_corpus(path):
             except UnicodeDecodeError:
                 counter.skip(line_no, "invalid UTF-8 lines (kept as empty documents)")
                 text = None
+            if text and "\x00" in text:
+                counter.skip(line_no, "lines with NUL bytes (kept as empty documents)")
+                text = None
             if text == "":
                 counter.skip(line_no, "empty documents (kept)")
             docs.append(text or "")
@@ -180,8 +192,9 @@ def read_pairwise_labeled(path, counter=None):
         yield q, t, int(label)
 
 
-def read_jsonl(path, required=(), counter=None):
-    """Yields dicts of a JSON Lines file; lines that don't parse or lack a required field are skipped."""
+def read_jsonl(path, required=(), counter=None, check=None):
+    """Yields dicts of a JSON Lines file; lines that don't parse, are not a JSON object ("text", 5, [...], null) or
+    lack a required field are skipped and counted; check: optional function(obj) -> a reason to skip it, or None."""
     own_counter = counter is None
     counter = counter or SkipCounter(path)
     for line_no, text in iter_raw_lines(path, counter):
@@ -192,9 +205,16 @@ def read_jsonl(path, required=(), counter=None):
         except json.JSONDecodeError:
             counter.skip(line_no, "invalid JSON")
             continue
+        if not isinstance(obj, dict):
+            counter.skip(line_no, "lines that are not a JSON object")
+            continue
         missing = [k for k in required if k not in obj]
         if missing:
             counter.skip(line_no, f"missing field {missing[0]!r}")
+            continue
+        reason = check(obj) if check else None
+        if reason:
+            counter.skip(line_no, reason)
             continue
         counter.kept += 1
         yield obj
@@ -206,7 +226,7 @@ def write_lines(path, rows, header=None):
     """Writes rows (strings, or tuples joined by tabs); tabs/newlines inside fields become spaces."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         if header:
             f.write("\t".join(header) + "\n")
         for row in rows:
@@ -224,4 +244,78 @@ def write_recall_result(path, queries, corpus, indices, scores):
 
 
 def clean_field(text):
-    return " ".join(text.replace("\t", " ").split())
+    """A field as written: tab, CR and LF (which would break the line) become a space, the ends are stripped (as
+    read_fields strips them); whitespace inside (double spaces, U+3000, NBSP) is kept, so a title read back equals
+    the title written (recall_result.txt against the gold file)."""
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ").strip()
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", encoding="utf-8"):
+    """Opens a temporary file in path's directory and moves it onto path when the block ends without an error
+    (os.replace: readers see the old file or the whole new one, never half of it); on an error it is removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def weights_fingerprint(model_dir):
+    """sha1 of a model's weights: model_dir's inference.pdiparams, else its model_state.pdparams (model_dir may also
+    be the weights file itself); None without them. What ties a collection, a ranking or an embedding file to the
+    model that computed it."""
+    if model_dir and os.path.isfile(model_dir):
+        candidates = [model_dir]
+    else:
+        candidates = [os.path.join(model_dir or "", name) for name in ("inference.pdiparams", "model_state.pdparams")]
+    for path in candidates:
+        if os.path.isfile(path):
+            digest = hashlib.sha1()
+            with open(path, "rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+            return digest.hexdigest()
+    return None
+
+
+def max_positions(*paths):
+    """max_position_embeddings of the first config.json found in paths (model directories, or a weights file's
+    directory); None when none says (a model name to download, an older export)."""
+    for path in paths:
+        if not path:
+            continue
+        directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        config_file = os.path.join(directory, "config.json")
+        if not os.path.isfile(config_file):
+            continue
+        try:
+            with open(config_file, encoding="utf-8") as f:
+                value = json.load(f).get("max_position_embeddings")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and value > 0:
+            return value, config_file
+    return None
+
+
+def check_max_seq_length(max_seq_length, *paths):
+    """ConfigError when --max_seq_length exceeds the positions the model has (config.json's max_position_embeddings):
+    a long text would otherwise fail deep in the model (an embedding index out of range)."""
+    from ns_common.errors import ConfigError
+
+    found = max_positions(*paths)
+    if found and max_seq_length > found[0]:
+        raise ConfigError(f"--max_seq_length {max_seq_length} exceeds the model's {found[0]} positions (max_position_embeddings "
+                          f"in {found[1]}): use at most {found[0]}")

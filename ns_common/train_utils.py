@@ -23,6 +23,7 @@ import paddle
 from ns_common.errors import BadInputError, ConfigError, NonFiniteError
 from ns_common.checkpoint import check_finite_weights, save_checkpoint
 from ns_common.cli import check_files, check_finite_flags
+from ns_common.cli import check_outputs
 from ns_common.modeling import check_backbone
 from ns_common.utils import Timer, is_main_process, logger, world_size
 
@@ -82,6 +83,7 @@ def check_train_args(args, files=()):
         if not os.path.isfile(path):
             raise ConfigError(f"--init_from_ckpt: checkpoint not found: {path}")
     check_files(*files)
+    check_outputs(dirs=[("save_dir", getattr(args, "save_dir", None))], inputs=[pair for pair in files if isinstance(pair, (tuple, list))])
 
 
 def check_loss(loss, step, progress=None):

@@ -30,15 +30,17 @@ import time
 
 import numpy as np
 
-from ns_common.cli import check_files, entry_point, fail
+from ns_common.cli import check_files, check_outputs, entry_point, fail
 from ns_common.utils import logger
+from ns_common.errors import BadInputError
+from ns_common.io import weights_fingerprint
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import iter_corpus_chunks, read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MilvusSearcher
 from search import learn
 from search.features import FEATURES, LexicalStats
-from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, file_fingerprint, neural_matrix, rerank_logits
+from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, neural_matrix, rerank_logits
 
 # the lexical feature sets compared (each with its own hyperparameters): BM25's signals alone, then every feature
 LEXICAL_SETS = {"BM25 signals only": ["bm25_rel", "bm25_rank", "bm25_uni", "bm25_bi", "bm25_word"], "every lexical feature": FEATURES}
@@ -65,6 +67,12 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_files(("train_file", args.train_file), ("corpus_file", args.corpus_file),
                 *((("heldout_file", args.heldout_file),) if args.heldout_file else ()))
+    check_outputs(dirs=[("output_dir", args.output_dir)],
+                  inputs=[("train_file", args.train_file), ("corpus_file", args.corpus_file), ("heldout_file", args.heldout_file)])
+    for flag in ("model_dir", "reranker_dir", "ranking_dir"):  # the ranking directory is replaced whole: never a model's
+        given = getattr(args, flag, None)
+        if given and os.path.realpath(given) == os.path.realpath(args.output_dir):
+            raise BadInputError(f"--output_dir {args.output_dir}: is --{flag} of this run; it is replaced whole, give another directory")
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if args.folds < 2:
@@ -173,8 +181,8 @@ def main(argv=None):
             "train_file": args.train_file, "heldout_file": args.heldout_file, "queries": {"train": len(train), "heldout": len(heldout)},
             "folds": args.folds, "seed": args.seed,
             "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
-                            "recall_model": file_fingerprint(args.model_dir) if encoder is not None else None,
-                            "reranker": file_fingerprint(args.reranker_dir) if reranker is not None else None}}
+                            "recall_model": weights_fingerprint(args.model_dir) if encoder is not None else None,
+                            "reranker": weights_fingerprint(args.reranker_dir) if reranker is not None else None}}
     boosters = {}
     if lexical:
         boosters["lexical"] = learn.fit_ranker(data.select_features(lexical["features"]), lexical["params"], seed=args.seed)

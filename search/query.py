@@ -28,7 +28,8 @@ import os
 import sys
 import time
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.errors import BadInputError
 from ns_common.io import write_lines
 from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
@@ -55,6 +56,8 @@ def parse_args(argv=None):
     rerank = parser.add_argument_group("second stage: ERNIE-Gram reranking of the recalled hits")
     rerank.add_argument("--rerank", action="store_true", help="recall --recall_num hits, rerank them, keep --top_k (batch mode: all)")
     rerank.add_argument("--reranker_dir", default=None, help="reranker exported by ernie_matching/export_model.py, or a train_pairwise.py checkpoint directory")
+    parser.add_argument("--allow_model_mismatch", action="store_true",
+                        help="search a collection whose vectors another model computed (refused by default: the scores mean nothing)")
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
@@ -65,6 +68,9 @@ def parse_args(argv=None):
         fail("--query is empty: give some text to search for")
     if args.query_file is not None and not os.path.isfile(args.query_file):
         fail(f"--query_file {args.query_file}: file not found")
+    if args.query_file is not None:
+        check_outputs(files=[("recall_result_file", args.recall_result_file)],
+                      inputs=[("query_file", args.query_file), ("config", getattr(args, "config", None))])
     if args.top_k < 1 or args.recall_num < 1:
         fail("--top_k and --recall_num must be positive")
     if args.rerank and not (args.reranker_dir and os.path.isdir(args.reranker_dir)):
@@ -117,13 +123,20 @@ def print_hits(title, hits, as_json):
         print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}")
 
 
-def run_query_file(searcher, args, reranker=None):
-    """Writes recall_result.txt for every query of the file; returns the metrics when golds are given."""
+def load_query_file(path):
+    """(queries, golds or None) of --query_file; BadInputError when it holds no query (read before any model loads)."""
+    queries, golds = read_queries(path)
+    if not queries:
+        raise BadInputError(f"--query_file {path}: no queries (empty, not UTF-8 text, or no line of the query<TAB>gold shape)")
+    return queries, golds
+
+
+def run_query_file(searcher, args, reranker=None, loaded=None):
+    """Writes recall_result.txt for every query of the file; returns the metrics when golds are given. loaded: the
+    file's (queries, golds) when already read (load_query_file)."""
     from ns_common.evaluate import recall_metrics, report
 
-    queries, golds = read_queries(args.query_file)
-    if not queries:
-        fail(f"--query_file {args.query_file}: no queries")
+    queries, golds = loaded or load_query_file(args.query_file)
     if golds is not None:  # each distinct query once, all its gold docs (the recall stage's convention)
         gold = {}
         for q, g in zip(queries, golds):
@@ -147,6 +160,7 @@ def run_query_file(searcher, args, reranker=None):
 @entry_point
 def main(argv=None):
     args = parse_args(argv)
+    loaded = load_query_file(args.query_file) if args.query_file is not None else None
     config = load_config(args)
     system_mode = search_mode(args) == "system"
     ranking = Ranking.load(args.ranking_dir, args.model_dir, args.reranker_dir) if system_mode else None
@@ -162,12 +176,12 @@ def main(argv=None):
 
         reranker = Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length,
                                      cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
-    with MilvusSearcher(config, encoder) as milvus:
+    with MilvusSearcher(config, encoder, allow_model_mismatch=args.allow_model_mismatch) as milvus:
         searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
         reranker = None if system_mode else reranker
         # a SearchError (a BadInputError: empty query, unknown id) is one line and exit code 2 (entry_point)
         if args.query_file is not None:
-            return run_query_file(searcher, args, reranker)
+            return run_query_file(searcher, args, reranker, loaded)
         if args.search_by_id is not None:
             hits = searcher.search_by_id(args.search_by_id, args.top_k)
             print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)

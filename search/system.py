@@ -26,7 +26,6 @@ or piece by piece:
         for hit in system.search("语言 文化 差异", top_k=10):
             print(hit.id, hit.score, hit.text)
 """
-import hashlib
 import json
 import os
 import time
@@ -35,7 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ns_common.errors import ConfigError, ModelMismatchError
-from recall.milvus.search import MODES, Hit, SearchError
+from recall.milvus.search import Hit, MODES, SearchError, check_model, check_top_k
+from ns_common.io import weights_fingerprint
 from search.features import FEATURES, LexicalStats, lexical_features
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
@@ -44,19 +44,6 @@ FORMAT = "learned-ranking-1"
 # the neural model's inputs: the lexical model's score and the neural signals
 NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "rerank_logit"]
 DENSE_FEATURES = {"cosine", "cosine_rank"}
-
-
-def file_fingerprint(model_dir):
-    """sha1 of a model directory's weights (inference.pdiparams, else model_state.pdparams); None without them."""
-    for name in ("inference.pdiparams", "model_state.pdparams"):
-        path = os.path.join(model_dir or "", name)
-        if os.path.isfile(path):
-            digest = hashlib.sha1()
-            with open(path, "rb") as f:
-                while block := f.read(1 << 20):
-                    digest.update(block)
-            return digest.hexdigest()
-    return None
 
 
 def needed_components(mode, ranking=None, rerank=False):
@@ -123,7 +110,7 @@ class Ranking:
         ranking = cls(directory, spec, stats, lexical, neural)
         for key, given, flag in (("recall_model", model_dir, "--model_dir"), ("reranker", reranker_dir, "--reranker_dir")):
             fitted = spec["fitted_with"].get(key)
-            if given and ranking.needs(key) and fitted != file_fingerprint(given):
+            if given and ranking.needs(key) and fitted != weights_fingerprint(given):
                 raise ModelMismatchError(f"{path} was fitted with another {key.replace('_', ' ')} than {flag} {given}: refit it "
                                          "(python -m search.fit) or pass the models it was fitted with")
         return ranking
@@ -200,7 +187,10 @@ class SearchSystem:
     block) releases Milvus. Errors are ns_common.errors exceptions: ConfigError (a missing piece: the message
     names the command that makes it), ModelMismatchError, MilvusUnavailableError, BadInputError (a query)."""
 
-    def __init__(self, searcher, ranking, encoder=None, reranker=None, mode="system", rerank=False, load_encoder=None):
+    def __init__(self, searcher, ranking, encoder=None, reranker=None, mode="system", rerank=False, load_encoder=None,
+                 allow_model_mismatch=None):
+        """allow_model_mismatch: serve a collection whose vectors another model than encoder's computed (default: as
+        the searcher was told; refused otherwise, ModelMismatchError)."""
         self._mode, self.rerank = mode, rerank
         needed = needed_components(mode, ranking, rerank)
         if mode == "system":
@@ -212,6 +202,10 @@ class SearchSystem:
             if "reranker" in needed and reranker is None:
                 raise ConfigError("the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)")
             ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
+        # the searcher's own encoder was checked when it opened the collection
+        if encoder is not None and "encoder" in needed and encoder is not getattr(searcher, "encoder", None):
+            allow = getattr(searcher, "allow_model_mismatch", False) if allow_model_mismatch is None else allow_model_mismatch
+            check_model(searcher.info, searcher.config, encoder, allow)
         elif "reranker" in needed and reranker is None:
             raise ConfigError("rerank needs the reranker (--reranker_dir)")
         self.searcher, self.ranking, self.encoder, self.reranker = searcher, ranking, encoder, reranker
@@ -297,6 +291,8 @@ class SearchSystem:
 
     def search(self, query, top_k=10):
         """The top_k hits of one query, best first, as Results (a list of Hit, with `timings_ms`)."""
+        if not isinstance(query, str):
+            raise SearchError(f"the query is {type(query).__name__}, not text (str)")
         hits = self.search_batch([query], top_k)[0]
         return Results(hits, {step: round(seconds * 1000, 2) for step, seconds in self.timings.items()})
 
@@ -318,6 +314,7 @@ class SearchSystem:
         if self._mode != "system":
             return self._search_leg(queries, top_k)
         start = time.perf_counter()
+        top_k = check_top_k(top_k)
         if not 1 <= top_k <= CANDIDATES:
             raise SearchError(f"the search system ranks BM25's top {CANDIDATES} a query: top_k must be between 1 and {CANDIDATES}, got {top_k}")
         queries = self.searcher.check_request(queries, top_k, "bm25")

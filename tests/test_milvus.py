@@ -210,9 +210,15 @@ def test_insert_rejects_mismatches(embeddings, lite_index, tmp_path, capsys):
     shuffled = tmp_path / "shuffled.csv"  # the same lines in another order: ids would name other documents
     lines = corpus_lines()
     shuffled.write_text("\n".join(lines[1:] + lines[:1]) + "\n", encoding="utf-8")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit):  # feature_extract's record beside the .npy names the corpus it embedded
         insert.main(["--data_path", str(shuffled), "--embedding_path", embeddings, "--uri", lite_index])
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "embeds another corpus (500 documents" in err[0] and "feature_extract.py --corpus_file" in err[0], err
+    bare = tmp_path / "bare.npy"  # without the record: the collection's own corpus sha1 refuses it
+    bare.write_bytes(open(embeddings, "rb").read())
+    with pytest.raises(SystemExit):
+        insert.main(["--data_path", str(shuffled), "--embedding_path", str(bare), "--uri", lite_index])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "error:" in line]
     assert len(err) == 1 and "was built from another corpus (500 documents" in err[0] and "--drop" in err[0], err
 
 

@@ -129,7 +129,8 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
     from search import learn
     from search.features import LexicalStats
     from search.fit import read_pairs, write_ranking
-    from search.system import Ranking, SearchSystem, file_fingerprint, neural_matrix
+    from ns_common.io import weights_fingerprint
+    from search.system import Ranking, SearchSystem, neural_matrix
 
     output, spec = fitted
     lexical = Ranking.load(output)
@@ -148,7 +149,7 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
     neural_dir = str(tmp_path / "neural_ranking")
     boosters = {"neural": booster, **({"lexical": lexical.lexical_model} if lexical.lexical_model is not None else {})}
     neural_spec = dict(spec, chosen="neural", neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "+ dense cosine"},
-                       fitted_with=dict(spec["fitted_with"], recall_model=file_fingerprint(sample["export"])))
+                       fitted_with=dict(spec["fitted_with"], recall_model=weights_fingerprint(sample["export"])))
     write_ranking(neural_dir, neural_spec, LexicalStats.load(os.path.join(output, "lexical_stats.json")), boosters)
 
     ranking = Ranking.load(neural_dir, model_dir=sample["export"])

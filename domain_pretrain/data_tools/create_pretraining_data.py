@@ -28,7 +28,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, SkipCounter, iter_raw_lines, read_texts
 from ns_common.modeling import load_tokenizer
 from ns_common.utils import Timer, logger, quiet_paddlenlp
@@ -197,6 +197,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:
         fail("--workers must be at least 1")
+    check_outputs(files=[("output_prefix", args.output_prefix + suffix) for suffix in ("_ids.npy", "_idx.npz")],
+                  inputs=[("input_path", path) for path in args.input_path])
     try:
         build(args.input_path, args.model_name_or_path, args.output_prefix, args.doc_format, args.workers)
     except DataFileError as e:

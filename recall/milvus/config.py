@@ -125,6 +125,7 @@ def load_config(args=None, **overrides):
     values = _read_yaml(DEFAULT_CONFIG)
     config_file = getattr(args, "config", None) or DEFAULT_CONFIG
     if os.path.abspath(config_file) != DEFAULT_CONFIG:
+        check_config_text(config_file)
         values.update(_read_yaml(config_file))
     for key, (type_, _) in SETTINGS.items():
         flag = getattr(args, key, None) if args is not None else None
@@ -163,3 +164,18 @@ def validate(config):
         raise ConfigError(f"--dim must be positive, got {config.dim}")
     if config.is_lite and not config.uri.endswith(".db"):
         raise ConfigError(f"--uri {config.uri}: a Milvus Lite file must end in .db, a server address must start with http:// or https://")
+
+
+def check_config_text(path):
+    """ConfigError when --config is not UTF-8 text (a binary file, a Latin-1 file): one line, not a UnicodeDecodeError."""
+    from ns_common.errors import ConfigError
+
+    if not os.path.isfile(path):
+        return  # _read_yaml names the missing file
+    try:
+        with open(path, "rb") as f:
+            f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {e.start}): expected a YAML file of key: value pairs") from None
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot be read ({e.strerror})") from None

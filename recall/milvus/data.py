@@ -33,6 +33,9 @@ def iter_corpus_chunks(path, chunk_size, start_line=0, report=True):
             except UnicodeDecodeError:
                 counter.skip(line_no + 1, "invalid UTF-8 lines (kept as empty documents)")
                 text = None
+            if text and "\x00" in text:
+                counter.skip(line_no + 1, "lines with NUL bytes (kept as empty documents)")
+                text = None
             if text == "":
                 counter.skip(line_no + 1, "empty documents (kept)")
             counter.kept += 1
@@ -50,12 +53,19 @@ def corpus_fingerprint(path):
     """(documents, sha1 hex of the documents joined by newlines) of a corpus file, its documents as the collection
     stores them (search.features.corpus_fingerprint gives the same for the same texts): which corpus built a
     collection, and which one a fitted ranking's statistics come from."""
-    digest, n_docs = hashlib.sha1(), 0
+    return corpus_summary(path)[:2]
+
+
+def corpus_summary(path):
+    """(documents, sha1 as corpus_fingerprint, documents with text) in one pass: a corpus whose every line is empty,
+    undecodable or binary has no text to embed or search."""
+    digest, n_docs, n_texts = hashlib.sha1(), 0, 0
     for _, texts in iter_corpus_chunks(path, 65536, report=False):
         for text in texts:
             digest.update((("\n" if n_docs else "") + text).encode("utf-8"))
             n_docs += 1
-    return n_docs, digest.hexdigest()
+            n_texts += bool(text)
+    return n_docs, digest.hexdigest(), n_texts
 
 
 def read_queries(path):

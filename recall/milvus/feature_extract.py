@@ -12,6 +12,7 @@ Under `python -m paddle.distributed.launch --nproc_per_node N` (e.g. one process
 embeds chunks r, r+N, ...; process 0 waits for all of them and joins them.
 """
 import argparse
+import contextlib
 import glob
 import json
 import math
@@ -22,9 +23,11 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.utils import is_main_process, logger, rank, world_size
-from recall.milvus.data import count_lines, iter_corpus_chunks
+from recall.milvus.data import corpus_summary, count_lines, iter_corpus_chunks
+from ns_common.errors import BadInputError
+from ns_common.io import atomic_write, weights_fingerprint
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 
 EMBEDDING_FILE = "corpus_embedding.npy"
@@ -45,11 +48,41 @@ def parse_args(argv=None):
         fail("--chunk_size and --max_chunks must be positive")
     if not os.path.isfile(args.corpus_file):
         fail(f"--corpus_file {args.corpus_file}: file not found")
+    check_outputs(files=[("output_path", output_file(args.output_path))], inputs=[("corpus_file", args.corpus_file)])
     return args
 
 
 def output_file(output_path):
     return output_path if output_path.endswith(".npy") else os.path.join(output_path, EMBEDDING_FILE)
+
+
+def provenance_file(npy_path):
+    """The JSON beside an embedding file that says what computed it: corpus_embedding.npy -> corpus_embedding.json."""
+    return os.path.splitext(npy_path)[0] + ".json"
+
+
+def read_provenance(npy_path):
+    """feature_extract's record of an embedding file ({"model": weights sha1, "corpus": {"documents", "sha1"}, ...}),
+    or None when there is none (an older run, or an array made elsewhere) or it does not parse."""
+    try:
+        with open(provenance_file(npy_path), encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_provenance(npy_path, args, corpus, dim, probe=None):
+    """Written after the .npy: the model's weights sha1 and the corpus (documents, sha1 as the collection stores it),
+    so insert.py refuses another corpus (a shuffled one of the same length too) and the collection knows its model."""
+    model = args.model_dir or args.params_path
+    record = {"embedding_file": os.path.basename(npy_path), "rows": corpus[0], "dim": dim,
+              "model": weights_fingerprint(model), "model_path": os.path.abspath(model),
+              "corpus": {"documents": corpus[0], "sha1": corpus[1], "file": os.path.abspath(args.corpus_file)},
+              "max_seq_length": args.max_seq_length, "probe": probe}
+    with atomic_write(provenance_file(npy_path)) as f:
+        json.dump(record, f, indent=2, ensure_ascii=False)
+    return record
 
 
 def run_manifest(args, n_docs):
@@ -154,9 +187,11 @@ def main(argv=None):
     args = parse_args(argv)
     path = output_file(args.output_path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    n_docs = count_lines(args.corpus_file)
+    n_docs, corpus_sha1, n_texts = corpus_summary(args.corpus_file)
     if n_docs == 0:
         fail(f"--corpus_file {args.corpus_file} is empty")
+    if n_texts == 0:
+        raise BadInputError(f"--corpus_file {args.corpus_file}: no line holds text (every line empty, not UTF-8 or binary)")
     n_chunks = math.ceil(n_docs / args.chunk_size)
     parts_dir = path[: -len(".npy")] + ".parts"
     manifest = run_manifest(args, n_docs)
@@ -211,7 +246,10 @@ def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
         logger.info(f"stopped after {chunks_this_run} chunks as asked (--max_chunks): {len(done)} of {n_chunks} chunks "
                     f"done ({docs_this_run} docs, {speed:.0f} docs/s); run the same command again to continue")
         return None
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(provenance_file(path))  # an old record never describes the new array, not even for a moment
     dim = join_chunks(parts_dir, n_chunks, n_docs, path)
+    write_provenance(path, args, corpus_summary(args.corpus_file)[:2], dim, encoder.probe)
     shutil.rmtree(parts_dir)
     who = "this run" if world_size() == 1 else f"this run by rank 0 of {world_size()} processes"
     logger.info(f"embedded {n_docs} docs (dim {dim}, {encoder.kind} model): {docs_this_run} {who} in {seconds:.1f}s "

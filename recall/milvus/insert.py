@@ -19,9 +19,10 @@ from tqdm import tqdm
 from ns_common.bm25 import lexical_text
 from ns_common.cli import entry_point, fail
 from ns_common.utils import logger
+from ns_common.errors import BadInputError, ModelMismatchError
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
-from recall.milvus.data import corpus_fingerprint, count_lines, iter_corpus_chunks
+from recall.milvus.data import corpus_fingerprint, corpus_summary, count_lines, iter_corpus_chunks
 
 
 def parse_args(argv=None):
@@ -47,6 +48,8 @@ def parse_args(argv=None):
 
 def load_embeddings(path, corpus_path, config):
     """The .npy as a read-only memory map, checked against the corpus and --dim before any connection."""
+    if os.path.getsize(path) == 0:
+        raise BadInputError(f"--embedding_path {path}: empty file, not a .npy array (feature_extract.py writes it)")
     try:
         embeddings = np.load(path, mmap_mode="r")
     except (ValueError, OSError) as e:
@@ -68,7 +71,30 @@ def load_embeddings(path, corpus_path, config):
     return embeddings
 
 
-def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
+def check_provenance(embedding_path, data_path, corpus):
+    """{"model": weights sha1, "probe": its probe vector} of the model that computed the embeddings, from
+    feature_extract's record beside them (None
+    without one: an older run or an array made elsewhere); BadInputError when the record names another corpus than
+    data_path's (documents, sha1): row i would be stored as the vector of another document, silently."""
+    from recall.milvus.feature_extract import provenance_file, read_provenance
+
+    record = read_provenance(embedding_path)
+    if record is None:
+        logger.warning(f"--embedding_path {embedding_path}: no {os.path.basename(provenance_file(embedding_path))} beside it "
+                       "(feature_extract.py writes one): cannot check that it is the embedding of this corpus, nor record its model")
+        return None
+    built = record.get("corpus") if isinstance(record.get("corpus"), dict) else {}
+    if built.get("sha1") and corpus and built["sha1"] != corpus[1]:
+        raise BadInputError(
+            f"--embedding_path {embedding_path} embeds another corpus ({built.get('documents')} documents, sha1 {str(built['sha1'])[:12]}, "
+            f"{built.get('file')}) than --data_path {data_path} ({corpus[0]} documents, sha1 {corpus[1][:12]}): run "
+            f"python recall/milvus/feature_extract.py --corpus_file {data_path} ... for this corpus first")
+    model = record.get("model") if isinstance(record.get("model"), str) else None
+    probe = record.get("probe") if isinstance(record.get("probe"), list) else None
+    return {"model": model, "probe": probe} if model else None
+
+
+def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None):
     """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now)."""
     engine = store.engine(client)
     if drop and client.has_collection(config.collection):
@@ -81,7 +107,8 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
         if config.bm25 and not with_bm25:
             logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
                            "the collection is dense only (--mode bm25 / hybrid unavailable)")
-        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus)
+        model = model or {}
+        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe"))
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
                     f"{' ' + settings if settings else ''}/{config.metric_type}"
@@ -93,6 +120,9 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None):
         fail(store.analyzer_mismatch(info, config))
     elif store.corpus_mismatch(info, config, corpus):
         fail(store.corpus_mismatch(info, config, corpus))
+    elif model and store.model_mismatch(info, config, model["model"], "the model of these embeddings", lambda: model["probe"] or []):
+        raise ModelMismatchError(store.model_mismatch(info, config, model["model"], "the model of these embeddings").replace(
+            ", or --allow_model_mismatch to search it anyway", ""))
     store.check_partition(client, config, create=True)
     client.load_collection(config.collection)
     return info, created
@@ -108,10 +138,13 @@ class InsertStats:
     index_type: str = ""  # the dense index the collection holds
 
 
-def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None):
-    """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats."""
+def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None, model=None, corpus=None):
+    """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats. model:
+    {"model": weights sha1, "probe": probe vector} of the model that computed the embeddings (check_provenance),
+    kept in the collection; corpus: data_path's
+    (documents, sha1) when already computed."""
     n_docs, dim = embeddings.shape
-    info, created = open_collection(client, config, dim, drop, n_docs, corpus_fingerprint(data_path))
+    info, created = open_collection(client, config, dim, drop, n_docs, corpus or corpus_fingerprint(data_path), model)
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id
     write = client.insert if created else client.upsert
@@ -166,9 +199,14 @@ def main(argv=None):
     config = load_config(args)
     embeddings = load_embeddings(args.embedding_path, args.data_path, config)
     n_docs = len(embeddings)
+    n_lines, sha1, n_texts = corpus_summary(args.data_path)
+    if n_texts == 0:
+        raise BadInputError(f"--data_path {args.data_path}: no line holds text (every line empty, not UTF-8 or binary)")
+    corpus = (n_lines, sha1)
+    model = check_provenance(args.embedding_path, args.data_path, corpus)
     client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
-        stats = insert_corpus(client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches)
+        stats = insert_corpus(client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches, model, corpus)
     start = time.time()
     store.close(client, config)  # Milvus Lite first finishes its background compaction (merging segments)
     close_seconds = time.time() - start

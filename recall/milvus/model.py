@@ -9,6 +9,9 @@ import numpy as np
 from ns_common.errors import ConfigError, ModelMismatchError
 from ns_common.utils import logger, quiet_paddlenlp
 
+PROBE_TEXT = "中西方语言与文化的差异"  # embedded to tell two models apart whatever files hold their weights
+PROBE_DIMS = 32
+
 
 def add_model_args(parser, batch_size=64):
     group = parser.add_argument_group("model")
@@ -61,6 +64,9 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
 class TextEncoder:
     def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=None,
                  max_seq_length=64, batch_size=64, device="cpu", cpu_threads=None, enable_mkldnn=True, precision="fp32"):
+        from ns_common.io import check_max_seq_length
+
+        check_max_seq_length(max_seq_length, model_dir, params_path, model_name_or_path)  # before anything loads
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.kind = "inference" if model_dir else "dynamic"
@@ -78,6 +84,25 @@ class TextEncoder:
             self.model, self.tokenizer = load_encoder(model_name_or_path, params_path, output_emb_size)
             self.model.eval()
         self._dim = None
+        self._weights = model_dir or params_path
+        self._fingerprint = False
+
+    @property
+    def fingerprint(self):
+        """sha1 of the weights (ns_common.io.weights_fingerprint), computed once: which model made a collection's vectors."""
+        if self._fingerprint is False:
+            from ns_common.io import weights_fingerprint
+
+            self._fingerprint = weights_fingerprint(self._weights)
+        return self._fingerprint
+
+    @property
+    def probe(self):
+        """The first PROBE_DIMS components of the embedding of PROBE_TEXT: the same model gives the same numbers as an
+        export (inference.pdiparams) or a checkpoint (model_state.pdparams), whose weights files differ."""
+        if getattr(self, "_probe", None) is None:
+            self._probe = [round(float(x), 5) for x in self.encode([PROBE_TEXT])[0][:PROBE_DIMS]]
+        return self._probe
 
     @classmethod
     def from_args(cls, args):

@@ -16,7 +16,6 @@ import numpy as np
 
 from ns_common.errors import BadInputError, ConfigError, ModelMismatchError
 from ns_common.bm25 import lexical_text
-
 from recall.milvus import store
 
 MODES = ("dense", "bm25", "hybrid")
@@ -25,6 +24,29 @@ QUERIES_PER_REQUEST = 64  # keeps each gRPC request small for a long --query_fil
 
 class SearchError(BadInputError):
     """A request that cannot be served (empty query, unknown id, mode the collection lacks)."""
+
+
+def check_top_k(top_k):
+    """top_k as a Python int: an int or a numpy integer between 1 and 16384 (Milvus' limit); a bool, a float
+    (even 5.0) or anything else is a SearchError, not Milvus' own exit."""
+    if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)):
+        raise SearchError(f"top_k must be an integer, got {type(top_k).__name__} {top_k!r}")
+    if not 1 <= int(top_k) <= 16384:
+        raise SearchError(f"top_k must be between 1 and 16384 (Milvus' limit), got {top_k}")
+    return int(top_k)
+
+
+def check_model(info, config, encoder, allow_model_mismatch=False):
+    """ModelMismatchError when the collection's vectors were computed by another model than encoder's (its weights
+    sha1 against the collection's meta["model"]); unknown on either side passes."""
+    message = store.model_mismatch(info, config, getattr(encoder, "fingerprint", None), getattr(encoder, "source", "the model"),
+                                   probe=(lambda: encoder.probe) if hasattr(encoder, "probe") else None)
+    if message and not allow_model_mismatch:
+        raise ModelMismatchError(message)
+    if message:
+        from ns_common.utils import logger
+
+        logger.warning(f"--allow_model_mismatch: {message}")
 
 
 @dataclass
@@ -38,11 +60,13 @@ class Hit:
 
 
 class MilvusSearcher:
-    def __init__(self, config, encoder=None, warn_truncation=True):
-        """encoder (a recall.milvus.model.TextEncoder) embeds queries; needed for dense and hybrid modes."""
+    def __init__(self, config, encoder=None, warn_truncation=True, allow_model_mismatch=False):
+        """encoder (a recall.milvus.model.TextEncoder) embeds queries; needed for dense and hybrid modes. A collection
+        whose vectors another model computed is refused (ModelMismatchError) unless allow_model_mismatch."""
         self.config = config
         self.encoder = encoder
         self.warn_truncation = warn_truncation
+        self.allow_model_mismatch = allow_model_mismatch
         self.client = store.connect(config, must_exist=True)
         with store.milvus_errors(config, "opening the collection"):
             self.info = store.describe(self.client, config)
@@ -59,6 +83,12 @@ class MilvusSearcher:
             store.close(self.client, config)
             raise ModelMismatchError(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
                                      f"{self.info.dim}-dim ones: use the model the collection was built with")
+        if encoder is not None:
+            try:
+                check_model(self.info, config, encoder, allow_model_mismatch)
+            except ModelMismatchError:
+                store.close(self.client, config)
+                raise
 
     def close(self):
         store.close(self.client, self.config)
@@ -83,9 +113,14 @@ class MilvusSearcher:
                               f"{self.config.uri} lacks (Milvus < 2.5, or inserted with bm25: false): use --mode dense")
         if mode != "bm25" and self.encoder is None and not have_vectors:
             raise SearchError(f"--mode {mode} needs a model to embed the query (--model_dir or --params_path)")
-        if not 1 <= top_k <= 16384:
-            raise SearchError(f"top_k must be between 1 and 16384 (Milvus' limit), got {top_k}")
-        cleaned = [" ".join(str(q).split()) for q in queries]
+        top_k = check_top_k(top_k)
+        if isinstance(queries, (str, bytes)):
+            raise SearchError("queries must be a list of texts, got a single " + type(queries).__name__)
+        queries = list(queries)
+        not_text = [i for i, q in enumerate(queries) if not isinstance(q, str)]
+        if not_text:
+            raise SearchError(f"query #{not_text[0] + 1} is {type(queries[not_text[0]]).__name__}, not text (str)")
+        cleaned = [" ".join(q.split()) for q in queries]
         empty = [i for i, q in enumerate(cleaned) if not q]
         if empty:
             raise SearchError(f"empty query (query #{empty[0] + 1}): give some text to search for")
@@ -93,12 +128,15 @@ class MilvusSearcher:
 
     def search(self, query, top_k=10, mode="dense"):
         """Ranked hits (best first) of one query."""
+        if not isinstance(query, str):
+            raise SearchError(f"the query is {type(query).__name__}, not text (str)")
         return self.search_batch([query], top_k, mode)[0]
 
     def search_batch(self, queries, top_k=10, mode="dense", vectors=None):
         """One ranked hit list per query. A route may return fewer than top_k hits (e.g. BM25 when no
         query word occurs in the corpus). vectors: the queries' embeddings when already computed."""
         queries = self.check_request(queries, top_k, mode, have_vectors=vectors is not None)
+        top_k = check_top_k(top_k)
         if vectors is not None and len(vectors) != len(queries):
             raise SearchError(f"{len(vectors)} vectors for {len(queries)} queries")
         if mode != "bm25" and vectors is None and self.warn_truncation:
@@ -113,6 +151,7 @@ class MilvusSearcher:
 
     def search_vectors(self, vectors, top_k=10):
         """Dense search by query embeddings (float32 [n, dim]) computed elsewhere."""
+        top_k = check_top_k(top_k)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
         with store.milvus_errors(self.config, "dense search"):
             return [hits for start in range(0, len(vectors), QUERIES_PER_REQUEST)
@@ -147,6 +186,7 @@ class MilvusSearcher:
         """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
         The vectors come back in the search's own reply (no second request for them)."""
         queries = self.check_request(queries, top_k, "bm25")
+        top_k = check_top_k(top_k)
         with store.milvus_errors(self.config, "bm25 search"):
             return [hits for start in range(0, len(queries), QUERIES_PER_REQUEST)
                     for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=with_vectors)]

@@ -26,6 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from ns_common.errors import ConfigError, MilvusUnavailableError, ModelMismatchError
 from ns_common.utils import logger
 from recall.milvus.config import is_lite_uri
@@ -346,6 +347,30 @@ def corpus_mismatch(info, config, corpus):
             f"{REBUILD}, or pick another --collection")
 
 
+def same_probe(a, b, min_cosine=0.995):
+    """Whether two probe vectors (TextEncoder.probe) come from the same model (export and checkpoint agree to ~1e-6)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not a.size:
+        return False
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return bool(norm > 0 and float(a @ b) / norm >= min_cosine)
+
+
+def model_mismatch(info, config, fingerprint, who="the model", probe=None):
+    """The one-line error for a collection whose vectors another model computed than the one with weights sha1
+    `fingerprint` (meta["model"], from feature_extract's provenance): its query vectors would be compared with
+    vectors of another space, silently. The same model in another file (the export of the checkpoint that built it)
+    passes by its probe vector (meta["probe"]; probe: a callable giving the model's). None if fine or unknown."""
+    built = (info.meta or {}).get("model")
+    if not built or not fingerprint or built == fingerprint:
+        return None
+    if (info.meta or {}).get("probe") and probe is not None and same_probe(info.meta["probe"], probe()):
+        return None
+    return (f"collection {config.collection} at {config.uri} holds vectors of another model (weights sha1 {str(built)[:12]}) than "
+            f"{who} (sha1 {fingerprint[:12]}): rebuild it with this model (feature_extract.py, then {REBUILD}), pass the "
+            "model it was built with, or --allow_model_mismatch to search it anyway")
+
+
 def analyzer_mismatch(info, config):
     """The one-line error for a collection whose BM25 field was made by another analyzer than the settings ask
     for (e.g. jieba, before char_ngram became the default): searching it would be silently worse. None if fine."""
@@ -370,9 +395,10 @@ def _bm25_analyzer(fields):
     return analyzer.get("tokenizer", "standard")
 
 
-def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None):
+def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None, model=None, probe=None):
     """Creates config.collection (the schema above); n_rows, the corpus size, sizes an IVF_FLAT index; corpus:
-    (documents, sha1) of the corpus file (data.corpus_fingerprint), kept in the description."""
+    (documents, sha1) of the corpus file (data.corpus_fingerprint), kept in the description, as is model, the
+    weights sha1 of the model that computed the vectors (ns_common.io.weights_fingerprint)."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     engine_ = engine(client)
@@ -380,6 +406,10 @@ def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None):
     meta = {"schema": SCHEMA_VERSION, "analyzer": config.analyzer if with_bm25 else None}
     if corpus:
         meta["corpus"] = {"documents": corpus[0], "sha1": corpus[1]}
+    if model:
+        meta["model"] = model
+    if probe:
+        meta["probe"] = probe
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=json.dumps(meta))
     schema.add_field("id", DataType.INT64, is_primary=True)
     char_ngrams = with_bm25 and config.analyzer == "char_ngram"
