@@ -132,3 +132,21 @@ def check_outputs(files=(), dirs=(), inputs=()):
             if in_path == real:
                 what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
                 raise BadInputError(f"{name}: is {what} of this run, give another directory")
+def positive_int(text):
+    """A flag read as an integer of at least 1 (`--cpu_threads 0`, `--max_connections -1`, `--batch_size 2.5` refused)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def device_flag(text):
+    """A --device value: cpu, gpu or gpu:N (N a card number); anything else (`tpu`, `gpu:x`, `cuda`) refused."""
+    device = str(text).strip().lower()
+    kind, _, card = device.partition(":")
+    if device in ("cpu", "gpu") or (kind == "gpu" and card.isdigit() and card.isascii()):
+        return device
+    raise argparse.ArgumentTypeError(f"expected cpu, gpu or gpu:N, got {text!r}")

@@ -14,8 +14,7 @@ import numpy as np
 
 from ns_common.errors import ConfigError
 from ns_common.text import batch_encode
-from ns_common.cli import str_to_bool
-
+from ns_common.cli import positive_int, str_to_bool
 
 
 MAX_DEFAULT_THREADS = 8
@@ -34,7 +33,7 @@ def default_cpu_threads():
 
 def add_inference_args(parser):
     """--cpu_threads, --enable_mkldnn / --no-enable_mkldnn (also --enable_mkldnn false) and --precision."""
-    parser.add_argument("--cpu_threads", type=int, default=None,
+    parser.add_argument("--cpu_threads", type=positive_int, default=None,
                         help=f"Paddle Inference CPU math threads (default: the cores this process may use, at most {MAX_DEFAULT_THREADS})")
     parser.add_argument("--enable_mkldnn", type=str_to_bool, nargs="?", const=True, default=True,
                         help="oneDNN kernels for Paddle Inference on CPU (default: on; --no-enable_mkldnn or --enable_mkldnn false: off)")

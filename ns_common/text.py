@@ -115,3 +115,10 @@ def batch_encode(texts, tokenizer, max_seq_length=64, text_pairs=None):
 def batches(items, batch_size):
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
+
+
+def has_visible_text(text):
+    """True when text holds at least one letter, number, punctuation mark or symbol (Unicode categories L, N, P, S):
+    a text of blanks, control or format characters (U+200B, U+FEFF), noncharacters (U+FFFF), unassigned code
+    points, private-use characters or combining marks alone has nothing to search for."""
+    return any(unicodedata.category(char)[0] in "LNPS" for char in text)

@@ -18,9 +18,18 @@ then open http://127.0.0.1:8000/ (the page) or call the JSON API:
 The models and the Milvus client are loaded once at start. Neither Paddle Inference predictors nor the
 Milvus Lite client may be called from two threads at once, so requests take turns on one lock (the
 "wait" timing says how long a request queued). Bad requests get a 4xx JSON answer {"error": "..."};
-the service keeps serving.
+the service keeps serving. HEAD works wherever GET does.
+
+Connections are guarded (uvicorn alone keeps a stalled one open forever): --header_timeout bounds the time to
+send a request head, --body_timeout a body's pauses (408), --max_connections the connections served at once
+(503 beyond), --allowed_hosts the Host header's names (400 for others: DNS rebinding); malformed HTTP gets a
+JSON 400 as well.
 """
 import argparse
+import asyncio
+import http
+import json
+import math
 import os
 import re
 import signal
@@ -32,15 +41,19 @@ from typing import Literal
 
 import numpy as np
 
-from ns_common.cli import entry_point, fail
+from ns_common.cli import entry_point, fail, positive_int
 from ns_common.errors import BadInputError, MilvusUnavailableError, NeuralSearchError
 from ns_common.utils import logger
+from ns_common.text import has_visible_text
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import add_model_args, check_model_args
 from recall.milvus.search import MODES
 from search.system import CANDIDATES, RANKING_FILE, Ranking, SearchSystem, default_ranking_dir, needed_components
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+MILVUS_MAX_TOP_K = 16384  # Milvus' own limit on the hits of one search
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
 def parse_args(argv=None):
@@ -54,8 +67,18 @@ def parse_args(argv=None):
                                                             "beside --model_dir, when present)")
     parser.add_argument("--max_texts", type=int, default=32, help="most texts in one /api/embed request")
     parser.add_argument("--max_text_length", type=int, default=1000, help="most characters of a text or a query")
-    parser.add_argument("--max_top_k", type=int, default=100, help="largest top_k of /api/search")
+    parser.add_argument("--max_top_k", type=int, default=100,
+                        help=f"largest top_k of /api/search (at most {MILVUS_MAX_TOP_K}, Milvus' limit)")
     parser.add_argument("--max_body_bytes", type=int, default=1 << 20, help="largest request body")
+    parser.add_argument("--header_timeout", type=float, default=10.0,
+                        help="seconds a connection has to send a complete request head; then it is closed (408 if it sent part of one)")
+    parser.add_argument("--body_timeout", type=float, default=10.0,
+                        help="seconds a request body may make no progress; then a 408 and the connection is closed")
+    parser.add_argument("--max_connections", type=positive_int, default=64,
+                        help="open connections served at once; a request on one over the limit gets a 503 and is closed")
+    parser.add_argument("--allowed_hosts", default=None,
+                        help="comma-separated names the Host header may carry (port ignored; `*`: any); other Host headers "
+                             "get a 400 (DNS rebinding). Default: localhost, 127.0.0.1, ::1 and --host when it is one address")
     parser.add_argument("--log_level", default="info", choices=("debug", "info", "warning", "error"))
     add_model_args(parser, batch_size=32)
     add_config_args(parser, skip=("batch_size",))
@@ -68,10 +91,47 @@ def parse_args(argv=None):
     for name in ("rerank_candidates", "max_texts", "max_text_length", "max_top_k", "max_body_bytes"):
         if getattr(args, name) < 1:
             fail(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.max_top_k > MILVUS_MAX_TOP_K:
+        fail(f"--max_top_k must be at most {MILVUS_MAX_TOP_K} (Milvus' limit on one search), got {args.max_top_k}")
+    for name in ("header_timeout", "body_timeout"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            fail(f"--{name} must be a positive number of seconds, got {getattr(args, name)}")
+    args.allowed_hosts = parse_allowed_hosts(args.allowed_hosts, args.host)
     if not 0 <= args.port <= 65535:
         fail(f"--port {args.port}: expected 0..65535")
     check_port_free(args.host, args.port)
     return args
+
+
+def default_allowed_hosts(host):
+    """The Host names answered by default: the loopback names, and the address the service listens on when it is
+    one address (not 0.0.0.0 or ::, where the names the network uses cannot be guessed: --allowed_hosts)."""
+    return set(LOCAL_HOSTS) | ({host_name(host)} if host_name(host) not in ANY_ADDRESS else set())
+
+
+def parse_allowed_hosts(text, host):
+    """--allowed_hosts ("a.example,b.example", "*" for any; None: default_allowed_hosts) -> the set of names."""
+    if text is None:
+        return default_allowed_hosts(host)
+    names = {host_name(name) for name in text.split(",") if name.strip()}
+    if not names:
+        fail(f"--allowed_hosts {text!r}: give at least one host name, or * for any")
+    return names
+
+
+def host_name(value):
+    """A Host header or host name -> its name, lower-cased, without port, IPv6 brackets or a trailing dot
+    ("[::1]:8000" -> "::1", "LocalHost.:80" -> "localhost")."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    return value.rstrip(".")
+
+
+def host_allowed(value, allowed):
+    return "*" in allowed or host_name(value) in allowed
 
 
 def check_port_free(host, port):
@@ -126,6 +186,169 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+class BodyTimeout:
+    """ASGI middleware: a request body that makes no progress for `seconds` (a client announcing more bytes than
+    it sends) gets a 408 and the connection is closed, instead of holding a connection and a worker forever."""
+
+    def __init__(self, app, seconds):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        body_done = False
+
+        async def timed_receive():
+            nonlocal body_done
+            if body_done:  # the body is read: a wait for the client's disconnect may take as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.seconds)
+            except asyncio.TimeoutError:
+                from starlette.exceptions import HTTPException
+
+                raise HTTPException(408, f"request body stalled: no data for {self.seconds:g} s (--body_timeout)") from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
+
+
+class HostCheck:
+    """ASGI middleware: a request whose Host header names none of the allowed hosts gets a 400 (a page of another
+    site that resolves its name to this address, DNS rebinding, cannot use the service). No Host header (HTTP/1.0)
+    passes: a browser always sends one."""
+
+    def __init__(self, app, allowed):
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host")
+            if host is not None and not host_allowed(host.decode("latin-1"), self.allowed):
+                from starlette.responses import JSONResponse
+
+                names = ", ".join(sorted(self.allowed))
+                message = f"Host {printable(host.decode('latin-1'))!r} is not served here (allowed: {names}; --allowed_hosts)"
+                return await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD is answered wherever GET is (the page, /api/health, static files, /openapi.json): the
+    application sees a GET, and the server sends the head of its answer without the body (uvicorn drops the
+    body of an answer to HEAD)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = dict(scope, method="GET")
+        await self.app(scope, receive, send)
+
+
+def json_error_bytes(status, message, reason=None):
+    """A complete HTTP/1.1 answer {"error": message} that closes the connection, as bytes to write to a socket."""
+    body = json.dumps({"error": message}, ensure_ascii=False).encode("utf-8")
+    phrase = reason or http.HTTPStatus(status).phrase
+    head = (f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"connection: close\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+def guarded_protocol(header_timeout, max_connections):
+    """uvicorn's HTTP/1.1 protocol (h11) with what it lacks against stalled or abusive connections: a connection
+    must deliver a complete request head within header_timeout seconds (a slowloris client sending a byte at a
+    time is closed, with a 408 when it sent part of a head); a request on a connection over max_connections open
+    ones gets a 503 and the connection is closed; malformed HTTP (request line, header, Host missing, a head over
+    h11's 16 KB) gets a JSON 400 (431) instead of uvicorn's text/plain. Passed as uvicorn's `http=`."""
+    import h11
+    from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+    from starlette.responses import JSONResponse
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class RecordingConnection(h11.Connection):
+        """h11's connection, keeping the last protocol error it raised (uvicorn only says "Invalid HTTP request")."""
+
+        error = None
+
+        def next_event(self):
+            try:
+                return super().next_event()
+            except h11.RemoteProtocolError as e:
+                self.error = e
+                raise
+
+    async def over_capacity(scope, receive, send):
+        message = f"too many open connections (over {max_connections}, --max_connections); retry later"
+        await JSONResponse({"error": message}, status_code=503, headers={"connection": "close", "retry-after": "1"})(scope, receive, send)
+
+    class GuardedH11Protocol(H11Protocol):
+        def __init__(self, config, *rest, **kwargs):
+            super().__init__(config, *rest, **kwargs)
+            self.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+            self.conn = RecordingConnection(h11.SERVER, self.head_limit)
+            self.head_timer = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                self.logger.warning(f"{len(self.connections)} open connections (--max_connections {max_connections}): "
+                                    f"the next request of {self.client} gets a 503")
+                self.app = over_capacity  # this connection's own requests only
+            self.start_head_timer()
+
+        def connection_lost(self, exc):
+            self.stop_head_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data):
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:  # part of a request head (or of the next one on a kept-alive connection)
+                self.start_head_timer()
+            else:
+                self.stop_head_timer()
+
+        def start_head_timer(self):
+            if self.head_timer is None and not self.transport.is_closing():
+                self.head_timer = self.loop.call_later(header_timeout, self.head_timed_out)
+
+        def stop_head_timer(self):
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def head_timed_out(self):
+            self.head_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            if self.conn.trailing_data[0]:  # a head begun and never finished; nothing at all: just closed
+                self.logger.warning(f"{self.client}: no complete request head in {header_timeout:g} s: 408, closed")
+                self.transport.write(json_error_bytes(408, f"incomplete request head after {header_timeout:g} s (--header_timeout)"))
+            self.transport.close()
+
+        def send_400_response(self, msg):
+            """Malformed HTTP: a JSON answer naming what h11 found wrong, then the connection is closed."""
+            error = self.conn.error
+            status = getattr(error, "error_status_hint", 400) or 400
+            if status == 431:
+                message = f"request head over {self.head_limit} bytes"
+            else:
+                message = f"malformed HTTP request: {printable(str(error))[:200] if error else msg}"
+            self.stop_head_timer()
+            if self.cycle is None or not self.cycle.response_started:
+                if self.cycle is not None:  # a request whose body turned out malformed: its application sees a disconnect
+                    self.cycle.response_started = self.cycle.disconnected = True
+                    self.cycle.message_event.set()
+                self.transport.write(json_error_bytes(status, message))
+            self.transport.close()
+
+    return GuardedH11Protocol
 
 
 def bad_characters(text):
@@ -376,8 +599,13 @@ def create_app(service, args):
         reason = bad_characters(text)
         if reason:
             raise ApiError(422, f"{what} holds {reason}: send UTF-8 text")
+        if not has_visible_text(text):
+            raise ApiError(422, f"{what} has no visible character (only blanks, invisible, unassigned or combining ones): give some text")
 
     app.add_middleware(BodyLimit, max_bytes=args.max_body_bytes)
+    app.add_middleware(BodyTimeout, seconds=args.body_timeout)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(HostCheck, allowed=args.allowed_hosts)  # the last added runs first
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -401,6 +629,8 @@ def create_app(service, args):
     async def http_error(request: Request, exc: HTTPException):
         if exc.status_code == 413:  # BodyLimit
             return JSONResponse({"error": exc.detail}, status_code=413)
+        if exc.status_code == 408:  # BodyTimeout: the rest of the body may still come, so the connection is closed
+            return JSONResponse({"error": exc.detail}, status_code=408, headers={"connection": "close"})
         return JSONResponse({"error": printable(f"{exc.detail}: {request.method} {request.url.path}")}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
@@ -410,7 +640,7 @@ def create_app(service, args):
 
     limits = {name: getattr(args, name) for name in ("max_texts", "max_text_length", "max_top_k", "rerank_candidates")}
 
-    @app.get("/api/health", summary="Service status: model, collection, modes, reranker, limits")
+    @app.get("/api/health", summary="Service status: model, collection, modes, reranker, limits (HEAD too)")
     def health():
         return {**service.health(), "limits": limits}
 
@@ -457,7 +687,11 @@ def main(argv=None):
             logger.warning(f"listening on {args.host}: anyone who can reach this address can use the service (no authentication)")
         # uvicorn re-raises SIGTERM after its graceful shutdown: exit through `finally` so Milvus is closed
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        if "*" not in args.allowed_hosts and args.host in ANY_ADDRESS:
+            logger.warning(f"requests must name one of {', '.join(sorted(args.allowed_hosts))} in their Host header: "
+                           "give the names clients use with --allowed_hosts (or * for any)")
+        protocol = guarded_protocol(args.header_timeout, args.max_connections)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, http=protocol)
     except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn the same way
         pass
     finally:

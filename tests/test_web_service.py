@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sam
 
 def build_models_and_index(root):
     """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index.
-    Returns the paths; the index is also copied (milvus_rerank.db) for a second, concurrent service."""
+    Returns the paths; the index is also copied (milvus_rerank.db, milvus_guard.db) for other, concurrent services."""
     import paddle
 
     from ernie_matching import export_model as export_reranker
@@ -50,7 +50,7 @@ def build_models_and_index(root):
 
     quiet_paddlenlp()
     paths = {name: os.path.join(root, name) for name in ("bootstrap", "recall_export", "reranker_ckpt", "reranker_export",
-                                                          "embeddings", "milvus.db", "milvus_rerank.db")}
+                                                          "embeddings", "milvus.db", "milvus_rerank.db", "milvus_guard.db")}
     corpus_files = [os.path.join(SAMPLE, "recall", "train_unsupervised.csv"), os.path.join(SAMPLE, "recall", "train.csv")]
     bootstrap.main(["--corpus_files", *corpus_files, "--model_type", "both", "--preset", "mini", "--save_dir", paths["bootstrap"]])
     set_seed(1000)
@@ -68,6 +68,7 @@ def build_models_and_index(root):
     insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(paths["embeddings"], "corpus_embedding.npy"),
                  "--uri", paths["milvus.db"]])
     shutil.copy(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
+    shutil.copy(paths["milvus.db"], paths["milvus_guard.db"])  # the service with short connection timeouts
     return paths
 
 
@@ -196,6 +197,11 @@ BAD_REQUESTS = [
     ("top_k as text", "/api/search", {"query": "风险", "top_k": "5"}, 422, "top_k: Input should be a valid integer"),
     ("top_k as float", "/api/search", {"query": "风险", "top_k": 5.0}, 422, "top_k: Input should be a valid integer"),
     ("top_k as bool", "/api/search", {"query": "风险", "top_k": True}, 422, "top_k: Input should be a valid integer"),
+    # text of invisible characters only has nothing to search for: refused as a blank one is, not given arbitrary hits
+    *[(f"invisible query {name}", "/api/search", {"query": text, "mode": "bm25"}, 422, "query has no visible character")
+      for name, text in [("U+200B", "\u200b"), ("U+FEFF", "\ufeff"), ("U+FFFF", "\uffff"), ("combining marks", "\u0301\u0308"),
+                         ("mixed with blanks", " \u200b\u2060 \ufeff\u200d ")]],
+    ("invisible text", "/api/embed", {"texts": ["风险", "\u200b\u200c"]}, 422, "texts[1] has no visible character"),
 ]
 
 
@@ -353,7 +359,7 @@ def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(service):
     piece = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     sent, answered = 0, False
     with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
-        sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         while sent < 20 << 20:
             if select.select([sock], [], [], 0)[0]:
@@ -543,3 +549,203 @@ def test_a_collection_without_bm25_serves_its_legs_despite_a_ranking(index, tmp_
     finally:
         running.stop()
     assert "has no BM25 field" in running.log_text()
+
+
+# ---------------------------------------------------------------- hostile-but-fair connections and flags
+
+HEADER_TIMEOUT = BODY_TIMEOUT = 2  # the guarded service's, in seconds
+MAX_CONNECTIONS = 4
+SLACK = 4  # seconds a timed-out connection may take beyond its timeout on a busy machine
+
+
+@pytest.fixture(scope="module")
+def guarded_service(index):
+    """A second service (its own copy of the index) with short connection timeouts, few connections and a named host."""
+    running = RunningService(os.path.join(ARTIFACTS, "web_service_guarded.log"), "--model_dir", index["recall_export"],
+                             "--uri", index["milvus_guard.db"], "--header_timeout", str(HEADER_TIMEOUT),
+                             "--body_timeout", str(BODY_TIMEOUT), "--max_connections", str(MAX_CONNECTIONS),
+                             "--allowed_hosts", "127.0.0.1,Search.Example.org")
+    yield running
+    running.stop()
+
+
+def read_until_closed(sock, limit=60):
+    """Everything the server sends until it closes the connection -> (bytes, seconds it took)."""
+    start, data = time.time(), b""
+    sock.settimeout(limit)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data, time.time() - start
+
+
+def json_answer(response):
+    """Raw HTTP answer -> (status, JSON body, lower-cased head)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert re.search(rb"^content-type: application/json", head, re.I | re.M), response[:300]
+    return int(head.split()[1]), json.loads(body), head.decode("latin-1").lower()
+
+
+def raw_exchange(port, data, limit=60):
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock, limit)
+
+
+def test_a_stalled_request_head_is_closed_after_header_timeout(guarded_service):
+    """Slowloris: a head never finished gets a 408 and is closed; so is one trickled a byte at a time (the timeout
+    bounds the whole head, progress does not extend it) and a connection that sends nothing (closed silently)."""
+    response, seconds = raw_exchange(guarded_service.port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    assert HEADER_TIMEOUT * 0.8 <= seconds <= HEADER_TIMEOUT + SLACK
+    status, data, head = json_answer(response)
+    assert status == 408 and data == {"error": f"incomplete request head after {HEADER_TIMEOUT} s (--header_timeout)"}
+    assert "connection: close" in head
+
+    with socket.create_connection(("127.0.0.1", guarded_service.port)) as sock:
+        start, closed = time.time(), False
+        for byte in b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            if select.select([sock], [], [], 0.25)[0]:
+                break
+        response, _ = read_until_closed(sock)
+        assert closed or json_answer(response)[0] == 408
+        assert time.time() - start <= HEADER_TIMEOUT + SLACK
+
+    with socket.create_connection(("127.0.0.1", guarded_service.port)) as sock:
+        response, seconds = read_until_closed(sock)
+    assert response == b"" and seconds <= HEADER_TIMEOUT + SLACK
+    assert request(guarded_service.port, "GET", "/api/health")[0] == 200
+
+
+def test_a_body_shorter_than_its_content_length_gets_408(guarded_service):
+    body = json.dumps({"query": "语言"}).encode()
+    head = (f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) + 50}\r\n\r\n").encode()
+    response, seconds = raw_exchange(guarded_service.port, head + body)
+    assert BODY_TIMEOUT * 0.8 <= seconds <= BODY_TIMEOUT + SLACK
+    status, data, head = json_answer(response)
+    assert status == 408 and data == {"error": f"request body stalled: no data for {BODY_TIMEOUT} s (--body_timeout)"}
+    assert "connection: close" in head
+    assert request(guarded_service.port, "GET", "/api/health")[0] == 200
+
+
+def test_connections_over_the_limit_get_a_503_json(guarded_service):
+    """--max_connections open connections (here stalled ones) leave no room: a request on one more gets a JSON 503
+    and is closed; once the stalled ones time out, requests are served again."""
+    stalled = [socket.create_connection(("127.0.0.1", guarded_service.port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"GET /api/health HTTP/1.1\r\n")
+        response, seconds = raw_exchange(guarded_service.port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, data, head = json_answer(response)
+        assert status == 503 and data["error"] == f"too many open connections (over {MAX_CONNECTIONS}, --max_connections); retry later"
+        assert "connection: close" in head and seconds < HEADER_TIMEOUT
+        for sock in stalled:  # each closed by the header timeout
+            assert json_answer(read_until_closed(sock)[0])[0] == 408
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert request(guarded_service.port, "GET", "/api/health")[0] == 200
+
+
+def test_host_header_is_checked(service, guarded_service):
+    """DNS rebinding: a page of another site resolving its name to this address names it in Host: refused."""
+    from search.web_service import default_allowed_hosts, host_allowed, parse_allowed_hosts
+
+    def get(port, host):
+        response, _ = raw_exchange(port, f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        head, _, body = response.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+    status, data = get(service.port, "evil.example.com")
+    assert status == 400 and data["error"] == ("Host 'evil.example.com' is not served here (allowed: 127.0.0.1, ::1, localhost; "
+                                               "--allowed_hosts)")
+    for host in (f"localhost:{service.port}", f"127.0.0.1:{service.port}", f"[::1]:{service.port}", "LOCALHOST"):
+        assert get(service.port, host)[0] == 200, host
+    assert get(guarded_service.port, "search.example.ORG:443")[0] == 200  # --allowed_hosts 127.0.0.1,Search.Example.org
+    assert get(guarded_service.port, "localhost")[0] == 400
+    assert_clean_log(service.log_text())
+
+    assert default_allowed_hosts("0.0.0.0") == default_allowed_hosts("::") == {"localhost", "127.0.0.1", "::1"}
+    assert default_allowed_hosts("10.1.2.3") == {"localhost", "127.0.0.1", "::1", "10.1.2.3"}
+    assert host_allowed("evil.example.com:80", parse_allowed_hosts("*", "0.0.0.0"))
+    assert not host_allowed("evil.example.com", parse_allowed_hosts("a.example.com, b.example.com", "0.0.0.0"))
+
+
+def test_malformed_http_is_a_json_400(service):
+    """Errors h11 finds before the application runs are JSON too (uvicorn answers them in text/plain)."""
+    cases = [
+        (b"GARBAGE\r\n\r\n", 400, "malformed HTTP request: illegal request line"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: 1\r\n\r\n", 400, "malformed HTTP request: illegal header line"),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "malformed HTTP request: Missing mandatory Host: header"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ten\r\n\r\n", 400, "malformed HTTP request: bad Content-Length"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20000, 431, "request head over 16384 bytes"),
+        (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"5\r\n{\"que\r\nZZ\r\n", 400, "malformed HTTP request: illegal chunk header"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) + b"\r\n\r\n", 400, "malformed HTTP request"),  # TLS
+    ]
+    for data, status, message in cases:
+        got_status, answer, head = json_answer(raw_exchange(service.port, data)[0])
+        assert got_status == status and answer["error"].startswith(message) and "\n" not in answer["error"], (data[:60], answer)
+        assert "connection: close" in head
+    assert request(service.port, "GET", "/api/health")[0] == 200
+    assert_clean_log(service.log_text())
+
+
+def test_head_works_wherever_get_does(service):
+    import http.client
+
+    def head(path):
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+        try:
+            connection.request("HEAD", path)
+            response = connection.getresponse()
+            return response.status, response.read(), dict(response.getheaders())
+        finally:
+            connection.close()
+
+    for path in ("/", "/api/health", "/static/app.js", "/openapi.json"):
+        status, _, get_headers = request(service.port, "GET", path)
+        assert status == 200, path
+        status, body, headers = head(path)
+        assert status == 200 and body == b"" and headers["content-type"] == get_headers["content-type"], path
+        if path != "/api/health":  # the health answer's uptime may take another digit
+            assert headers["content-length"] == get_headers["content-length"], path
+    assert head("/api/search")[0] == 405 and head("/api/nothing")[0] == 404
+
+
+def test_flags_out_of_range_are_refused(index, capsys):
+    from ns_common.cli import device_flag, positive_int
+    from ns_common.text import has_visible_text
+    from search import web_service
+
+    model = ["--model_dir", index["recall_export"], "--port", "0"]
+    cases = [
+        (["--max_top_k", "100000"], "--max_top_k must be at most 16384"),
+        (["--device", "tpu"], "argument --device: expected cpu, gpu or gpu:N, got 'tpu'"),
+        (["--device", "gpu:x"], "argument --device: expected cpu, gpu or gpu:N"),
+        (["--cpu_threads", "0"], "argument --cpu_threads: expected a positive integer, got 0"),
+        (["--max_connections", "0"], "argument --max_connections: expected a positive integer"),
+        (["--header_timeout", "0"], "--header_timeout must be a positive number of seconds"),
+        (["--body_timeout", "nan"], "--body_timeout must be a positive number of seconds"),
+        (["--allowed_hosts", " , "], "--allowed_hosts ' , ': give at least one host name"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            web_service.parse_args(model + argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
+    args = web_service.parse_args(model + ["--max_top_k", "16384", "--device", "GPU:1", "--cpu_threads", "2"])
+    assert (args.max_top_k, args.device, args.cpu_threads) == (16384, "gpu:1", 2)
+    assert args.allowed_hosts == {"localhost", "127.0.0.1", "::1"}
+    assert [device_flag(d) for d in ("cpu", "gpu", "gpu:0")] == ["cpu", "gpu", "gpu:0"] and positive_int("7") == 7
+    assert has_visible_text("\u200b风") and has_visible_text("é") and has_visible_text("+") and has_visible_text("\u0301a")
+    assert not any(has_visible_text(t) for t in ("", " \t", "\u200b\ufeff", "\uffff", "\u0301", "\ue000", "\U000e0041"))

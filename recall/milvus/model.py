@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from ns_common.cli import device_flag
 from ns_common.errors import ConfigError, ModelMismatchError
 from ns_common.utils import logger, quiet_paddlenlp
 
@@ -25,7 +26,7 @@ def add_model_args(parser, batch_size=64):
                        help="with --params_path: the model's output_emb_size (default: read from the checkpoint)")
     group.add_argument("--max_seq_length", type=int, default=64, help="tokens per text (longer texts are cut)")
     group.add_argument("--batch_size", type=int, default=batch_size, help="texts per forward pass")
-    group.add_argument("--device", default="cpu", help="cpu or gpu (gpu:N)")
+    group.add_argument("--device", type=device_flag, default="cpu", help="cpu, gpu or gpu:N")
     from ns_common.predictor import add_inference_args
 
     add_inference_args(group)  # --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
