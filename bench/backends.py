@@ -9,6 +9,7 @@
 A row runs as `python <script> --worker <payload.json>` under the backend's interpreter (a subprocess, not
 multiprocessing: a spawned child would inherit this venv's sys.path and import its milvus-lite).
 """
+
 import contextlib
 import json
 import os

@@ -29,6 +29,7 @@ Each (corpus, backend) row runs in a process of its own with a time box (--time_
 finish in it is recorded as such. Writes bench/results/query_latency.md and .json: corpus -> backend -> mode ->
 {encode_p50_ms, search_p50_ms, features_p50_ms, rerank_p50_ms, rank_p50_ms, total_p50_ms, total_p99_ms, ...}.
 """
+
 import argparse
 import hashlib
 import json
@@ -60,30 +61,54 @@ def parse_args(argv=None):
     from ns_common.predictor import add_inference_args
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_corpora = (["csl"] if os.path.isfile(CSL_CORPUS) or os.path.isfile(CSL_PAPERS) else []) + ["synthetic_10000", "synthetic_100000"]
+    default_corpora = (["csl"] if os.path.isfile(CSL_CORPUS) or os.path.isfile(CSL_PAPERS) else []) + [
+        "synthetic_10000",
+        "synthetic_100000",
+    ]
     parser.add_argument("--corpora", nargs="+", default=default_corpora, help="csl and/or synthetic_N (N titles)")
-    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=["lite"],
-                        help="bench/backends.py: lite (milvus-lite 2.5), lite3 (milvus-lite 3.x, its own venv), lite_grpc, server")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=BACKENDS,
+        default=["lite"],
+        help="bench/backends.py: lite (milvus-lite 2.5), lite3 (milvus-lite 3.x, its own venv), lite_grpc, server",
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--queries", type=int, default=100, help="timed single queries per mode")
     parser.add_argument("--warmup", type=int, default=5, help="untimed queries per mode first")
     parser.add_argument("--recall_num", type=int, default=50, help="hits recalled and reranked (dense/bm25/hybrid)")
     parser.add_argument("--top_k", type=int, default=10)
-    parser.add_argument("--model_dir", default=None, help="exported recall model (default: bootstrap an untrained --preset one)")
-    parser.add_argument("--reranker_dir", default=None, help="exported reranker (default: bootstrap an untrained --preset one)")
-    parser.add_argument("--ranking_dir", default=None, help="a fitted ranking (search/fit.py) of the csl corpus (default: "
-                                                            "boosters of the same size on random data)")
+    parser.add_argument(
+        "--model_dir", default=None, help="exported recall model (default: bootstrap an untrained --preset one)"
+    )
+    parser.add_argument(
+        "--reranker_dir", default=None, help="exported reranker (default: bootstrap an untrained --preset one)"
+    )
+    parser.add_argument(
+        "--ranking_dir",
+        default=None,
+        help="a fitted ranking (search/fit.py) of the csl corpus (default: boosters of the same size on random data)",
+    )
     parser.add_argument("--preset", default="mini", choices=("mini", "small", "base"))
     parser.add_argument("--max_seq_length", type=int, default=64)
     add_inference_args(parser)
-    parser.add_argument("--time_box_s", type=float, default=1800, help="seconds per (corpus, backend) row: build + measure")
-    parser.add_argument("--work_dir", default=os.path.join(tempfile.gettempdir(), "ns_query_latency"),
-                        help="bootstrapped models, corpora and their vectors (reused by later runs)")
-    parser.add_argument("--keep_rows", action="store_true", help="keep the rows of an earlier query_latency.json that this run does not redo")
+    parser.add_argument(
+        "--time_box_s", type=float, default=1800, help="seconds per (corpus, backend) row: build + measure"
+    )
+    parser.add_argument(
+        "--work_dir",
+        default=os.path.join(tempfile.gettempdir(), "ns_query_latency"),
+        help="bootstrapped models, corpora and their vectors (reused by later runs)",
+    )
+    parser.add_argument(
+        "--keep_rows",
+        action="store_true",
+        help="keep the rows of an earlier query_latency.json that this run does not redo",
+    )
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "results"))
     args = parser.parse_args(argv)
     for corpus in args.corpora:
-        if corpus != "csl" and not (corpus.startswith("synthetic_") and corpus[len("synthetic_"):].isdigit()):
+        if corpus != "csl" and not (corpus.startswith("synthetic_") and corpus[len("synthetic_") :].isdigit()):
             parser.error(f"--corpora {corpus}: expected csl or synthetic_N")
     return args
 
@@ -110,14 +135,18 @@ def synthetic_titles(n, seed=0):
     rows = counts.sum(axis=1, keepdims=True)
     transition = 0.9 * np.divide(counts, rows, out=np.tile(unigram, (len(chars), 1)), where=rows > 0) + 0.1 * unigram
     # row s's cumulative distribution shifted to [s, s + 1]: one searchsorted samples a next character per title
-    shifted = (np.cumsum(transition, axis=1) / transition.sum(axis=1, keepdims=True) + np.arange(len(chars))[:, None]).ravel()
+    shifted = (
+        np.cumsum(transition, axis=1) / transition.sum(axis=1, keepdims=True) + np.arange(len(chars))[:, None]
+    ).ravel()
     rng = np.random.default_rng(seed)
     lengths = rng.choice([len(t) for t in sample], n)
     state = rng.choice(len(chars), n, p=unigram)
     out = np.zeros((n, lengths.max()), dtype=np.int64)
     for step in range(lengths.max()):
         out[:, step] = state
-        state = np.minimum(np.searchsorted(shifted, state + rng.random(n), side="right") - state * len(chars), len(chars) - 1)
+        state = np.minimum(
+            np.searchsorted(shifted, state + rng.random(n), side="right") - state * len(chars), len(chars) - 1
+        )
     table = np.array(chars)
     return ["".join(table[row[:length]]) for row, length in zip(out, lengths)]
 
@@ -139,7 +168,7 @@ def corpus_and_queries(name, n_queries, work_dir):
             queries = [t[: max(4, len(t) // 2)] for t in read_lines(corpus)[::37]]
         queries = [q for q in queries if q.lower() != "query"]
         return corpus, queries[:n_queries]
-    n = int(name[len("synthetic_"):])
+    n = int(name[len("synthetic_") :])
     corpus = os.path.join(work_dir, f"{name}.csv")
     if not os.path.isfile(corpus):
         write_lines(corpus, synthetic_titles(n))
@@ -174,9 +203,9 @@ def bootstrap_models(args):
     import paddle
 
     from ernie_matching.model import load_matching_model
+    from ns_common.checkpoint import save_encoder_config
     from ns_common.export import export_static
     from ns_common.modeling import new_backbone, new_tokenizer
-    from ns_common.checkpoint import save_encoder_config
     from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
     from ns_common.vocab import build_vocab, write_vocab
@@ -223,16 +252,40 @@ def latency_rankings(corpus, ranking_dir, root):
     def booster(names, grid):
         largest = {key: max(values) for key, values in grid.items()}
         labels = [np.eye(CANDIDATES, dtype=np.int32)[rng.integers(CANDIDATES)] for _ in range(100)]
-        return learn.fit_ranker(learn.GroupedData([rng.random((CANDIDATES, len(names))) for _ in labels], labels, feature_names=names), largest)
+        return learn.fit_ranker(
+            learn.GroupedData([rng.random((CANDIDATES, len(names))) for _ in labels], labels, feature_names=names),
+            largest,
+        )
 
-    lexical_spec = fitted.spec["lexical"] if fitted is not None and fitted.spec["lexical"] else \
-        {"features": FEATURES, "params": {}, "model_file": "lexical.txt", "set": "every lexical feature"}
-    lexical = fitted.lexical_model if fitted is not None and fitted.lexical_model is not None else booster(FEATURES, fit.GRIDS["lexical"])
-    base = {"format": FORMAT, "candidates": CANDIDATES, "lexical": lexical_spec, "neural": None, "chosen": "lexical",
-            "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1}}}
-    full = dict(base, chosen="neural", neural={"features": NEURAL_FEATURES, "params": {}, "model_file": "neural.txt", "set": "every signal"})
-    fit.write_ranking(os.path.join(root, "system_full"), full, stats,
-                      {"lexical": lexical, "neural": booster(NEURAL_FEATURES, fit.GRIDS["neural"])})
+    lexical_spec = (
+        fitted.spec["lexical"]
+        if fitted is not None and fitted.spec["lexical"]
+        else {"features": FEATURES, "params": {}, "model_file": "lexical.txt", "set": "every lexical feature"}
+    )
+    lexical = (
+        fitted.lexical_model
+        if fitted is not None and fitted.lexical_model is not None
+        else booster(FEATURES, fit.GRIDS["lexical"])
+    )
+    base = {
+        "format": FORMAT,
+        "candidates": CANDIDATES,
+        "lexical": lexical_spec,
+        "neural": None,
+        "chosen": "lexical",
+        "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1}},
+    }
+    full = dict(
+        base,
+        chosen="neural",
+        neural={"features": NEURAL_FEATURES, "params": {}, "model_file": "neural.txt", "set": "every signal"},
+    )
+    fit.write_ranking(
+        os.path.join(root, "system_full"),
+        full,
+        stats,
+        {"lexical": lexical, "neural": booster(NEURAL_FEATURES, fit.GRIDS["neural"])},
+    )
     if fitted is not None:
         return {"system": ranking_dir, "system_full": os.path.join(root, "system_full")}
     fit.write_ranking(os.path.join(root, "system"), base, stats, {"lexical": lexical})
@@ -270,7 +323,12 @@ def time_mode(mode, queries, searcher, encoder, reranker, system, args):
             recalled = time.perf_counter()
             reranker.rerank(query, [h.to_dict() for h in hits], args.top_k)
             done = time.perf_counter()
-            steps = {"encode": encoder.seconds, "search": recalled - start - encoder.seconds, "rerank": done - recalled, "total": done - start}
+            steps = {
+                "encode": encoder.seconds,
+                "search": recalled - start - encoder.seconds,
+                "rerank": done - recalled,
+                "total": done - start,
+            }
         if i >= args.warmup:
             for step in STEPS:
                 seconds[step].append(steps.get(step, 0.0))
@@ -311,7 +369,11 @@ def row_worker(payload):
             build["engine"] = store.engine(client).name
             stats = insert.insert_corpus(client, config, corpus, embeddings)
             store.close(client, config)
-            build.update(insert_s=round(stats.insert_seconds, 1), index_s=round(stats.index_seconds, 1), index_type=stats.index_type)
+            build.update(
+                insert_s=round(stats.insert_seconds, 1),
+                index_s=round(stats.index_seconds, 1),
+                index_type=stats.index_type,
+            )
             logger.info(f"{corpus_name} {backend}: {json.dumps(build)}")
             result = {"_build": build}  # goes to the .md; the .json holds the modes only
             with MilvusSearcher(config, encoder) as searcher:
@@ -322,8 +384,12 @@ def row_worker(payload):
                     for mode, path in latency_rankings(corpus, args.ranking_dir, root).items():
                         ranking = Ranking.load(path)
                         needed = needed_components("system", ranking)  # system_full: every signal, so both models
-                        system[mode] = SearchSystem(searcher, ranking, encoder if "encoder" in needed else None,
-                                                    reranker if "reranker" in needed else None)
+                        system[mode] = SearchSystem(
+                            searcher,
+                            ranking,
+                            encoder if "encoder" in needed else None,
+                            reranker if "reranker" in needed else None,
+                        )
                 for mode in args.modes:
                     if mode not in searcher.modes and mode not in system:
                         result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
@@ -336,7 +402,9 @@ def row_worker(payload):
 
 
 def run_row(corpus_name, backend, args, models):
-    result = run_isolated(backend, __file__, {"corpus": corpus_name, "args": vars(args), "models": list(models)}, args.time_box_s)
+    result = run_isolated(
+        backend, __file__, {"corpus": corpus_name, "args": vars(args), "models": list(models)}, args.time_box_s
+    )
     if "error" in result:
         return {mode: {"status": result["error"]} for mode in args.modes}, None
     return {k: v for k, v in result.items() if k != "_build"}, result["_build"]
@@ -346,31 +414,45 @@ def run_row(corpus_name, backend, args, models):
 
 
 def markdown(results, builds, meta):
-    lines = ["# End-to-end query latency", "",
-             f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; load average {meta['load_before']} before the run, "
-             f"{meta['load_after']} after (other jobs running on the same cores make every figure pessimistic). "
-             f"Run: `{meta['command']}`" + ("; rows it did not redo are kept from the earlier file (--keep_rows)." if meta.get("kept") else "."), "",
-             f"Models: {meta['models']}; inference: {meta['settings']}. Each mode: {meta['queries']} single queries after "
-             f"{meta['warmup']} warm-up ones; dense/bm25/hybrid recall {meta['recall_num']} hits and rerank them, system = "
-             "SearchSystem with the fitted ranking (what it uses), system_full = SearchSystem with every signal (BM25's top 50 with their "
-             "vectors, the query encoded, lexical features and model, the reranker on all 50, the neural model). Times in ms, p50 "
-             "(p99 in total); search = Milvus.", "",
-             "| corpus | backend | mode | encode p50 | search p50 | features p50 | rerank p50 | rank p50 | total p50 | total p99 |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# End-to-end query latency",
+        "",
+        f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; load average {meta['load_before']} before the run, "
+        f"{meta['load_after']} after (other jobs running on the same cores make every figure pessimistic). "
+        f"Run: `{meta['command']}`"
+        + ("; rows it did not redo are kept from the earlier file (--keep_rows)." if meta.get("kept") else "."),
+        "",
+        f"Models: {meta['models']}; inference: {meta['settings']}. Each mode: {meta['queries']} single queries after "
+        f"{meta['warmup']} warm-up ones; dense/bm25/hybrid recall {meta['recall_num']} hits and rerank them, system = "
+        "SearchSystem with the fitted ranking (what it uses), system_full = SearchSystem with every signal (BM25's top 50 with their "
+        "vectors, the query encoded, lexical features and model, the reranker on all 50, the neural model). Times in ms, p50 "
+        "(p99 in total); search = Milvus.",
+        "",
+        "| corpus | backend | mode | encode p50 | search p50 | features p50 | rerank p50 | rank p50 | total p50 | total p99 |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for corpus, backends in results.items():
         for backend, modes in backends.items():
             for mode, r in modes.items():
                 if "status" in r:
                     lines.append(f"| {corpus} | {backend} | {mode} | {r['status']} | | | | | | |")
                     continue
-                lines.append(f"| {corpus} | {backend} | {mode} | {r['encode_p50_ms']:.1f} | {r['search_p50_ms']:.1f} | "
-                             f"{r.get('features_p50_ms', 0.0):.1f} | {r['rerank_p50_ms']:.1f} | {r['rank_p50_ms']:.1f} | **{r['total_p50_ms']:.1f}** | "
-                             f"{r['total_p99_ms']:.1f} |")
-    lines += ["", "Rows built by this run (documents; seconds to embed them, ~0 when cached in --work_dir; insert; index):", ""]
+                lines.append(
+                    f"| {corpus} | {backend} | {mode} | {r['encode_p50_ms']:.1f} | {r['search_p50_ms']:.1f} | "
+                    f"{r.get('features_p50_ms', 0.0):.1f} | {r['rerank_p50_ms']:.1f} | {r['rank_p50_ms']:.1f} | **{r['total_p50_ms']:.1f}** | "  # noqa: E501
+                    f"{r['total_p99_ms']:.1f} |"
+                )
+    lines += [
+        "",
+        "Rows built by this run (documents; seconds to embed them, ~0 when cached in --work_dir; insert; index):",
+        "",
+    ]
     for (corpus, backend), b in builds.items():
         if b:
-            lines.append(f"- {corpus} / {backend} ({b.get('engine', '?')}, {b.get('index_type', '?')} index): {b['documents']} documents, "
-                         f"embed {b['embed_s']} s, insert {b['insert_s']} s, index {b['index_s']} s")
+            lines.append(
+                f"- {corpus} / {backend} ({b.get('engine', '?')}, {b.get('index_type', '?')} index): {b['documents']} documents, "
+                f"embed {b['embed_s']} s, insert {b['insert_s']} s, index {b['index_s']} s"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -400,10 +482,18 @@ def main(argv=None):
             results = json.load(f)
     from ns_common.predictor import InferencePredictor
 
-    meta = {"command": "python bench/query_latency.py " + " ".join(sys.argv[1:] if argv is None else argv), "models": described,
-            "settings": InferencePredictor(models[0], cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn,
-                                           precision=args.precision).settings,
-            "queries": args.queries, "warmup": args.warmup, "recall_num": args.recall_num, "load_before": load_before, "kept": kept}
+    meta = {
+        "command": "python bench/query_latency.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "models": described,
+        "settings": InferencePredictor(
+            models[0], cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision
+        ).settings,
+        "queries": args.queries,
+        "warmup": args.warmup,
+        "recall_num": args.recall_num,
+        "load_before": load_before,
+        "kept": kept,
+    }
     os.makedirs(args.output_dir, exist_ok=True)
     builds = {}
     for corpus in args.corpora:

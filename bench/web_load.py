@@ -14,6 +14,7 @@ r"""Load test of the web service (search.web_service.py), loopback only, standar
 
 Prints one summary line with p50/p90/p99 latencies; exit code 1 when any check failed.
 """
+
 import argparse
 import http.client
 import json
@@ -140,7 +141,9 @@ def plan_requests(args, queries, modes, has_reranker):
             plan.append(("embed", query, "POST", "/api/embed", {"texts": [query]}))
         else:
             query, mode = rng.choice(queries), rng.choice(modes)
-            plan.append(("search", (query, mode), "POST", "/api/search", {"query": query, "mode": mode, "top_k": args.top_k}))
+            plan.append(
+                ("search", (query, mode), "POST", "/api/search", {"query": query, "mode": mode, "top_k": args.top_k})
+            )
     return plan
 
 
@@ -199,8 +202,16 @@ def main(argv=None):
             else:
                 ok = status == 200 and same_answer(kind, answer_of(kind, data), expected[(kind, key)])
             with lock:
-                results.append({"kind": kind, "name": key if kind == "bad" else kind, "status": status, "ok": ok,
-                                "seconds": seconds, "error": (data or {}).get("error") if isinstance(data, dict) else None})
+                results.append(
+                    {
+                        "kind": kind,
+                        "name": key if kind == "bad" else kind,
+                        "status": status,
+                        "ok": ok,
+                        "seconds": seconds,
+                        "error": (data or {}).get("error") if isinstance(data, dict) else None,
+                    }
+                )
 
     start = time.perf_counter()
     threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
@@ -216,28 +227,42 @@ def main(argv=None):
     latencies_ms = [r["seconds"] * 1000 for r in good] or [0.0]
     failures = [r for r in results if not r["ok"]]
     summary = {
-        "requests": len(results), "clients": args.clients, "wall_s": round(wall, 2),
+        "requests": len(results),
+        "clients": args.clients,
+        "wall_s": round(wall, 2),
         "requests_per_s": round(len(results) / wall, 1),
-        "good": len(good), "good_ok": sum(r["ok"] for r in good),
-        "search": sum(r["kind"] == "search" for r in results), "embed": sum(r["kind"] == "embed" for r in results),
-        "bad": len(bad), "bad_rejected": sum(r["ok"] for r in bad),
+        "good": len(good),
+        "good_ok": sum(r["ok"] for r in good),
+        "search": sum(r["kind"] == "search" for r in results),
+        "embed": sum(r["kind"] == "embed" for r in results),
+        "bad": len(bad),
+        "bad_rejected": sum(r["ok"] for r in bad),
         "bad_statuses": sorted({f"{r['name']}={r['status']}" for r in bad}),
-        "p50_ms": round(percentile(latencies_ms, 50), 1), "p90_ms": round(percentile(latencies_ms, 90), 1),
-        "p99_ms": round(percentile(latencies_ms, 99), 1), "max_ms": round(max(latencies_ms), 1),
-        "modes": health["modes"], "reference_requests": len(expected), "healthy_after": healthy_after,
+        "p50_ms": round(percentile(latencies_ms, 50), 1),
+        "p90_ms": round(percentile(latencies_ms, 90), 1),
+        "p99_ms": round(percentile(latencies_ms, 99), 1),
+        "max_ms": round(max(latencies_ms), 1),
+        "modes": health["modes"],
+        "reference_requests": len(expected),
+        "healthy_after": healthy_after,
         "failures": failures[:10],
     }
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(summary, f, ensure_ascii=False, indent=2)
     for failure in failures[:10]:
-        print(f"FAILED {failure['kind']} {failure['name']}: status {failure['status']} {failure['error'] or ''}", file=sys.stderr)
-    print(f"{summary['requests']} requests from {args.clients} clients in {wall:.1f}s ({summary['requests_per_s']}/s): "
-          f"good {summary['good_ok']}/{summary['good']} correct ({summary['search']} search over "
-          f"{'/'.join(health['modes'])}, {summary['embed']} embed), bad {summary['bad_rejected']}/{summary['bad']} "
-          f"rejected with 4xx; good latency p50 {summary['p50_ms']} ms, p90 {summary['p90_ms']} ms, "
-          f"p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms; healthy after: {healthy_after}"
-          + (f"; JSON -> {args.json}" if args.json else ""))
+        print(
+            f"FAILED {failure['kind']} {failure['name']}: status {failure['status']} {failure['error'] or ''}",
+            file=sys.stderr,
+        )
+    print(
+        f"{summary['requests']} requests from {args.clients} clients in {wall:.1f}s ({summary['requests_per_s']}/s): "
+        f"good {summary['good_ok']}/{summary['good']} correct ({summary['search']} search over "
+        f"{'/'.join(health['modes'])}, {summary['embed']} embed), bad {summary['bad_rejected']}/{summary['bad']} "
+        f"rejected with 4xx; good latency p50 {summary['p50_ms']} ms, p90 {summary['p90_ms']} ms, "
+        f"p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms; healthy after: {healthy_after}"
+        + (f"; JSON -> {args.json}" if args.json else "")
+    )
     return 0 if not failures and healthy_after else 1
 
 

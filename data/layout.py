@@ -17,6 +17,7 @@ domain texts and pretraining documents. Output (under output_dir):
 data/ is no package: its scripts run as `python data/<script>.py`, which puts data/ on sys.path, so they
 (and tests/test_data.py, which adds data/ to sys.path) import this module as `layout`.
 """
+
 import os
 import random
 
@@ -75,8 +76,17 @@ def split_pairs(pairs, dev_ratio, seed):
     return train, dev
 
 
-def write_layout(output_dir, corpus_titles, labelled_pairs, unsupervised_texts, domain_docs,
-                 dev_ratio=0.2, seed=1000, neg_per_query=4, neg_pool=10):
+def write_layout(
+    output_dir,
+    corpus_titles,
+    labelled_pairs,
+    unsupervised_texts,
+    domain_docs,
+    dev_ratio=0.2,
+    seed=1000,
+    neg_per_query=4,
+    neg_pool=10,
+):
     """Writes every file of the layout; returns {relative path: rows written} plus a few counts."""
     if not 0 < dev_ratio < 1:
         raise ValueError(f"dev_ratio must be between 0 and 1, got {dev_ratio}")
@@ -90,8 +100,9 @@ def write_layout(output_dir, corpus_titles, labelled_pairs, unsupervised_texts, 
     index = BM25Index(titles)
 
     def negatives(part, salt):
-        return lexical_negatives(index, [q for q, _ in part], [title_id[t] for _, t in part],
-                                 neg_per_query, pool=neg_pool, seed=seed + salt)
+        return lexical_negatives(
+            index, [q for q, _ in part], [title_id[t] for _, t in part], neg_per_query, pool=neg_pool, seed=seed + salt
+        )
 
     train_negs = negatives(train, 1)
     dev_negs = negatives(dev, 2)
@@ -125,10 +136,16 @@ def write_layout(output_dir, corpus_titles, labelled_pairs, unsupervised_texts, 
             ((q, t, titles[j]) for (q, t), negs in zip(train, train_negs) for j in negs),
             header=("query", "title", "neg_title"),
         ),
-        "sort/dev_pairwise.csv": write_lines(path("sort/dev_pairwise.csv"), labelled_rows(dev[:half], dev_negs[:half]),
-                                             header=("query", "title", "label")),
-        "sort/test_pairwise.csv": write_lines(path("sort/test_pairwise.csv"), labelled_rows(dev[half:], dev_negs[half:]),
-                                              header=("query", "title", "label")),
+        "sort/dev_pairwise.csv": write_lines(
+            path("sort/dev_pairwise.csv"),
+            labelled_rows(dev[:half], dev_negs[:half]),
+            header=("query", "title", "label"),
+        ),
+        "sort/test_pairwise.csv": write_lines(
+            path("sort/test_pairwise.csv"),
+            labelled_rows(dev[half:], dev_negs[half:]),
+            header=("query", "title", "label"),
+        ),
         "pretrain/domain_corpus.txt": write_lines(path("pretrain/domain_corpus.txt"), dedup(domain_docs)),
     }
     counts["labelled pairs dropped (duplicate or title not in corpus)"] = n_dropped

@@ -23,14 +23,16 @@ paper by the abstract + title text, not by line number.
 CSL may not be redistributed (non-commercial research use): write the output outside the repository
 or leave it untracked (data/csl/ is git-ignored).
 """
+
 import argparse
 import os
 import re
 import sys
 
+from layout import LAYOUT_FILES, format_counts, write_layout
+
 from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, check_file, read_fields, read_jsonl
-from layout import LAYOUT_FILES, format_counts, write_layout
 from ns_common.utils import Timer, logger
 
 TSV_SPLITS = ("train", "dev", "test")
@@ -40,13 +42,30 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--csl_dir", help="folder with papers.jsonl and abstracts.jsonl (e.g. ../shared/data/csl)")
-    source.add_argument("--csl_tsv_dir", help="the benchmark/ folder of github.com/ydli-ai/CSL ({ts,kg,cls_ctg,cls_dcp}/*.tsv)")
-    parser.add_argument("--output_dir", required=True, help="where the layout (milvus/, recall/, sort/, pretrain/) is written")
-    parser.add_argument("--dev_ratio", type=float, default=0.2, help="share of the labelled pairs held out as dev (default 0.2)")
-    parser.add_argument("--seed", type=int, default=1000, help="seed of the train/dev split and of the negative sampling")
-    parser.add_argument("--neg_per_query", type=int, default=4, help="lexical negatives per labelled query in sort/ (default 4)")
-    parser.add_argument("--neg_pool", type=int, default=10, help="negatives are drawn from this many best BM25 titles eligible as negatives (ns_common/negatives.py; default 10)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing layout in --output_dir")
+    source.add_argument(
+        "--csl_tsv_dir", help="the benchmark/ folder of github.com/ydli-ai/CSL ({ts,kg,cls_ctg,cls_dcp}/*.tsv)"
+    )
+    parser.add_argument(
+        "--output_dir", required=True, help="where the layout (milvus/, recall/, sort/, pretrain/) is written"
+    )
+    parser.add_argument(
+        "--dev_ratio", type=float, default=0.2, help="share of the labelled pairs held out as dev (default 0.2)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1000, help="seed of the train/dev split and of the negative sampling"
+    )
+    parser.add_argument(
+        "--neg_per_query", type=int, default=4, help="lexical negatives per labelled query in sort/ (default 4)"
+    )
+    parser.add_argument(
+        "--neg_pool",
+        type=int,
+        default=10,
+        help="negatives are drawn from this many best BM25 titles eligible as negatives (ns_common/negatives.py; default 10)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an existing layout in --output_dir"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.dev_ratio < 1:
         parser.error(f"--dev_ratio must be between 0 and 1 (exclusive), got {args.dev_ratio}")
@@ -75,7 +94,11 @@ def split_keywords(text):
 
 
 def paper(title, abstract="", keywords=()):
-    return {"title": normalize(title), "abstract": normalize(abstract), "keywords": [normalize(k) for k in keywords if normalize(k)]}
+    return {
+        "title": normalize(title),
+        "abstract": normalize(abstract),
+        "keywords": [normalize(k) for k in keywords if normalize(k)],
+    }
 
 
 def keyword_list(value):
@@ -111,22 +134,31 @@ def read_csl_jsonl(csl_dir):
     papers_path = os.path.join(csl_dir, "papers.jsonl")
     abstracts_path = os.path.join(csl_dir, "abstracts.jsonl")
     check_file(abstracts_path)  # both files are needed: fail before reading the first one
-    papers = [paper(obj["title"], obj.get("abstract") or "", keyword_list(obj.get("keywords")))
-              for obj in read_jsonl(papers_path, required=("title",), check=lambda obj: record_problem(obj, "title"))]
-    extra_abstracts = [paper("", obj["abstract"], keyword_list(obj.get("keywords")))
-                       for obj in read_jsonl(abstracts_path, required=("abstract",), check=lambda obj: record_problem(obj, "abstract"))]
+    papers = [
+        paper(obj["title"], obj.get("abstract") or "", keyword_list(obj.get("keywords")))
+        for obj in read_jsonl(papers_path, required=("title",), check=lambda obj: record_problem(obj, "title"))
+    ]
+    extra_abstracts = [
+        paper("", obj["abstract"], keyword_list(obj.get("keywords")))
+        for obj in read_jsonl(abstracts_path, required=("abstract",), check=lambda obj: record_problem(obj, "abstract"))
+    ]
     return papers, extra_abstracts
 
 
 def read_csl_tsv(tsv_dir):
     """Papers of the benchmark TSVs: titles from cls_ctg and ts, abstracts from ts (and cls_dcp),
     keywords from kg matched by their abstract + title text."""
+
     def tsv(task, split):
         path = os.path.join(tsv_dir, task, f"{split}.tsv")
         return list(read_fields(path, 3)) if os.path.isfile(path) else []
 
-    found = [f"{task}/{split}.tsv" for task in ("ts", "kg", "cls_ctg", "cls_dcp") for split in TSV_SPLITS
-             if os.path.isfile(os.path.join(tsv_dir, task, f"{split}.tsv"))]
+    found = [
+        f"{task}/{split}.tsv"
+        for task in ("ts", "kg", "cls_ctg", "cls_dcp")
+        for split in TSV_SPLITS
+        if os.path.isfile(os.path.join(tsv_dir, task, f"{split}.tsv"))
+    ]
     if not found:
         raise DataFileError(f"no {{ts,kg,cls_ctg,cls_dcp}}/{{train,dev,test}}.tsv under {tsv_dir}")
     logger.info(f"{tsv_dir}: reading {', '.join(found)}")
@@ -147,7 +179,9 @@ def read_csl_tsv(tsv_dir):
             if normalize(abstract) not in ts_abstracts:
                 extra_abstracts.append(paper("", abstract))
     if n_unmatched:
-        logger.warning(f"{tsv_dir}: {n_unmatched} kg lines matched no ts paper (abstract + title differ); their keywords are unused")
+        logger.warning(
+            f"{tsv_dir}: {n_unmatched} kg lines matched no ts paper (abstract + title differ); their keywords are unused"
+        )
     return papers, extra_abstracts
 
 
@@ -174,7 +208,9 @@ def main(argv=None):
     check_outputs(dirs=[("output_dir", args.output_dir)])
     existing = [f for f in LAYOUT_FILES if os.path.exists(os.path.join(args.output_dir, f))]
     if existing and not args.overwrite:
-        fail(f"--output_dir {args.output_dir} already holds a layout ({existing[0]}, ...); pass --overwrite to replace it")
+        fail(
+            f"--output_dir {args.output_dir} already holds a layout ({existing[0]}, ...); pass --overwrite to replace it"
+        )
 
     try:
         papers, extra_abstracts = read_csl_jsonl(source) if args.csl_dir else read_csl_tsv(source)
@@ -191,12 +227,17 @@ def main(argv=None):
             labelled_pairs=labelled,
             unsupervised_texts=[p["title"] for p in papers] + [p["abstract"] for p in papers + extra_abstracts],
             domain_docs=[domain_document(p) for p in papers + extra_abstracts],
-            dev_ratio=args.dev_ratio, seed=args.seed, neg_per_query=args.neg_per_query, neg_pool=args.neg_pool,
+            dev_ratio=args.dev_ratio,
+            seed=args.seed,
+            neg_per_query=args.neg_per_query,
+            neg_pool=args.neg_pool,
         )
     except ValueError as e:
         fail(f"{source}: {e}")
-    print(f"wrote {args.output_dir} from {source} in {timer.seconds:.1f}s: {len(papers)} papers read, "
-          f"{len(labelled)} with keywords; " + format_counts(counts))
+    print(
+        f"wrote {args.output_dir} from {source} in {timer.seconds:.1f}s: {len(papers)} papers read, "
+        f"{len(labelled)} with keywords; " + format_counts(counts)
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ their scores are overconfident; weights fitted there would trust them too much. 
 used for a choice: they are only reported. The split is by distinct query, seeded, and deterministic.
 Writes <output_dir>/train_model.csv and <output_dir>/train_fit.csv (the same query<TAB>doc format).
 """
+
 import argparse
 import os
 import random
@@ -31,12 +32,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_file", required=True, help="query<TAB>doc pairs (recall/train.csv)")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--fit_ratio", type=float, default=0.25, help="share of the training queries held out for fitting")
+    parser.add_argument(
+        "--fit_ratio", type=float, default=0.25, help="share of the training queries held out for fitting"
+    )
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
-    model_file, fit_file = os.path.join(args.output_dir, "train_model.csv"), os.path.join(args.output_dir, "train_fit.csv")
-    check_outputs(files=[("output_dir", model_file), ("output_dir", fit_file)], dirs=[("output_dir", args.output_dir)],
-                  inputs=[("train_file", args.train_file)])
+    model_file, fit_file = (
+        os.path.join(args.output_dir, "train_model.csv"),
+        os.path.join(args.output_dir, "train_fit.csv"),
+    )
+    check_outputs(
+        files=[("output_dir", model_file), ("output_dir", fit_file)],
+        dirs=[("output_dir", args.output_dir)],
+        inputs=[("train_file", args.train_file)],
+    )
     if not 0.0 < args.fit_ratio < 1.0:
         fail(f"--fit_ratio must be between 0 and 1 (exclusive), got {args.fit_ratio}")
     try:
@@ -48,8 +57,10 @@ def main(argv=None):
     model_pairs, fit_pairs = split_queries(pairs, args.fit_ratio, args.seed)
     write_lines(model_file, model_pairs)
     write_lines(fit_file, fit_pairs)
-    logger.info(f"{args.train_file}: {len(model_pairs)} pairs -> {model_file} (model training), "
-                f"{len(fit_pairs)} pairs -> {fit_file} (fusion / final-ranking fit)")
+    logger.info(
+        f"{args.train_file}: {len(model_pairs)} pairs -> {model_file} (model training), "
+        f"{len(fit_pairs)} pairs -> {fit_file} (fusion / final-ranking fit)"
+    )
 
 
 if __name__ == "__main__":

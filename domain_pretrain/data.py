@@ -9,6 +9,7 @@ tokens, 80% [MASK] / 10% random token / 10% kept.
 Every random choice of sample number g comes from a generator seeded with (seed, g): the batches of a
 run depend only on (seed, consumed samples), which is what makes a resumed run equal an uninterrupted one.
 """
+
 import os
 
 import numpy as np
@@ -31,20 +32,26 @@ class IndexedCorpus:
         ids_file, idx_file = f"{prefix}_ids.npy", f"{prefix}_idx.npz"
         for path in (ids_file, idx_file):
             if not os.path.isfile(path):
-                raise DataFileError(f"pretraining data not found: {path} (run domain_pretrain/data_tools/create_pretraining_data.py)")
+                raise DataFileError(
+                    f"pretraining data not found: {path} (run domain_pretrain/data_tools/create_pretraining_data.py)"
+                )
         self.prefix = prefix
         self.ids = np.load(ids_file, mmap_mode="r")
         with np.load(idx_file) as idx:
             missing = [k for k in ("sents", "docs", "word_starts", "vocab_size", "vocab_sha1") if k not in idx]
             if missing:
-                raise DataFileError(f"{idx_file}: missing array {missing[0]!r} (rebuild it with this project's data tools)")
+                raise DataFileError(
+                    f"{idx_file}: missing array {missing[0]!r} (rebuild it with this project's data tools)"
+                )
             self.sents = idx["sents"]
             self.docs = idx["docs"]
             self.word_starts = idx["word_starts"]
             self.vocab_size = int(idx["vocab_size"])
             self.vocab_sha1 = str(idx["vocab_sha1"])
         if len(self.word_starts) != len(self.ids) or self.sents[-1] != len(self.ids):
-            raise DataFileError(f"{prefix}: ids and index disagree ({len(self.ids)} ids, index counts {self.sents[-1]}): rebuild both")
+            raise DataFileError(
+                f"{prefix}: ids and index disagree ({len(self.ids)} ids, index counts {self.sents[-1]}): rebuild both"
+            )
 
     @property
     def n_docs(self):
@@ -87,7 +94,17 @@ def group_sentences(corpus, doc_numbers, max_tokens):
 class PretrainingDataset:
     """Samples of one split; `example(g)` is sample number g (wrapping into later epochs), masked."""
 
-    def __init__(self, corpus, doc_numbers, tokenizer, max_seq_len=128, masked_lm_prob=0.15, seed=1234, shuffle=True, span_views=False):
+    def __init__(
+        self,
+        corpus,
+        doc_numbers,
+        tokenizer,
+        max_seq_len=128,
+        masked_lm_prob=0.15,
+        seed=1234,
+        shuffle=True,
+        span_views=False,
+    ):
         """span_views: each example also carries its two spans on their own, unmasked ([CLS] A [SEP] and
         [CLS] B [SEP], in document order) for the span contrast."""
         self.span_views = span_views
@@ -151,7 +168,10 @@ class PretrainingDataset:
         b_starts = b_starts.copy()
         b_starts[0] = True
 
-        spans = {"span_a_ids": np.concatenate([[self.cls_id], a, [self.sep_id]]), "span_b_ids": np.concatenate([[self.cls_id], b, [self.sep_id]])}
+        spans = {
+            "span_a_ids": np.concatenate([[self.cls_id], a, [self.sep_id]]),
+            "span_b_ids": np.concatenate([[self.cls_id], b, [self.sep_id]]),
+        }
         sop_label = int(rng.random() < 0.5)  # 1: the segments are in the wrong order
         if sop_label:
             a, b, a_starts, b_starts = b, a, b_starts, a_starts
@@ -160,7 +180,14 @@ class PretrainingDataset:
         word_starts = np.concatenate([[False], a_starts, [False], b_starts, [False]])
         maskable = np.concatenate([[False], np.ones(len(a), bool), [False], np.ones(len(b), bool), [False]])
         input_ids, positions, labels = self.mask_words(input_ids, word_starts, maskable, rng)
-        example = dict(input_ids=input_ids, token_type_ids=token_type_ids, masked_positions=positions, masked_labels=labels, sop_label=sop_label, word_starts=word_starts)
+        example = dict(
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            masked_positions=positions,
+            masked_labels=labels,
+            sop_label=sop_label,
+            word_starts=word_starts,
+        )
         return {**example, **spans} if self.span_views else example
 
     def mask_words(self, input_ids, word_starts, maskable, rng):
@@ -207,11 +234,20 @@ class PretrainingDataset:
         input_ids = pad_sequences([e["input_ids"] for e in examples], self.pad_id)
         token_type_ids = pad_sequences([e["token_type_ids"] for e in examples], 0)
         seq_len = input_ids.shape[1]
-        positions = np.concatenate([e["masked_positions"] + i * seq_len for i, e in enumerate(examples)]).astype(np.int64)
+        positions = np.concatenate([e["masked_positions"] + i * seq_len for i, e in enumerate(examples)]).astype(
+            np.int64
+        )
         labels = np.concatenate([e["masked_labels"] for e in examples]).astype(np.int64)
         sop_labels = np.asarray([e["sop_label"] for e in examples], dtype=np.int64)
         n_tokens = sum(len(e["input_ids"]) for e in examples)
-        batch = dict(input_ids=input_ids, token_type_ids=token_type_ids, masked_positions=positions, masked_labels=labels, sop_labels=sop_labels, n_tokens=n_tokens)
+        batch = dict(
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            masked_positions=positions,
+            masked_labels=labels,
+            sop_labels=sop_labels,
+            n_tokens=n_tokens,
+        )
         if self.span_views:
             for key in ("span_a_ids", "span_b_ids"):
                 batch[key] = pad_sequences([e[key] for e in examples], self.pad_id)

@@ -8,6 +8,7 @@ the recall stages pool, and each must find its partner among the batch's other s
 MLM alone never trains the pooled sentence vector; this objective does, on the same domain text.
 
 Only the backbone is a product: `save_pretrained` it and downstream stages load it directly."""
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -37,7 +38,8 @@ class PretrainingModel(nn.Layer):
         if freeze_word_embeddings:
             word_embeddings.stop_gradient = True
             self.mlm_output_weight = self.create_parameter(
-                word_embeddings.shape, default_initializer=nn.initializer.Assign(word_embeddings.numpy()))
+                word_embeddings.shape, default_initializer=nn.initializer.Assign(word_embeddings.numpy())
+            )
 
     def forward(self, input_ids, token_type_ids, masked_positions, span_a_ids=None, span_b_ids=None):
         """masked_positions index the flattened [batch * seq_len] tokens; span_a_ids/span_b_ids ([CLS] A [SEP],
@@ -46,11 +48,18 @@ class PretrainingModel(nn.Layer):
         sequence_output, pooled_output = self.backbone(input_ids, token_type_ids)[:2]
         hidden = paddle.gather(sequence_output.reshape([-1, sequence_output.shape[-1]]), masked_positions)
         hidden = self.mlm_layer_norm(F.gelu(self.mlm_transform(hidden)))
-        word_embeddings = self.backbone.embeddings.word_embeddings.weight if self.mlm_output_weight is None else self.mlm_output_weight
+        word_embeddings = (
+            self.backbone.embeddings.word_embeddings.weight
+            if self.mlm_output_weight is None
+            else self.mlm_output_weight
+        )
         mlm_logits = paddle.matmul(hidden, word_embeddings, transpose_y=True) + self.mlm_bias
         span_logits = None
         if self.span_contrast and span_a_ids is not None:
-            a, b = (F.normalize(mean_pool(self.backbone(ids)[0], ids, self.backbone.config.pad_token_id), axis=-1) for ids in (span_a_ids, span_b_ids))
+            a, b = (
+                F.normalize(mean_pool(self.backbone(ids)[0], ids, self.backbone.config.pad_token_id), axis=-1)
+                for ids in (span_a_ids, span_b_ids)
+            )
             span_logits = SPAN_CONTRAST_SCALE * paddle.matmul(a, b, transpose_y=True)
         return mlm_logits, self.sop_classifier(pooled_output), span_logits
 
@@ -84,7 +93,9 @@ def evaluate(model, batches):
     model.eval()
     mlm_loss = mlm_correct = n_masked = sop_loss = sop_correct = n_samples = span_loss = span_correct = 0.0
     for batch in batches:
-        names = ("input_ids", "token_type_ids", "masked_positions") + (("span_a_ids", "span_b_ids") if "span_a_ids" in batch else ())
+        names = ("input_ids", "token_type_ids", "masked_positions") + (
+            ("span_a_ids", "span_b_ids") if "span_a_ids" in batch else ()
+        )
         mlm_logits, sop_logits, span_logits = model(*[paddle.to_tensor(batch[k]) for k in names])
         labels, sop_labels = paddle.to_tensor(batch["masked_labels"]), paddle.to_tensor(batch["sop_labels"])
         mlm_loss += F.cross_entropy(mlm_logits, labels, reduction="sum").item()
@@ -95,7 +106,9 @@ def evaluate(model, batches):
         n_samples += len(batch["sop_labels"])
         if span_logits is not None:
             span_loss += span_contrast_loss(span_logits).item() * len(batch["sop_labels"])
-            span_correct += (span_logits.argmax(-1) == paddle.arange(span_logits.shape[0])).astype("float32").sum().item()
+            span_correct += (
+                (span_logits.argmax(-1) == paddle.arange(span_logits.shape[0])).astype("float32").sum().item()
+            )
     model.train()
     if not n_samples:
         return {}

@@ -12,6 +12,7 @@ output_dir/final/ holds the backbone alone (save_pretrained + tokenizer): pass i
 --model_name_or_path. output_dir/pretrain_summary.json: steps, tokens/s, wall time, and the held-out
 (test split) MLM/SOP metrics of the initial and the final model.
 """
+
 import argparse
 import hashlib
 import json
@@ -21,12 +22,11 @@ import signal
 import sys
 
 import numpy as np
-
-import ns_common  # noqa: F401  (first: its warning filters quiet paddle's import)
 import paddle
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+import ns_common  # noqa: F401  (first: its warning filters quiet paddle's import)
 from domain_pretrain.data import IndexedCorpus, PretrainingDataset, eval_batches, split_documents, train_batch_numbers
 from domain_pretrain.data_tools.create_pretraining_data import vocab_fingerprint
 from domain_pretrain.model import PretrainingModel, evaluate, pretraining_loss
@@ -35,21 +35,59 @@ from ns_common.cli import check_finite_flags, entry_point, fail
 from ns_common.io import DataFileError
 from ns_common.modeling import MODEL_TYPES, load_backbone, load_tokenizer, model_type_of
 from ns_common.train_utils import check_loss, check_update
-from ns_common.utils import Timer, init_distributed, is_main_process, logger, quiet_paddlenlp, rank, set_device, set_seed, world_size
+from ns_common.utils import (
+    Timer,
+    init_distributed,
+    is_main_process,
+    logger,
+    quiet_paddlenlp,
+    rank,
+    set_device,
+    set_seed,
+    world_size,
+)
 
 EVAL_SEED = 2024  # masking of the valid/test examples: the same for every run, so runs compare
 # flags that decide which samples and masks a step sees: a resumed run must keep them
-RESUME_KEYS = ("seed", "micro_batch_size", "world_size", "max_seq_len", "masked_lm_prob", "split", "vocab_sha1", "span_contrast")
+RESUME_KEYS = (
+    "seed",
+    "micro_batch_size",
+    "world_size",
+    "max_seq_len",
+    "masked_lm_prob",
+    "split",
+    "vocab_sha1",
+    "span_contrast",
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name_or_path", required=True, help="a PaddleNLP name (ernie-1.0, ernie-gram-zh) or a save_pretrained directory (ns_common.bootstrap)")
-    parser.add_argument("--model_type", choices=MODEL_TYPES, default=None, help="checked against --model_name_or_path (default: taken from it)")
-    parser.add_argument("--input_prefix", default=None, help="data from create_pretraining_data.py: {prefix}_ids.npy + {prefix}_idx.npz")
-    parser.add_argument("--input_dir", default=None, help="alternative to --input_prefix: a directory holding exactly one *_ids.npy/*_idx.npz pair")
+    parser.add_argument(
+        "--model_name_or_path",
+        required=True,
+        help="a PaddleNLP name (ernie-1.0, ernie-gram-zh) or a save_pretrained directory (ns_common.bootstrap)",
+    )
+    parser.add_argument(
+        "--model_type",
+        choices=MODEL_TYPES,
+        default=None,
+        help="checked against --model_name_or_path (default: taken from it)",
+    )
+    parser.add_argument(
+        "--input_prefix", default=None, help="data from create_pretraining_data.py: {prefix}_ids.npy + {prefix}_idx.npz"
+    )
+    parser.add_argument(
+        "--input_dir",
+        default=None,
+        help="alternative to --input_prefix: a directory holding exactly one *_ids.npy/*_idx.npz pair",
+    )
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--split", default="98,1,1", help="train,valid,test proportions of the documents (PaddleNLP uses 949,50,1 on far larger corpora)")
+    parser.add_argument(
+        "--split",
+        default="98,1,1",
+        help="train,valid,test proportions of the documents (PaddleNLP uses 949,50,1 on far larger corpora)",
+    )
     parser.add_argument("--max_seq_len", type=int, default=64, help="the downstream stages use 64 too")
     parser.add_argument("--masked_lm_prob", type=float, default=0.15)
     parser.add_argument("--micro_batch_size", type=int, default=16, help="samples per process and step")
@@ -61,22 +99,34 @@ def parse_args(argv=None):
     parser.add_argument("--adam_beta2", type=float, default=0.999)
     parser.add_argument("--adam_epsilon", type=float, default=1e-8)
     parser.add_argument("--grad_clip", type=float, default=1.0, help="global-norm clipping; 0 turns it off")
-    parser.add_argument("--freeze_word_embeddings", action="store_true",
-                        help="keep the input word embeddings as they start (the MLM output layer learns its own copy)")
-    parser.add_argument("--span_contrast", action="store_true",
-                        help="beyond PaddleNLP: also train the mean-pooled sentence embedding, each sample's two spans finding each other "
-                             "in the batch (coCondenser-style); what the recall stages warm-started from this model need")
-    parser.add_argument("--max_steps", type=int, default=1500, help="default sized for CSL on 2 CPU cores in ~15 minutes")
+    parser.add_argument(
+        "--freeze_word_embeddings",
+        action="store_true",
+        help="keep the input word embeddings as they start (the MLM output layer learns its own copy)",
+    )
+    parser.add_argument(
+        "--span_contrast",
+        action="store_true",
+        help="beyond PaddleNLP: also train the mean-pooled sentence embedding, each sample's two spans finding each other "
+        "in the batch (coCondenser-style); what the recall stages warm-started from this model need",
+    )
+    parser.add_argument(
+        "--max_steps", type=int, default=1500, help="default sized for CSL on 2 CPU cores in ~15 minutes"
+    )
     parser.add_argument("--save_steps", type=int, default=500)
     parser.add_argument("--eval_freq", type=int, default=500)
     parser.add_argument("--eval_iters", type=int, default=10, help="validation batches per evaluation")
-    parser.add_argument("--test_iters", type=int, default=-1, help="test batches for the held-out metrics (-1: the whole test split)")
+    parser.add_argument(
+        "--test_iters", type=int, default=-1, help="test batches for the held-out metrics (-1: the whole test split)"
+    )
     parser.add_argument("--logging_freq", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
     parser.add_argument("--use_amp", action="store_true", help="float16 automatic mixed precision (GPU only)")
     parser.add_argument("--scale_loss", type=float, default=32768, help="initial loss scaling with --use_amp")
-    parser.add_argument("--kill_at_step", type=int, default=None, help=argparse.SUPPRESS)  # tests: SIGKILL itself after this step
+    parser.add_argument(
+        "--kill_at_step", type=int, default=None, help=argparse.SUPPRESS
+    )  # tests: SIGKILL itself after this step
     return parser.parse_args(argv)
 
 
@@ -89,9 +139,19 @@ def check_args(args):
             fail(f"--input_dir {args.input_dir}: no such directory")
         prefixes = sorted(f[: -len("_idx.npz")] for f in os.listdir(args.input_dir) if f.endswith("_idx.npz"))
         if len(prefixes) != 1:
-            fail(f"--input_dir {args.input_dir}: expected exactly one *_idx.npz, found {len(prefixes)}; use --input_prefix")
+            fail(
+                f"--input_dir {args.input_dir}: expected exactly one *_idx.npz, found {len(prefixes)}; use --input_prefix"
+            )
         args.input_prefix = os.path.join(args.input_dir, prefixes[0])
-    for name in ("max_seq_len", "micro_batch_size", "max_steps", "save_steps", "eval_freq", "eval_iters", "logging_freq"):
+    for name in (
+        "max_seq_len",
+        "micro_batch_size",
+        "max_steps",
+        "save_steps",
+        "eval_freq",
+        "eval_iters",
+        "logging_freq",
+    ):
         if getattr(args, name) <= 0:
             fail(f"--{name} must be positive (got {getattr(args, name)})")
     if args.max_seq_len < 5:
@@ -120,7 +180,9 @@ def check_args(args):
     except ValueError as e:
         fail(str(e))
     if args.model_type and model_type_of(args.model_name_or_path) != args.model_type:
-        fail(f"--model_type {args.model_type} but --model_name_or_path {args.model_name_or_path} is {model_type_of(args.model_name_or_path)}")
+        fail(
+            f"--model_type {args.model_type} but --model_name_or_path {args.model_name_or_path} is {model_type_of(args.model_name_or_path)}"
+        )
 
 
 class LinearWarmupDecay(paddle.optimizer.lr.LRScheduler):
@@ -245,11 +307,33 @@ def main(argv=None):
     tokenizer = load_tokenizer(args.model_name_or_path)
     vocab_size, args.vocab_sha1 = vocab_fingerprint(tokenizer)
     if (vocab_size, args.vocab_sha1) != (corpus.vocab_size, corpus.vocab_sha1):
-        fail(f"{corpus.prefix}: built with another vocabulary ({corpus.vocab_size} tokens) than --model_name_or_path {args.model_name_or_path} ({vocab_size}); rebuild the data with this model's tokenizer")
+        fail(
+            f"{corpus.prefix}: built with another vocabulary ({corpus.vocab_size} tokens) than --model_name_or_path {args.model_name_or_path} ({vocab_size}); rebuild the data with this model's tokenizer"  # noqa: E501
+        )
     train_docs, valid_docs, test_docs = split_documents(corpus.n_docs, args.split)
-    train_data = PretrainingDataset(corpus, train_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, args.seed, span_views=args.span_contrast)
-    valid_data = PretrainingDataset(corpus, valid_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, EVAL_SEED, shuffle=False, span_views=args.span_contrast)
-    test_data = PretrainingDataset(corpus, test_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, EVAL_SEED, shuffle=False, span_views=args.span_contrast)
+    train_data = PretrainingDataset(
+        corpus, train_docs, tokenizer, args.max_seq_len, args.masked_lm_prob, args.seed, span_views=args.span_contrast
+    )
+    valid_data = PretrainingDataset(
+        corpus,
+        valid_docs,
+        tokenizer,
+        args.max_seq_len,
+        args.masked_lm_prob,
+        EVAL_SEED,
+        shuffle=False,
+        span_views=args.span_contrast,
+    )
+    test_data = PretrainingDataset(
+        corpus,
+        test_docs,
+        tokenizer,
+        args.max_seq_len,
+        args.masked_lm_prob,
+        EVAL_SEED,
+        shuffle=False,
+        span_views=args.span_contrast,
+    )
     if len(train_data) == 0:
         fail(f"--split {args.split}: the train split of {corpus.prefix} has no sample")
     if main_process:
@@ -263,17 +347,34 @@ def main(argv=None):
 
     os.makedirs(args.output_dir, exist_ok=True)
     checkpoint = find_checkpoint(args.output_dir)
-    state = {"step": 0, "consumed_samples": 0, "train_tokens": 0, "train_seconds": 0.0, "wall_seconds": 0.0, "valid_history": []}
+    state = {
+        "step": 0,
+        "consumed_samples": 0,
+        "train_tokens": 0,
+        "train_seconds": 0.0,
+        "wall_seconds": 0.0,
+        "valid_history": [],
+    }
     if checkpoint:
         with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as f:
             state = json.load(f)
-        changed = [f"--{k} {getattr(args, k)} (checkpoint: {state['args'][k]})" for k in RESUME_KEYS if state["args"].get(k) != getattr(args, k)]
+        changed = [
+            f"--{k} {getattr(args, k)} (checkpoint: {state['args'][k]})"
+            for k in RESUME_KEYS
+            if state["args"].get(k) != getattr(args, k)
+        ]
         if changed:
-            fail(f"{checkpoint} was trained with other settings: {'; '.join(changed)}. Use the same flags, or a new --output_dir")
+            fail(
+                f"{checkpoint} was trained with other settings: {'; '.join(changed)}. Use the same flags, or a new --output_dir"
+            )
         if state["args"]["max_steps"] != args.max_steps and main_process:
-            logger.warning(f"--max_steps {args.max_steps} differs from the checkpoint's {state['args']['max_steps']}: the learning-rate schedule follows the new value")
+            logger.warning(
+                f"--max_steps {args.max_steps} differs from the checkpoint's {state['args']['max_steps']}: the learning-rate schedule follows the new value"  # noqa: E501
+            )
         if state["args"]["model_name_or_path"] != args.model_name_or_path and main_process:
-            logger.warning(f"resuming the weights of {checkpoint}, not --model_name_or_path {args.model_name_or_path} (started from {state['args']['model_name_or_path']})")
+            logger.warning(
+                f"resuming the weights of {checkpoint}, not --model_name_or_path {args.model_name_or_path} (started from {state['args']['model_name_or_path']})"  # noqa: E501
+            )
     state["args"] = {k: v for k, v in vars(args).items() if k != "kill_at_step"}
 
     # fixed parameter names, so optimizer state saved by one run loads into the next one in the same process
@@ -281,10 +382,16 @@ def main(argv=None):
         set_seed(args.seed)
         backbone = load_backbone(checkpoint or args.model_name_or_path)
         if backbone.config.vocab_size < vocab_size:
-            fail(f"--model_name_or_path {args.model_name_or_path}: model vocab_size {backbone.config.vocab_size} < tokenizer's {vocab_size}")
+            fail(
+                f"--model_name_or_path {args.model_name_or_path}: model vocab_size {backbone.config.vocab_size} < tokenizer's {vocab_size}"
+            )
         if backbone.config.max_position_embeddings < args.max_seq_len:
-            fail(f"--max_seq_len {args.max_seq_len} exceeds the model's max_position_embeddings {backbone.config.max_position_embeddings}")
-        model = PretrainingModel(backbone, freeze_word_embeddings=args.freeze_word_embeddings, span_contrast=args.span_contrast)
+            fail(
+                f"--max_seq_len {args.max_seq_len} exceeds the model's max_position_embeddings {backbone.config.max_position_embeddings}"
+            )
+        model = PretrainingModel(
+            backbone, freeze_word_embeddings=args.freeze_word_embeddings, span_contrast=args.span_contrast
+        )
         scheduler, optimizer = build_optimizer(model, args)
         scaler = paddle.amp.GradScaler(init_loss_scaling=args.scale_loss) if args.use_amp else None
         if checkpoint:
@@ -293,15 +400,45 @@ def main(argv=None):
             if scaler is not None and os.path.isfile(os.path.join(checkpoint, "scaler.pdparams")):
                 scaler.load_state_dict(paddle.load(os.path.join(checkpoint, "scaler.pdparams")))
             if main_process:
-                logger.info(f"resuming from {checkpoint}: step {state['step']}, {state['consumed_samples']} samples consumed")
+                logger.info(
+                    f"resuming from {checkpoint}: step {state['step']}, {state['consumed_samples']} samples consumed"
+                )
         train_model = paddle.DataParallel(model) if args.world_size > 1 else model
-        run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scaler, state, train_data, valid_data, test_data, wall)
+        run(
+            args,
+            corpus,
+            tokenizer,
+            model,
+            train_model,
+            scheduler,
+            optimizer,
+            scaler,
+            state,
+            train_data,
+            valid_data,
+            test_data,
+            wall,
+        )
     if args.world_size > 1:
         # every process leaves together: when rank 1 has exited while rank 0 still saves, gloo aborts rank 0 at exit (SIGABRT)
         paddle.distributed.barrier()
 
 
-def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scaler, state, train_data, valid_data, test_data, wall):
+def run(
+    args,
+    corpus,
+    tokenizer,
+    model,
+    train_model,
+    scheduler,
+    optimizer,
+    scaler,
+    state,
+    train_data,
+    valid_data,
+    test_data,
+    wall,
+):
     main_process = is_main_process()
     wall_before = state["wall_seconds"]
     writer = None
@@ -318,7 +455,14 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
 
     global_batch = args.micro_batch_size * args.world_size
     model.train()
-    progress = tqdm(total=args.max_steps, initial=state["step"], desc="pretraining", unit="step", disable=not main_process or None, mininterval=5)
+    progress = tqdm(
+        total=args.max_steps,
+        initial=state["step"],
+        desc="pretraining",
+        unit="step",
+        disable=not main_process or None,
+        mininterval=5,
+    )
     losses = ("loss", "mlm_loss", "sop_loss") + (("span_loss",) if args.span_contrast else ())
     window = {**dict.fromkeys(losses, 0.0), "steps": 0, "tokens": 0, "seconds": 0.0}
     with logging_redirect_tqdm(loggers=[logger]), StopRequest() as stop:
@@ -327,12 +471,19 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
             batch = train_data.batch(train_batch_numbers(state["step"], args.micro_batch_size, rank(), args.world_size))
             # dropout masks depend only on (seed, step, rank): a resumed run draws the same ones
             paddle.seed(int(np.random.SeedSequence([args.seed, state["step"], rank()]).generate_state(1)[0]))
-            input_names = ("input_ids", "token_type_ids", "masked_positions") + (("span_a_ids", "span_b_ids") if args.span_contrast else ())
+            input_names = ("input_ids", "token_type_ids", "masked_positions") + (
+                ("span_a_ids", "span_b_ids") if args.span_contrast else ()
+            )
             inputs = [paddle.to_tensor(batch[k]) for k in input_names]
             with paddle.amp.auto_cast(enable=args.use_amp, level="O1"):
                 mlm_logits, sop_logits, span_logits = train_model(*inputs)
-                loss, mlm_loss, sop_loss, span_loss = pretraining_loss(mlm_logits, paddle.to_tensor(batch["masked_labels"]), sop_logits,
-                                                                       paddle.to_tensor(batch["sop_labels"]), span_logits)
+                loss, mlm_loss, sop_loss, span_loss = pretraining_loss(
+                    mlm_logits,
+                    paddle.to_tensor(batch["masked_labels"]),
+                    sop_logits,
+                    paddle.to_tensor(batch["sop_labels"]),
+                    span_logits,
+                )
             check_loss(loss, state["step"] + 1, progress)  # NaN/inf: one line, model_last and final/ stay as they are
             if scaler is not None:
                 scaled = scaler.scale(loss)
@@ -364,8 +515,10 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
                 averages = {k: window[k] / window["steps"] for k in losses}
                 speed = window["tokens"] / max(window["seconds"], 1e-9)
                 span = f", span {averages['span_loss']:.4f}" if args.span_contrast else ""
-                logger.info(f"step {step}/{args.max_steps}: loss {averages['loss']:.4f} (mlm {averages['mlm_loss']:.4f}, sop {averages['sop_loss']:.4f}{span}), "
-                            f"lr {optimizer.get_lr():.2e}, {speed:.0f} tokens/s")
+                logger.info(
+                    f"step {step}/{args.max_steps}: loss {averages['loss']:.4f} (mlm {averages['mlm_loss']:.4f}, sop {averages['sop_loss']:.4f}{span}), "  # noqa: E501
+                    f"lr {optimizer.get_lr():.2e}, {speed:.0f} tokens/s"
+                )
                 progress.set_postfix(loss=f"{averages['loss']:.3f}")
                 if writer:
                     for key, value in averages.items():
@@ -381,7 +534,15 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
                         writer.add_scalar(f"valid/{key}", metrics[key], step)
             if main_process and (step % args.save_steps == 0 or step == args.max_steps or stop.requested):
                 state["wall_seconds"] = wall_before + wall.seconds
-                save_checkpoint(args.output_dir, model, tokenizer, optimizer, scaler, state, keep_step_copy=step % args.save_steps == 0)
+                save_checkpoint(
+                    args.output_dir,
+                    model,
+                    tokenizer,
+                    optimizer,
+                    scaler,
+                    state,
+                    keep_step_copy=step % args.save_steps == 0,
+                )
             if stop.requested:
                 progress.close()
                 logger.warning(f"stopped at step {step}; model_last saved: run the same command again to resume")
@@ -406,8 +567,20 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
         "model_type": model_type_of(args.model_name_or_path),
         "model_name_or_path": args.model_name_or_path,
         "final_dir": final_dir,
-        "model": {"hidden_size": config.hidden_size, "num_hidden_layers": config.num_hidden_layers, "vocab_size": config.vocab_size},
-        "data": {"prefix": corpus.prefix, "documents": corpus.n_docs, "tokens": corpus.n_tokens, "split": args.split, "train_samples": len(train_data), "valid_samples": len(valid_data), "test_samples": len(test_data)},
+        "model": {
+            "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_hidden_layers,
+            "vocab_size": config.vocab_size,
+        },
+        "data": {
+            "prefix": corpus.prefix,
+            "documents": corpus.n_docs,
+            "tokens": corpus.n_tokens,
+            "split": args.split,
+            "train_samples": len(train_data),
+            "valid_samples": len(valid_data),
+            "test_samples": len(test_data),
+        },
         "steps": state["step"],
         "world_size": args.world_size,
         "global_batch_size": args.micro_batch_size * args.world_size,
@@ -426,8 +599,8 @@ def run(args, corpus, tokenizer, model, train_model, scheduler, optimizer, scale
     if test_final:
         logger.info(f"final test: {format_eval(test_final)}")
     logger.info(
-        f"pretrained {state['step']} steps ({summary['epochs']:.2f} epochs, {state['train_tokens']} tokens, {summary['tokens_per_second']:.0f} tokens/s) "
-        f"in {wall_seconds:.0f}s; test MLM acc {state['test_initial'].get('mlm_acc', float('nan')):.4f} -> {test_final.get('mlm_acc', float('nan')):.4f}; "
+        f"pretrained {state['step']} steps ({summary['epochs']:.2f} epochs, {state['train_tokens']} tokens, {summary['tokens_per_second']:.0f} tokens/s) "  # noqa: E501
+        f"in {wall_seconds:.0f}s; test MLM acc {state['test_initial'].get('mlm_acc', float('nan')):.4f} -> {test_final.get('mlm_acc', float('nan')):.4f}; "  # noqa: E501
         f"backbone -> {final_dir}"
     )
 

@@ -1,14 +1,13 @@
 """Inputs of the reranker: query/title pair encoding (with a tokenisation cache), the pairwise training
 set and its batching, and a lenient query/title pair reader."""
+
 from collections import OrderedDict
 
 from paddle.io import Dataset
 
 from ns_common.errors import BadInputError
 from ns_common.io import DataFileError, SkipCounter, iter_raw_lines
-
 from ns_common.text import clip_text, pad_sequences, token_ids
-
 
 # token types: the two segments, and (mark_matches) their tokens that also occur in the other segment
 QUERY_TYPE, TITLE_TYPE, MATCHED_TITLE_TYPE, MATCHED_QUERY_TYPE = 0, 1, 2, 3
@@ -29,7 +28,12 @@ class PairEncoder:
     def __init__(self, tokenizer, max_seq_length=64, cache_size=200_000, mark_matches=False):
         self.tokenizer = tokenizer
         self.mark_matches = mark_matches
-        self.special_ids = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id}
+        self.special_ids = {
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.pad_token_id,
+            tokenizer.unk_token_id,
+        }
         self.max_seq_length = max_seq_length
         self.cache_size = cache_size
         self.cache = OrderedDict()
@@ -52,10 +56,14 @@ class PairEncoder:
     def encode(self, query, title):
         # prepare_for_model applies the same longest-first truncation and special tokens as tokenizer(...)
         query_ids, title_ids = self.token_ids(query), self.token_ids(title)
-        encoded = self.tokenizer.prepare_for_model(list(query_ids), list(title_ids), truncation=True, max_length=self.max_seq_length)
+        encoded = self.tokenizer.prepare_for_model(
+            list(query_ids), list(title_ids), truncation=True, max_length=self.max_seq_length
+        )
         input_ids, token_type_ids = encoded["input_ids"], encoded["token_type_ids"]
         if self.mark_matches:
-            token_type_ids = mark_exact_matches(input_ids, token_type_ids, set(query_ids), set(title_ids), self.special_ids)
+            token_type_ids = mark_exact_matches(
+                input_ids, token_type_ids, set(query_ids), set(title_ids), self.special_ids
+            )
         return input_ids, token_type_ids
 
     def pad(self, encoded_pairs):
@@ -133,4 +141,4 @@ def read_pairs_to_score(path):
     try:
         return read_query_title_pairs(path)
     except DataFileError as e:
-        raise BadInputError(str(e))
+        raise BadInputError(str(e))  # noqa: B904

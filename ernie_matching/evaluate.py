@@ -7,6 +7,7 @@
     python ernie_matching/evaluate.py --test_file data/sample/sort/test_pairwise.csv --scorer cosine \
         --model_name_or_path <recall backbone> --params_path checkpoints/inbatch/model_best --output_emb_size 256
 """
+
 import argparse
 import json
 import os
@@ -23,24 +24,42 @@ from ns_common.utils import Timer, logger, quiet_paddlenlp
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test_file", required=True, help="query<TAB>title<TAB>label with a header line")
-    parser.add_argument("--scorer", choices=("reranker", "cosine"), default="reranker",
-                        help="reranker: the pairwise model's probability; cosine: a recall model's query/title cosine")
+    parser.add_argument(
+        "--scorer",
+        choices=("reranker", "cosine"),
+        default="reranker",
+        help="reranker: the pairwise model's probability; cosine: a recall model's query/title cosine",
+    )
     parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
-    parser.add_argument("--params_path", "--init_from_ckpt", dest="params_path", default=None,
-                        help="checkpoint (model_state.pdparams or its directory): the reranker's, or with --scorer cosine the recall model's")
-    parser.add_argument("--model_name_or_path", default=None,
-                        help="backbone of the checkpoint (default for the reranker: the checkpoint directory; required for --scorer cosine)")
-    parser.add_argument("--output_emb_size", type=int, default=0, help="--scorer cosine: the recall model's projection size (0: none)")
+    parser.add_argument(
+        "--params_path",
+        "--init_from_ckpt",
+        dest="params_path",
+        default=None,
+        help="checkpoint (model_state.pdparams or its directory): the reranker's, or with --scorer cosine the recall model's",
+    )
+    parser.add_argument(
+        "--model_name_or_path",
+        default=None,
+        help="backbone of the checkpoint (default for the reranker: the checkpoint directory; required for --scorer cosine)",
+    )
+    parser.add_argument(
+        "--output_emb_size", type=int, default=0, help="--scorer cosine: the recall model's projection size (0: none)"
+    )
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
-    add_inference_args(parser)  # with --model_dir: --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
+    add_inference_args(
+        parser
+    )  # with --model_dir: --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
     parser.add_argument("--results_file", default=None, help="also append the result as one JSON line to this file")
     args = parser.parse_args(argv)
     if args.scorer == "reranker" and not (args.model_dir or args.params_path):
         fail("give --model_dir (an exported reranker) or --params_path (a reranker checkpoint)")
     if args.scorer == "cosine" and not args.model_name_or_path:
-        fail("--scorer cosine needs --model_name_or_path (the recall model's backbone), and --params_path for its trained weights")
+        fail(
+            "--scorer cosine needs --model_name_or_path (the recall model's backbone), and --params_path for its trained weights"
+        )
     if args.model_dir and not os.path.isdir(args.model_dir):
         fail(f"--model_dir {args.model_dir}: no such directory")
     check_outputs(files=[("results_file", args.results_file)], inputs=[("test_file", args.test_file)])
@@ -69,7 +88,9 @@ def main(argv=None):
     labels = [label for _, _, label in rows]
     n_pos = sum(labels)
     if n_pos == 0 or n_pos == len(rows):
-        fail(f"--test_file {args.test_file}: AUC needs positive and negative pairs, found {n_pos} positive, {len(rows) - n_pos} negative")
+        fail(
+            f"--test_file {args.test_file}: AUC needs positive and negative pairs, found {n_pos} positive, {len(rows) - n_pos} negative"
+        )
     queries, titles = [q for q, _, _ in rows], [t for _, t, _ in rows]
 
     if args.scorer == "cosine":
@@ -84,12 +105,26 @@ def main(argv=None):
         pairs_per_s = reranker.pairs_per_s
     value = auc(labels, scores)
     model = args.model_dir or args.params_path or args.model_name_or_path
-    print(f"eval_{os.path.splitext(os.path.basename(args.test_file))[0]} auc: {value:.4f} "
-          f"({args.test_file}, {args.scorer} {model}; {n_pos} positive, {len(rows) - n_pos} negative pairs; {pairs_per_s:.0f} pairs/s)")
+    print(
+        f"eval_{os.path.splitext(os.path.basename(args.test_file))[0]} auc: {value:.4f} "
+        f"({args.test_file}, {args.scorer} {model}; {n_pos} positive, {len(rows) - n_pos} negative pairs; {pairs_per_s:.0f} pairs/s)"
+    )
     if args.results_file:
         with open(args.results_file, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"test_file": args.test_file, "scorer": args.scorer, "model": model, "auc": value,
-                                "positive": n_pos, "negative": len(rows) - n_pos}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "test_file": args.test_file,
+                        "scorer": args.scorer,
+                        "model": model,
+                        "auc": value,
+                        "positive": n_pos,
+                        "negative": len(rows) - n_pos,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
         logger.info(f"appended to {args.results_file}")
     return value
 

@@ -16,6 +16,7 @@ The queries are split (seeded, disjoint) between
   --output_labeled_file  query<TAB>title<TAB>label, the gold (1) and its negatives (0) (dev/test_pairwise.csv)
 by --labeled_ratio (default: 0 with a train file only, 1 with a labelled file only).
 """
+
 import argparse
 import os
 import random
@@ -29,19 +30,35 @@ from ns_common.utils import logger
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recall_result_file", required=True, help="query<TAB>doc<TAB>score, recall_num rows a query, best first")
-    parser.add_argument("--pairs_file", required=True, help="labelled pairs query<TAB>gold_title (recall/train.csv, dev.csv)")
-    parser.add_argument("--output_train_file", default=None, help="pairwise triples with header query, title, neg_title")
+    parser.add_argument(
+        "--recall_result_file", required=True, help="query<TAB>doc<TAB>score, recall_num rows a query, best first"
+    )
+    parser.add_argument(
+        "--pairs_file", required=True, help="labelled pairs query<TAB>gold_title (recall/train.csv, dev.csv)"
+    )
+    parser.add_argument(
+        "--output_train_file", default=None, help="pairwise triples with header query, title, neg_title"
+    )
     parser.add_argument("--output_labeled_file", default=None, help="labelled pairs with header query, title, label")
-    parser.add_argument("--labeled_ratio", type=float, default=None, help="share of the queries written to --output_labeled_file")
+    parser.add_argument(
+        "--labeled_ratio", type=float, default=None, help="share of the queries written to --output_labeled_file"
+    )
     parser.add_argument("--neg_per_query", type=int, default=4, help="negatives sampled per query")
-    parser.add_argument("--neg_pool", type=int, default=20, help="sample among this many recalled titles below the gold")
-    parser.add_argument("--negative_ranks", choices=("below_gold", "all"), default="below_gold",
-                        help="below_gold: only titles ranked after the gold; all: also those the recall put above it")
+    parser.add_argument(
+        "--neg_pool", type=int, default=20, help="sample among this many recalled titles below the gold"
+    )
+    parser.add_argument(
+        "--negative_ranks",
+        choices=("below_gold", "all"),
+        default="below_gold",
+        help="below_gold: only titles ranked after the gold; all: also those the recall put above it",
+    )
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
-    check_outputs(files=[("output_train_file", args.output_train_file), ("output_labeled_file", args.output_labeled_file)],
-                  inputs=[("recall_result_file", args.recall_result_file), ("pairs_file", args.pairs_file)])
+    check_outputs(
+        files=[("output_train_file", args.output_train_file), ("output_labeled_file", args.output_labeled_file)],
+        inputs=[("recall_result_file", args.recall_result_file), ("pairs_file", args.pairs_file)],
+    )
     outputs = [os.path.realpath(path) for path in (args.output_train_file, args.output_labeled_file) if path]
     if len(outputs) == 2 and outputs[0] == outputs[1]:
         raise BadInputError("--output_train_file and --output_labeled_file are the same file: give two paths")
@@ -63,8 +80,15 @@ def parse_args(argv=None):
 def sample_negatives(ranked, golds, n_neg, pool, negative_ranks, rng):
     """Negatives for one query from its recall rows [(title, score)], best first. Returns (negatives, gold rank or None)."""
     titles = [doc for doc, _ in ranked]
-    chosen, gold_rank = mine_negatives(titles, golds, n_neg, scores=[score for _, score in ranked],
-                                       below_gold=negative_ranks == "below_gold", pool=pool, rng=rng)
+    chosen, gold_rank = mine_negatives(
+        titles,
+        golds,
+        n_neg,
+        scores=[score for _, score in ranked],
+        below_gold=negative_ranks == "below_gold",
+        pool=pool,
+        rng=rng,
+    )
     return [titles[i] for i in chosen], gold_rank
 
 
@@ -83,7 +107,9 @@ def main(argv=None):
     if len(missing) == len(queries):
         fail(f"no query of {args.pairs_file} appears in {args.recall_result_file}: were they recalled for these pairs?")
     if missing:
-        logger.warning(f"{len(missing)} of {len(queries)} queries have no recall result and are skipped, e.g. {missing[0]!r}")
+        logger.warning(
+            f"{len(missing)} of {len(queries)} queries have no recall result and are skipped, e.g. {missing[0]!r}"
+        )
     queries = [q for q in queries if q in recalled]
     rng = random.Random(args.seed)
     order = queries[:]
@@ -92,7 +118,9 @@ def main(argv=None):
 
     train_rows, labeled_rows, gold_ranks, no_negatives = [], [], [], 0
     for query in queries:  # file order, so the output reads like the input
-        negatives, gold_rank = sample_negatives(recalled[query], golds_of[query], args.neg_per_query, args.neg_pool, args.negative_ranks, rng)
+        negatives, gold_rank = sample_negatives(
+            recalled[query], golds_of[query], args.neg_per_query, args.neg_pool, args.negative_ranks, rng
+        )
         gold_ranks.append(gold_rank)
         if not negatives:
             no_negatives += 1
@@ -115,7 +143,9 @@ def main(argv=None):
     if args.output_labeled_file:
         n = write_lines(args.output_labeled_file, labeled_rows, header=("query", "title", "label"))
         n_pos = sum(r[2] for r in labeled_rows)
-        logger.info(f"wrote {n} labelled pairs ({n_pos} positive, {n - n_pos} negative; {len(labeled_queries)} queries) to {args.output_labeled_file}")
+        logger.info(
+            f"wrote {n} labelled pairs ({n_pos} positive, {n - n_pos} negative; {len(labeled_queries)} queries) to {args.output_labeled_file}"  # noqa: E501
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ without the marks and reaches 0.95 after 50 steps with them. The two extra rows 
 embedding start as copies of rows 1 and 0, so a pretrained model starts out scoring as before.
 The setting is saved in the checkpoint's encoder_config.json, and the pair encoder follows it.
 """
+
 import json
 import os
 
@@ -20,11 +21,9 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ernie_matching.data import QUERY_TYPE, TITLE_TYPE
+from ns_common.checkpoint import load_checkpoint, read_encoder_config
 from ns_common.errors import ConfigError, ModelMismatchError
 from ns_common.modeling import backbone_from_config, hidden_size_of, load_backbone, load_tokenizer
-from ns_common.checkpoint import load_checkpoint, read_encoder_config
-
-
 
 LOSSES = ("margin", "logistic")
 LOGISTIC_GAP_CAP = 10.0
@@ -36,9 +35,15 @@ def add_match_token_types(backbone):
     old = backbone.embeddings.token_type_embeddings
     weight = old.weight.numpy()
     if weight.shape[0] != 2:
-        raise ModelMismatchError(f"exact-match token types need a backbone with 2 token types, this one has {weight.shape[0]}")
+        raise ModelMismatchError(
+            f"exact-match token types need a backbone with 2 token types, this one has {weight.shape[0]}"
+        )
     grown = nn.Embedding(4, weight.shape[1])
-    grown.weight.set_value(paddle.to_tensor(np.concatenate([weight, weight[TITLE_TYPE:TITLE_TYPE + 1], weight[QUERY_TYPE:QUERY_TYPE + 1]])))
+    grown.weight.set_value(
+        paddle.to_tensor(
+            np.concatenate([weight, weight[TITLE_TYPE : TITLE_TYPE + 1], weight[QUERY_TYPE : QUERY_TYPE + 1]])
+        )
+    )
     backbone.embeddings.token_type_embeddings = grown
 
 
@@ -83,7 +88,9 @@ class PairwiseMatching(nn.Layer):
         return F.margin_ranking_loss(pos_probs, neg_probs, paddle.ones_like(pos_probs), margin=self.margin)
 
 
-def load_matching_model(model_name_or_path=None, params_path=None, margin=0.1, dropout=None, loss="margin", mark_matches=False):
+def load_matching_model(
+    model_name_or_path=None, params_path=None, margin=0.1, dropout=None, loss="margin", mark_matches=False
+):
     """(model, tokenizer): the backbone of --model_name_or_path, then the full reranker checkpoint of
     --params_path (model_state.pdparams or its directory) when given.
     mark_matches: exact-match token types for a new model; a checkpoint brings its own setting.
@@ -120,8 +127,10 @@ def backbone_of_checkpoint(params_path):
             recorded = json.load(f).get("model_name_or_path")
         if recorded:
             return recorded
-    raise ConfigError(f"--params_path {params_path}: cannot tell its backbone (no config.json next to it, no training_args.json "
-                      f"above it); give --model_name_or_path")
+    raise ConfigError(
+        f"--params_path {params_path}: cannot tell its backbone (no config.json next to it, no training_args.json "
+        f"above it); give --model_name_or_path"
+    )
 
 
 def read_mark_matches(model_dir):

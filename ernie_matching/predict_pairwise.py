@@ -7,6 +7,7 @@
 --input_file: `query<TAB>title` lines, further fields (a label, a recall score) ignored, with or
 without a `query<TAB>title...` header. Output goes to --output_file, or to stdout without it.
 """
+
 import argparse
 import json
 import os
@@ -40,14 +41,17 @@ def main(argv=None):
     reranker = Reranker.from_args(args)
     if args.output_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
-    out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout
+    out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout  # noqa: SIM115
     timer = Timer()
     try:
         # written chunk by chunk: a long run that is stopped keeps what it finished
         for chunk in batches(pairs, 1024):
             probs = reranker.score_pairs([q for q, _ in chunk], [t for _, t in chunk])
             for (query, title), prob in zip(chunk, probs):
-                out.write(json.dumps({"query": query, "title": title, "pred_prob": round(float(prob), 6)}, ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps({"query": query, "title": title, "pred_prob": round(float(prob), 6)}, ensure_ascii=False)
+                    + "\n"
+                )
             out.flush()
     finally:
         if args.output_file:

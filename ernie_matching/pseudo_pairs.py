@@ -11,6 +11,7 @@ space-joined like keyword queries), and negatives: random titles (easy, they tea
 titles BM25 ranks high for the pseudo query (hard). Only corpus text is used, no labels: the same
 as indexing it. Output: query<TAB>title<TAB>neg_title with a header, for train_pairwise.py --train_file.
 """
+
 import argparse
 import logging
 import random
@@ -27,7 +28,9 @@ def parse_args(argv=None):
     parser.add_argument("--corpus_file", required=True, help="one title a line (recall/corpus.csv)")
     parser.add_argument("--output_file", required=True, help="query<TAB>title<TAB>neg_title triples with a header")
     parser.add_argument("--random_negatives", type=int, default=1, help="random titles per pseudo query")
-    parser.add_argument("--bm25_negatives", type=int, default=1, help="titles BM25 ranks high for the pseudo query, per pseudo query")
+    parser.add_argument(
+        "--bm25_negatives", type=int, default=1, help="titles BM25 ranks high for the pseudo query, per pseudo query"
+    )
     parser.add_argument("--neg_pool", type=int, default=20, help="BM25 negatives are sampled among this many top hits")
     parser.add_argument("--max_words", type=int, default=4, help="at most this many title words in a pseudo query")
     parser.add_argument("--max_titles", type=int, default=0, help="use only the first N titles (0: all)")
@@ -83,8 +86,10 @@ def main(argv=None):
                 negatives.append(candidate)
         rows.extend((query, gold, neg) for neg in negatives)
     n = write_lines(args.output_file, rows, header=("query", "title", "neg_title"))
-    logger.info(f"{len(queries)} pseudo queries from {len(titles)} titles, {n} triples "
-                f"({args.random_negatives} random + {args.bm25_negatives} BM25 negatives each) in {timer.seconds:.1f}s -> {args.output_file}")
+    logger.info(
+        f"{len(queries)} pseudo queries from {len(titles)} titles, {n} triples "
+        f"({args.random_negatives} random + {args.bm25_negatives} BM25 negatives each) in {timer.seconds:.1f}s -> {args.output_file}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ reranker's ranks and the recall ranks, sum of 1 / (K + rank), and writes that su
 recall's own evidence (BM25's IDF above all) is kept where the reranker is unsure. K = 60 is the usual
 RRF constant, and Milvus' RRFRanker default.
 """
+
 import argparse
 import os
 
@@ -28,14 +29,29 @@ from ns_common.utils import Timer, logger, quiet_paddlenlp
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recall_result_file", required=True, help="query<TAB>doc<TAB>score, best first (recall.py, milvus batch mode)")
-    parser.add_argument("--output_file", default=None, help="reranked result (default: <input>_reranked.txt next to the input)")
-    parser.add_argument("--recall_num", type=int, default=50, help="candidates a query to rerank (the first N of its list; 0: all)")
+    parser.add_argument(
+        "--recall_result_file", required=True, help="query<TAB>doc<TAB>score, best first (recall.py, milvus batch mode)"
+    )
+    parser.add_argument(
+        "--output_file", default=None, help="reranked result (default: <input>_reranked.txt next to the input)"
+    )
+    parser.add_argument(
+        "--recall_num", type=int, default=50, help="candidates a query to rerank (the first N of its list; 0: all)"
+    )
     parser.add_argument("--top_k", type=int, default=0, help="rows a query to write after reranking (0: all reranked)")
-    parser.add_argument("--similar_text_pair_file", default=None, help="query<TAB>gold doc: print Recall@K/MRR@10 before and after")
-    parser.add_argument("--result_file", default=None, help="with --similar_text_pair_file, append both table lines to this file")
-    parser.add_argument("--fuse_recall_rank", type=int, default=0, metavar="K",
-                        help="order by reciprocal-rank fusion of reranker and recall ranks, 1/(K+rank) summed (0: the reranker's order alone)")
+    parser.add_argument(
+        "--similar_text_pair_file", default=None, help="query<TAB>gold doc: print Recall@K/MRR@10 before and after"
+    )
+    parser.add_argument(
+        "--result_file", default=None, help="with --similar_text_pair_file, append both table lines to this file"
+    )
+    parser.add_argument(
+        "--fuse_recall_rank",
+        type=int,
+        default=0,
+        metavar="K",
+        help="order by reciprocal-rank fusion of reranker and recall ranks, 1/(K+rank) summed (0: the reranker's order alone)",
+    )
     add_reranker_args(parser, batch_size=128)
     args = parser.parse_args(argv)
     check_reranker_args(args)
@@ -52,8 +68,13 @@ def parse_args(argv=None):
         args.output_file = os.path.splitext(args.recall_result_file)[0] + "_reranked.txt"
     if os.path.abspath(args.output_file) == os.path.abspath(args.recall_result_file):
         fail("--output_file must differ from --recall_result_file (the recall result is kept for comparison)")
-    check_outputs(files=[("output_file", args.output_file), ("result_file", args.result_file)],
-                  inputs=[("recall_result_file", args.recall_result_file), ("similar_text_pair_file", args.similar_text_pair_file)])
+    check_outputs(
+        files=[("output_file", args.output_file), ("result_file", args.result_file)],
+        inputs=[
+            ("recall_result_file", args.recall_result_file),
+            ("similar_text_pair_file", args.similar_text_pair_file),
+        ],
+    )
     return args
 
 
@@ -94,14 +115,18 @@ def main(argv=None):
     rows = ((query, doc, f"{score:.6f}") for query, docs in reranked.items() for doc, score in docs)
     n_rows = write_lines(args.output_file, rows)
     cache = reranker.encoder
-    logger.info(f"reranked {len(reranked)} queries ({reranker.pairs_scored} pairs) in {timer.seconds:.1f}s: "
-                f"{reranker.pairs_per_s:.0f} pairs/s, tokenisation cache hits {100.0 * cache.hits / max(cache.hits + cache.misses, 1):.0f}%; "
-                f"{n_rows} rows -> {args.output_file}")
+    logger.info(
+        f"reranked {len(reranked)} queries ({reranker.pairs_scored} pairs) in {timer.seconds:.1f}s: "
+        f"{reranker.pairs_per_s:.0f} pairs/s, tokenisation cache hits {100.0 * cache.hits / max(cache.hits + cache.misses, 1):.0f}%; "
+        f"{n_rows} rows -> {args.output_file}"
+    )
 
     if args.similar_text_pair_file:
         queries, gold = gold_pairs
         before = recall_metrics(queries, gold, candidates, args.recall_num or None)
-        after = recall_metrics(queries, gold, {q: [doc for doc, _ in docs] for q, docs in reranked.items()}, args.recall_num or None)
+        after = recall_metrics(
+            queries, gold, {q: [doc for doc, _ in docs] for q, docs in reranked.items()}, args.recall_num or None
+        )
         report(f"recall   {args.recall_result_file}", before, args.result_file)
         report(f"reranked {args.output_file}", after, args.result_file)
     return reranked

@@ -10,6 +10,7 @@ Speed: pairs are scored in batches sorted by length (little padding), and each d
 tokenised once (an LRU cache), so a corpus title recalled for many queries costs one tokenisation.
 `pairs_per_s` reports the throughput of everything scored so far.
 """
+
 import os
 import time
 
@@ -27,15 +28,27 @@ from ns_common.utils import set_device
 
 
 class Reranker:
-    def __init__(self, model_dir=None, params_path=None, model_name_or_path=None, device="cpu", max_seq_length=64,
-                 batch_size=64, cpu_threads=None, enable_mkldnn=True, cache_size=200_000, precision="fp32"):
+    def __init__(
+        self,
+        model_dir=None,
+        params_path=None,
+        model_name_or_path=None,
+        device="cpu",
+        max_seq_length=64,
+        batch_size=64,
+        cpu_threads=None,
+        enable_mkldnn=True,
+        cache_size=200_000,
+        precision="fp32",
+    ):
         """model_dir: an export_model.py directory (inference.json/.pdiparams + tokenizer + config.json), used
         with Paddle Inference; otherwise params_path (a train_pairwise.py checkpoint) with the dynamic graph,
         its backbone from model_name_or_path or, when omitted, from the checkpoint directory itself."""
         check_max_seq_length(max_seq_length, model_dir, params_path, model_name_or_path)  # before anything loads
         if model_dir:
-            self.predictor = InferencePredictor(model_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn,
-                                                precision=precision)
+            self.predictor = InferencePredictor(
+                model_dir, device=device, cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision
+            )
             self.model = None
             tokenizer = load_tokenizer(model_dir)
             mark_matches = read_mark_matches(model_dir)
@@ -52,22 +65,46 @@ class Reranker:
         self.check_model(model_dir or params_path)
 
     @classmethod
-    def from_dir(cls, directory, device="cpu", max_seq_length=64, batch_size=64, cpu_threads=None, enable_mkldnn=True, precision="fp32"):
+    def from_dir(
+        cls,
+        directory,
+        device="cpu",
+        max_seq_length=64,
+        batch_size=64,
+        cpu_threads=None,
+        enable_mkldnn=True,
+        precision="fp32",
+    ):
         """The one loader of a reranker directory: an export of export_model.py (inference.json: Paddle Inference)
         or a train_pairwise.py checkpoint directory (model_state.pdparams: the dynamic graph); anything else is a
         one-line error naming the directory."""
         kind = reranker_kind(directory)
         if kind == "exported":
-            return cls(model_dir=directory, device=device, max_seq_length=max_seq_length, batch_size=batch_size,
-                       cpu_threads=cpu_threads, enable_mkldnn=enable_mkldnn, precision=precision)
+            return cls(
+                model_dir=directory,
+                device=device,
+                max_seq_length=max_seq_length,
+                batch_size=batch_size,
+                cpu_threads=cpu_threads,
+                enable_mkldnn=enable_mkldnn,
+                precision=precision,
+            )
         return cls(params_path=directory, device=device, max_seq_length=max_seq_length, batch_size=batch_size)
 
     @classmethod
     def from_args(cls, args):
         """The reranker of a command line's add_reranker_args flags (--params_path / --model_name_or_path optional)."""
-        return cls(args.model_dir, getattr(args, "params_path", None), getattr(args, "model_name_or_path", None), device=args.device,
-                   max_seq_length=args.max_seq_length, batch_size=args.batch_size, cpu_threads=args.cpu_threads,
-                   enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+        return cls(
+            args.model_dir,
+            getattr(args, "params_path", None),
+            getattr(args, "model_name_or_path", None),
+            device=args.device,
+            max_seq_length=args.max_seq_length,
+            batch_size=args.batch_size,
+            cpu_threads=args.cpu_threads,
+            enable_mkldnn=args.enable_mkldnn,
+            precision=args.precision,
+        )
 
     def check_model(self, source):
         """One pair must give one probability: another model (e.g. the recall model's export, one vector a
@@ -76,11 +113,15 @@ class Reranker:
         try:
             out = np.asarray(self._probabilities(input_ids, token_type_ids))
         except Exception as e:  # noqa: BLE001 - any model that cannot score a pair is the wrong one
-            raise ModelMismatchError(f"{source}: cannot score a query/title pair ({type(e).__name__}); is it a reranker "
-                                     f"(ernie_matching/export_model.py)?")
+            raise ModelMismatchError(  # noqa: B904
+                f"{source}: cannot score a query/title pair ({type(e).__name__}); is it a reranker "
+                f"(ernie_matching/export_model.py)?"
+            )
         if out.size != 1 or not 0 <= float(out.reshape(-1)[0]) <= 1:
-            raise ModelMismatchError(f"{source}: gives {out.size} values for one query/title pair, not one probability: "
-                                     "is it a reranker (ernie_matching/export_model.py), not the recall model?")
+            raise ModelMismatchError(
+                f"{source}: gives {out.size} values for one query/title pair, not one probability: "
+                "is it a reranker (ernie_matching/export_model.py), not the recall model?"
+            )
 
     @property
     def pairs_per_s(self):
@@ -117,13 +158,16 @@ class Reranker:
         Returns the top_k (all when None) as new dicts with `rerank_score` and `recall_rank` (1-based) added,
         best first; equal rerank scores keep the recall order."""
         probs = self.score(query, [c["text"] for c in candidates])
-        reranked = [dict(c, rerank_score=float(p), recall_rank=rank) for rank, (c, p) in enumerate(zip(candidates, probs), start=1)]
+        reranked = [
+            dict(c, rerank_score=float(p), recall_rank=rank)
+            for rank, (c, p) in enumerate(zip(candidates, probs), start=1)
+        ]
         reranked.sort(key=lambda c: -c["rerank_score"])  # stable: ties stay in recall order
         return reranked[:top_k] if top_k else reranked
 
 
 def reranker_kind(directory):
-    """"exported" (inference.json / inference.pdmodel: Paddle Inference) or "checkpoint" (model_state.pdparams);
+    """ "exported" (inference.json / inference.pdmodel: Paddle Inference) or "checkpoint" (model_state.pdparams);
     a one-line error for anything else."""
     if not directory or not os.path.isdir(directory):
         raise ConfigError(f"--reranker_dir {directory}: no such directory")
@@ -131,15 +175,21 @@ def reranker_kind(directory):
         return "exported"
     if os.path.isfile(os.path.join(directory, "model_state.pdparams")):
         return "checkpoint"
-    raise ConfigError(f"--reranker_dir {directory}: neither an exported reranker (inference.json) nor a checkpoint "
-                      "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory")
+    raise ConfigError(
+        f"--reranker_dir {directory}: neither an exported reranker (inference.json) nor a checkpoint "
+        "(model_state.pdparams); run ernie_matching/export_model.py, or give ernie_matching's checkpoint directory"
+    )
 
 
 def add_reranker_args(parser, batch_size=64):
     """The flags every command that loads a reranker takes (an exported dir or a checkpoint)."""
     parser.add_argument("--model_dir", default=None, help="reranker exported by export_model.py (Paddle Inference)")
-    parser.add_argument("--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)")
-    parser.add_argument("--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)")
+    parser.add_argument(
+        "--params_path", default=None, help="or a train_pairwise.py checkpoint (model_state.pdparams or its directory)"
+    )
+    parser.add_argument(
+        "--model_name_or_path", default=None, help="backbone of --params_path (default: the checkpoint directory)"
+    )
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=batch_size)
     parser.add_argument("--device", default="cpu")

@@ -13,20 +13,20 @@ AUC on --test_file (query, title, label) every --eval_step steps and after each 
 checkpoint is kept in save_dir/model_best/ (model_state.pdparams, tokenizer files, backbone config.json).
 Runs under `python -m paddle.distributed.launch --nproc_per_node 2` too (rank 0 evaluates and saves).
 """
+
 import argparse
 import os
 
 import numpy as np
-
-import ns_common  # noqa: F401  (first: its warning filters quiet paddle's import)
 import paddle
 
+import ns_common  # noqa: F401  (first: its warning filters quiet paddle's import)
 from ernie_matching.data import PairEncoder, PairwiseDataset, pairwise_collate
 from ernie_matching.model import LOSSES, load_matching_model
+from ns_common.checkpoint import load_checkpoint
 from ns_common.cli import entry_point, fail
 from ns_common.io import DataFileError, read_pairwise_labeled, read_pairwise_train
 from ns_common.metrics import auc
-from ns_common.checkpoint import load_checkpoint
 from ns_common.text import batches
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
 from ns_common.utils import is_main_process, logger, start_training, world_size
@@ -34,20 +34,44 @@ from ns_common.utils import is_main_process, logger, start_training, world_size
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_args(parser, save_dir="./checkpoints/ernie_matching", batch_size=32, learning_rate=5e-5, epochs=3, eval_steps=100)
-    parser.add_argument("--train_file", required=True, nargs="+",
-                        help="query<TAB>title<TAB>neg_title with a header line (sort/train_pairwise.csv); several files are mixed")
-    parser.add_argument("--test_file", required=True, help="query<TAB>title<TAB>label with a header line, for AUC (sort/dev_pairwise.csv)")
-    parser.add_argument("--margin", type=float, default=0.1, help="the positive's probability must beat the negative's by this much")
-    parser.add_argument("--loss", choices=LOSSES, default="margin",
-                        help="margin: PaddleNLP's margin ranking loss on the probabilities; logistic: RankNet's log(1+exp(-(s_pos-s_neg))) on the logits")
+    add_train_args(
+        parser, save_dir="./checkpoints/ernie_matching", batch_size=32, learning_rate=5e-5, epochs=3, eval_steps=100
+    )
+    parser.add_argument(
+        "--train_file",
+        required=True,
+        nargs="+",
+        help="query<TAB>title<TAB>neg_title with a header line (sort/train_pairwise.csv); several files are mixed",
+    )
+    parser.add_argument(
+        "--test_file",
+        required=True,
+        help="query<TAB>title<TAB>label with a header line, for AUC (sort/dev_pairwise.csv)",
+    )
+    parser.add_argument(
+        "--margin", type=float, default=0.1, help="the positive's probability must beat the negative's by this much"
+    )
+    parser.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="margin",
+        help="margin: PaddleNLP's margin ranking loss on the probabilities; logistic: RankNet's log(1+exp(-(s_pos-s_neg))) on the logits",
+    )
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--mark_matches", action=argparse.BooleanOptionalAction, default=True,
-                        help="exact-match token types: query/title tokens that occur on the other side get their own "
-                             "token type (beyond PaddleNLP; --no-mark_matches for its plain pairs)")
+    parser.add_argument(
+        "--mark_matches",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="exact-match token types: query/title tokens that occur on the other side get their own "
+        "token type (beyond PaddleNLP; --no-mark_matches for its plain pairs)",
+    )
     # PaddleNLP's ernie_matching spells these two in the singular
-    parser.add_argument("--eval_step", dest="eval_steps", type=int, default=argparse.SUPPRESS, help="same as --eval_steps")
-    parser.add_argument("--save_step", dest="save_steps", type=int, default=argparse.SUPPRESS, help="same as --save_steps")
+    parser.add_argument(
+        "--eval_step", dest="eval_steps", type=int, default=argparse.SUPPRESS, help="same as --eval_steps"
+    )
+    parser.add_argument(
+        "--save_step", dest="save_steps", type=int, default=argparse.SUPPRESS, help="same as --save_steps"
+    )
     args = parser.parse_args(argv)
     check_train_args(args, files=[("train_file", path) for path in args.train_file] + [("test_file", args.test_file)])
     if not 0 < args.margin < 1:
@@ -82,8 +106,13 @@ def main(argv=None):
     if len(set(dev_labels)) < 2:
         fail(f"--test_file {args.test_file}: AUC needs both labels, found only {set(dev_labels) or 'no rows'}")
 
-    model, tokenizer = load_matching_model(args.model_name_or_path, margin=args.margin, dropout=args.dropout, loss=args.loss,
-                                           mark_matches=args.mark_matches)
+    model, tokenizer = load_matching_model(
+        args.model_name_or_path,
+        margin=args.margin,
+        dropout=args.dropout,
+        loss=args.loss,
+        mark_matches=args.mark_matches,
+    )
     if args.init_from_ckpt:
         load_checkpoint(model, args.init_from_ckpt)
 
@@ -92,7 +121,9 @@ def main(argv=None):
     loader = build_dataloader(train_set, args.batch_size, pairwise_collate(encoder))
     if is_main_process():
         n_pos = sum(dev_labels)
-        logger.info(f"{len(train_set)} training triples, {args.batch_size} a step; dev {args.test_file}: {n_pos} positive, {len(dev) - n_pos} negative pairs")
+        logger.info(
+            f"{len(train_set)} training triples, {args.batch_size} a step; dev {args.test_file}: {n_pos} positive, {len(dev) - n_pos} negative pairs"  # noqa: E501
+        )
 
     def pairwise_loss(train_model, batch):
         input_ids, token_type_ids = batch  # B positive pairs, then their B negative pairs

@@ -1,5 +1,6 @@
 """In-batch-negatives data: `query<TAB>doc` training pairs (recall/train.csv), optionally with mined hard
 negatives (`query<TAB>pos<TAB>neg` triples written by mine_hard_negatives.py)."""
+
 import random
 
 from ns_common.contrastive import false_negative_mask
@@ -34,8 +35,10 @@ def attach_negatives(examples, negatives, source="--hard_negative_file"):
             used.add(key)
     n_with = sum(1 for e in examples if e["negatives"])
     unmatched = len(negatives) - len(used)
-    logger.info(f"{source}: hard negatives for {n_with} of {len(examples)} training pairs"
-                + (f" ({unmatched} mined pairs are not in the training set and are ignored)" if unmatched else ""))
+    logger.info(
+        f"{source}: hard negatives for {n_with} of {len(examples)} training pairs"
+        + (f" ({unmatched} mined pairs are not in the training set and are ignored)" if unmatched else "")
+    )
     return examples
 
 
@@ -58,8 +61,15 @@ class InBatchCollator:
             negatives += self.rng.sample(e["negatives"], k) if k else []
         q_ids, q_types = batch_encode(queries, self.tokenizer, self.max_seq_length)
         d_ids, d_types = batch_encode(docs, self.tokenizer, self.max_seq_length)
-        batch = {"query_input_ids": q_ids, "query_token_type_ids": q_types, "title_input_ids": d_ids, "title_token_type_ids": d_types,
-                 "false_negative_mask": false_negative_mask(queries, docs, negatives)}
+        batch = {
+            "query_input_ids": q_ids,
+            "query_token_type_ids": q_types,
+            "title_input_ids": d_ids,
+            "title_token_type_ids": d_types,
+            "false_negative_mask": false_negative_mask(queries, docs, negatives),
+        }
         if negatives:
-            batch["neg_input_ids"], batch["neg_token_type_ids"] = batch_encode(negatives, self.tokenizer, self.max_seq_length)
+            batch["neg_input_ids"], batch["neg_token_type_ids"] = batch_encode(
+                negatives, self.tokenizer, self.max_seq_length
+            )
         return batch

@@ -6,6 +6,7 @@ texts with the checkpoint's dynamic graph and prints them, then how similar each
 
 The same tool as simcse/inference.py (ns_common.semantic_tools.inference_main): see its flags with --help.
 """
+
 from ns_common.semantic_tools import inference_main
 
 if __name__ == "__main__":

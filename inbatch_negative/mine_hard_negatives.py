@@ -14,6 +14,7 @@ query or a text equal to one (case and whitespace aside); only what is ranked an
 or the whole ranking from the top when the gold is not in it; --strategy hardest takes the first eligible
 candidates, random draws among them.
 """
+
 import argparse
 import random
 
@@ -35,21 +36,41 @@ def parse_args(argv=None):
     parser.add_argument("--method", choices=("bm25", "model"), default="bm25")
     parser.add_argument("--top_k", type=int, default=30, help="candidates ranked for each query")
     parser.add_argument("--num_negatives", type=int, default=2, help="negatives per training pair")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="random",
-                        help="random: drawn among the eligible candidates; hardest: the best-ranked eligible ones")
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="random",
+        help="random: drawn among the eligible candidates; hardest: the best-ranked eligible ones",
+    )
     parser.add_argument("--seed", type=int, default=1000)
     # --method model: the trained encoder
-    parser.add_argument("--model_name_or_path", default=None, help="(--method model) backbone directory of the trained model")
-    parser.add_argument("--params_path", default=None, help="(--method model) model_state.pdparams of the trained model")
-    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
+    parser.add_argument(
+        "--model_name_or_path", default=None, help="(--method model) backbone directory of the trained model"
+    )
+    parser.add_argument(
+        "--params_path", default=None, help="(--method model) model_state.pdparams of the trained model"
+    )
+    parser.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="the projection size the model was trained with (default: read from the checkpoint)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default=None,
+        help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint",
+    )
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     check_files(("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file))
-    check_outputs(files=[("output_file", args.output_file)],
-                  inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file)])
+    check_outputs(
+        files=[("output_file", args.output_file)],
+        inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file)],
+    )
     if args.method == "model" and not (args.model_name_or_path and args.params_path):
         fail("--method model needs --model_name_or_path and --params_path (a trained recall model)")
     if args.top_k <= 0 or args.num_negatives <= 0:
@@ -66,8 +87,12 @@ def rank_corpus(args, queries, corpus):
     from ns_common.semantic import load_encoder
 
     set_device(args.device)
-    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
-    return dense_recall(model, tokenizer, queries, corpus, args.top_k, args.max_seq_length, args.batch_size, progress=True)
+    model, tokenizer = load_encoder(
+        args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
+    )
+    return dense_recall(
+        model, tokenizer, queries, corpus, args.top_k, args.max_seq_length, args.batch_size, progress=True
+    )
 
 
 def mine(pairs, corpus, gold, query_rank, num_negatives, strategy="random", seed=1000):
@@ -79,8 +104,9 @@ def mine(pairs, corpus, gold, query_rank, num_negatives, strategy="random", seed
     for query, positive in pairs:
         ids, scores = query_rank[query]
         texts = [corpus[i] for i in ids]
-        chosen, gold_rank = mine_negatives(texts, gold[query], num_negatives, scores=scores,
-                                           hardest=strategy == "hardest", rng=rng)
+        chosen, gold_rank = mine_negatives(
+            texts, gold[query], num_negatives, scores=scores, hardest=strategy == "hardest", rng=rng
+        )
         if gold_rank is None:
             counts["gold not retrieved"] += 1
         if not chosen:
@@ -99,14 +125,19 @@ def main(argv=None):
     queries, gold = read_similar_pairs(args.train_set_file)
     corpus = read_corpus(args.corpus_file)
     if not pairs or not corpus:
-        fail(f"nothing to mine: {len(pairs)} pairs in {args.train_set_file}, {len(corpus)} documents in {args.corpus_file}")
+        fail(
+            f"nothing to mine: {len(pairs)} pairs in {args.train_set_file}, {len(corpus)} documents in {args.corpus_file}"
+        )
     timer = Timer()
     indices, scores = rank_corpus(args, queries, corpus)
     query_rank = {q: (list(map(int, i)), list(map(float, s))) for q, i, s in zip(queries, indices, scores)}
     triples, counts = mine(pairs, corpus, gold, query_rank, args.num_negatives, args.strategy, args.seed)
     n = write_hard_negatives(args.output_file, triples)
-    logger.info(f"mined {n} hard negatives ({args.method}, top {args.top_k}, {args.strategy}) in {timer.seconds:.1f}s: "
-                + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {args.output_file}")
+    logger.info(
+        f"mined {n} hard negatives ({args.method}, top {args.top_k}, {args.strategy}) in {timer.seconds:.1f}s: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" -> {args.output_file}"
+    )
     return counts
 
 

@@ -1,4 +1,5 @@
 """The in-batch-negatives training model: the shared encoder whose forward is the supervised loss."""
+
 import paddle
 
 from ns_common.contrastive import in_batch_softmax_loss
@@ -11,8 +12,16 @@ class SemanticIndexBatchNeg(SemanticIndexBase):
         self.margin = margin
         self.scale = scale
 
-    def forward(self, query_input_ids, title_input_ids, query_token_type_ids=None, title_token_type_ids=None,
-                neg_input_ids=None, neg_token_type_ids=None, false_negative_mask=None):
+    def forward(
+        self,
+        query_input_ids,
+        title_input_ids,
+        query_token_type_ids=None,
+        title_token_type_ids=None,
+        neg_input_ids=None,
+        neg_token_type_ids=None,
+        false_negative_mask=None,
+    ):
         """Loss = cross entropy over scale * (Q D^T - margin * I); D = the batch's docs, then its mined hard
         negatives (shared by every query of the batch); masked columns are duplicates of a positive."""
         queries = self.get_pooled_embedding(query_input_ids, query_token_type_ids)

@@ -11,6 +11,7 @@ chain SimCSE -> in-batch). With --evaluate, Recall@K on the dev pairs after ever
 --eval_steps), the best Recall@5 model kept as save_dir/model_best/. Also runs under
 `python -m paddle.distributed.launch`.
 """
+
 import argparse
 
 from inbatch_negative.data import InBatchCollator, attach_negatives, read_hard_negatives, read_train_pairs
@@ -23,15 +24,38 @@ from ns_common.train_utils import add_train_args, check_train_args
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_set_file", required=True, help="query<TAB>doc pairs (recall/train.csv)")
-    add_train_args(parser, save_dir="./checkpoints/inbatch", batch_size=64, learning_rate=3e-4, epochs=10, warmup_proportion=0.1)
+    add_train_args(
+        parser, save_dir="./checkpoints/inbatch", batch_size=64, learning_rate=3e-4, epochs=10, warmup_proportion=0.1
+    )
     add_contrastive_args(parser, margin=0.2, scale=30.0)
-    parser.add_argument("--hard_negative_file", default=None, help="query<TAB>pos<TAB>neg triples from mine_hard_negatives.py")
-    parser.add_argument("--negatives_per_query", type=int, default=1, help="hard negatives a training pair adds to its batch")
-    parser.add_argument("--evaluate", action="store_true", help="Recall@K on --similar_text_pair_file after every epoch; keep the best model")
-    parser.add_argument("--similar_text_pair_file", "--similar_text_pair", dest="similar_text_pair_file", default=None, help="dev query<TAB>doc pairs")
+    parser.add_argument(
+        "--hard_negative_file", default=None, help="query<TAB>pos<TAB>neg triples from mine_hard_negatives.py"
+    )
+    parser.add_argument(
+        "--negatives_per_query", type=int, default=1, help="hard negatives a training pair adds to its batch"
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="Recall@K on --similar_text_pair_file after every epoch; keep the best model",
+    )
+    parser.add_argument(
+        "--similar_text_pair_file",
+        "--similar_text_pair",
+        dest="similar_text_pair_file",
+        default=None,
+        help="dev query<TAB>doc pairs",
+    )
     args = parser.parse_args(argv)
-    check_train_args(args, files=[("train_set_file", args.train_set_file), ("hard_negative_file", args.hard_negative_file),
-                                  ("similar_text_pair_file", args.similar_text_pair_file), ("corpus_file", args.corpus_file)])
+    check_train_args(
+        args,
+        files=[
+            ("train_set_file", args.train_set_file),
+            ("hard_negative_file", args.hard_negative_file),
+            ("similar_text_pair_file", args.similar_text_pair_file),
+            ("corpus_file", args.corpus_file),
+        ],
+    )
     if args.evaluate and not (args.similar_text_pair_file and args.corpus_file):
         fail("--evaluate needs --similar_text_pair_file and --corpus_file")
     if args.negatives_per_query < 0:

@@ -1,15 +1,15 @@
 """Code that more than one stage needs, one room a concern:
 
-    io           every reader and writer of the data files (pairs, corpus, recall_result.txt, JSON Lines)
-    cli          generic command-line helpers: flag types and checks, the flags that load an encoder
-    checkpoint   model_state.pdparams and encoder_config.json: save, load, check
-    semantic     the semantic encoder (SemanticIndexBase, load_encoder, embed_texts)
-    contrastive  the in-batch loss and the training SimCSE and in-batch negatives share
-    train_utils  the training loop and its flags (every fine-tuning stage)
-    recall       dense recall: exact / HNSW search and the recall command
-    evaluate     Recall@K, MRR, nDCG of a recall result (and during training)
-    the rest     metrics, text (tokenisation), modeling (backbones), bootstrap, vocab, bm25, negatives, recipe,
-                 predictor (Paddle Inference), export, semantic_tools, progress, utils (logging, device, seed)
+io           every reader and writer of the data files (pairs, corpus, recall_result.txt, JSON Lines)
+cli          generic command-line helpers: flag types and checks, the flags that load an encoder
+checkpoint   model_state.pdparams and encoder_config.json: save, load, check
+semantic     the semantic encoder (SemanticIndexBase, load_encoder, embed_texts)
+contrastive  the in-batch loss and the training SimCSE and in-batch negatives share
+train_utils  the training loop and its flags (every fine-tuning stage)
+recall       dense recall: exact / HNSW search and the recall command
+evaluate     Recall@K, MRR, nDCG of a recall result (and during training)
+the rest     metrics, text (tokenisation), modeling (backbones), bootstrap, vocab, bm25, negatives, recipe,
+             predictor (Paddle Inference), export, semantic_tools, progress, utils (logging, device, seed)
 """
 
 import warnings

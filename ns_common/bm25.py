@@ -6,6 +6,7 @@ characters with the query but are not its gold title):
     index = BM25Index(titles)
     indices, scores = index.search(["卷积神经网络 图像识别"], k=10)   # arrays of shape [1, 10]
 """
+
 import random
 
 import numpy as np
@@ -35,7 +36,7 @@ def encode_token(token):
     """A character n-gram as an ASCII word ("u" + code point in hex, "b" + both code points for a bigram).
     Milvus' `standard` tokenizer keeps such a word whole on Milvus Lite and on a server alike, whereas it
     would split a bigram of CJK characters into two unigrams."""
-    return "u%x" % ord(token) if len(token) == 1 else "b" + "x".join("%x" % ord(c) for c in token)
+    return f"u{ord(token):x}" if len(token) == 1 else "b" + "x".join(f"{ord(c):x}" for c in token)
 
 
 def lexical_text(text, max_chars=4096):
@@ -96,8 +97,16 @@ def lexical_negatives(index, queries, gold_ids, n_neg, pool=10, seed=1000, depth
     for row, row_scores, gold in zip(hits, scores, gold_ids):
         gold = gold if isinstance(gold, (set, frozenset)) else {gold}
         ids = [int(i) for i in row]
-        chosen, _ = mine_negatives([index.docs[i] for i in ids], [index.docs[g] for g in gold], n_neg, ids=ids, gold_ids=gold,
-                                   scores=[float(x) for x in row_scores], pool=pool, rng=rng)
+        chosen, _ = mine_negatives(
+            [index.docs[i] for i in ids],
+            [index.docs[g] for g in gold],
+            n_neg,
+            ids=ids,
+            gold_ids=gold,
+            scores=[float(x) for x in row_scores],
+            pool=pool,
+            rng=rng,
+        )
         negatives.append([ids[i] for i in chosen])
     return negatives
 
@@ -111,21 +120,28 @@ def main(argv=None):
     """
     import argparse
 
-    from ns_common.cli import check_outputs
+    from ns_common.cli import check_outputs, fail
     from ns_common.io import DataFileError, check_file, read_corpus, read_similar_pairs, write_recall_result
-    from ns_common.cli import fail
     from ns_common.utils import Timer, logger
 
     parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus_file", required=True, help="one document a line (line number = doc id)")
-    parser.add_argument("--similar_text_pair_file", required=True, help="query<TAB>doc pairs (their distinct queries are searched)")
+    parser.add_argument(
+        "--similar_text_pair_file", required=True, help="query<TAB>doc pairs (their distinct queries are searched)"
+    )
     parser.add_argument("--recall_result_file", required=True, help="output: recall_num rows a query, best first")
     parser.add_argument("--recall_num", type=int, default=50)
-    parser.add_argument("--tokens", choices=("keywords", "joined"), default="keywords",
-                        help="keywords: bigrams within each keyword (mining); joined: whitespace removed first (the reference)")
+    parser.add_argument(
+        "--tokens",
+        choices=("keywords", "joined"),
+        default="keywords",
+        help="keywords: bigrams within each keyword (mining); joined: whitespace removed first (the reference)",
+    )
     args = parser.parse_args(argv)
-    check_outputs(files=[("recall_result_file", args.recall_result_file)],
-                  inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)])
+    check_outputs(
+        files=[("recall_result_file", args.recall_result_file)],
+        inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)],
+    )
     if args.recall_num <= 0:
         fail(f"--recall_num must be positive, got {args.recall_num}")
     try:
@@ -140,7 +156,9 @@ def main(argv=None):
     tokenizer = joined_char_ngrams if args.tokens == "joined" else char_ngrams
     indices, scores = BM25Index(corpus, tokenizer).search(queries, k=args.recall_num)
     n = write_recall_result(args.recall_result_file, queries, corpus, indices, scores)
-    logger.info(f"BM25 recall: {len(queries)} queries x {indices.shape[1]} of {len(corpus)} docs in {timer.seconds:.1f}s, {n} rows -> {args.recall_result_file}")
+    logger.info(
+        f"BM25 recall: {len(queries)} queries x {indices.shape[1]} of {len(corpus)} docs in {timer.seconds:.1f}s, {n} rows -> {args.recall_result_file}"  # noqa: E501
+    )
 
 
 if __name__ == "__main__":

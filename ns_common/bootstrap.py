@@ -6,6 +6,7 @@
 The vocabulary is built from the corpus, the weights are random: this is a starting point for
 domain pretraining, not a pretrained model.
 """
+
 import argparse
 import json
 import os
@@ -18,11 +19,22 @@ from ns_common.vocab import build_vocab, write_vocab
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus_files", nargs="+", required=True, help="text files, one text a line (or query<TAB>doc pairs: every field counts)")
+    parser.add_argument(
+        "--corpus_files",
+        nargs="+",
+        required=True,
+        help="text files, one text a line (or query<TAB>doc pairs: every field counts)",
+    )
     parser.add_argument("--model_type", choices=MODEL_TYPES + ("both",), default="ernie")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="mini")
-    parser.add_argument("--save_dir", required=True, help="output directory; with --model_type both, <save_dir>/ernie and <save_dir>/ernie-gram")
-    parser.add_argument("--min_freq", type=int, default=2, help="minimum count of a latin/digit word to enter the vocabulary")
+    parser.add_argument(
+        "--save_dir",
+        required=True,
+        help="output directory; with --model_type both, <save_dir>/ernie and <save_dir>/ernie-gram",
+    )
+    parser.add_argument(
+        "--min_freq", type=int, default=2, help="minimum count of a latin/digit word to enter the vocabulary"
+    )
     parser.add_argument("--max_vocab_size", type=int, default=None)
     parser.add_argument("--max_position_embeddings", type=int, default=512)
     parser.add_argument("--seed", type=int, default=1000)
@@ -47,9 +59,13 @@ def bootstrap(model_type, vocab, preset, save_dir, max_position_embeddings=512):
     model.save_pretrained(save_dir)
     tokenizer.save_pretrained(save_dir)
     with open(os.path.join(save_dir, "bootstrap.json"), "w", encoding="utf-8") as f:
-        json.dump({"model_type": model_type, "preset": preset, "vocab_size": len(vocab), "pretrained": False}, f, indent=2)
+        json.dump(
+            {"model_type": model_type, "preset": preset, "vocab_size": len(vocab), "pretrained": False}, f, indent=2
+        )
     n_params = sum(p.numel().item() for p in model.parameters())
-    logger.info(f"bootstrap {model_type} ({preset}): vocab {len(vocab)}, {n_params / 1e6:.2f}M parameters -> {save_dir}")
+    logger.info(
+        f"bootstrap {model_type} ({preset}): vocab {len(vocab)}, {n_params / 1e6:.2f}M parameters -> {save_dir}"
+    )
     return save_dir
 
 
@@ -63,7 +79,9 @@ def main(argv=None):
     vocab = build_vocab(corpus_texts(args.corpus_files), min_freq=args.min_freq, max_size=args.max_vocab_size)
     if args.model_type == "both":
         for model_type in MODEL_TYPES:
-            bootstrap(model_type, vocab, args.preset, os.path.join(args.save_dir, model_type), args.max_position_embeddings)
+            bootstrap(
+                model_type, vocab, args.preset, os.path.join(args.save_dir, model_type), args.max_position_embeddings
+            )
     else:
         bootstrap(args.model_type, vocab, args.preset, args.save_dir, args.max_position_embeddings)
 

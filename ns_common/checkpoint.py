@@ -4,6 +4,7 @@ A checkpoint directory is PaddleNLP's layout, model_state.pdparams + the tokeniz
 semantic encoder and the reranker) encoder_config.json: how to rebuild the model (pooling, projection size,
 exact-match token types), so every tool that loads the checkpoint rebuilds the same model.
 """
+
 import json
 import os
 
@@ -49,10 +50,16 @@ def load_checkpoint(model, params_path, state=None):
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in own if k in state and list(state[k].shape) != list(own[k].shape)]
+    mismatched = [
+        f"{k} {list(state[k].shape)} vs {list(own[k].shape)}"
+        for k in own
+        if k in state and list(state[k].shape) != list(own[k].shape)
+    ]
     if missing or mismatched:
         detail = f"missing {missing[:3]}" if missing else f"shape mismatch {mismatched[:2]}"
-        raise ModelMismatchError(f"{params_path} does not fit the model ({detail}); check --model_name_or_path and --output_emb_size")
+        raise ModelMismatchError(
+            f"{params_path} does not fit the model ({detail}); check --model_name_or_path and --output_emb_size"
+        )
     if unexpected:
         logger.warning(f"{params_path}: ignoring {len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
     model.set_state_dict(state)
@@ -63,7 +70,9 @@ def check_finite_weights(model, what):
     """Never saves a non-finite model: fails naming the first parameter with a NaN or infinity."""
     for name, value in model.state_dict().items():
         if not np.isfinite(value.numpy()).all():
-            raise NonFiniteError(f"{what}: parameter {name} holds NaN/inf; nothing written (the last good checkpoints are kept)")
+            raise NonFiniteError(
+                f"{what}: parameter {name} holds NaN/inf; nothing written (the last good checkpoints are kept)"
+            )
 
 
 def save_checkpoint(model, tokenizer, path, extra=None):

@@ -1,5 +1,6 @@
 """Command-line helpers every stage's scripts share: generic flag types and checks, and the flags that
 load a trained semantic encoder. Each check fails with one line for the user, before any model is loaded."""
+
 import argparse
 import functools
 import math
@@ -62,13 +63,30 @@ def check_finite_flags(args):
 
 def add_encoder_args(parser, with_params=True):
     """Flags that load a trained encoder (the training flags' names)."""
-    parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from; also the tokenizer")
+    parser.add_argument(
+        "--model_name_or_path",
+        required=True,
+        help="the backbone directory (or name) the model was trained from; also the tokenizer",
+    )
     if with_params:
-        parser.add_argument("--params_path", default=None,
-                            help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
-                                 "and a seeded random projection: the untrained baseline")
-    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
+        parser.add_argument(
+            "--params_path",
+            default=None,
+            help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
+            "and a seeded random projection: the untrained baseline",
+        )
+    parser.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="the projection size the model was trained with (default: read from the checkpoint)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default=None,
+        help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint",
+    )
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
@@ -113,7 +131,9 @@ def check_outputs(files=(), dirs=(), inputs=()):
         for in_flag, in_path in inputs:
             if os.path.realpath(path) == in_path:
                 what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
-                raise BadInputError(f"{name}: is {what} of this run; writing it would destroy the input, give another path")
+                raise BadInputError(
+                    f"{name}: is {what} of this run; writing it would destroy the input, give another path"
+                )
     for flag, path in dirs:
         if path is None:
             continue
@@ -132,6 +152,8 @@ def check_outputs(files=(), dirs=(), inputs=()):
             if in_path == real:
                 what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
                 raise BadInputError(f"{name}: is {what} of this run, give another directory")
+
+
 def positive_int(text):
     """A flag read as an integer of at least 1 (`--cpu_threads 0`, `--max_connections -1`, `--batch_size 2.5` refused)."""
     try:

@@ -11,6 +11,7 @@ query. `false_negative_mask` finds them from the texts; the loss gives them no p
 The two stages also share their model flags (`add_contrastive_args`) and the training itself
 (`train_contrastive`): they differ in their data, their loss (the model class) and their batches.
 """
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -56,17 +57,31 @@ def in_batch_softmax_loss(query_embedding, doc_embedding, margin=0.0, scale=20.0
 def add_contrastive_args(parser, dropout=None, dropout_help=None, margin=0.0, scale=20.0):
     """The model flags of SimCSE and in-batch negatives, and those of Recall@K during training but the dev
     pair file (each stage names its own)."""
-    parser.add_argument("--output_emb_size", type=int, default=None,
-                        help="Linear(hidden -> k) after pooling; 0: none, the embedding is the hidden state (default: --init_from_ckpt's, else 0; PaddleNLP uses 256 with a base model)")
-    parser.add_argument("--dropout", type=float, default=dropout,
-                        help=dropout_help or "dropout of the backbone and the pooled output (default: the backbone's, 0.1)")
-    parser.add_argument("--pooling", choices=POOLING_MODES, default=None,
-                        help="cls: the pooled [CLS] output (PaddleNLP); mean: mean of the token states (default: --init_from_ckpt's, else mean)")
+    parser.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="Linear(hidden -> k) after pooling; 0: none, the embedding is the hidden state (default: --init_from_ckpt's, else 0; PaddleNLP uses 256 with a base model)",  # noqa: E501
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=dropout,
+        help=dropout_help or "dropout of the backbone and the pooled output (default: the backbone's, 0.1)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=POOLING_MODES,
+        default=None,
+        help="cls: the pooled [CLS] output (PaddleNLP); mean: mean of the token states (default: --init_from_ckpt's, else mean)",
+    )
     parser.add_argument("--margin", type=float, default=margin, help="subtracted from the positive's cosine")
     parser.add_argument("--scale", type=float, default=scale, help="multiplies the cosines (inverse temperature)")
     parser.add_argument("--corpus_file", default=None, help="documents to search for the dev queries")
     parser.add_argument("--recall_num", type=int, default=50)
-    parser.add_argument("--recall_result_dir", default=None, help="write the latest evaluation's recall_result.txt here")
+    parser.add_argument(
+        "--recall_result_dir", default=None, help="write the latest evaluation's recall_result.txt here"
+    )
     return parser
 
 
@@ -78,14 +93,30 @@ def train_contrastive(args, model_class, examples, make_collator, what, dev_pair
     start_training(args)
     if len(examples) < 2:
         raise BadInputError(f"{args.train_set_file}: in-batch negatives need at least 2 {what}, found {len(examples)}")
-    model, tokenizer = load_encoder(args.model_name_or_path, args.init_from_ckpt, args.output_emb_size, args.dropout,
-                                    model_class=model_class, pooling=args.pooling, margin=args.margin, scale=args.scale)
+    model, tokenizer = load_encoder(
+        args.model_name_or_path,
+        args.init_from_ckpt,
+        args.output_emb_size,
+        args.dropout,
+        model_class=model_class,
+        pooling=args.pooling,
+        margin=args.margin,
+        scale=args.scale,
+    )
     loader = build_dataloader(examples, args.batch_size, make_collator(tokenizer))
     if is_main_process():
-        logger.info(f"{model_class.__name__}: {len(examples)} {what}, {len(loader)} batches of {args.batch_size} an epoch, "
-                    f"embedding dim {model.embedding_dim}{', warm start ' + args.init_from_ckpt if args.init_from_ckpt else ''}")
+        logger.info(
+            f"{model_class.__name__}: {len(examples)} {what}, {len(loader)} batches of {args.batch_size} an epoch, "
+            f"embedding dim {model.embedding_dim}{', warm start ' + args.init_from_ckpt if args.init_from_ckpt else ''}"
+        )
     evaluator = None
     if dev_pair_file:
-        evaluator = RecallEvaluator(tokenizer, dev_pair_file, args.corpus_file, args.recall_num, args.max_seq_length,
-                                    recall_result_dir=args.recall_result_dir)
+        evaluator = RecallEvaluator(
+            tokenizer,
+            dev_pair_file,
+            args.corpus_file,
+            args.recall_num,
+            args.max_seq_length,
+            recall_result_dir=args.recall_result_dir,
+        )
     return train(model, tokenizer, loader, args, evaluate=evaluator, best_metric=best_metric)

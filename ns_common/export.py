@@ -1,4 +1,5 @@
 """Static-graph export (paddle 3: inference.json + inference.pdiparams) shared by every stage."""
+
 import os
 
 import paddle

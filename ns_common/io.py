@@ -4,6 +4,7 @@ Every reader follows the same bad-input rules: a line with the wrong number of f
 field, invalid UTF-8 or (where asked) a duplicate key is skipped and counted, and one warning per
 file names the file and the first offending line numbers. A missing file is a clear error.
 """
+
 import contextlib
 import hashlib
 import json
@@ -86,7 +87,9 @@ def read_fields(path, n_fields, header=None, unique_field=None, counter=None, ch
         fields = [x.strip() for x in text.split("\t")]
         if header is not None and not seen_header:
             if line_no != 1:  # line 1 was not UTF-8 (skipped by iter_raw_lines): no header to check
-                raise DataFileError(f"{path}:1: expected header {'<TAB>'.join(header)!r}, found bytes that are not UTF-8")
+                raise DataFileError(
+                    f"{path}:1: expected header {'<TAB>'.join(header)!r}, found bytes that are not UTF-8"
+                )
             if fields != list(header):
                 raise DataFileError(f"{path}:1: expected header {'<TAB>'.join(header)!r}, found {text[:80]!r}")
             seen_header = True
@@ -153,8 +156,7 @@ def read_corpus(path):
 
 def read_text_pairs(path, unique_query=False, counter=None):
     """`query<TAB>doc` (train.csv, dev.csv, test.csv): yields (text_a, text_b)."""
-    for a, b in read_fields(path, 2, unique_field=0 if unique_query else None, counter=counter):
-        yield a, b
+    yield from read_fields(path, 2, unique_field=0 if unique_query else None, counter=counter)
 
 
 def read_similar_pairs(path):
@@ -179,12 +181,12 @@ def read_recall_result(path):
 
 def read_pairwise_train(path, counter=None):
     """sort/train_pairwise.csv with header query, title, neg_title: yields (query, title, neg_title)."""
-    for q, t, n in read_fields(path, 3, header=("query", "title", "neg_title"), counter=counter):
-        yield q, t, n
+    yield from read_fields(path, 3, header=("query", "title", "neg_title"), counter=counter)
 
 
 def read_pairwise_labeled(path, counter=None):
     """sort/dev_pairwise.csv, test_pairwise.csv with header query, title, label: yields (q, t, int label)."""
+
     def label_is_binary(fields):
         return None if fields[2] in ("0", "1") else "labels other than 0/1"
 
@@ -239,7 +241,11 @@ def write_lines(path, rows, header=None):
 
 def write_recall_result(path, queries, corpus, indices, scores):
     """recall_result.txt: query<TAB>doc<TAB>score, one row per recalled doc, best first."""
-    rows = ((query, corpus[j], f"{s:.6f}") for query, row, row_scores in zip(queries, indices, scores) for j, s in zip(row, row_scores))
+    rows = (
+        (query, corpus[j], f"{s:.6f}")
+        for query, row, row_scores in zip(queries, indices, scores)
+        for j, s in zip(row, row_scores)
+    )
     return write_lines(path, rows)
 
 
@@ -317,5 +323,7 @@ def check_max_seq_length(max_seq_length, *paths):
 
     found = max_positions(*paths)
     if found and max_seq_length > found[0]:
-        raise ConfigError(f"--max_seq_length {max_seq_length} exceeds the model's {found[0]} positions (max_position_embeddings "
-                          f"in {found[1]}): use at most {found[0]}")
+        raise ConfigError(
+            f"--max_seq_length {max_seq_length} exceeds the model's {found[0]} positions (max_position_embeddings "
+            f"in {found[1]}): use at most {found[0]}"
+        )

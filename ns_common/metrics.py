@@ -1,4 +1,5 @@
 """Retrieval and ranking metrics: Recall@K, MRR@K, nDCG@K over ranked lists, and AUC."""
+
 import numpy as np
 
 DEFAULT_KS = (1, 5, 10, 20, 50)

@@ -1,5 +1,6 @@
 """The model factory: one place that knows the two backbone architectures (ERNIE, ERNIE-Gram),
 their presets for from-scratch models, and how to load a PaddleNLP name or a local directory."""
+
 import json
 import os
 
@@ -15,12 +16,24 @@ PRESETS = {
 }
 MODEL_TYPES = ("ernie", "ernie-gram")
 # what save_pretrained writes (PaddleNLP 2.8: model_state.pdparams; sharded or safetensors variants too)
-WEIGHT_FILES = ("model_state.pdparams", "model_state.pdparams.index.json", "model.safetensors", "model.safetensors.index.json")
+WEIGHT_FILES = (
+    "model_state.pdparams",
+    "model_state.pdparams.index.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+)
 
 
 def _classes(model_type):
     quiet_paddlenlp()
-    from paddlenlp.transformers import ErnieConfig, ErnieGramConfig, ErnieGramModel, ErnieGramTokenizer, ErnieModel, ErnieTokenizer
+    from paddlenlp.transformers import (
+        ErnieConfig,
+        ErnieGramConfig,
+        ErnieGramModel,
+        ErnieGramTokenizer,
+        ErnieModel,
+        ErnieTokenizer,
+    )
 
     if model_type == "ernie":
         return ErnieConfig, ErnieModel, ErnieTokenizer
@@ -34,7 +47,9 @@ def model_type_of(name_or_path):
     config_file = os.path.join(name_or_path, "config.json")
     if os.path.isdir(name_or_path):
         if not os.path.isfile(config_file):
-            raise ConfigError(f"--model_name_or_path {name_or_path}: directory has no config.json (expected a save_pretrained directory)")
+            raise ConfigError(
+                f"--model_name_or_path {name_or_path}: directory has no config.json (expected a save_pretrained directory)"
+            )
         with open(config_file, encoding="utf-8") as f:
             model_type = json.load(f).get("model_type", "ernie")
         return "ernie-gram" if model_type in ("ernie_gram", "ernie-gram") else "ernie"
@@ -45,8 +60,10 @@ def check_name_or_path(name_or_path):
     """A path-like value that does not exist is a typo, not a model name: say so before loading."""
     looks_like_path = os.sep in name_or_path or name_or_path.startswith(".")
     if looks_like_path and not os.path.isdir(name_or_path):
-        raise ConfigError(f"--model_name_or_path {name_or_path}: no such directory (a PaddleNLP name such as ernie-1.0, or a "
-                          f"save_pretrained directory)")
+        raise ConfigError(
+            f"--model_name_or_path {name_or_path}: no such directory (a PaddleNLP name such as ernie-1.0, or a "
+            f"save_pretrained directory)"
+        )
 
 
 def load_backbone(name_or_path, **config_overrides):
@@ -65,14 +82,22 @@ def check_backbone(name_or_path, max_seq_length=None):
         return
     if not any(os.path.isfile(os.path.join(name_or_path, f)) for f in WEIGHT_FILES):
         exported = os.path.isfile(os.path.join(name_or_path, "inference.pdiparams"))
-        raise ConfigError(f"--model_name_or_path {name_or_path}: no backbone weights (model_state.pdparams)"
-             + ("; it is an exported model (inference.json), which only serves predictions: give the save_pretrained "
-                "directory it was trained from (bootstrap, domain-pretrained final/)" if exported else ""))
+        raise ConfigError(
+            f"--model_name_or_path {name_or_path}: no backbone weights (model_state.pdparams)"
+            + (
+                "; it is an exported model (inference.json), which only serves predictions: give the save_pretrained "
+                "directory it was trained from (bootstrap, domain-pretrained final/)"
+                if exported
+                else ""
+            )
+        )
     model_type_of(name_or_path)  # fails without config.json
     with open(os.path.join(name_or_path, "config.json"), encoding="utf-8") as f:
         positions = json.load(f).get("max_position_embeddings")
     if max_seq_length and positions and max_seq_length > positions:
-        raise ConfigError(f"--max_seq_length {max_seq_length} exceeds the {positions} positions of --model_name_or_path {name_or_path}")
+        raise ConfigError(
+            f"--max_seq_length {max_seq_length} exceeds the {positions} positions of --model_name_or_path {name_or_path}"
+        )
 
 
 def backbone_from_config(name_or_path, **config_overrides):
@@ -92,7 +117,13 @@ def load_tokenizer(name_or_path):
 def new_backbone(model_type, vocab_size, preset="mini", max_position_embeddings=512, **overrides):
     """A randomly initialised backbone of a preset size."""
     config_cls, model_cls, _ = _classes(model_type)
-    values = dict(PRESETS[preset], vocab_size=vocab_size, max_position_embeddings=max_position_embeddings, type_vocab_size=2, pad_token_id=0)
+    values = dict(
+        PRESETS[preset],
+        vocab_size=vocab_size,
+        max_position_embeddings=max_position_embeddings,
+        type_vocab_size=2,
+        pad_token_id=0,
+    )
     values.update(overrides)
     if model_type == "ernie-gram":
         # ErnieGramConfig needs both for small sizes (after the overrides: hidden_size may be one of them)

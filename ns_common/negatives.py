@@ -53,10 +53,12 @@ def pick(candidates, n_neg, pool=None, hardest=False, rng=None):
     return pool[:k] if hardest else rng.sample(pool, k)
 
 
-def mine_negatives(texts, gold_texts, n_neg, *, ids=None, gold_ids=(), scores=None, below_gold=True,
-                   pool=None, hardest=False, rng=None):
+def mine_negatives(
+    texts, gold_texts, n_neg, *, ids=None, gold_ids=(), scores=None, below_gold=True, pool=None, hardest=False, rng=None
+):
     """The negatives of one query from its ranking `texts` (best first): (positions in `texts`, gold rank
     or None). ids/scores: the ranking's doc ids / scores, parallel to `texts` (optional)."""
-    candidates, gold_rank = eligible_negatives(texts, gold_texts, ids=ids, gold_ids=gold_ids, scores=scores,
-                                               below_gold=below_gold)
+    candidates, gold_rank = eligible_negatives(
+        texts, gold_texts, ids=ids, gold_ids=gold_ids, scores=scores, below_gold=below_gold
+    )
     return pick(candidates, n_neg, pool, hardest, rng), gold_rank

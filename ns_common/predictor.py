@@ -6,16 +6,16 @@ texts vary in length), IR optimisation, one math thread per core this process ma
 most 8). fp32 by default: its outputs equal the dynamic graph's within 1e-5 (tests/test_speed_paths.py);
 bf16 (--precision bf16, CPUs with AVX512-BF16/AMX) is faster but differs by ~1e-3. --no-enable_mkldnn
 turns oneDNN off (Paddle's plain CPU kernels)."""
+
 import argparse
 import os
 import time
 
 import numpy as np
 
+from ns_common.cli import positive_int, str_to_bool
 from ns_common.errors import ConfigError
 from ns_common.text import batch_encode
-from ns_common.cli import positive_int, str_to_bool
-
 
 MAX_DEFAULT_THREADS = 8
 ONEDNN_SHAPE_CACHE = 64  # input shapes whose oneDNN kernels are kept (query lengths x batch sizes seen)
@@ -33,13 +33,27 @@ def default_cpu_threads():
 
 def add_inference_args(parser):
     """--cpu_threads, --enable_mkldnn / --no-enable_mkldnn (also --enable_mkldnn false) and --precision."""
-    parser.add_argument("--cpu_threads", type=positive_int, default=None,
-                        help=f"Paddle Inference CPU math threads (default: the cores this process may use, at most {MAX_DEFAULT_THREADS})")
-    parser.add_argument("--enable_mkldnn", type=str_to_bool, nargs="?", const=True, default=True,
-                        help="oneDNN kernels for Paddle Inference on CPU (default: on; --no-enable_mkldnn or --enable_mkldnn false: off)")
+    parser.add_argument(
+        "--cpu_threads",
+        type=positive_int,
+        default=None,
+        help=f"Paddle Inference CPU math threads (default: the cores this process may use, at most {MAX_DEFAULT_THREADS})",
+    )
+    parser.add_argument(
+        "--enable_mkldnn",
+        type=str_to_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="oneDNN kernels for Paddle Inference on CPU (default: on; --no-enable_mkldnn or --enable_mkldnn false: off)",
+    )
     parser.add_argument("--no-enable_mkldnn", dest="enable_mkldnn", action="store_false", help=argparse.SUPPRESS)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="bf16: oneDNN bfloat16 kernels (faster on CPUs with AVX512-BF16, outputs differ by ~1e-3)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: oneDNN bfloat16 kernels (faster on CPUs with AVX512-BF16, outputs differ by ~1e-3)",
+    )
     return parser
 
 
@@ -52,8 +66,10 @@ class InferencePredictor:
         if not os.path.isfile(model_file):
             model_file = os.path.join(model_dir, "inference.pdmodel")  # paddle 2.x exports
         if not (os.path.isfile(model_file) and os.path.isfile(params_file)):
-            raise ConfigError(f"--model_dir {model_dir}: no exported model (inference.json + inference.pdiparams); run the "
-                              f"stage's export_model.py first")
+            raise ConfigError(
+                f"--model_dir {model_dir}: no exported model (inference.json + inference.pdiparams); run the "
+                f"stage's export_model.py first"
+            )
         if precision not in PRECISIONS:
             raise ConfigError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
         if precision == "bf16" and not enable_mkldnn:
@@ -73,9 +89,13 @@ class InferencePredictor:
                     config.enable_mkldnn_bfloat16()
             else:
                 config.disable_mkldnn()
-            self.settings = (f"Paddle Inference on CPU, {cpu_threads} thread{'s' if cpu_threads > 1 else ''}, "
-                             f"{'oneDNN ' + precision if enable_mkldnn else 'no oneDNN'}")
-        config.switch_ir_optim(True)  # (enable_memory_optim() fails on PIR graphs in Paddle 3.3: "memory_optimize_pass")
+            self.settings = (
+                f"Paddle Inference on CPU, {cpu_threads} thread{'s' if cpu_threads > 1 else ''}, "
+                f"{'oneDNN ' + precision if enable_mkldnn else 'no oneDNN'}"
+            )
+        config.switch_ir_optim(
+            True
+        )  # (enable_memory_optim() fails on PIR graphs in Paddle 3.3: "memory_optimize_pass")
         config.switch_use_feed_fetch_ops(False)
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)

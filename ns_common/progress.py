@@ -6,12 +6,15 @@ Two sources, both already in the stages' output: tqdm bars ("training:  45%|####
 logs those instead of a bar when its output is not a terminal). Any other line is kept as the stage's
 latest message, shown while no bar is running.
 """
+
 import re
 import time
 
 # the part of a tqdm bar after its description: "45/100 [00:10<00:12,  4.50step/s, loss=0.3]"
-_BAR = re.compile(r"(?:(?P<desc>[^\r\n|:]{1,40}):\s+)?(?:\d+%\|[^|]*\|\s*)?(?P<n>\d+)/(?P<total>\d+)\s+"
-                  r"\[(?P<elapsed>[\d:]+)<(?P<eta>[\d:?]+),\s*(?P<rate>[^,\]]+)(?=[,\]])")
+_BAR = re.compile(
+    r"(?:(?P<desc>[^\r\n|:]{1,40}):\s+)?(?:\d+%\|[^|]*\|\s*)?(?P<n>\d+)/(?P<total>\d+)\s+"
+    r"\[(?P<elapsed>[\d:]+)<(?P<eta>[\d:?]+),\s*(?P<rate>[^,\]]+)(?=[,\]])"
+)
 _STEP = re.compile(r"\bstep (?P<n>\d+)/(?P<total>\d+)\b")
 # "[2026-12-01 14:42:36] [   INFO] " and paddlenlp's "[2026-12-01 14:42:59,792] [   DEBUG] __init__.py:113 - "
 _LOG_PREFIX = re.compile(r"^\[[\d\-: ,]+\]\s*\[\s*\w+\]\s*(?:\S+\.py:\d+ - )?")
@@ -81,7 +84,15 @@ class StageProgress:
             n, total = int(match["n"]), int(match["total"])
             now = time.time()
             if self.bar is None or self.bar.get("kind") != "step" or n < self.bar["n"]:
-                self.bar = {"kind": "step", "desc": "step", "n": n, "total": total, "first": (n, now), "rate": "", "eta": "?"}
+                self.bar = {
+                    "kind": "step",
+                    "desc": "step",
+                    "n": n,
+                    "total": total,
+                    "first": (n, now),
+                    "rate": "",
+                    "eta": "?",
+                }
             else:
                 n0, t0 = self.bar["first"]
                 self.bar.update(n=n, total=total)

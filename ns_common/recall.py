@@ -11,6 +11,7 @@ query's top --recall_num documents and writes `recall_result.txt`: `query<TAB>do
 recall_num rows a query, best first. Exact search (a matrix product) is the default and the ground
 truth; `--index hnsw` uses an approximate HNSW index (faiss-cpu, in requirements.txt) instead.
 """
+
 import argparse
 import os
 
@@ -33,7 +34,11 @@ def exact_search(query_embeddings, doc_embeddings, k, chunk_size=2048):
     for start in range(0, len(query_embeddings), chunk_size):
         scores = query_embeddings[start : start + chunk_size] @ doc_embeddings.T
         # argpartition finds the top k in linear time; only those k are then sorted
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+        top = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < scores.shape[1]
+            else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+        )
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         all_indices.append(np.take_along_axis(top, order, axis=1))
@@ -65,8 +70,18 @@ def search(query_embeddings, doc_embeddings, k, index="exact"):
     raise ValueError(f"unknown index {index!r} (expected one of {', '.join(INDEX_TYPES)})")
 
 
-def dense_recall(model, tokenizer, queries, corpus, recall_num, max_seq_length=64, batch_size=64, index="exact",
-                 corpus_embeddings=None, progress=False):
+def dense_recall(
+    model,
+    tokenizer,
+    queries,
+    corpus,
+    recall_num,
+    max_seq_length=64,
+    batch_size=64,
+    index="exact",
+    corpus_embeddings=None,
+    progress=False,
+):
     """Embeds queries (and the corpus unless corpus_embeddings is given) and returns (indices, scores)."""
     from ns_common.semantic import embed_texts
 
@@ -80,17 +95,27 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_encoder_args(parser)
     parser.add_argument("--corpus_file", required=True, help="one document a line")
-    parser.add_argument("--similar_text_pair_file", "--similar_text_pair", dest="similar_text_pair_file", required=True, help="query<TAB>gold doc; each distinct query is searched")
+    parser.add_argument(
+        "--similar_text_pair_file",
+        "--similar_text_pair",
+        dest="similar_text_pair_file",
+        required=True,
+        help="query<TAB>gold doc; each distinct query is searched",
+    )
     parser.add_argument("--recall_result_dir", default="recall_result_dir")
     parser.add_argument("--recall_result_file", default="recall_result.txt")
     parser.add_argument("--recall_num", type=int, default=50)
-    parser.add_argument("--index", choices=INDEX_TYPES, default="exact", help="exact (ground truth) or hnsw (approximate)")
+    parser.add_argument(
+        "--index", choices=INDEX_TYPES, default="exact", help="exact (ground truth) or hnsw (approximate)"
+    )
     args = parser.parse_args(argv)
     if args.recall_num <= 0:
         fail(f"--recall_num must be positive, got {args.recall_num}")
     check_files(("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file))
-    check_outputs(files=[("recall_result_file", os.path.join(args.recall_result_dir, args.recall_result_file))],
-                  inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)])
+    check_outputs(
+        files=[("recall_result_file", os.path.join(args.recall_result_dir, args.recall_result_file))],
+        inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)],
+    )
     return args
 
 
@@ -104,14 +129,30 @@ def main(argv=None):
     queries, _ = read_similar_pairs(args.similar_text_pair_file)
     corpus = read_corpus(args.corpus_file)
     if not queries or not corpus:
-        fail(f"nothing to search: {len(queries)} queries in {args.similar_text_pair_file}, {len(corpus)} documents in {args.corpus_file}")
-    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+        fail(
+            f"nothing to search: {len(queries)} queries in {args.similar_text_pair_file}, {len(corpus)} documents in {args.corpus_file}"
+        )
+    model, tokenizer = load_encoder(
+        args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
+    )
     timer = Timer()
-    indices, scores = dense_recall(model, tokenizer, queries, corpus, args.recall_num, args.max_seq_length, args.batch_size, args.index, progress=True)
+    indices, scores = dense_recall(
+        model,
+        tokenizer,
+        queries,
+        corpus,
+        args.recall_num,
+        args.max_seq_length,
+        args.batch_size,
+        args.index,
+        progress=True,
+    )
     path = os.path.join(args.recall_result_dir, args.recall_result_file)
     rows = write_recall_result(path, queries, corpus, indices, scores)
-    logger.info(f"recalled top {indices.shape[1]} of {len(corpus)} documents for {len(queries)} queries ({args.index}) in "
-                f"{timer.seconds:.1f}s ({(len(corpus) + len(queries)) / max(timer.seconds, 1e-9):.0f} texts/s) -> {path} ({rows} rows)")
+    logger.info(
+        f"recalled top {indices.shape[1]} of {len(corpus)} documents for {len(queries)} queries ({args.index}) in "
+        f"{timer.seconds:.1f}s ({(len(corpus) + len(queries)) / max(timer.seconds, 1e-9):.0f} texts/s) -> {path} ({rows} rows)"
+    )
     return path
 
 

@@ -8,6 +8,7 @@ the pipeline's stage and the stage's script run with the same flags by construct
 A recipe is `offline` (from-scratch models), `paddlenlp` (PaddleNLP's pretrained models) or the path of a
 YAML file in the same format (recipes/README.md).
 """
+
 import argparse
 import os
 import sys
@@ -66,7 +67,9 @@ class Recipe:
         if isinstance(value, dict):
             key = self.budget if set(value) <= set(BUDGETS) else self.preset if set(value) <= set(PRESETS) else None
             if key is None or key not in value:
-                raise RecipeError(f"{self.path}: {stage}.flags.{flag}: expected a value for budget {self.budget} or preset {self.preset}, got {value}")
+                raise RecipeError(
+                    f"{self.path}: {stage}.flags.{flag}: expected a value for budget {self.budget} or preset {self.preset}, got {value}"
+                )
             return value[key]
         return value
 
@@ -93,8 +96,14 @@ class Recipe:
 
 @entry_point
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Prints a recipe's flags for one stage, one argument a line (for the stage scripts).")
-    p.add_argument("what", choices=("flags", "setting", "option"), help="flags: all of the stage's; setting: one flag's value; option: a non-flag setting")
+    p = argparse.ArgumentParser(
+        description="Prints a recipe's flags for one stage, one argument a line (for the stage scripts)."
+    )
+    p.add_argument(
+        "what",
+        choices=("flags", "setting", "option"),
+        help="flags: all of the stage's; setting: one flag's value; option: a non-flag setting",
+    )
     p.add_argument("stage")
     p.add_argument("key", nargs="?", help="with setting / option: the flag's / option's name")
     p.add_argument("--recipe", default="offline", help="offline, paddlenlp or a .yml path")
@@ -107,7 +116,9 @@ def main(argv=None):
         if args.what == "flags":
             items = recipe.flags(args.stage)
         else:
-            value = recipe.setting(args.stage, args.key) if args.what == "setting" else recipe.option(args.stage, args.key)
+            value = (
+                recipe.setting(args.stage, args.key) if args.what == "setting" else recipe.option(args.stage, args.key)
+            )
             items = [] if value is None else [str(value).lower() if isinstance(value, bool) else str(value)]
     except (RecipeError, OSError, yaml.YAMLError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,17 +5,16 @@ ERNIE [CLS] pooled output (or the mean of the token states) -> optional Linear(h
 A checkpoint directory holds encoder_config.json next to model_state.pdparams (pooling, output_emb_size),
 so every tool that loads it with `load_encoder` rebuilds the same encoder.
 """
+
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ns_common.errors import ModelMismatchError
 from ns_common.checkpoint import checkpoint_file, load_checkpoint, read_encoder_config
+from ns_common.errors import ModelMismatchError
 from ns_common.modeling import hidden_size_of, load_backbone, load_tokenizer
 from ns_common.text import batch_encode, batches
-
-
 
 POOLING_MODES = ("cls", "mean")
 
@@ -24,6 +23,8 @@ def mean_pool(sequence_output, input_ids, pad_token_id):
     """The mean of the token states over the non-padding tokens: [batch, seq_len, hidden] -> [batch, hidden]."""
     mask = (input_ids != pad_token_id).astype(sequence_output.dtype).unsqueeze(-1)
     return paddle.sum(sequence_output * mask, axis=1) / paddle.clip(paddle.sum(mask, axis=1), min=1.0)
+
+
 # mean pooling by default: the from-scratch and briefly pretrained backbones this project trains offline
 # have a [CLS] output that barely depends on the input (see the README, "Recall models", for the measurements)
 DEFAULT_POOLING = "mean"
@@ -55,7 +56,9 @@ class SemanticIndexBase(nn.Layer):
         """What a checkpoint must record so that load_encoder rebuilds this encoder (encoder_config.json)."""
         return {"pooling": self.pooling, "output_emb_size": self.output_emb_size, "embedding_dim": self.embedding_dim}
 
-    def get_pooled_embedding(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None, with_dropout=True):
+    def get_pooled_embedding(
+        self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None, with_dropout=True
+    ):
         sequence_output, cls_embedding = self.ptm(input_ids, token_type_ids, position_ids, attention_mask)
         if self.pooling == "mean":
             cls_embedding = mean_pool(sequence_output, input_ids, self.pad_token_id)
@@ -75,7 +78,15 @@ class SemanticIndexBase(nn.Layer):
         return paddle.sum(q * t, axis=-1)
 
 
-def load_encoder(model_name_or_path, params_path=None, output_emb_size=None, dropout=None, model_class=None, pooling=None, **model_kwargs):
+def load_encoder(
+    model_name_or_path,
+    params_path=None,
+    output_emb_size=None,
+    dropout=None,
+    model_class=None,
+    pooling=None,
+    **model_kwargs,
+):
     """Backbone from --model_name_or_path, then (optionally) a full checkpoint from --params_path.
     Returns (model, tokenizer). A checkpoint whose shapes don't fit the model is a clear error.
     model_class: a SemanticIndexBase subclass (a stage's training model with its loss), built with
@@ -93,17 +104,23 @@ def load_encoder(model_name_or_path, params_path=None, output_emb_size=None, dro
         if output_emb_size is None:
             output_emb_size = trained_size
         elif (output_emb_size or 0) != trained_size:
-            raise ModelMismatchError(f"{params_path} was trained with --output_emb_size {trained_size}, not {output_emb_size} "
-                                     f"(leave the flag out to use the checkpoint's)")
+            raise ModelMismatchError(
+                f"{params_path} was trained with --output_emb_size {trained_size}, not {output_emb_size} "
+                f"(leave the flag out to use the checkpoint's)"
+            )
         if pooling and saved.get("pooling") and saved["pooling"] != pooling:
-            raise ModelMismatchError(f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (leave "
-                                     f"--pooling out to use the checkpoint's)")
+            raise ModelMismatchError(
+                f"{params_path} was trained with {saved['pooling']} pooling, not {pooling} (leave "
+                f"--pooling out to use the checkpoint's)"
+            )
     if not pooling:
         pooling = saved.get("pooling", "cls") if params_path else DEFAULT_POOLING
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     backbone = load_backbone(model_name_or_path, **overrides)
     tokenizer = load_tokenizer(model_name_or_path)
-    model = (model_class or SemanticIndexBase)(backbone, dropout=dropout, output_emb_size=output_emb_size or 0, pooling=pooling, **model_kwargs)
+    model = (model_class or SemanticIndexBase)(
+        backbone, dropout=dropout, output_emb_size=output_emb_size or 0, pooling=pooling, **model_kwargs
+    )
     if params_path:
         load_checkpoint(model, params_path, state)
     return model, tokenizer
@@ -125,7 +142,9 @@ def embed_texts(model, tokenizer, texts, max_seq_length=64, batch_size=64, progr
     for chunk in chunks:
         input_ids, token_type_ids = batch_encode([texts[i] for i in chunk], tokenizer, max_seq_length)
         # not model(...): a stage's training model overrides forward with its loss
-        emb = model.get_pooled_embedding(paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids), with_dropout=False)
+        emb = model.get_pooled_embedding(
+            paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids), with_dropout=False
+        )
         out.append(emb.numpy().astype(np.float32))
     if not out:
         return np.zeros((0, model.embedding_dim), dtype=np.float32)

@@ -11,14 +11,15 @@ of simcse/ and inbatch_negative/ (the two stages train the same encoder, so thei
     inference: a few texts (--text, --input_file or built-in examples) embedded with the dynamic graph:
               shape, values, pairwise cosine (PaddleNLP's <stage>/inference.py)
 """
+
 import argparse
 import json
 import os
 
 import numpy as np
 
-from ns_common.errors import BadInputError, ConfigError
 from ns_common.cli import add_encoder_args, check_files, entry_point
+from ns_common.errors import BadInputError, ConfigError
 from ns_common.io import read_text_pairs, read_texts, write_lines
 from ns_common.predictor import add_inference_args
 from ns_common.utils import Timer, logger, set_device
@@ -46,10 +47,14 @@ def write_similarities(pairs, sims, output_file=None):
 
 @entry_point
 def predict_main(argv=None):
-    parser = argparse.ArgumentParser(description="Cosine similarity of each text_a<TAB>text_b line with a trained encoder.")
+    parser = argparse.ArgumentParser(
+        description="Cosine similarity of each text_a<TAB>text_b line with a trained encoder."
+    )
     add_encoder_args(parser)
     parser.add_argument("--text_pair_file", required=True, help="text_a<TAB>text_b, e.g. recall/test.csv")
-    parser.add_argument("--output_file", default=None, help="write text_a<TAB>text_b<TAB>similarity here (default: print)")
+    parser.add_argument(
+        "--output_file", default=None, help="write text_a<TAB>text_b<TAB>similarity here (default: print)"
+    )
     args = parser.parse_args(argv)
     check_files(("text_pair_file", args.text_pair_file))
     from ns_common.semantic import load_encoder
@@ -58,13 +63,17 @@ def predict_main(argv=None):
     pairs = list(read_text_pairs(args.text_pair_file))
     if not pairs:
         raise BadInputError(f"{args.text_pair_file}: no valid text_a<TAB>text_b lines")
-    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    model, tokenizer = load_encoder(
+        args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
+    )
     timer = Timer()
     sims = predict_similarity(model, tokenizer, pairs, args.max_seq_length, args.batch_size)
     write_similarities(pairs, sims, args.output_file)
     where = args.output_file or "stdout"
-    logger.info(f"scored {len(pairs)} pairs in {timer.seconds:.1f}s ({len(pairs) / max(timer.seconds, 1e-9):.0f} pairs/s), "
-                f"mean similarity {float(sims.mean()):.4f} -> {where}")
+    logger.info(
+        f"scored {len(pairs)} pairs in {timer.seconds:.1f}s ({len(pairs) / max(timer.seconds, 1e-9):.0f} pairs/s), "
+        f"mean similarity {float(sims.mean()):.4f} -> {where}"
+    )
     return sims
 
 
@@ -85,20 +94,46 @@ def export_encoder(model, tokenizer, output_path, extra_info=None):
 
 @entry_point
 def export_main(argv=None):
-    parser = argparse.ArgumentParser(description="Export a trained encoder to a Paddle Inference static graph (inference.json/.pdiparams).")
-    parser.add_argument("--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from")
-    parser.add_argument("--params_path", required=True, help="model_state.pdparams of a trained model (or its directory)")
-    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint")
-    parser.add_argument("--output_path", default="./output", help="directory for inference.json, inference.pdiparams and the tokenizer")
+    parser = argparse.ArgumentParser(
+        description="Export a trained encoder to a Paddle Inference static graph (inference.json/.pdiparams)."
+    )
+    parser.add_argument(
+        "--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from"
+    )
+    parser.add_argument(
+        "--params_path", required=True, help="model_state.pdparams of a trained model (or its directory)"
+    )
+    parser.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="the projection size the model was trained with (default: read from the checkpoint)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default=None,
+        help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint",
+    )
+    parser.add_argument(
+        "--output_path", default="./output", help="directory for inference.json, inference.pdiparams and the tokenizer"
+    )
     args = parser.parse_args(argv)
     from ns_common.semantic import load_encoder
 
     set_device("cpu")
-    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
-    prefix = export_encoder(model, tokenizer, args.output_path,
-                            {"model_name_or_path": args.model_name_or_path, "params_path": args.params_path})
-    logger.info(f"exported encoder (embedding dim {model.embedding_dim}) -> {prefix}.json/.pdiparams with tokenizer in {args.output_path}")
+    model, tokenizer = load_encoder(
+        args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
+    )
+    prefix = export_encoder(
+        model,
+        tokenizer,
+        args.output_path,
+        {"model_name_or_path": args.model_name_or_path, "params_path": args.params_path},
+    )
+    logger.info(
+        f"exported encoder (embedding dim {model.embedding_dim}) -> {prefix}.json/.pdiparams with tokenizer in {args.output_path}"
+    )
     return prefix
 
 
@@ -125,22 +160,44 @@ def deploy_examples(predictor, tokenizer, max_seq_length, batch_size):
 
 @entry_point
 def deploy_main(argv=None):
-    parser = argparse.ArgumentParser(description="Embeddings with Paddle Inference from an exported encoder; prints throughput.")
+    parser = argparse.ArgumentParser(
+        description="Embeddings with Paddle Inference from an exported encoder; prints throughput."
+    )
     parser.add_argument("--model_dir", required=True, help="directory written by export_model.py")
-    parser.add_argument("--input_file", default=None,
-                        help="one text a line (-> embeddings), or text_a<TAB>text_b lines with --pairs (-> similarities); "
-                             "default: PaddleNLP's built-in examples (one title's embedding, two pairs' similarities)")
-    parser.add_argument("--pairs", action="store_true", help="input lines are text_a<TAB>text_b: print their cosine similarity")
-    parser.add_argument("--output_file", default=None, help="embeddings as .npy, or similarities as text_a<TAB>text_b<TAB>score with --pairs")
+    parser.add_argument(
+        "--input_file",
+        default=None,
+        help="one text a line (-> embeddings), or text_a<TAB>text_b lines with --pairs (-> similarities); "
+        "default: PaddleNLP's built-in examples (one title's embedding, two pairs' similarities)",
+    )
+    parser.add_argument(
+        "--pairs", action="store_true", help="input lines are text_a<TAB>text_b: print their cosine similarity"
+    )
+    parser.add_argument(
+        "--output_file",
+        default=None,
+        help="embeddings as .npy, or similarities as text_a<TAB>text_b<TAB>score with --pairs",
+    )
     parser.add_argument("--tokenizer_dir", default=None, help="where the tokenizer files are (default: --model_dir)")
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
     add_inference_args(parser)  # --cpu_threads, --enable_mkldnn (default on) / --no-enable_mkldnn, --precision
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_seq_length", type=int, default=64)
-    parser.add_argument("--params_path", default=None, help="also run the dynamic graph of this checkpoint and print the max abs difference")
+    parser.add_argument(
+        "--params_path",
+        default=None,
+        help="also run the dynamic graph of this checkpoint and print the max abs difference",
+    )
     parser.add_argument("--model_name_or_path", default=None, help="backbone directory for --params_path")
-    parser.add_argument("--output_emb_size", type=int, default=None, help="the projection size the model was trained with (default: read from the checkpoint)")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="pooling for --params_path (default: the checkpoint's)")
+    parser.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="the projection size the model was trained with (default: read from the checkpoint)",
+    )
+    parser.add_argument(
+        "--pooling", choices=("cls", "mean"), default=None, help="pooling for --params_path (default: the checkpoint's)"
+    )
     args = parser.parse_args(argv)
     if args.input_file:
         check_files(("input_file", args.input_file))
@@ -163,8 +220,10 @@ def deploy_main(argv=None):
     if not texts:
         raise BadInputError(f"{args.input_file}: no texts")
     embeddings = predictor.encode(texts, tokenizer, args.max_seq_length, args.batch_size, progress=True)
-    logger.info(f"{predictor.settings}: "
-                f"{len(texts)} texts, batch {args.batch_size}, {predictor.last_throughput:.1f} texts/s, embedding dim {embeddings.shape[1]}")
+    logger.info(
+        f"{predictor.settings}: "
+        f"{len(texts)} texts, batch {args.batch_size}, {predictor.last_throughput:.1f} texts/s, embedding dim {embeddings.shape[1]}"
+    )
     if args.pairs:
         n = len(pairs)
         write_similarities(pairs, np.sum(embeddings[:n] * embeddings[n:], axis=1), args.output_file)
@@ -195,8 +254,12 @@ EXAMPLE_TEXTS = (
 def inference_main(argv=None, description=None):
     """Embeds a few texts with the dynamic graph of a checkpoint and prints the embeddings' shape, their values
     and (for 2 to 20 texts) their pairwise cosine similarities. Returns the embeddings."""
-    parser = argparse.ArgumentParser(description=description or "Embeds a few texts with a trained encoder (dynamic graph).")
-    add_encoder_args(parser)  # --model_name_or_path --params_path --output_emb_size --pooling --max_seq_length --batch_size --device
+    parser = argparse.ArgumentParser(
+        description=description or "Embeds a few texts with a trained encoder (dynamic graph)."
+    )
+    add_encoder_args(
+        parser
+    )  # --model_name_or_path --params_path --output_emb_size --pooling --max_seq_length --batch_size --device
     parser.add_argument("--text", action="append", default=None, help="a text to embed (repeat the flag for more)")
     parser.add_argument("--input_file", default=None, help="one text a line (added after the --text ones)")
     parser.add_argument("--output_file", default=None, help="also save the embeddings here as .npy")
@@ -214,7 +277,9 @@ def inference_main(argv=None, description=None):
     from ns_common.semantic import embed_texts, load_encoder
 
     set_device(args.device)
-    model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling)
+    model, tokenizer = load_encoder(
+        args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
+    )
     embeddings = embed_texts(model, tokenizer, texts, args.max_seq_length, args.batch_size)
     print(f"embeddings shape: {list(embeddings.shape)}")
     with np.printoptions(precision=6, suppress=True, threshold=64, edgeitems=4):  # long rows summarised with ...

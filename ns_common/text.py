@@ -1,10 +1,10 @@
 """Tokenisation and batching shared by every stage (PaddleNLP's convert_example / batchify_fn)."""
+
 import functools
 import re
 import unicodedata
 
 import numpy as np
-
 
 # Every text is cut to this many characters per token of max_seq_length before it is tokenised (1,024
 # characters for 64 tokens): a token takes at least one character, so the cut text still fills the model
@@ -28,8 +28,13 @@ def piece_patterns():
     """(covered, pieces) regexes of FastWordPiece, built once a process. Characters that are a token of their
     own whatever surrounds them, and that lowercasing and accent stripping leave alone: CJK unified ideographs,
     ASCII punctuation, and the punctuation / symbols of the BMP."""
-    symbols = [chr(cp) for cp in range(0x80, 0x10000) if not 0x4E00 <= cp <= 0x9FFF and unicodedata.category(chr(cp))[0] in "PS"
-               and unicodedata.normalize("NFD", chr(cp)) == chr(cp) == chr(cp).lower()]
+    symbols = [
+        chr(cp)
+        for cp in range(0x80, 0x10000)
+        if not 0x4E00 <= cp <= 0x9FFF
+        and unicodedata.category(chr(cp))[0] in "PS"
+        and unicodedata.normalize("NFD", chr(cp)) == chr(cp) == chr(cp).lower()
+    ]
     ascii_punct = "".join(chr(cp) for cp in range(0x21, 0x7F) if not chr(cp).isalnum())
     single_class = "\\u4e00-\\u9fff" + re.escape(ascii_punct + "".join(symbols))
     return re.compile(rf"[ \t\n\rA-Za-z0-9{single_class}]*"), re.compile(rf"[A-Za-z0-9]+|[{single_class}]")
@@ -52,10 +57,16 @@ class FastWordPiece:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         basic = getattr(tokenizer, "basic_tokenizer", None)
-        self.enabled = (hasattr(tokenizer, "wordpiece_tokenizer") and basic is not None and basic.tokenize_chinese_chars
-                        and not getattr(basic, "never_split", None))
+        self.enabled = (
+            hasattr(tokenizer, "wordpiece_tokenizer")
+            and basic is not None
+            and basic.tokenize_chinese_chars
+            and not getattr(basic, "never_split", None)
+        )
         self.covered, self.pieces = piece_patterns()
-        self.specials = sorted(set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "unique_no_split_tokens", [])))
+        self.specials = sorted(
+            set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "unique_no_split_tokens", []))
+        )
         self.cache = {}
 
     @staticmethod
@@ -89,8 +100,9 @@ def convert_example(text, tokenizer, max_seq_length=64, text_pair=None):
     ids as `tokenizer(text, text_pair, max_length=max_seq_length, truncation=True)` (longest-first
     truncation only ever keeps a prefix of each side, never more than max_seq_length tokens of it)."""
     pair_ids = token_ids(tokenizer, text_pair, max_seq_length) if text_pair is not None else None
-    encoded = tokenizer.prepare_for_model(token_ids(tokenizer, text, max_seq_length), pair_ids,
-                                          truncation=True, max_length=max_seq_length)
+    encoded = tokenizer.prepare_for_model(
+        token_ids(tokenizer, text, max_seq_length), pair_ids, truncation=True, max_length=max_seq_length
+    )
     return encoded["input_ids"], encoded["token_type_ids"]
 
 

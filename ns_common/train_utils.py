@@ -12,6 +12,7 @@ decay on bias/norm, paddle.DataParallel under paddle.distributed.launch, checkpo
 evaluation every --eval_steps and after each epoch with the best model kept as `save_dir/model_best/`,
 a checkpoint on Ctrl-C or kill (SIGTERM), and `save_dir/train_summary.json` (steps, wall time, loss curve, best metrics).
 """
+
 import json
 import math
 import os
@@ -20,10 +21,9 @@ import signal
 import numpy as np
 import paddle
 
-from ns_common.errors import BadInputError, ConfigError, NonFiniteError
 from ns_common.checkpoint import check_finite_weights, save_checkpoint
-from ns_common.cli import check_files, check_finite_flags
-from ns_common.cli import check_outputs
+from ns_common.cli import check_files, check_finite_flags, check_outputs
+from ns_common.errors import BadInputError, ConfigError, NonFiniteError
 from ns_common.modeling import check_backbone
 from ns_common.utils import Timer, is_main_process, logger, world_size
 
@@ -31,26 +31,69 @@ from ns_common.utils import Timer, is_main_process, logger, world_size
 def add_train_args(parser, **defaults):
     """The flags every training script shares (PaddleNLP's names). defaults override the values below."""
     values = dict(
-        save_dir="./checkpoints", max_seq_length=64, batch_size=64, learning_rate=5e-5, weight_decay=0.0,
-        epochs=1, max_steps=-1, warmup_proportion=0.0, seed=1000, device="cpu", save_steps=0, eval_steps=0,
-        logging_steps=10, max_grad_norm=1.0,
+        save_dir="./checkpoints",
+        max_seq_length=64,
+        batch_size=64,
+        learning_rate=5e-5,
+        weight_decay=0.0,
+        epochs=1,
+        max_steps=-1,
+        warmup_proportion=0.0,
+        seed=1000,
+        device="cpu",
+        save_steps=0,
+        eval_steps=0,
+        logging_steps=10,
+        max_grad_norm=1.0,
     )
     values.update(defaults)
-    parser.add_argument("--model_name_or_path", required=True, help="backbone and tokenizer: a save_pretrained directory (bootstrap or domain-pretrained) or a PaddleNLP name")
-    parser.add_argument("--init_from_ckpt", default=None, help="model_state.pdparams (or its directory) of an earlier stage to start from")
-    parser.add_argument("--save_dir", default=values["save_dir"], help="checkpoints go to save_dir/model_{step}/ and save_dir/model_final/")
+    parser.add_argument(
+        "--model_name_or_path",
+        required=True,
+        help="backbone and tokenizer: a save_pretrained directory (bootstrap or domain-pretrained) or a PaddleNLP name",
+    )
+    parser.add_argument(
+        "--init_from_ckpt",
+        default=None,
+        help="model_state.pdparams (or its directory) of an earlier stage to start from",
+    )
+    parser.add_argument(
+        "--save_dir",
+        default=values["save_dir"],
+        help="checkpoints go to save_dir/model_{step}/ and save_dir/model_final/",
+    )
     parser.add_argument("--max_seq_length", type=int, default=values["max_seq_length"])
     parser.add_argument("--batch_size", type=int, default=values["batch_size"], help="examples per step and process")
     parser.add_argument("--learning_rate", type=float, default=values["learning_rate"])
     parser.add_argument("--weight_decay", type=float, default=values["weight_decay"])
     parser.add_argument("--epochs", type=int, default=values["epochs"])
-    parser.add_argument("--max_steps", type=int, default=values["max_steps"], help="stop after this many steps (overrides --epochs when > 0)")
+    parser.add_argument(
+        "--max_steps",
+        type=int,
+        default=values["max_steps"],
+        help="stop after this many steps (overrides --epochs when > 0)",
+    )
     parser.add_argument("--warmup_proportion", type=float, default=values["warmup_proportion"])
-    parser.add_argument("--max_grad_norm", type=float, default=values["max_grad_norm"], help="global gradient-norm clipping; 0 turns it off")
+    parser.add_argument(
+        "--max_grad_norm",
+        type=float,
+        default=values["max_grad_norm"],
+        help="global gradient-norm clipping; 0 turns it off",
+    )
     parser.add_argument("--seed", type=int, default=values["seed"])
     parser.add_argument("--device", default=values["device"], help="cpu, gpu or gpu:N")
-    parser.add_argument("--save_steps", type=int, default=values["save_steps"], help="also save save_dir/model_{step}/ every N steps (0: only at the end)")
-    parser.add_argument("--eval_steps", type=int, default=values["eval_steps"], help="also evaluate every N steps (0: after each epoch only)")
+    parser.add_argument(
+        "--save_steps",
+        type=int,
+        default=values["save_steps"],
+        help="also save save_dir/model_{step}/ every N steps (0: only at the end)",
+    )
+    parser.add_argument(
+        "--eval_steps",
+        type=int,
+        default=values["eval_steps"],
+        help="also evaluate every N steps (0: after each epoch only)",
+    )
     parser.add_argument("--logging_steps", type=int, default=values["logging_steps"])
     return parser
 
@@ -83,7 +126,10 @@ def check_train_args(args, files=()):
         if not os.path.isfile(path):
             raise ConfigError(f"--init_from_ckpt: checkpoint not found: {path}")
     check_files(*files)
-    check_outputs(dirs=[("save_dir", getattr(args, "save_dir", None))], inputs=[pair for pair in files if isinstance(pair, (tuple, list))])
+    check_outputs(
+        dirs=[("save_dir", getattr(args, "save_dir", None))],
+        inputs=[pair for pair in files if isinstance(pair, (tuple, list))],
+    )
 
 
 def check_loss(loss, step, progress=None):
@@ -97,8 +143,10 @@ def check_loss(loss, step, progress=None):
         value = float(total.numpy()[0])
     if not math.isfinite(value):
         stop_progress(progress)
-        raise NonFiniteError(f"step {step}: the loss is {value}; stopped without saving anything (the last good checkpoints are kept). "
-                             "Lower --learning_rate, or check the data and --init_from_ckpt")
+        raise NonFiniteError(
+            f"step {step}: the loss is {value}; stopped without saving anything (the last good checkpoints are kept). "
+            "Lower --learning_rate, or check the data and --init_from_ckpt"
+        )
     return float(loss)
 
 
@@ -109,8 +157,10 @@ def check_update(model, step, progress=None):
     total = float(paddle.add_n([p.astype("float32").sum() for p in model.parameters()]))
     if not math.isfinite(total):
         stop_progress(progress)
-        raise NonFiniteError(f"step {step}: the update made the weights NaN/inf; stopped without saving anything (the last good "
-                             "checkpoints are kept). Lower --learning_rate")
+        raise NonFiniteError(
+            f"step {step}: the update made the weights NaN/inf; stopped without saving anything (the last good "
+            "checkpoints are kept). Lower --learning_rate"
+        )
 
 
 def stop_progress(progress):
@@ -125,7 +175,9 @@ def build_dataloader(examples, batch_size, collate_fn, shuffle=True, drop_last=F
     return paddle.io.DataLoader(examples, batch_sampler=sampler, collate_fn=collate_fn, return_list=True, num_workers=0)
 
 
-def build_optimizer(model, learning_rate, num_training_steps, warmup_proportion=0.0, weight_decay=0.0, max_grad_norm=1.0):
+def build_optimizer(
+    model, learning_rate, num_training_steps, warmup_proportion=0.0, weight_decay=0.0, max_grad_norm=1.0
+):
     """AdamW with linear warmup then linear decay to 0; bias and LayerNorm weights get no weight decay."""
     from paddlenlp.transformers import LinearDecayWithWarmup
 
@@ -172,8 +224,14 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
     else:
         num_training_steps = steps_per_epoch * args.epochs
         epochs = args.epochs
-    optimizer, lr_scheduler = build_optimizer(model, args.learning_rate, num_training_steps, args.warmup_proportion,
-                                              args.weight_decay, getattr(args, "max_grad_norm", 1.0))
+    optimizer, lr_scheduler = build_optimizer(
+        model,
+        args.learning_rate,
+        num_training_steps,
+        args.warmup_proportion,
+        args.weight_decay,
+        getattr(args, "max_grad_norm", 1.0),
+    )
     # DataParallel all-reduces the gradients; evaluation and saving use the plain model
     # (find_unused_parameters: mean pooling leaves the backbone's pooler without gradients)
     train_model = paddle.DataParallel(model, find_unused_parameters=True) if world_size() > 1 else model
@@ -183,8 +241,17 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
         with open(os.path.join(args.save_dir, "training_args.json"), "w", encoding="utf-8") as f:
             json.dump(vars(args), f, indent=2, ensure_ascii=False)
 
-    summary = {"steps": 0, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "world_size": world_size(),
-               "batch_size": args.batch_size, "losses": [], "evaluations": [], "best": None, "eval_time_s": 0.0}
+    summary = {
+        "steps": 0,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "world_size": world_size(),
+        "batch_size": args.batch_size,
+        "losses": [],
+        "evaluations": [],
+        "best": None,
+        "eval_time_s": 0.0,
+    }
 
     def run_evaluation(step):
         eval_timer = Timer()
@@ -203,7 +270,9 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
         best = summary["best"]
         if value is not None and (best is None or value > best[best_metric]):
             summary["best"] = {"step": step, **metrics}
-            save_checkpoint(model, tokenizer, os.path.join(args.save_dir, "model_best"), extra={"step": step, **metrics})
+            save_checkpoint(
+                model, tokenizer, os.path.join(args.save_dir, "model_best"), extra={"step": step, **metrics}
+            )
             shown += f" (best {best_metric} so far -> {args.save_dir}/model_best)"
         logger.info(f"step {step}: {shown}")
 
@@ -261,24 +330,36 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
 
     seconds = timer.seconds
     # wall time of the loop, evaluations included (eval_time_s of it); steps/s without them
-    summary.update(steps=global_step, wall_time_s=round(seconds, 2), eval_time_s=round(summary["eval_time_s"], 2),
-                   steps_per_s=round(global_step / max(seconds - summary["eval_time_s"], 1e-9), 3))
+    summary.update(
+        steps=global_step,
+        wall_time_s=round(seconds, 2),
+        eval_time_s=round(summary["eval_time_s"], 2),
+        steps_per_s=round(global_step / max(seconds - summary["eval_time_s"], 1e-9), 3),
+    )
     if summary["losses"]:
         summary["loss_first"] = summary["losses"][0]["loss"]
         summary["loss_last"] = summary["losses"][-1]["loss"]
     if main:
         final_dir = save_checkpoint(model, tokenizer, os.path.join(args.save_dir, f"model_{global_step}"))
         # a fixed name too, so the next stage of a chain can find the result without knowing the step count
-        summary["final_checkpoint"] = save_checkpoint(model, tokenizer, os.path.join(args.save_dir, "model_final"), extra={"step": global_step})
+        summary["final_checkpoint"] = save_checkpoint(
+            model, tokenizer, os.path.join(args.save_dir, "model_final"), extra={"step": global_step}
+        )
         with open(os.path.join(args.save_dir, "train_summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, ensure_ascii=False)
         best = summary["best"]
-        best_text = f"; best {best_metric} {best[best_metric]:.2f} at step {best['step']} -> {args.save_dir}/model_best" if best else ""
+        best_text = (
+            f"; best {best_metric} {best[best_metric]:.2f} at step {best['step']} -> {args.save_dir}/model_best"
+            if best
+            else ""
+        )
         loss_text = f"loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}" if summary["losses"] else ""
         eval_text = f", {summary['eval_time_s']:.0f}s of it evaluating" if summary["evaluations"] else ""
-        logger.info(f"trained {global_step} steps ({epochs} epochs x {steps_per_epoch} batches, {world_size()} process(es)) "
-                    f"in {seconds:.1f}s{eval_text} ({summary['steps_per_s']:.2f} steps/s), {loss_text}; checkpoints -> {final_dir} and "
-                    f"{args.save_dir}/model_final{best_text}")
+        logger.info(
+            f"trained {global_step} steps ({epochs} epochs x {steps_per_epoch} batches, {world_size()} process(es)) "
+            f"in {seconds:.1f}s{eval_text} ({summary['steps_per_s']:.2f} steps/s), {loss_text}; checkpoints -> {final_dir} and "
+            f"{args.save_dir}/model_final{best_text}"
+        )
     if world_size() > 1:
         # every process leaves together: a process that exits while the main one still saves makes gloo abort
         paddle.distributed.barrier()

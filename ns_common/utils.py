@@ -1,4 +1,5 @@
 """Logging, seeding, device selection and distributed helpers shared by every stage."""
+
 import logging
 import os
 import random
@@ -31,7 +32,9 @@ def set_device(device):
     if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
         from ns_common.errors import ConfigError
 
-        raise ConfigError(f"--device {device}: this paddle build has no CUDA support; install paddlepaddle-gpu or use --device cpu")
+        raise ConfigError(
+            f"--device {device}: this paddle build has no CUDA support; install paddlepaddle-gpu or use --device cpu"
+        )
     if device == "gpu" and world_size() > 1:
         # under paddle.distributed.launch each process drives the GPU the launcher gave it
         paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")

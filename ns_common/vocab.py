@@ -1,6 +1,7 @@
 """Builds an ERNIE-style vocabulary from a corpus: special tokens, Chinese characters and punctuation,
 frequent latin/digit words, and every latin/digit character as a word-initial and a '##' piece so that
 WordPiece can spell any word."""
+
 import collections
 
 SPECIAL_TOKENS = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"]

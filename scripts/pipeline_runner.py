@@ -5,6 +5,7 @@ after the other, each numbered, logged to <output_dir>/logs/<stage>.log, shown w
 A library module: a bad --skip/--from raises ns_common.errors.ConfigError, a failed stage is reported on stderr
 and run_all() returns the exit status; scripts/pipeline.py turns both into the process' exit.
 """
+
 import codecs
 import json
 import os
@@ -36,7 +37,11 @@ def stage_env():
     paddle's import-time warnings that mean nothing to a user ignored (ns_common.QUIET_WARNINGS) whatever
     a script imports first."""
     quiet = ",".join(f"ignore:{message}:UserWarning" for message in QUIET_WARNINGS)
-    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONWARNINGS=",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet])))
+    return dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        PYTHONWARNINGS=",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet])),
+    )
 
 
 class Pipeline:
@@ -80,7 +85,11 @@ class Pipeline:
 
     def run_all(self):
         """Runs (or in a dry run, reports) every stage in order; the exit status: 0, or 1 after the first failed stage."""
-        unknown = [s for s in self.args.skip + ([self.args.from_stage] if self.args.from_stage else []) if s not in self.stage_names]
+        unknown = [
+            s
+            for s in self.args.skip + ([self.args.from_stage] if self.args.from_stage else [])
+            if s not in self.stage_names
+        ]
         if unknown:
             raise ConfigError(f"unknown stage {unknown[0]!r}; the stages of this run: {', '.join(self.stage_names)}")
         self.redo_from = self.stage_names.index(self.args.from_stage) if self.args.from_stage else None
@@ -133,14 +142,28 @@ class Pipeline:
         if isinstance(cmds[0], str):
             cmds = [cmds]
         if distributed and self.args.nproc > 1:
-            cmds = [[PYTHON, "-m", "paddle.distributed.launch", "--nproc_per_node", str(self.args.nproc),
-                     "--log_dir", os.path.join(self.logs, f"{stage}_ranks")] + cmd[1:] for cmd in cmds]
+            cmds = [
+                [
+                    PYTHON,
+                    "-m",
+                    "paddle.distributed.launch",
+                    "--nproc_per_node",
+                    str(self.args.nproc),
+                    "--log_dir",
+                    os.path.join(self.logs, f"{stage}_ranks"),
+                ]
+                + cmd[1:]
+                for cmd in cmds
+            ]
         command = " && ".join(shlex.join(cmd) for cmd in cmds)
         marker = os.path.join(self.done_dir, stage)
         reason = self._reason_to_run(stage, command, marker, outputs, cmds, always)
         if reason is None:
             self.outcomes[stage] = "reused"
-            print(f"{label}: {'would be ' if self.dry_run else ''}reused (finished before with the same command)", flush=True)
+            print(
+                f"{label}: {'would be ' if self.dry_run else ''}reused (finished before with the same command)",
+                flush=True,
+            )
             return True
         self.outcomes[stage] = "run"
         self.rebuilt += [str(o) for o in list(outputs) + list(fresh)]
@@ -165,8 +188,11 @@ class Pipeline:
             with open(log_path, encoding="utf-8", errors="replace") as f:
                 tail = f.read().replace("\r", "\n").splitlines(keepends=True)[-15:]
             reason = f"exit code {rc}" if rc != 0 else f"missing output {missing[0]}"
-            print(f"\nstage {stage} failed ({reason})\n  command: {command}\n  log: {log_path}\n  last lines:\n"
-                  + "".join("    " + line for line in tail), file=sys.stderr)
+            print(
+                f"\nstage {stage} failed ({reason})\n  command: {command}\n  log: {log_path}\n  last lines:\n"
+                + "".join("    " + line for line in tail),
+                file=sys.stderr,
+            )
             return False
         rate = (throughput() if throughput else "") or progress.throughput()
         self.timings[stage] = {"seconds": round(seconds, 1), "throughput": rate}
@@ -234,13 +260,22 @@ class Pipeline:
 
     def summary(self):
         """The closing line: how long the whole run took, and what ran."""
-        counts = {outcome: sum(1 for o in self.outcomes.values() if o == outcome) for outcome in ("run", "reused", "skipped")}
+        counts = {
+            outcome: sum(1 for o in self.outcomes.values() if o == outcome) for outcome in ("run", "reused", "skipped")
+        }
         if self.dry_run:
-            print(f"dry run: {counts['run']} stages would run, {counts['reused']} would be reused, {counts['skipped']} skipped; "
-                  f"nothing was run", flush=True)
+            print(
+                f"dry run: {counts['run']} stages would run, {counts['reused']} would be reused, {counts['skipped']} skipped; "
+                f"nothing was run",
+                flush=True,
+            )
             return
         ran = sorted((s for s, o in self.outcomes.items() if o == "run"), key=lambda s: -self.timings[s]["seconds"])
         longest = ", ".join(f"{s} {format_duration(self.timings[s]['seconds'])}" for s in ran[:3])
-        print(f"\npipeline finished in {format_duration(time.time() - self.start)}: {counts['run']} stages run, "
-              f"{counts['reused']} reused, {counts['skipped']} skipped" + (f"; longest: {longest}" if longest else "")
-              + f" (timings: {self.timings_file})", flush=True)
+        print(
+            f"\npipeline finished in {format_duration(time.time() - self.start)}: {counts['run']} stages run, "
+            f"{counts['reused']} reused, {counts['skipped']} skipped"
+            + (f"; longest: {longest}" if longest else "")
+            + f" (timings: {self.timings_file})",
+            flush=True,
+        )

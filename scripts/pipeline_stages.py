@@ -6,11 +6,13 @@ To add a stage: write its function (pipe.stage(name, commands, outputs=[...], ..
 pipeline_runner.Pipeline.run) and call it at its place in define_stages(). A library module: it only defines
 stages, the runner runs them.
 """
+
 import os
 import subprocess
 
-from ns_common.recipe import Recipe
 from pipeline_runner import PYTHON, ROOT, read_json, stage_env
+
+from ns_common.recipe import Recipe
 
 MODES = ("dense", "bm25", "hybrid")  # the Milvus search modes: dense (HNSW), BM25 (Milvus full-text), hybrid (RRF)
 # the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = 60)
@@ -43,11 +45,16 @@ class Layout:
         self.data = lambda rel: os.path.join(args.data_dir, rel)
         self.dev_pairs, self.train_pairs = self.data("recall/dev.csv"), self.data("recall/train.csv")
         self.corpus = self.data("recall/corpus.csv")
-        self.unsupervised, self.domain_corpus = self.data("recall/train_unsupervised.csv"), self.data("pretrain/domain_corpus.txt")
+        self.unsupervised, self.domain_corpus = (
+            self.data("recall/train_unsupervised.csv"),
+            self.data("pretrain/domain_corpus.txt"),
+        )
         self.milvus_corpus = self.data("milvus/milvus_data.csv")
         # the recipe of each backbone's stages: offline for a model bootstrapped here, PaddleNLP's for a pretrained one
-        self.recipe = {kind: Recipe(args.recipe or ("paddlenlp" if given else "offline"), args.budget, args.preset)
-                       for kind, given in (("ernie", args.ernie_model), ("ernie-gram", args.ernie_gram_model))}
+        self.recipe = {
+            kind: Recipe(args.recipe or ("paddlenlp" if given else "offline"), args.budget, args.preset)
+            for kind, given in (("ernie", args.ernie_model), ("ernie-gram", args.ernie_gram_model))
+        }
         self.emb = str(self.recipe["ernie"].setting("inbatch", "output_emb_size", 0))
         self.common = ["--device", args.device]
         self.milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
@@ -58,16 +65,24 @@ class Layout:
         self.bootstrap = not (args.ernie_model and args.ernie_gram_model)
         self.shared_vocab = not args.ernie_model and not args.ernie_gram_model  # the bootstraps share one vocabulary
         self.train_model, self.train_fit = P("split", "train_model.csv"), P("split", "train_fit.csv")
-        self.data_prefix = {"ernie": P("pretrain_data", "ernie"),
-                            "ernie-gram": P("pretrain_data", "ernie" if self.shared_vocab else "ernie-gram")}
+        self.data_prefix = {
+            "ernie": P("pretrain_data", "ernie"),
+            "ernie-gram": P("pretrain_data", "ernie" if self.shared_vocab else "ernie-gram"),
+        }
         self.domain = {kind: os.path.join(P("pretrain", kind), "final") for kind in ("ernie", "ernie-gram")}
         self.simcse_ckpt = os.path.join(P("simcse", "domain"), "model_final")
         self.hard_negatives = P("hard_negatives.tsv")
         self.final_ckpt = os.path.join(P("inbatch", "domain_simcse"), "model_final")
         # the dense variants scored by exact search: (name, backbone, checkpoint); --ablation puts four first
-        self.variants = [("domain_simcse", self.domain["ernie"], self.simcse_ckpt),
-                         ("domain_simcse_inbatch", self.domain["ernie"], self.final_ckpt)]
-        self.recall_export, self.reranker_export, self.ranking_dir = P("export", "recall"), P("export", "reranker"), P("export", "ranking")
+        self.variants = [
+            ("domain_simcse", self.domain["ernie"], self.simcse_ckpt),
+            ("domain_simcse_inbatch", self.domain["ernie"], self.final_ckpt),
+        ]
+        self.recall_export, self.reranker_export, self.ranking_dir = (
+            P("export", "recall"),
+            P("export", "reranker"),
+            P("export", "ranking"),
+        )
         self.embeddings = P("milvus", "corpus_embedding.npy")
         self.sort_train, self.sort_dev = P("sort", "train_pairwise.csv"), P("sort", "dev_pairwise.csv")
         self.sort_pseudo = P("sort", "pseudo_pairwise.csv")
@@ -122,69 +137,153 @@ def define_stages(args, pipe):
 
 # --- 1. models to start from -------------------------------------------------------------------------------
 
+
 def bootstrap(pipe, c):
     """From-scratch ERNIE and ERNIE-Gram (vocabulary from the corpus), unless both are given."""
-    pipe.stage("bootstrap", py("ns_common/bootstrap.py", "--corpus_files", c.unsupervised, c.domain_corpus,
-                               "--model_type", "both", "--preset", c.args.preset, "--save_dir", c.P("bootstrap")),
-               outputs=[c.P("bootstrap", "ernie", "config.json"), c.P("bootstrap", "ernie-gram", "config.json")])
+    pipe.stage(
+        "bootstrap",
+        py(
+            "ns_common/bootstrap.py",
+            "--corpus_files",
+            c.unsupervised,
+            c.domain_corpus,
+            "--model_type",
+            "both",
+            "--preset",
+            c.args.preset,
+            "--save_dir",
+            c.P("bootstrap"),
+        ),
+        outputs=[c.P("bootstrap", "ernie", "config.json"), c.P("bootstrap", "ernie-gram", "config.json")],
+    )
 
 
 def split_train(pipe, c):
     """The labelled training queries: 3/4 train the neural models, 1/4 is held out to fit the search system's
     fusion and final-ranking weights (on the models' own training queries their scores are overconfident)."""
-    pipe.stage("split_train", py("data/split_train.py", "--train_file", c.train_pairs, "--output_dir", c.P("split")),
-               outputs=[c.train_model, c.train_fit])
+    pipe.stage(
+        "split_train",
+        py("data/split_train.py", "--train_file", c.train_pairs, "--output_dir", c.P("split")),
+        outputs=[c.train_model, c.train_fit],
+    )
 
 
 # --- 2. domain pretraining ---------------------------------------------------------------------------------
+
 
 def pretrain_data(pipe, c):
     """The pretraining data of each backbone's vocabulary (one for both when they share it)."""
     cmds = [pretraining_data_command(c, c.ernie, c.data_prefix["ernie"])]
     if not c.shared_vocab:
         cmds.append(pretraining_data_command(c, c.ernie_gram, c.data_prefix["ernie-gram"]))
-    pipe.stage("pretrain_data", cmds, outputs=[c.data_prefix["ernie"] + "_idx.npz", c.data_prefix["ernie-gram"] + "_idx.npz"])
+    pipe.stage(
+        "pretrain_data", cmds, outputs=[c.data_prefix["ernie"] + "_idx.npz", c.data_prefix["ernie-gram"] + "_idx.npz"]
+    )
 
 
 def pretraining_data_command(c, model, output_prefix):
-    return py("domain_pretrain/data_tools/create_pretraining_data.py", "--input_path", c.domain_corpus,
-              "--model_name_or_path", model, "--output_prefix", output_prefix)
+    return py(
+        "domain_pretrain/data_tools/create_pretraining_data.py",
+        "--input_path",
+        c.domain_corpus,
+        "--model_name_or_path",
+        model,
+        "--output_prefix",
+        output_prefix,
+    )
 
 
 def pretrain(pipe, c, kind, model, stage):
     """Domain pretraining of one backbone; its checkpoints are resumed after a failure, removed when redone."""
     out = c.P("pretrain", kind)
     summary = os.path.join(out, "pretrain_summary.json")
-    pipe.stage(stage, py("domain_pretrain/run_pretrain.py", "--model_type", kind, "--model_name_or_path", model,
-                         "--input_prefix", c.data_prefix[kind], "--output_dir", out, *c.recipe[kind].flags(stage), *c.common),
-               outputs=[os.path.join(out, "final", "config.json"), summary], distributed=True, fresh=[out],
-               throughput=lambda: f"{(read_json(summary) or {}).get('tokens_per_second', 0):.0f} tokens/s")
+    pipe.stage(
+        stage,
+        py(
+            "domain_pretrain/run_pretrain.py",
+            "--model_type",
+            kind,
+            "--model_name_or_path",
+            model,
+            "--input_prefix",
+            c.data_prefix[kind],
+            "--output_dir",
+            out,
+            *c.recipe[kind].flags(stage),
+            *c.common,
+        ),
+        outputs=[os.path.join(out, "final", "config.json"), summary],
+        distributed=True,
+        fresh=[out],
+        throughput=lambda: f"{(read_json(summary) or {}).get('tokens_per_second', 0):.0f} tokens/s",
+    )
 
 
 # --- 3. the recall model -----------------------------------------------------------------------------------
 
+
 def simcse(pipe, c, stage, backbone, ckpt):
     """SimCSE (unsupervised) from the backbone; ckpt: <save_dir>/model_final."""
     save_dir = os.path.dirname(ckpt)
-    pipe.stage(stage, py("simcse/train.py", "--train_set_file", c.unsupervised, "--model_name_or_path", backbone,
-                         "--save_dir", save_dir, *c.recipe["ernie"].flags("simcse"), *c.common),
-               outputs=[os.path.join(ckpt, "model_state.pdparams")], distributed=True)
+    pipe.stage(
+        stage,
+        py(
+            "simcse/train.py",
+            "--train_set_file",
+            c.unsupervised,
+            "--model_name_or_path",
+            backbone,
+            "--save_dir",
+            save_dir,
+            *c.recipe["ernie"].flags("simcse"),
+            *c.common,
+        ),
+        outputs=[os.path.join(ckpt, "model_state.pdparams")],
+        distributed=True,
+    )
 
 
 def hard_negatives(pipe, c):
     """BM25 hard negatives of the training queries."""
-    pipe.stage("hard_negatives", py("inbatch_negative/mine_hard_negatives.py", "--train_set_file", c.train_model, "--corpus_file", c.corpus,
-                                    "--output_file", c.hard_negatives, *c.recipe["ernie"].flags("hard_negatives")),
-               outputs=[c.hard_negatives])
+    pipe.stage(
+        "hard_negatives",
+        py(
+            "inbatch_negative/mine_hard_negatives.py",
+            "--train_set_file",
+            c.train_model,
+            "--corpus_file",
+            c.corpus,
+            "--output_file",
+            c.hard_negatives,
+            *c.recipe["ernie"].flags("hard_negatives"),
+        ),
+        outputs=[c.hard_negatives],
+    )
 
 
 def inbatch(pipe, c, stage, backbone, ckpt, init=None, hard_negatives=None):
     """In-batch negatives from the backbone (or a checkpoint of it: init); ckpt: <save_dir>/model_final."""
     save_dir = os.path.dirname(ckpt)
-    pipe.stage(stage, py("inbatch_negative/train_batch_neg.py", "--train_set_file", c.train_model, "--model_name_or_path", backbone,
-                         "--init_from_ckpt", init, "--hard_negative_file", hard_negatives, "--save_dir", save_dir,
-                         *c.recipe["ernie"].flags("inbatch"), *c.common),
-               outputs=[os.path.join(ckpt, "model_state.pdparams")], distributed=True)
+    pipe.stage(
+        stage,
+        py(
+            "inbatch_negative/train_batch_neg.py",
+            "--train_set_file",
+            c.train_model,
+            "--model_name_or_path",
+            backbone,
+            "--init_from_ckpt",
+            init,
+            "--hard_negative_file",
+            hard_negatives,
+            "--save_dir",
+            save_dir,
+            *c.recipe["ernie"].flags("inbatch"),
+            *c.common,
+        ),
+        outputs=[os.path.join(ckpt, "model_state.pdparams")],
+        distributed=True,
+    )
 
 
 def ablation(pipe, c):
@@ -196,11 +295,16 @@ def ablation(pipe, c):
     simcse(pipe, c, "ablation_simcse_only", c.ernie, simcse_only)
     inbatch(pipe, c, "ablation_inbatch_only", c.ernie, inbatch_only)
     inbatch(pipe, c, "ablation_simcse_inbatch", c.ernie, simcse_inbatch, init=simcse_only)
-    c.variants = [("untrained", c.ernie, None), ("inbatch_only", c.ernie, inbatch_only), ("simcse_only", c.ernie, simcse_only),
-                  ("simcse_inbatch", c.ernie, simcse_inbatch)] + c.variants
+    c.variants = [
+        ("untrained", c.ernie, None),
+        ("inbatch_only", c.ernie, inbatch_only),
+        ("simcse_only", c.ernie, simcse_only),
+        ("simcse_inbatch", c.ernie, simcse_inbatch),
+    ] + c.variants
 
 
 # --- 4. exact-search recall of every dense variant ---------------------------------------------------------
+
 
 def recall_eval(pipe, c):
     """Every dense variant's recall list by exact search and its Recall@K, on the dev and the held-out queries."""
@@ -216,99 +320,254 @@ def recall_eval(pipe, c):
 
 def exact_recall_commands(c, name, backbone, ckpt, pairs, results, metrics):
     """The variant's recall list for the queries of pairs, then its metrics (no checkpoint: the untrained model, no projection)."""
-    recall = py("inbatch_negative/recall.py", "--model_name_or_path", backbone, "--params_path", ckpt,
-                "--output_emb_size", c.emb if ckpt else "0", "--corpus_file", c.corpus, "--similar_text_pair_file", pairs,
-                "--recall_result_dir", c.P(results, name), "--recall_num", "50", *c.common)
-    return [recall, evaluate_command(pairs, c.P(results, name, "recall_result.txt"), name, c.P(metrics, f"{name}.json"))]
+    recall = py(
+        "inbatch_negative/recall.py",
+        "--model_name_or_path",
+        backbone,
+        "--params_path",
+        ckpt,
+        "--output_emb_size",
+        c.emb if ckpt else "0",
+        "--corpus_file",
+        c.corpus,
+        "--similar_text_pair_file",
+        pairs,
+        "--recall_result_dir",
+        c.P(results, name),
+        "--recall_num",
+        "50",
+        *c.common,
+    )
+    return [
+        recall,
+        evaluate_command(pairs, c.P(results, name, "recall_result.txt"), name, c.P(metrics, f"{name}.json")),
+    ]
 
 
 def evaluate_command(pairs, recall_result, name, output_json):
     """Recall@K / MRR@10 of a recall list (top 50) against the query pairs, as output_json."""
-    return py("inbatch_negative/evaluate.py", "--similar_text_pair_file", pairs, "--recall_result_file", recall_result,
-              "--recall_num", "50", "--name", name, "--output_json", output_json)
+    return py(
+        "inbatch_negative/evaluate.py",
+        "--similar_text_pair_file",
+        pairs,
+        "--recall_result_file",
+        recall_result,
+        "--recall_num",
+        "50",
+        "--name",
+        name,
+        "--output_json",
+        output_json,
+    )
 
 
 # --- 5. the final recall model into Milvus -----------------------------------------------------------------
 
+
 def export_recall(pipe, c):
-    pipe.stage("export", py("inbatch_negative/export_model.py", "--params_path", c.final_ckpt, "--model_name_or_path", c.domain["ernie"],
-                            "--output_emb_size", c.emb, "--output_path", c.recall_export),
-               outputs=[os.path.join(c.recall_export, "inference.pdiparams")])
+    pipe.stage(
+        "export",
+        py(
+            "inbatch_negative/export_model.py",
+            "--params_path",
+            c.final_ckpt,
+            "--model_name_or_path",
+            c.domain["ernie"],
+            "--output_emb_size",
+            c.emb,
+            "--output_path",
+            c.recall_export,
+        ),
+        outputs=[os.path.join(c.recall_export, "inference.pdiparams")],
+    )
 
 
 def feature_extract(pipe, c):
-    pipe.stage("feature_extract", py("recall/milvus/feature_extract.py", "--model_dir", c.recall_export, "--corpus_file", c.milvus_corpus,
-                                     "--output_path", c.P("milvus"), *c.common),
-               outputs=[c.embeddings])
+    pipe.stage(
+        "feature_extract",
+        py(
+            "recall/milvus/feature_extract.py",
+            "--model_dir",
+            c.recall_export,
+            "--corpus_file",
+            c.milvus_corpus,
+            "--output_path",
+            c.P("milvus"),
+            *c.common,
+        ),
+        outputs=[c.embeddings],
+    )
 
 
 def milvus_insert(pipe, c):
     """The corpus and its embeddings into a fresh collection (dense + BM25 field); a Milvus Lite file is its output."""
     uri = c.args.milvus_uri
-    pipe.stage("milvus_insert", py("recall/milvus/insert.py", "--corpus_file", c.milvus_corpus, "--embedding_path", c.embeddings,
-                                   "--drop", *c.milvus),
-               outputs=[uri] if uri.endswith(".db") else [])
+    pipe.stage(
+        "milvus_insert",
+        py(
+            "recall/milvus/insert.py",
+            "--corpus_file",
+            c.milvus_corpus,
+            "--embedding_path",
+            c.embeddings,
+            "--drop",
+            *c.milvus,
+        ),
+        outputs=[uri] if uri.endswith(".db") else [],
+    )
 
 
 # --- 6. the dev queries through Milvus ---------------------------------------------------------------------
+
 
 def milvus_eval(pipe, c):
     """The dev queries through Milvus in every mode (MODES), each list scored."""
     cmds, outputs = [], []
     for mode in MODES:
         cmds.append(query_command(c, c.dev_pairs, mode, c.milvus_result("dev", mode)))
-        cmds.append(evaluate_command(c.dev_pairs, c.milvus_result("dev", mode), f"milvus_{mode}", c.P("metrics", f"milvus_{mode}.json")))
+        cmds.append(
+            evaluate_command(
+                c.dev_pairs, c.milvus_result("dev", mode), f"milvus_{mode}", c.P("metrics", f"milvus_{mode}.json")
+            )
+        )
         outputs.append(c.P("metrics", f"milvus_{mode}.json"))
     pipe.stage("milvus_eval", cmds, outputs=outputs)
 
 
 def query_command(c, query_file, mode, recall_result):
     """The queries of query_file through search/query.py in one Milvus mode, top 50 into recall_result."""
-    return py("search/query.py", "--model_dir", c.recall_export, "--query_file", query_file, "--mode", mode, "--recall_num", "50",
-              "--recall_result_file", recall_result, *c.milvus)
+    return py(
+        "search/query.py",
+        "--model_dir",
+        c.recall_export,
+        "--query_file",
+        query_file,
+        "--mode",
+        mode,
+        "--recall_num",
+        "50",
+        "--recall_result_file",
+        recall_result,
+        *c.milvus,
+    )
 
 
 # --- 7. the reranker ---------------------------------------------------------------------------------------
 
+
 def rerank_data(pipe, c):
     """Pseudo-query pairs from the corpus, the training queries through hybrid recall, and pairwise training and
     labelled dev data mined from the hybrid lists."""
-    pipe.stage("rerank_data", [
-        py("ernie_matching/pseudo_pairs.py", "--corpus_file", c.corpus, "--output_file", c.sort_pseudo),
-        query_command(c, c.train_model, "hybrid", c.milvus_result("train", "hybrid")),
-        py("ernie_matching/mine_pairwise.py", "--recall_result_file", c.milvus_result("train", "hybrid"), "--pairs_file", c.train_model,
-           "--output_train_file", c.sort_train),
-        py("ernie_matching/mine_pairwise.py", "--recall_result_file", c.milvus_result("dev", "hybrid"), "--pairs_file", c.dev_pairs,
-           "--output_labeled_file", c.sort_dev, "--negative_ranks", "all"),
-    ], outputs=[c.sort_train, c.sort_dev, c.sort_pseudo])
+    pipe.stage(
+        "rerank_data",
+        [
+            py("ernie_matching/pseudo_pairs.py", "--corpus_file", c.corpus, "--output_file", c.sort_pseudo),
+            query_command(c, c.train_model, "hybrid", c.milvus_result("train", "hybrid")),
+            py(
+                "ernie_matching/mine_pairwise.py",
+                "--recall_result_file",
+                c.milvus_result("train", "hybrid"),
+                "--pairs_file",
+                c.train_model,
+                "--output_train_file",
+                c.sort_train,
+            ),
+            py(
+                "ernie_matching/mine_pairwise.py",
+                "--recall_result_file",
+                c.milvus_result("dev", "hybrid"),
+                "--pairs_file",
+                c.dev_pairs,
+                "--output_labeled_file",
+                c.sort_dev,
+                "--negative_ranks",
+                "all",
+            ),
+        ],
+        outputs=[c.sort_train, c.sort_dev, c.sort_pseudo],
+    )
 
 
 def train_reranker(pipe, c):
     """ERNIE-Gram (domain-pretrained) on the mined triples, plus the pseudo-query ones when the recipe says so."""
     pseudo = [c.sort_pseudo] if c.recipe["ernie-gram"].option("train_reranker", "pseudo_queries") else []
-    pipe.stage("train_reranker", py("ernie_matching/train_pairwise.py", "--train_file", c.sort_train, *pseudo,
-                                    "--test_file", c.sort_dev, "--model_name_or_path", c.domain["ernie-gram"], "--save_dir", c.reranker_dir,
-                                    *c.recipe["ernie-gram"].flags("train_reranker"), *c.common),
-               outputs=[os.path.join(c.reranker_dir, "model_final", "model_state.pdparams")], distributed=True)
+    pipe.stage(
+        "train_reranker",
+        py(
+            "ernie_matching/train_pairwise.py",
+            "--train_file",
+            c.sort_train,
+            *pseudo,
+            "--test_file",
+            c.sort_dev,
+            "--model_name_or_path",
+            c.domain["ernie-gram"],
+            "--save_dir",
+            c.reranker_dir,
+            *c.recipe["ernie-gram"].flags("train_reranker"),
+            *c.common,
+        ),
+        outputs=[os.path.join(c.reranker_dir, "model_final", "model_state.pdparams")],
+        distributed=True,
+    )
 
 
 def export_reranker(pipe, c):
-    pipe.stage("export_reranker", py("ernie_matching/export_model.py", "--params_path", os.path.join(c.reranker_dir, "model_final"),
-                                     "--model_name_or_path", c.domain["ernie-gram"], "--output_path", c.reranker_export),
-               outputs=[os.path.join(c.reranker_export, "inference.pdiparams")])
+    pipe.stage(
+        "export_reranker",
+        py(
+            "ernie_matching/export_model.py",
+            "--params_path",
+            os.path.join(c.reranker_dir, "model_final"),
+            "--model_name_or_path",
+            c.domain["ernie-gram"],
+            "--output_path",
+            c.reranker_export,
+        ),
+        outputs=[os.path.join(c.reranker_export, "inference.pdiparams")],
+    )
 
 
 def reranker_auc(pipe, c):
     """AUC on the labelled dev pairs: the reranker, then the recall model's cosine."""
-    pipe.stage("reranker_auc", [
-        py("ernie_matching/evaluate.py", "--test_file", c.sort_dev, "--scorer", "reranker", "--model_dir", c.reranker_export,
-           "--results_file", c.auc_file, *c.common),
-        py("ernie_matching/evaluate.py", "--test_file", c.sort_dev, "--scorer", "cosine", "--params_path", c.final_ckpt,
-           "--model_name_or_path", c.domain["ernie"], "--output_emb_size", c.emb, "--results_file", c.auc_file, *c.common),
-    ], outputs=[c.auc_file])
+    pipe.stage(
+        "reranker_auc",
+        [
+            py(
+                "ernie_matching/evaluate.py",
+                "--test_file",
+                c.sort_dev,
+                "--scorer",
+                "reranker",
+                "--model_dir",
+                c.reranker_export,
+                "--results_file",
+                c.auc_file,
+                *c.common,
+            ),
+            py(
+                "ernie_matching/evaluate.py",
+                "--test_file",
+                c.sort_dev,
+                "--scorer",
+                "cosine",
+                "--params_path",
+                c.final_ckpt,
+                "--model_name_or_path",
+                c.domain["ernie"],
+                "--output_emb_size",
+                c.emb,
+                "--results_file",
+                c.auc_file,
+                *c.common,
+            ),
+        ],
+        outputs=[c.auc_file],
+    )
 
 
 # --- 8. every Milvus recall list reranked ------------------------------------------------------------------
+
 
 def rerank_eval(pipe, c):
     """Every mode's dev list reranked in every way (RERANKINGS), each scored again."""
@@ -316,8 +575,21 @@ def rerank_eval(pipe, c):
     for mode in MODES:
         for kind, fuse in RERANKINGS:
             reranked, name = c.milvus_result("dev", f"{mode}_{kind}"), f"milvus_{mode}_{kind}"
-            cmds.append(py("ernie_matching/rerank_results.py", "--recall_result_file", c.milvus_result("dev", mode),
-                           "--output_file", reranked, "--model_dir", c.reranker_export, "--recall_num", "50", *fuse, *c.common))
+            cmds.append(
+                py(
+                    "ernie_matching/rerank_results.py",
+                    "--recall_result_file",
+                    c.milvus_result("dev", mode),
+                    "--output_file",
+                    reranked,
+                    "--model_dir",
+                    c.reranker_export,
+                    "--recall_num",
+                    "50",
+                    *fuse,
+                    *c.common,
+                )
+            )
             cmds.append(evaluate_command(c.dev_pairs, reranked, name, c.P("metrics", f"{name}.json")))
             outputs.append(c.P("metrics", f"{name}.json"))
     pipe.stage("rerank_eval", cmds, outputs=outputs)
@@ -325,36 +597,88 @@ def rerank_eval(pipe, c):
 
 # --- 9. the search system ----------------------------------------------------------------------------------
 
+
 def fit_ranking(pipe, c):
     """The learned ranking over BM25's candidates, fitted by cross-validation over the training queries (the lexical
     model on all of them, the neural signals only on the held-out quarter the models never trained on)."""
-    pipe.stage("fit_ranking", py("search/fit.py", "--train_file", c.train_pairs, "--heldout_file", c.train_fit,
-                                 "--corpus_file", c.milvus_corpus, "--model_dir", c.recall_export, "--reranker_dir", c.reranker_export,
-                                 "--output_dir", c.ranking_dir, *c.milvus, *c.common),
-               outputs=[os.path.join(c.ranking_dir, "ranking.json")])
+    pipe.stage(
+        "fit_ranking",
+        py(
+            "search/fit.py",
+            "--train_file",
+            c.train_pairs,
+            "--heldout_file",
+            c.train_fit,
+            "--corpus_file",
+            c.milvus_corpus,
+            "--model_dir",
+            c.recall_export,
+            "--reranker_dir",
+            c.reranker_export,
+            "--output_dir",
+            c.ranking_dir,
+            *c.milvus,
+            *c.common,
+        ),
+        outputs=[os.path.join(c.ranking_dir, "ranking.json")],
+    )
 
 
 def system_eval(pipe, c):
     """The dev queries through query.py's default mode (the search system), next to the keyword-search bar
     (bm25s on joined character uni+bigrams, outside Milvus)."""
     bm25_result = c.P("recall", "bm25_reference", "recall_result.txt")
-    pipe.stage("system_eval", [
-        py("search/query.py", "--model_dir", c.recall_export, "--reranker_dir", c.reranker_export, "--ranking_dir", c.ranking_dir,
-           "--query_file", c.dev_pairs, "--recall_num", "50", "--recall_result_file", c.milvus_result("dev", "system"),
-           *c.milvus, *c.common),
-        evaluate_command(c.dev_pairs, c.milvus_result("dev", "system"), "milvus_system", c.P("metrics", "milvus_system.json")),
-        py("ns_common/bm25.py", "--corpus_file", c.corpus, "--similar_text_pair_file", c.dev_pairs, "--tokens", "joined",
-           "--recall_result_file", bm25_result),
-        evaluate_command(c.dev_pairs, bm25_result, "bm25_reference", c.P("metrics", "bm25_reference.json")),
-    ], outputs=[c.P("metrics", "milvus_system.json"), c.P("metrics", "bm25_reference.json")])
+    pipe.stage(
+        "system_eval",
+        [
+            py(
+                "search/query.py",
+                "--model_dir",
+                c.recall_export,
+                "--reranker_dir",
+                c.reranker_export,
+                "--ranking_dir",
+                c.ranking_dir,
+                "--query_file",
+                c.dev_pairs,
+                "--recall_num",
+                "50",
+                "--recall_result_file",
+                c.milvus_result("dev", "system"),
+                *c.milvus,
+                *c.common,
+            ),
+            evaluate_command(
+                c.dev_pairs, c.milvus_result("dev", "system"), "milvus_system", c.P("metrics", "milvus_system.json")
+            ),
+            py(
+                "ns_common/bm25.py",
+                "--corpus_file",
+                c.corpus,
+                "--similar_text_pair_file",
+                c.dev_pairs,
+                "--tokens",
+                "joined",
+                "--recall_result_file",
+                bm25_result,
+            ),
+            evaluate_command(c.dev_pairs, bm25_result, "bm25_reference", c.P("metrics", "bm25_reference.json")),
+        ],
+        outputs=[c.P("metrics", "milvus_system.json"), c.P("metrics", "bm25_reference.json")],
+    )
 
 
 # --- 10. the report ----------------------------------------------------------------------------------------
 
+
 def report(pipe, c):
     """report.md / report.json / recall_at_k.png; always run: it reads what every earlier stage wrote."""
-    pipe.stage("report", py("scripts/report.py", "--output_dir", c.args.output_dir),
-               outputs=[c.P("report.md"), c.P("report.json"), c.P("recall_at_k.png")], always=True)
+    pipe.stage(
+        "report",
+        py("scripts/report.py", "--output_dir", c.args.output_dir),
+        outputs=[c.P("report.md"), c.P("report.json"), c.P("recall_at_k.png")],
+        always=True,
+    )
 
 
 def finish(args, pipe):
@@ -364,13 +688,30 @@ def finish(args, pipe):
     milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
     with open(P("report.md"), encoding="utf-8") as f:
         print("\n" + f.read())
-    print(f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; "
-          f"exports: export/recall, export/reranker, export/ranking; "
-          f"Milvus: {args.milvus_uri}; logs: {pipe.logs}; report: {P('report.md')})")
+    print(
+        f"outputs: {args.output_dir} (models: pretrain/, simcse/, inbatch/, reranker/; "
+        f"exports: export/recall, export/reranker, export/ranking; "
+        f"Milvus: {args.milvus_uri}; logs: {pipe.logs}; report: {P('report.md')})"
+    )
     query = args.query
     if query is None:
         with open(os.path.join(args.data_dir, "recall/dev.csv"), encoding="utf-8") as f:
             query = f.readline().split("\t")[0].strip()
     print(f"\nsample query through the CLI: {query}", flush=True)
-    subprocess.run(py("search/query.py", "--model_dir", recall_export, "--query", query, "--top_k", "5",
-                      "--reranker_dir", reranker_export, *milvus), cwd=ROOT, env=stage_env(), check=False)
+    subprocess.run(
+        py(
+            "search/query.py",
+            "--model_dir",
+            recall_export,
+            "--query",
+            query,
+            "--top_k",
+            "5",
+            "--reranker_dir",
+            reranker_export,
+            *milvus,
+        ),
+        cwd=ROOT,
+        env=stage_env(),
+        check=False,
+    )

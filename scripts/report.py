@@ -7,6 +7,7 @@ Reads metrics/*.json (one evaluate.py --output_json per variant), pretrain/*/pre
 reranker/auc.json, export/ranking/ranking.json (the learned ranking's cross-validation; its feature importance
 becomes ranking_importance.png), timings.json; adds the machine, library versions and the git commit.
 """
+
 import argparse
 import glob
 import json
@@ -60,12 +61,22 @@ def machine_info():
         except Exception as e:  # noqa: BLE001 - a report still gets written
             versions[module] = f"unavailable ({type(e).__name__})"
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
         commit += " (with uncommitted changes)" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions, "git_commit": commit}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "git_commit": commit,
+    }
 
 
 def collect(output_dir):
@@ -74,8 +85,14 @@ def collect(output_dir):
     for path in sorted(glob.glob(os.path.join(output_dir, "metrics", "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
         rows[name] = read_json(path)
-    held_out = {os.path.splitext(os.path.basename(p))[0]: read_json(p) for p in sorted(glob.glob(os.path.join(output_dir, "metrics_fit", "*.json")))}
-    pretrain = {os.path.basename(os.path.dirname(p)): read_json(p) for p in sorted(glob.glob(os.path.join(output_dir, "pretrain", "*", "pretrain_summary.json")))}
+    held_out = {
+        os.path.splitext(os.path.basename(p))[0]: read_json(p)
+        for p in sorted(glob.glob(os.path.join(output_dir, "metrics_fit", "*.json")))
+    }
+    pretrain = {
+        os.path.basename(os.path.dirname(p)): read_json(p)
+        for p in sorted(glob.glob(os.path.join(output_dir, "pretrain", "*", "pretrain_summary.json")))
+    }
     return {
         "recall": rows,
         "recall_held_out": held_out,
@@ -108,8 +125,15 @@ def fmt(value):
 
 def recall_table(title, rows, extra_keys=()):
     """A "## title" section: the Recall@K / MRR@10 table of rows (name -> metrics), VARIANTS' order and labels."""
-    lines = ["", f"## {title}", "", "| model | " + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS)
-             + " | queries |", "|---|" + "---:|" * (len(METRICS) + 1)]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        "| model | "
+        + " | ".join(m.replace("recall@", "R@").replace("mrr@10", "MRR@10") for m in METRICS)
+        + " | queries |",
+        "|---|" + "---:|" * (len(METRICS) + 1),
+    ]
     for key, label in VARIANTS + [(k, k) for k in extra_keys]:
         m = rows.get(key)
         if m:
@@ -121,38 +145,69 @@ def markdown(report):
     lines = ["# Neural search: end-to-end report", ""]
     settings = report["settings"]
     if settings:
-        lines += [f"Data: `{settings.get('data_dir')}` · preset `{settings.get('preset')}` · device `{settings.get('device')}` · "
-                  f"processes {settings.get('nproc')} · Milvus `{settings.get('milvus_uri')}`"]
+        lines += [
+            f"Data: `{settings.get('data_dir')}` · preset `{settings.get('preset')}` · device `{settings.get('device')}` · "
+            f"processes {settings.get('nproc')} · Milvus `{settings.get('milvus_uri')}`"
+        ]
     known = [key for key, _ in VARIANTS]
-    lines += recall_table("Recall on the dev queries", report["recall"], [k for k in report["recall"] if k not in known])
+    lines += recall_table(
+        "Recall on the dev queries", report["recall"], [k for k in report["recall"] if k not in known]
+    )
     if report.get("recall_held_out"):
-        lines += recall_table("Dense variants on the held-out training queries (never trained on; what a choice between them may use)",
-                              report["recall_held_out"])
+        lines += recall_table(
+            "Dense variants on the held-out training queries (never trained on; what a choice between them may use)",
+            report["recall_held_out"],
+        )
     lines += ranking_section(report.get("ranking"))
     auc = report.get("reranker_auc")
     if auc:
-        lines += ["", "## Reranker AUC on the dev ranking pairs (gold title vs recalled negatives)", "", "| scorer | AUC | positives | negatives |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Reranker AUC on the dev ranking pairs (gold title vs recalled negatives)",
+            "",
+            "| scorer | AUC | positives | negatives |",
+            "|---|---:|---:|---:|",
+        ]
         for name, row in auc.items():
             lines.append(f"| {name} | {row['auc']:.3f} | {row.get('positive', '')} | {row.get('negative', '')} |")
     if report["pretrain"]:
-        lines += ["", "## Domain pretraining (held-out test split: from-scratch model -> domain model)", "",
-                  "| model | steps | MLM loss | MLM acc % | SOP acc % | span acc % | tokens/s | wall s |", "|---|---:|---|---|---|---|---:|---:|"]
+        lines += [
+            "",
+            "## Domain pretraining (held-out test split: from-scratch model -> domain model)",
+            "",
+            "| model | steps | MLM loss | MLM acc % | SOP acc % | span acc % | tokens/s | wall s |",
+            "|---|---:|---|---|---|---|---:|---:|",
+        ]
         for name, s in report["pretrain"].items():
             before, after = s.get("test_initial", {}), s.get("test_final", {})
             # the span contrast's accuracy among a batch of --micro_batch_size spans: only with --span_contrast
-            span = f"{fmt(pct(before.get('span_acc')))} -> {fmt(pct(after.get('span_acc')))}" if "span_acc" in after else ""
-            lines.append(f"| {name} | {s.get('steps', '')} | {before.get('mlm_loss', 0):.2f} -> {after.get('mlm_loss', 0):.2f} | "
-                         f"{fmt(pct(before.get('mlm_acc')))} -> {fmt(pct(after.get('mlm_acc')))} | {fmt(pct(before.get('sop_acc')))} -> "
-                         f"{fmt(pct(after.get('sop_acc')))} | {span} | {s.get('tokens_per_second', 0):.0f} | {s.get('wall_seconds', 0):.0f} |")
+            span = (
+                f"{fmt(pct(before.get('span_acc')))} -> {fmt(pct(after.get('span_acc')))}"
+                if "span_acc" in after
+                else ""
+            )
+            lines.append(
+                f"| {name} | {s.get('steps', '')} | {before.get('mlm_loss', 0):.2f} -> {after.get('mlm_loss', 0):.2f} | "
+                f"{fmt(pct(before.get('mlm_acc')))} -> {fmt(pct(after.get('mlm_acc')))} | {fmt(pct(before.get('sop_acc')))} -> "
+                f"{fmt(pct(after.get('sop_acc')))} | {span} | {s.get('tokens_per_second', 0):.0f} | {s.get('wall_seconds', 0):.0f} |"
+            )
     timings = report["timings"]
     if timings:
         lines += ["", "## Stages", "", "| stage | wall s | throughput |", "|---|---:|---|"]
         for stage, t in timings.items():
             lines.append(f"| {stage} | {t.get('seconds', 0):.1f} | {t.get('throughput', '')} |")
     machine = report["machine"]
-    lines += ["", "## Machine", "", f"- CPU: {machine['cpu']} ({machine['cores']} cores), Python {machine['python']}",
-              "- " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()), f"- git commit: {machine['git_commit']}", "",
-              "![Recall@K](recall_at_k.png)", ""]
+    lines += [
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']} ({machine['cores']} cores), Python {machine['python']}",
+        "- " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
+        f"- git commit: {machine['git_commit']}",
+        "",
+        "![Recall@K](recall_at_k.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -161,20 +216,30 @@ def ranking_section(ranking):
     and the feature importance chart."""
     if not ranking:
         return []
-    served = {"bm25": "BM25's own order (no learned ranking beat it by a standard error)",
-              "lexical": f"the lexical model ({(ranking.get('lexical') or {}).get('set')})",
-              "neural": f"the lexical model, then the neural one ({(ranking.get('neural') or {}).get('set')})"}[ranking["chosen"]]
+    served = {
+        "bm25": "BM25's own order (no learned ranking beat it by a standard error)",
+        "lexical": f"the lexical model ({(ranking.get('lexical') or {}).get('set')})",
+        "neural": f"the lexical model, then the neural one ({(ranking.get('neural') or {}).get('set')})",
+    }[ranking["chosen"]]
     queries = ranking.get("queries", {})
-    lines = ["", "## The learned ranking (cross-validated over the training queries; never dev)", "",
-             f"Serves {served}. Lexical rows: {ranking.get('folds')}-fold cross-validation over all {queries.get('train')} training "
-             f"queries; neural rows: over the {queries.get('heldout')} held-out ones the neural models never trained on. Fixed / broken: "
-             "BM25's rank-1 failures the row gets right / BM25's rank-1 successes it loses; gain: mean per-query reciprocal-rank "
-             "gain over BM25 (MRR@10 points) and its standard error; * = served.", "",
-             "| row | queries | R@1 | R@5 | R@10 | MRR@10 | gain vs BM25 (se) | fixed / broken |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## The learned ranking (cross-validated over the training queries; never dev)",
+        "",
+        f"Serves {served}. Lexical rows: {ranking.get('folds')}-fold cross-validation over all {queries.get('train')} training "
+        f"queries; neural rows: over the {queries.get('heldout')} held-out ones the neural models never trained on. Fixed / broken: "
+        "BM25's rank-1 failures the row gets right / BM25's rank-1 successes it loses; gain: mean per-query reciprocal-rank "
+        "gain over BM25 (MRR@10 points) and its standard error; * = served.",
+        "",
+        "| row | queries | R@1 | R@5 | R@10 | MRR@10 | gain vs BM25 (se) | fixed / broken |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in ranking.get("cross_validation", []):
-        lines.append(f"| {row['row']}{' *' if row.get('chosen') else ''} | {row['queries']} | {row['R@1']:.2f} | {row['R@5']:.2f} | "
-                     f"{row['R@10']:.2f} | {row['MRR@10']:.2f} | {row['gain_vs_bm25']:+.2f} ({row['gain_se']:.2f}) | "
-                     f"{row['bm25_failures_fixed']} / {row['bm25_successes_broken']} |")
+        lines.append(
+            f"| {row['row']}{' *' if row.get('chosen') else ''} | {row['queries']} | {row['R@1']:.2f} | {row['R@5']:.2f} | "
+            f"{row['R@10']:.2f} | {row['MRR@10']:.2f} | {row['gain_vs_bm25']:+.2f} ({row['gain_se']:.2f}) | "
+            f"{row['bm25_failures_fixed']} / {row['bm25_successes_broken']} |"
+        )
     if ranking.get("importance"):
         lines += ["", "![feature importance](ranking_importance.png)"]
     return lines
@@ -188,7 +253,9 @@ def importance_chart(ranking, path):
     import matplotlib.pyplot as plt
 
     models = [(name, shares) for name, shares in (ranking.get("importance") or {}).items() if shares]
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 0.3 * max(len(s) for _, s in models) + 1.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(5 * len(models), 0.3 * max(len(s) for _, s in models) + 1.5), squeeze=False
+    )
     for ax, (name, shares) in zip(axes[0], models):
         items = sorted(shares.items(), key=lambda kv: kv[1])
         ax.barh([k for k, _ in items], [v for _, v in items], color="tab:green")

@@ -5,6 +5,7 @@ place to choose; the chosen pair goes into recall/milvus/config.yml (bm25_k1, bm
 
     python scripts/tune_bm25.py --data_dir data/csl --output_file bench/results/tune_bm25.json
 """
+
 import argparse
 import json
 import os
@@ -28,7 +29,9 @@ def score(corpus, pairs, k1, b):
     gold = {}
     for q, d in pairs:
         gold.setdefault(q, set()).add(d)
-    found, _ = retriever.retrieve([[t for t in joined_char_ngrams(q) if t in vocab] or ["[unk]"] for q in queries], k=10, show_progress=False)
+    found, _ = retriever.retrieve(
+        [[t for t in joined_char_ngrams(q) if t in vocab] or ["[unk]"] for q in queries], k=10, show_progress=False
+    )
     r1 = mrr = 0.0
     for q, row in zip(queries, found):
         ranks = [rank for rank, i in enumerate(row, 1) if corpus[int(i)] in gold[q]]
@@ -45,7 +48,11 @@ def main():
     args = parser.parse_args()
     corpus = read_corpus(os.path.join(args.data_dir, "recall", "corpus.csv"))
     pairs = list(read_text_pairs(os.path.join(args.data_dir, "recall", "train.csv")))
-    rows = [{"k1": k1, "b": b, **dict(zip(("recall@1", "mrr@10"), score(corpus, pairs, k1, b)))} for k1 in K1_GRID for b in B_GRID]
+    rows = [
+        {"k1": k1, "b": b, **dict(zip(("recall@1", "mrr@10"), score(corpus, pairs, k1, b)))}
+        for k1 in K1_GRID
+        for b in B_GRID
+    ]
     best = max(rows, key=lambda r: (round(r["mrr@10"], 6), (r["k1"], r["b"]) == DEFAULT))
     print(f"{'k1':>4} {'b':>5} {'R@1':>6} {'MRR@10':>7}   ({len(pairs)} training pairs of {args.data_dir})")
     for r in rows:

@@ -6,6 +6,7 @@ r"""Screenshot of the web page of a running service (for the README), with headl
 
 Needs playwright (requirements.txt) and Chromium (scripts/setup_browser.sh); no browser download.
 """
+
 import argparse
 import shutil
 import sys
@@ -33,7 +34,8 @@ def main(argv=None):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=args.chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-proxy-server"])
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-proxy-server"],
+        )
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(args.url + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
@@ -49,7 +51,9 @@ def main(argv=None):
         page.wait_for_selector("#results:not([hidden]), #search-error:not([hidden])", timeout=60000)
         page.screenshot(path=args.output, full_page=True)
         browser.close()
-    print(f"screenshot of {args.url} ({args.mode}{' + rerank' if args.rerank else ''}, query {args.query!r}) -> {args.output}")
+    print(
+        f"screenshot of {args.url} ({args.mode}{' + rerank' if args.rerank else ''}, query {args.query!r}) -> {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ frequencies, average lengths) come from LexicalStats, built once from the corpus
     stats = LexicalStats.from_texts(corpus_titles)          # or LexicalStats.load(path)
     x = lexical_features(query, candidate_titles, bm25_scores, stats)   # [n, len(FEATURES)]
 """
+
 import functools
 import hashlib
 import json
@@ -35,20 +36,20 @@ STATS_FORMAT = "lexical-stats-v1"
 TOKENISATIONS = ("uni", "bi", "word")  # joined characters, joined character bigrams, jieba words
 
 FEATURES = [
-    "bm25_rel",       # the candidate's BM25 score / the best candidate's (scale-free: bm25s or Milvus scores alike)
-    "bm25_rank",      # 1-based position in the candidate list as given (best first)
-    "bm25_uni",       # BM25 (K1, B) on joined character unigrams alone
-    "bm25_bi",        # BM25 (K1, B) on joined character bigrams alone
-    "bm25_word",      # BM25 (K1, B) on jieba words
-    "kw_whole",       # number of keywords the joined title contains whole
+    "bm25_rel",  # the candidate's BM25 score / the best candidate's (scale-free: bm25s or Milvus scores alike)
+    "bm25_rank",  # 1-based position in the candidate list as given (best first)
+    "bm25_uni",  # BM25 (K1, B) on joined character unigrams alone
+    "bm25_bi",  # BM25 (K1, B) on joined character bigrams alone
+    "bm25_word",  # BM25 (K1, B) on jieba words
+    "kw_whole",  # number of keywords the joined title contains whole
     "kw_whole_frac",  # kw_whole / number of keywords
-    "kw_any_frac",    # share of keywords with at least one of their grams in the title
-    "kw_cov_mean",    # mean over keywords of the share of the keyword's grams found in the title
-    "kw1_cov",        # the first keyword's gram share
-    "title_len",      # characters of the joined title
-    "n_keywords",     # number of keywords of the query
-    "kw_pos_cov",     # gram shares weighted 1, 1/2, 1/3, ... by keyword position, normalised to [0, 1]
-    "kw1_pos",        # where the first keyword's first gram first occurs / title length (1 when absent)
+    "kw_any_frac",  # share of keywords with at least one of their grams in the title
+    "kw_cov_mean",  # mean over keywords of the share of the keyword's grams found in the title
+    "kw1_cov",  # the first keyword's gram share
+    "title_len",  # characters of the joined title
+    "n_keywords",  # number of keywords of the query
+    "kw_pos_cov",  # gram shares weighted 1, 1/2, 1/3, ... by keyword position, normalised to [0, 1]
+    "kw1_pos",  # where the first keyword's first gram first occurs / title length (1 when absent)
 ]
 
 
@@ -168,8 +169,13 @@ class LexicalStats:
                 counts = getattr(tokens, t)
                 doc_freq[t].update(counts.keys())
                 total_len[t] += _token_counts([tokens], t)[0]
-        return cls(n_docs, sha1, {t: dict(doc_freq[t]) for t in TOKENISATIONS},
-                   {t: total_len[t] / n_docs for t in TOKENISATIONS}, words)
+        return cls(
+            n_docs,
+            sha1,
+            {t: dict(doc_freq[t]) for t in TOKENISATIONS},
+            {t: total_len[t] / n_docs for t in TOKENISATIONS},
+            words,
+        )
 
     def idf(self, tokenisation, token):
         """bm25s' lucene idf, ln(1 + (N - df + 0.5) / (df + 0.5)), with df 0 for a token the corpus lacks."""
@@ -184,13 +190,23 @@ class LexicalStats:
         """Raises CorpusMismatchError unless `texts` are the corpus these statistics were built from."""
         n_docs, sha1 = corpus_fingerprint(list(texts))
         if (n_docs, sha1) != (self.n_docs, self.sha1):
-            raise CorpusMismatchError(f"lexical statistics built from {self.n_docs} texts (sha1 {self.sha1[:12]}), "
-                                      f"not from these {n_docs} (sha1 {sha1[:12]})")
+            raise CorpusMismatchError(
+                f"lexical statistics built from {self.n_docs} texts (sha1 {self.sha1[:12]}), "
+                f"not from these {n_docs} (sha1 {sha1[:12]})"
+            )
 
     def save(self, path):
         """Writes the statistics as compact JSON, keys sorted: deterministic for a given corpus."""
-        data = {"format": STATS_FORMAT, "n_docs": self.n_docs, "sha1": self.sha1, "k1": K1, "b": B,
-                "avg_len": self.avg_len, "doc_freq": self.doc_freq, "words": self.words}
+        data = {
+            "format": STATS_FORMAT,
+            "n_docs": self.n_docs,
+            "sha1": self.sha1,
+            "k1": K1,
+            "b": B,
+            "avg_len": self.avg_len,
+            "doc_freq": self.doc_freq,
+            "words": self.words,
+        }
         with open(path, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 

@@ -21,6 +21,7 @@ Writes <output_dir>/ranking.json (the choice, the feature lists, the cross-valid
 the fingerprints of the corpus and models), lexical.txt / neural.txt (LightGBM's text format) and
 lexical_stats.json; prints the CV table.
 """
+
 import argparse
 import json
 import os
@@ -31,9 +32,9 @@ import time
 import numpy as np
 
 from ns_common.cli import check_files, check_outputs, entry_point, fail
-from ns_common.utils import logger
 from ns_common.errors import BadInputError
 from ns_common.io import weights_fingerprint
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import iter_corpus_chunks, read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
@@ -43,10 +44,16 @@ from search.features import FEATURES, LexicalStats
 from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, neural_matrix, rerank_logits
 
 # the lexical feature sets compared (each with its own hyperparameters): BM25's signals alone, then every feature
-LEXICAL_SETS = {"BM25 signals only": ["bm25_rel", "bm25_rank", "bm25_uni", "bm25_bi", "bm25_word"], "every lexical feature": FEATURES}
+LEXICAL_SETS = {
+    "BM25 signals only": ["bm25_rel", "bm25_rank", "bm25_uni", "bm25_bi", "bm25_word"],
+    "every lexical feature": FEATURES,
+}
 # the neural feature sets, each on top of the lexical score
-NEURAL_SETS = {"+ dense cosine": ["lexical_score", "cosine", "cosine_rank"], "+ reranker": ["lexical_score", "rerank_logit"],
-               "+ dense cosine + reranker": NEURAL_FEATURES}
+NEURAL_SETS = {
+    "+ dense cosine": ["lexical_score", "cosine", "cosine_rank"],
+    "+ reranker": ["lexical_score", "rerank_logit"],
+    "+ dense cosine + reranker": NEURAL_FEATURES,
+}
 GRIDS = {  # hyperparameters tried per feature set; "small" for the held-out queries' few hundred
     "lexical": {"n_trees": (100, 200), "num_leaves": (4, 7), "learning_rate": (0.05,), "min_child_samples": (20, 50)},
     "neural": {"n_trees": (50, 100), "num_leaves": (3, 5), "learning_rate": (0.05,), "min_child_samples": (20,)},
@@ -55,24 +62,49 @@ GRIDS = {  # hyperparameters tried per feature set; "small" for the held-out que
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train_file", required=True, help="query<TAB>gold title pairs: every training query (never dev)")
-    parser.add_argument("--corpus_file", required=True, help="the corpus the collection was built from (its lexical statistics)")
-    parser.add_argument("--output_dir", required=True, help="the ranking directory to write (the pipeline: <output>/export/ranking)")
-    parser.add_argument("--heldout_file", default=None, help="pairs the neural models never trained on: fit the neural ranking on them")
-    parser.add_argument("--reranker_dir", default=None, help="exported reranker (or checkpoint dir): its logit is a candidate signal")
+    parser.add_argument(
+        "--train_file", required=True, help="query<TAB>gold title pairs: every training query (never dev)"
+    )
+    parser.add_argument(
+        "--corpus_file", required=True, help="the corpus the collection was built from (its lexical statistics)"
+    )
+    parser.add_argument(
+        "--output_dir", required=True, help="the ranking directory to write (the pipeline: <output>/export/ranking)"
+    )
+    parser.add_argument(
+        "--heldout_file", default=None, help="pairs the neural models never trained on: fit the neural ranking on them"
+    )
+    parser.add_argument(
+        "--reranker_dir", default=None, help="exported reranker (or checkpoint dir): its logit is a candidate signal"
+    )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (by query)")
     parser.add_argument("--seed", type=int, default=1000, help="seeds the folds and LightGBM")
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
-    check_files(("train_file", args.train_file), ("corpus_file", args.corpus_file),
-                *((("heldout_file", args.heldout_file),) if args.heldout_file else ()))
-    check_outputs(dirs=[("output_dir", args.output_dir)],
-                  inputs=[("train_file", args.train_file), ("corpus_file", args.corpus_file), ("heldout_file", args.heldout_file)])
-    for flag in ("model_dir", "reranker_dir", "ranking_dir"):  # the ranking directory is replaced whole: never a model's
+    check_files(
+        ("train_file", args.train_file),
+        ("corpus_file", args.corpus_file),
+        *((("heldout_file", args.heldout_file),) if args.heldout_file else ()),
+    )
+    check_outputs(
+        dirs=[("output_dir", args.output_dir)],
+        inputs=[
+            ("train_file", args.train_file),
+            ("corpus_file", args.corpus_file),
+            ("heldout_file", args.heldout_file),
+        ],
+    )
+    for flag in (
+        "model_dir",
+        "reranker_dir",
+        "ranking_dir",
+    ):  # the ranking directory is replaced whole: never a model's
         given = getattr(args, flag, None)
         if given and os.path.realpath(given) == os.path.realpath(args.output_dir):
-            raise BadInputError(f"--output_dir {args.output_dir}: is --{flag} of this run; it is replaced whole, give another directory")
+            raise BadInputError(
+                f"--output_dir {args.output_dir}: is --{flag} of this run; it is replaced whole, give another directory"
+            )
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if args.folds < 2:
@@ -110,10 +142,18 @@ def out_of_fold_scores(data, params, folds, seed):
 def cv_row(tier, name, ranks, bm25_ranks, params=None, features=None):
     comparison = learn.paired_comparison(ranks, bm25_ranks)
     metrics = learn.ranking_metrics(ranks)
-    return {"tier": tier, "row": name, "queries": len(ranks), **{k: round(v, 2) for k, v in metrics.items()},
-            "gain_vs_bm25": round(comparison["rr_gain"], 2), "gain_se": round(comparison["rr_gain_se"], 2),
-            "bm25_failures_fixed": comparison["fixed"], "bm25_successes_broken": comparison["broken"],
-            "params": params, "features": features}
+    return {
+        "tier": tier,
+        "row": name,
+        "queries": len(ranks),
+        **{k: round(v, 2) for k, v in metrics.items()},
+        "gain_vs_bm25": round(comparison["rr_gain"], 2),
+        "gain_se": round(comparison["rr_gain_se"], 2),
+        "bm25_failures_fixed": comparison["fixed"],
+        "bm25_successes_broken": comparison["broken"],
+        "params": params,
+        "features": features,
+    }
 
 
 def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
@@ -131,8 +171,10 @@ def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, fo
     best = max(tried, key=lambda t: (learn.ranking_metrics(t["ranks"])["MRR@10"], -len(t["features"])))
     against = learn.paired_comparison(best["ranks"], baseline_ranks)
     keep = against["rr_gain"] > 0 and against["rr_gain"] >= against["rr_gain_se"]
-    logger.info(f"{tier}: {best['name']} vs {baseline_name}: MRR@10 {against['rr_gain']:+.2f} points (standard error "
-                f"{against['rr_gain_se']:.2f}): {'kept' if keep else 'not clearly better: ' + baseline_name + ' is served'}")
+    logger.info(
+        f"{tier}: {best['name']} vs {baseline_name}: MRR@10 {against['rr_gain']:+.2f} points (standard error "
+        f"{against['rr_gain_se']:.2f}): {'kept' if keep else 'not clearly better: ' + baseline_name + ' is served'}"
+    )
     for row in rows:
         row["chosen"] = row["row"] == (f"{tier}: {best['name']}" if keep else baseline_name)
     return (best if keep else None), rows
@@ -152,7 +194,9 @@ def main(argv=None):
     train = read_pairs(args.train_file)
     heldout = read_pairs(args.heldout_file) if args.heldout_file else {}
     if len(train) < 2 * args.folds:
-        fail(f"--train_file {args.train_file}: {len(train)} queries; need at least {2 * args.folds} for {args.folds}-fold cross-validation")
+        fail(
+            f"--train_file {args.train_file}: {len(train)} queries; need at least {2 * args.folds} for {args.folds}-fold cross-validation"
+        )
     texts = [t for _, chunk in iter_corpus_chunks(args.corpus_file, 65536) for t in chunk]
     stats = LexicalStats.from_texts(texts)
     encoder = TextEncoder.from_args(args) if heldout and (args.model_dir or args.params_path) else None
@@ -160,47 +204,92 @@ def main(argv=None):
     if heldout and args.reranker_dir:
         from ernie_matching.reranker import Reranker
 
-        reranker = Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length, cpu_threads=args.cpu_threads,
-                                     enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+        reranker = Reranker.from_dir(
+            args.reranker_dir,
+            device=args.device,
+            max_seq_length=args.max_seq_length,
+            cpu_threads=args.cpu_threads,
+            enable_mkldnn=args.enable_mkldnn,
+            precision=args.precision,
+        )
     queries = list(dict.fromkeys(list(train) + list(heldout)))
     with MilvusSearcher(load_config(args), encoder, warn_truncation=False) as searcher:
         built = (searcher.info.meta or {}).get("corpus")
         if built and built.get("sha1") != stats.sha1:
-            fail(f"--corpus_file {args.corpus_file} is not the corpus collection {searcher.config.collection} at {searcher.config.uri} "
-                 f"was built from ({built.get('documents')} documents): pass that corpus, or rebuild the collection")
-        candidates = dict(zip(queries, searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=encoder is not None)))
+            fail(
+                f"--corpus_file {args.corpus_file} is not the corpus collection {searcher.config.collection} at {searcher.config.uri} "
+                f"was built from ({built.get('documents')} documents): pass that corpus, or rebuild the collection"
+            )
+        candidates = dict(
+            zip(queries, searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=encoder is not None))
+        )
     logger.info(f"{len(queries)} queries: BM25 top {CANDIDATES} from the collection")
 
     # 2. the lexical ranking, over every training query
     train_queries = list(train)
-    data = learn.build_grouped_data(train_queries, [[h.text for h, _ in candidates[q]] for q in train_queries],
-                                    [np.array([h.score for h, _ in candidates[q]]) for q in train_queries], [train[q] for q in train_queries], stats)
+    data = learn.build_grouped_data(
+        train_queries,
+        [[h.text for h, _ in candidates[q]] for q in train_queries],
+        [np.array([h.score for h, _ in candidates[q]]) for q in train_queries],
+        [train[q] for q in train_queries],
+        stats,
+    )
     bm25_ranks = learn.baseline_ranks(data)
-    lexical, table = choose("lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed)
-    spec = {"format": FORMAT, "candidates": CANDIDATES, "lexical": None, "neural": None,
-            "train_file": args.train_file, "heldout_file": args.heldout_file, "queries": {"train": len(train), "heldout": len(heldout)},
-            "folds": args.folds, "seed": args.seed,
-            "fitted_with": {"corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
-                            "recall_model": weights_fingerprint(args.model_dir) if encoder is not None else None,
-                            "reranker": weights_fingerprint(args.reranker_dir) if reranker is not None else None}}
+    lexical, table = choose(
+        "lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
+    )
+    spec = {
+        "format": FORMAT,
+        "candidates": CANDIDATES,
+        "lexical": None,
+        "neural": None,
+        "train_file": args.train_file,
+        "heldout_file": args.heldout_file,
+        "queries": {"train": len(train), "heldout": len(heldout)},
+        "folds": args.folds,
+        "seed": args.seed,
+        "fitted_with": {
+            "corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
+            "recall_model": weights_fingerprint(args.model_dir) if encoder is not None else None,
+            "reranker": weights_fingerprint(args.reranker_dir) if reranker is not None else None,
+        },
+    }
     boosters = {}
     if lexical:
-        boosters["lexical"] = learn.fit_ranker(data.select_features(lexical["features"]), lexical["params"], seed=args.seed)
-        spec["lexical"] = {"features": lexical["features"], "params": lexical["params"], "model_file": "lexical.txt", "set": lexical["name"]}
+        boosters["lexical"] = learn.fit_ranker(
+            data.select_features(lexical["features"]), lexical["params"], seed=args.seed
+        )
+        spec["lexical"] = {
+            "features": lexical["features"],
+            "params": lexical["params"],
+            "model_file": "lexical.txt",
+            "set": lexical["name"],
+        }
 
     # 3. the neural ranking, over the held-out queries only
     if heldout and (encoder is not None or reranker is not None):
-        neural, neural_rows = fit_neural(args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker)
+        neural, neural_rows = fit_neural(
+            args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker
+        )
         table += neural_rows
         if neural:
-            boosters["neural"] = learn.fit_ranker(neural["data"].select_features(neural["features"]), neural["params"], seed=args.seed)
-            spec["neural"] = {"features": neural["features"], "params": neural["params"], "model_file": "neural.txt", "set": neural["name"]}
+            boosters["neural"] = learn.fit_ranker(
+                neural["data"].select_features(neural["features"]), neural["params"], seed=args.seed
+            )
+            spec["neural"] = {
+                "features": neural["features"],
+                "params": neural["params"],
+                "model_file": "neural.txt",
+                "set": neural["name"],
+            }
     spec["chosen"] = "neural" if spec["neural"] else "lexical" if spec["lexical"] else "bm25"
     spec["cross_validation"] = table
     spec = write_ranking(args.output_dir, spec, stats, boosters)
     print_table(table)
-    logger.info(f"fitted on {len(train)} training queries ({len(heldout)} held out) in {time.time() - start:.1f}s: "
-                f"serving {spec['chosen']} -> {args.output_dir}")
+    logger.info(
+        f"fitted on {len(train)} training queries ({len(heldout)} held out) in {time.time() - start:.1f}s: "
+        f"serving {spec['chosen']} -> {args.output_dir}"
+    )
     return spec
 
 
@@ -209,7 +298,11 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
     queries = list(heldout)
     # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
     position = {q: i for i, q in enumerate(data.queries)}
-    oof = out_of_fold_scores(data.select_features(lexical["features"]), lexical["params"], args.folds, args.seed) if lexical else None
+    oof = (
+        out_of_fold_scores(data.select_features(lexical["features"]), lexical["params"], args.folds, args.seed)
+        if lexical
+        else None
+    )
     vectors = encoder.encode(queries) if encoder is not None else None
     features, labels = [], []
     for i, query in enumerate(queries):
@@ -221,11 +314,17 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
         elif query in position:
             score = oof[position[query]]
         else:
-            x = learn.build_grouped_data([query], [[h.text for h in hits]], [bm25], [heldout[query]], stats).select_features(lexical["features"])
+            x = learn.build_grouped_data(
+                [query], [[h.text for h in hits]], [bm25], [heldout[query]], stats
+            ).select_features(lexical["features"])
             score = learn.score_groups(lexical_booster, x)[0]
         cosine = np.array([float(np.dot(stored, vectors[i])) for _, stored in found]) if vectors is not None else None
         logits = rerank_logits(reranker, query, [h.text for h in hits]) if reranker is not None and hits else None
-        names = ["lexical_score"] + (["cosine", "cosine_rank"] if cosine is not None else []) + (["rerank_logit"] if logits is not None else [])
+        names = (
+            ["lexical_score"]
+            + (["cosine", "cosine_rank"] if cosine is not None else [])
+            + (["rerank_logit"] if logits is not None else [])
+        )
         features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))
         labels.append(np.array([int(h.text in heldout[query]) for h in hits], dtype=np.int32))
     neural_data = learn.GroupedData(features, labels, queries, names)
@@ -234,7 +333,9 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
     baseline = f"held-out queries: lexical {'model' if lexical else 'BM25'} alone (out of fold)"
     rows = [dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False)]
-    winner, neural_rows = choose("neural", neural_data, sets, GRIDS["neural"], baseline, lexical_ranks, bm25_ranks, args.folds, args.seed)
+    winner, neural_rows = choose(
+        "neural", neural_data, sets, GRIDS["neural"], baseline, lexical_ranks, bm25_ranks, args.folds, args.seed
+    )
     if winner:
         winner["data"] = neural_data
     return winner, rows + neural_rows
@@ -262,8 +363,10 @@ def print_table(table):
     print(f"{'row':<58} {'queries':>7} {'R@1':>6} {'R@10':>6} {'MRR@10':>7} {'vs BM25 (se)':>14}  fixed/broken")
     for row in table:
         mark = " *" if row.get("chosen") else ""
-        print(f"{row['row'] + mark:<58} {row['queries']:>7} {row['R@1']:>6.2f} {row['R@10']:>6.2f} {row['MRR@10']:>7.2f} "
-              f"{row['gain_vs_bm25']:>+7.2f} ({row['gain_se']:.2f})  {row['bm25_failures_fixed']}/{row['bm25_successes_broken']}")
+        print(
+            f"{row['row'] + mark:<58} {row['queries']:>7} {row['R@1']:>6.2f} {row['R@10']:>6.2f} {row['MRR@10']:>7.2f} "
+            f"{row['gain_vs_bm25']:>+7.2f} ({row['gain_se']:.2f})  {row['bm25_failures_fixed']}/{row['bm25_successes_broken']}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ miss; R@k counts a rank r <= k, MRR@10 averages 1/r over ranks r <= 10 (0 otherw
 Everything is deterministic: LightGBM runs with deterministic=True, force_row_wise=True, fixed seeds and
 at most two threads, and folds come from a seeded shuffle, so the same inputs give the same model text.
 """
+
 import itertools
 from dataclasses import dataclass, field
 
@@ -22,8 +23,12 @@ DEFAULT_PARAMS = {"n_trees": 200, "num_leaves": 4, "learning_rate": 0.05, "min_c
 # fixed: row and feature subsampling as the reference; lambdarank's pairs only where one side is in the top 20
 FIXED_PARAMS = {"bagging_fraction": 0.8, "bagging_freq": 1, "feature_fraction": 0.8, "lambdarank_truncation_level": 20}
 # the grid select_hyperparameters scores by cross-validated MRR@10
-DEFAULT_GRID = {"n_trees": (100, 200, 400), "num_leaves": (4, 7, 15), "learning_rate": (0.05, 0.1),
-                "min_child_samples": (20, 50)}
+DEFAULT_GRID = {
+    "n_trees": (100, 200, 400),
+    "num_leaves": (4, 7, 15),
+    "learning_rate": (0.05, 0.1),
+    "min_child_samples": (20, 50),
+}
 RECALL_KS = (1, 5, 10)
 
 
@@ -49,8 +54,12 @@ class GroupedData:
 
     def subset(self, indices):
         indices = list(indices)
-        return GroupedData([self.features[i] for i in indices], [self.labels[i] for i in indices],
-                           [self.queries[i] for i in indices] if self.queries else [], list(self.feature_names))
+        return GroupedData(
+            [self.features[i] for i in indices],
+            [self.labels[i] for i in indices],
+            [self.queries[i] for i in indices] if self.queries else [],
+            list(self.feature_names),
+        )
 
     def select_features(self, names):
         """The same queries with only the named feature columns, in the given order."""
@@ -105,11 +114,20 @@ def lightgbm_params(params=None, seed=0, n_jobs=1):
     if n_jobs > 2:
         raise ValueError("n_jobs above 2 is not allowed: the machine's other jobs need the cores")
     lgb_params = {
-        "objective": "lambdarank", "metric": "ndcg", "num_leaves": int(p["num_leaves"]),
-        "learning_rate": float(p["learning_rate"]), "min_data_in_leaf": int(p["min_child_samples"]), **FIXED_PARAMS,
+        "objective": "lambdarank",
+        "metric": "ndcg",
+        "num_leaves": int(p["num_leaves"]),
+        "learning_rate": float(p["learning_rate"]),
+        "min_data_in_leaf": int(p["min_child_samples"]),
+        **FIXED_PARAMS,
         "seed": seed,
-        "bagging_seed": seed + 1, "feature_fraction_seed": seed + 2, "data_random_seed": seed + 3,
-        "deterministic": True, "force_row_wise": True, "num_threads": n_jobs, "verbose": -1,
+        "bagging_seed": seed + 1,
+        "feature_fraction_seed": seed + 2,
+        "data_random_seed": seed + 3,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": n_jobs,
+        "verbose": -1,
     }
     for key, value in p.items():  # anything else is passed to LightGBM as is
         if key not in DEFAULT_PARAMS:
@@ -125,9 +143,14 @@ def fit_ranker(data, params=None, seed=0, n_jobs=1):
     if len(train) == 0:
         raise ValueError("no query has its gold among its candidates: nothing to learn from")
     lgb_params, n_trees = lightgbm_params(params, seed, n_jobs)
-    dataset = lgb.Dataset(np.concatenate(train.features), np.concatenate(train.labels),
-                          group=[len(y) for y in train.labels], feature_name=list(data.feature_names),
-                          free_raw_data=True, params={"verbose": -1})
+    dataset = lgb.Dataset(
+        np.concatenate(train.features),
+        np.concatenate(train.labels),
+        group=[len(y) for y in train.labels],
+        feature_name=list(data.feature_names),
+        free_raw_data=True,
+        params={"verbose": -1},
+    )
     return lgb.train(lgb_params, dataset, num_boost_round=n_trees)
 
 
@@ -206,9 +229,12 @@ def paired_comparison(ranks, reference_ranks, mrr_k=10):
 
     gain = 100.0 * (reciprocal(ranks) - reciprocal(reference_ranks))
     se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
-    return {"rr_gain": float(gain.mean()), "rr_gain_se": se,
-            "fixed": int(np.sum((ranks == 1) & (reference_ranks != 1))),
-            "broken": int(np.sum((ranks != 1) & (reference_ranks == 1)))}
+    return {
+        "rr_gain": float(gain.mean()),
+        "rr_gain_se": se,
+        "fixed": int(np.sum((ranks == 1) & (reference_ranks != 1))),
+        "broken": int(np.sum((ranks != 1) & (reference_ranks == 1))),
+    }
 
 
 def save_model(booster, path):

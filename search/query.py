@@ -22,6 +22,7 @@ dense (semantic vectors), bm25 (Milvus' BM25 on the text's character n-grams), h
 Milvus' RRF). --rerank (plain reranking: the reranker's order replaces the recall's) goes with dense, bm25 and
 hybrid.
 """
+
 import argparse
 import json
 import os
@@ -43,21 +44,43 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to search (one of)")
     what.add_argument("--query", default=None, help="a query text")
-    what.add_argument("--search_by_id", "--index", dest="search_by_id", type=int, default=None,
-                      help="id (corpus line number) of a stored document: its nearest neighbours")
-    what.add_argument("--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line")
+    what.add_argument(
+        "--search_by_id",
+        "--index",
+        dest="search_by_id",
+        type=int,
+        default=None,
+        help="id (corpus line number) of a stored document: its nearest neighbours",
+    )
+    what.add_argument(
+        "--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line"
+    )
     parser.add_argument("--mode", choices=("system",) + MODES, default="system")
-    parser.add_argument("--ranking_dir", default=None, help="the system's fitted ranking, search/fit.py's output "
-                                                            "(default: `ranking` beside --model_dir)")
+    parser.add_argument(
+        "--ranking_dir",
+        default=None,
+        help="the system's fitted ranking, search/fit.py's output (default: `ranking` beside --model_dir)",
+    )
     parser.add_argument("--top_k", type=int, default=10, help="hits shown for --query / --search_by_id")
     parser.add_argument("--recall_num", type=int, default=50, help="hits written per query of --query_file")
-    parser.add_argument("--recall_result_file", default="output/milvus/recall_result.txt", help="output of --query_file")
+    parser.add_argument(
+        "--recall_result_file", default="output/milvus/recall_result.txt", help="output of --query_file"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rerank = parser.add_argument_group("second stage: ERNIE-Gram reranking of the recalled hits")
-    rerank.add_argument("--rerank", action="store_true", help="recall --recall_num hits, rerank them, keep --top_k (batch mode: all)")
-    rerank.add_argument("--reranker_dir", default=None, help="reranker exported by ernie_matching/export_model.py, or a train_pairwise.py checkpoint directory")
-    parser.add_argument("--allow_model_mismatch", action="store_true",
-                        help="search a collection whose vectors another model computed (refused by default: the scores mean nothing)")
+    rerank.add_argument(
+        "--rerank", action="store_true", help="recall --recall_num hits, rerank them, keep --top_k (batch mode: all)"
+    )
+    rerank.add_argument(
+        "--reranker_dir",
+        default=None,
+        help="reranker exported by ernie_matching/export_model.py, or a train_pairwise.py checkpoint directory",
+    )
+    parser.add_argument(
+        "--allow_model_mismatch",
+        action="store_true",
+        help="search a collection whose vectors another model computed (refused by default: the scores mean nothing)",
+    )
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
@@ -69,23 +92,33 @@ def parse_args(argv=None):
     if args.query_file is not None and not os.path.isfile(args.query_file):
         fail(f"--query_file {args.query_file}: file not found")
     if args.query_file is not None:
-        check_outputs(files=[("recall_result_file", args.recall_result_file)],
-                      inputs=[("query_file", args.query_file), ("config", getattr(args, "config", None))])
+        check_outputs(
+            files=[("recall_result_file", args.recall_result_file)],
+            inputs=[("query_file", args.query_file), ("config", getattr(args, "config", None))],
+        )
     if args.top_k < 1 or args.recall_num < 1:
         fail("--top_k and --recall_num must be positive")
     if args.rerank and not (args.reranker_dir and os.path.isdir(args.reranker_dir)):
-        fail(f"--rerank needs --reranker_dir (an exported reranker or a checkpoint directory); got {args.reranker_dir!r}")
+        fail(
+            f"--rerank needs --reranker_dir (an exported reranker or a checkpoint directory); got {args.reranker_dir!r}"
+        )
     if args.rerank and args.search_by_id is not None:
         fail("--rerank reranks a text query: use it with --query or --query_file")
     if args.rerank and args.mode == "system":
-        fail("--mode system already ranks with the neural signals its fit kept: use --rerank with --mode dense, bm25 or hybrid")
+        fail(
+            "--mode system already ranks with the neural signals its fit kept: use --rerank with --mode dense, bm25 or hybrid"
+        )
     if args.mode == "system" and args.search_by_id is None:
         args.ranking_dir = args.ranking_dir or default_ranking_dir(args.model_dir)
         if not args.ranking_dir:
-            fail("--mode system needs the fitted ranking: --ranking_dir (search/fit.py's output), or --model_dir with it beside "
-                 "it as `ranking`; or choose a leg with --mode dense|bm25|hybrid")
+            fail(
+                "--mode system needs the fitted ranking: --ranking_dir (search/fit.py's output), or --model_dir with it beside "
+                "it as `ranking`; or choose a leg with --mode dense|bm25|hybrid"
+            )
         if args.recall_num > CANDIDATES:
-            fail(f"--recall_num {args.recall_num}: the system ranks BM25's top {CANDIDATES} a query (at most {CANDIDATES})")
+            fail(
+                f"--recall_num {args.recall_num}: the system ranks BM25's top {CANDIDATES} a query (at most {CANDIDATES})"
+            )
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if "encoder" in needed_components(search_mode(args), None, args.rerank) or (args.model_dir or args.params_path):
@@ -102,7 +135,9 @@ def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
     """The n best hits of each query; with a reranker, recall_num hits are recalled and reranked first
     (a hit's score is then the reranker's probability). searcher: a MilvusSearcher, or a SearchSystem for
     mode system."""
-    search = searcher.search_batch if mode == "system" else (lambda qs, k: searcher.search_batch(qs, top_k=k, mode=mode))
+    search = (
+        searcher.search_batch if mode == "system" else (lambda qs, k: searcher.search_batch(qs, top_k=k, mode=mode))
+    )
     if reranker is None:
         return search(queries, n)
     results = []
@@ -115,7 +150,11 @@ def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
 
 def print_hits(title, hits, as_json):
     if as_json:
-        print(json.dumps({**title, "hits": [{"rank": r, **h.to_dict()} for r, h in enumerate(hits, 1)]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {**title, "hits": [{"rank": r, **h.to_dict()} for r, h in enumerate(hits, 1)]}, ensure_ascii=False
+            )
+        )
         return
     print(" ".join(f"{k}: {v}" for k, v in title.items()))
     print("rank\tid\tscore\ttext")
@@ -127,7 +166,9 @@ def load_query_file(path):
     """(queries, golds or None) of --query_file; BadInputError when it holds no query (read before any model loads)."""
     queries, golds = read_queries(path)
     if not queries:
-        raise BadInputError(f"--query_file {path}: no queries (empty, not UTF-8 text, or no line of the query<TAB>gold shape)")
+        raise BadInputError(
+            f"--query_file {path}: no queries (empty, not UTF-8 text, or no line of the query<TAB>gold shape)"
+        )
     return queries, golds
 
 
@@ -145,10 +186,14 @@ def run_query_file(searcher, args, reranker=None, loaded=None):
     start = time.time()
     results = retrieve(searcher, queries, args.mode, args.recall_num, reranker)
     seconds = time.time() - start
-    n_rows = write_lines(args.recall_result_file,
-                         ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits))
-    logger.info(f"{len(queries)} queries ({args.mode}) in {seconds:.1f}s = {len(queries) / max(seconds, 1e-9):.1f} queries/s: "
-                f"{n_rows} rows -> {args.recall_result_file}")
+    n_rows = write_lines(
+        args.recall_result_file,
+        ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits),
+    )
+    logger.info(
+        f"{len(queries)} queries ({args.mode}) in {seconds:.1f}s = {len(queries) / max(seconds, 1e-9):.1f} queries/s: "
+        f"{n_rows} rows -> {args.recall_result_file}"
+    )
     if golds is None:
         return None
     ranked = {q: [hit.text for hit in hits] for q, hits in zip(queries, results)}
@@ -174,8 +219,14 @@ def main(argv=None):
     if "reranker" in needed:
         from ernie_matching.reranker import Reranker
 
-        reranker = Reranker.from_dir(args.reranker_dir, device=args.device, max_seq_length=args.max_seq_length,
-                                     cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+        reranker = Reranker.from_dir(
+            args.reranker_dir,
+            device=args.device,
+            max_seq_length=args.max_seq_length,
+            cpu_threads=args.cpu_threads,
+            enable_mkldnn=args.enable_mkldnn,
+            precision=args.precision,
+        )
     with MilvusSearcher(config, encoder, allow_model_mismatch=args.allow_model_mismatch) as milvus:
         searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
         reranker = None if system_mode else reranker

@@ -26,6 +26,7 @@ or piece by piece:
         for hit in system.search("语言 文化 差异", top_k=10):
             print(hit.id, hit.score, hit.text)
 """
+
 import json
 import os
 import time
@@ -34,8 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ns_common.errors import ConfigError, ModelMismatchError
-from recall.milvus.search import Hit, MODES, SearchError, check_model, check_top_k
 from ns_common.io import weights_fingerprint
+from recall.milvus.search import MODES, Hit, SearchError, check_model, check_top_k
 from search.features import FEATURES, LexicalStats, lexical_features
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
@@ -94,8 +95,10 @@ class Ranking:
 
         path = os.path.join(directory or "", RANKING_FILE)
         if not directory or not os.path.isfile(path):
-            raise ConfigError(f"no fitted ranking at {directory}: fit one with python -m search.fit (the pipeline does, into "
-                              "<output>/export/ranking), or choose a leg with --mode dense|bm25|hybrid")
+            raise ConfigError(
+                f"no fitted ranking at {directory}: fit one with python -m search.fit (the pipeline does, into "
+                "<output>/export/ranking), or choose a leg with --mode dense|bm25|hybrid"
+            )
         try:
             with open(path, encoding="utf-8") as f:
                 spec = json.load(f)
@@ -105,19 +108,26 @@ class Ranking:
             lexical = load_model(os.path.join(directory, spec["lexical"]["model_file"])) if spec["lexical"] else None
             neural = load_model(os.path.join(directory, spec["neural"]["model_file"])) if spec["neural"] else None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ModelMismatchError(f"{path}: not a ranking written by search.fit of this version ({type(e).__name__}: {e}); refit it "
-                                     "(python -m search.fit)")
+            raise ModelMismatchError(  # noqa: B904
+                f"{path}: not a ranking written by search.fit of this version ({type(e).__name__}: {e}); refit it "
+                "(python -m search.fit)"
+            )
         ranking = cls(directory, spec, stats, lexical, neural)
-        for key, given, flag in (("recall_model", model_dir, "--model_dir"), ("reranker", reranker_dir, "--reranker_dir")):
+        for key, given, flag in (
+            ("recall_model", model_dir, "--model_dir"),
+            ("reranker", reranker_dir, "--reranker_dir"),
+        ):
             fitted = spec["fitted_with"].get(key)
             if given and ranking.needs(key) and fitted != weights_fingerprint(given):
-                raise ModelMismatchError(f"{path} was fitted with another {key.replace('_', ' ')} than {flag} {given}: refit it "
-                                         "(python -m search.fit) or pass the models it was fitted with")
+                raise ModelMismatchError(
+                    f"{path} was fitted with another {key.replace('_', ' ')} than {flag} {given}: refit it "
+                    "(python -m search.fit) or pass the models it was fitted with"
+                )
         return ranking
 
     @property
     def chosen(self):
-        """"bm25" (BM25's order), "lexical" (the lexical model) or "neural" (the lexical model, then the neural one)."""
+        """ "bm25" (BM25's order), "lexical" (the lexical model) or "neural" (the lexical model, then the neural one)."""
         return self.spec["chosen"]
 
     @property
@@ -140,10 +150,12 @@ class Ranking:
         """The lexical statistics must be the collection's corpus: another one gives wrong features, silently."""
         built = (collection_meta or {}).get("corpus")
         if built and built.get("sha1") != self.stats.sha1:
-            raise ModelMismatchError(f"{os.path.join(self.directory, RANKING_FILE)} was fitted on another corpus "
-                                     f"({self.stats.n_docs} documents, sha1 {self.stats.sha1[:12]}) than the collection at {where} "
-                                     f"holds ({built.get('documents')} documents, sha1 "
-                                     f"{str(built.get('sha1'))[:12]}): refit it (python -m search.fit) on that collection")
+            raise ModelMismatchError(
+                f"{os.path.join(self.directory, RANKING_FILE)} was fitted on another corpus "
+                f"({self.stats.n_docs} documents, sha1 {self.stats.sha1[:12]}) than the collection at {where} "
+                f"holds ({built.get('documents')} documents, sha1 "
+                f"{str(built.get('sha1'))[:12]}): refit it (python -m search.fit) on that collection"
+            )
 
     def lexical_matrix(self, query, hits):
         """[n, features] inputs of the lexical model (None when BM25's order was kept: nothing to compute)."""
@@ -187,24 +199,43 @@ class SearchSystem:
     block) releases Milvus. Errors are ns_common.errors exceptions: ConfigError (a missing piece: the message
     names the command that makes it), ModelMismatchError, MilvusUnavailableError, BadInputError (a query)."""
 
-    def __init__(self, searcher, ranking, encoder=None, reranker=None, mode="system", rerank=False, load_encoder=None,
-                 allow_model_mismatch=None):
+    def __init__(
+        self,
+        searcher,
+        ranking,
+        encoder=None,
+        reranker=None,
+        mode="system",
+        rerank=False,
+        load_encoder=None,
+        allow_model_mismatch=None,
+    ):
         """allow_model_mismatch: serve a collection whose vectors another model than encoder's computed (default: as
         the searcher was told; refused otherwise, ModelMismatchError)."""
         self._mode, self.rerank = mode, rerank
         needed = needed_components(mode, ranking, rerank)
         if mode == "system":
             if "bm25" not in searcher.modes:
-                raise ConfigError(f"the search system needs the BM25 field, which collection {searcher.config.collection} lacks: "
-                                  "rebuild it with milvus-lite 2.5 or Milvus >= 2.5, or use --mode dense")
+                raise ConfigError(
+                    f"the search system needs the BM25 field, which collection {searcher.config.collection} lacks: "
+                    "rebuild it with milvus-lite 2.5 or Milvus >= 2.5, or use --mode dense"
+                )
             if "encoder" in needed and encoder is None:
-                raise ConfigError("the fitted ranking uses the dense cosine: give the recall model it was fitted with (--model_dir)")
+                raise ConfigError(
+                    "the fitted ranking uses the dense cosine: give the recall model it was fitted with (--model_dir)"
+                )
             if "reranker" in needed and reranker is None:
-                raise ConfigError("the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)")
+                raise ConfigError(
+                    "the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)"
+                )
             ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
         # the searcher's own encoder was checked when it opened the collection
         if encoder is not None and "encoder" in needed and encoder is not getattr(searcher, "encoder", None):
-            allow = getattr(searcher, "allow_model_mismatch", False) if allow_model_mismatch is None else allow_model_mismatch
+            allow = (
+                getattr(searcher, "allow_model_mismatch", False)
+                if allow_model_mismatch is None
+                else allow_model_mismatch
+            )
             check_model(searcher.info, searcher.config, encoder, allow)
         elif "reranker" in needed and reranker is None:
             raise ConfigError("rerank needs the reranker (--reranker_dir)")
@@ -215,8 +246,21 @@ class SearchSystem:
         self.timings = {}
 
     @classmethod
-    def from_pipeline(cls, pipeline_dir, mode="system", uri=None, model_dir=None, reranker_dir=None, ranking_dir=None,
-                      device="cpu", collection=None, token=None, rerank=False, max_seq_length=64, cpu_threads=None):
+    def from_pipeline(
+        cls,
+        pipeline_dir,
+        mode="system",
+        uri=None,
+        model_dir=None,
+        reranker_dir=None,
+        ranking_dir=None,
+        device="cpu",
+        collection=None,
+        token=None,
+        rerank=False,
+        max_seq_length=64,
+        cpu_threads=None,
+    ):
         """The search system of what scripts/pipeline.py wrote into pipeline_dir (`make run`: output/pipeline/sample):
         the recall model <dir>/export/recall, the reranker <dir>/export/reranker, the fitted ranking
         <dir>/export/ranking, the Milvus Lite database <dir>/milvus/neural_search.db (or the --milvus_uri the run
@@ -237,34 +281,49 @@ class SearchSystem:
             if recorded and not is_lite_uri(recorded):  # the run used a Milvus server
                 uri = recorded
         if is_lite_uri(uri) and not os.path.exists(uri):
-            raise ConfigError(f"no Milvus Lite database at {uri}: {make}, or insert the corpus (python -m recall.milvus.insert)")
+            raise ConfigError(
+                f"no Milvus Lite database at {uri}: {make}, or insert the corpus (python -m recall.milvus.insert)"
+            )
         ranking = None
         if mode == "system":
             if not os.path.isfile(os.path.join(ranking_dir, RANKING_FILE)):
-                raise ConfigError(f"no fitted ranking at {ranking_dir}: {make}, or fit one (python -m search.fit --output_dir "
-                                  f"{ranking_dir} ...); or choose a recall leg: mode=\"dense\", \"bm25\" or \"hybrid\"")
-            ranking = Ranking.load(ranking_dir, model_dir if os.path.isdir(model_dir) else None,
-                                   reranker_dir if os.path.isdir(reranker_dir) else None)
+                raise ConfigError(
+                    f"no fitted ranking at {ranking_dir}: {make}, or fit one (python -m search.fit --output_dir "
+                    f'{ranking_dir} ...); or choose a recall leg: mode="dense", "bm25" or "hybrid"'
+                )
+            ranking = Ranking.load(
+                ranking_dir,
+                model_dir if os.path.isdir(model_dir) else None,
+                reranker_dir if os.path.isdir(reranker_dir) else None,
+            )
         needed = needed_components(mode, ranking, rerank)
         for part, directory, stage in (("encoder", model_dir, "export"), ("reranker", reranker_dir, "export_reranker")):
             if part in needed and not os.path.isdir(directory):
                 what = "recall model" if part == "encoder" else "reranker"
-                raise ConfigError(f"no {what} at {directory}: {make} (its stage {stage} writes it), or pass "
-                                  f"{'model_dir' if part == 'encoder' else 'reranker_dir'}=")
+                raise ConfigError(
+                    f"no {what} at {directory}: {make} (its stage {stage} writes it), or pass "
+                    f"{'model_dir' if part == 'encoder' else 'reranker_dir'}="
+                )
 
         def load_encoder():
             from recall.milvus.model import TextEncoder, TimedEncoder
 
             if not os.path.isdir(model_dir):
-                raise ConfigError(f"no recall model at {model_dir}: {make} (its stage export writes it), or pass model_dir=")
-            return TimedEncoder(TextEncoder(model_dir=model_dir, max_seq_length=max_seq_length, device=device, cpu_threads=cpu_threads))
+                raise ConfigError(
+                    f"no recall model at {model_dir}: {make} (its stage export writes it), or pass model_dir="
+                )
+            return TimedEncoder(
+                TextEncoder(model_dir=model_dir, max_seq_length=max_seq_length, device=device, cpu_threads=cpu_threads)
+            )
 
         encoder = load_encoder() if "encoder" in needed else None
         reranker = None
         if "reranker" in needed:
             from ernie_matching.reranker import Reranker
 
-            reranker = Reranker.from_dir(reranker_dir, device=device, max_seq_length=max_seq_length, cpu_threads=cpu_threads)
+            reranker = Reranker.from_dir(
+                reranker_dir, device=device, max_seq_length=max_seq_length, cpu_threads=cpu_threads
+            )
         searcher = MilvusSearcher(load_config(uri=uri, collection=collection, token=token), encoder)
         try:
             system = cls(searcher, ranking, encoder, reranker, mode=mode, rerank=rerank, load_encoder=load_encoder)
@@ -316,7 +375,9 @@ class SearchSystem:
         start = time.perf_counter()
         top_k = check_top_k(top_k)
         if not 1 <= top_k <= CANDIDATES:
-            raise SearchError(f"the search system ranks BM25's top {CANDIDATES} a query: top_k must be between 1 and {CANDIDATES}, got {top_k}")
+            raise SearchError(
+                f"the search system ranks BM25's top {CANDIDATES} a query: top_k must be between 1 and {CANDIDATES}, got {top_k}"
+            )
         queries = self.searcher.check_request(queries, top_k, "bm25")
         uses_dense = self.ranking.uses_dense
         # the lexical leg needs no query vector: it runs in a second thread while the queries are encoded
@@ -328,7 +389,9 @@ class SearchSystem:
         results, steps = [], {"features": 0.0, "rerank": 0.0, "rank": 0.0}
         for i, (query, found) in enumerate(zip(queries, legs)):
             hits = [hit for hit, _ in found]
-            results.append(self._rank(query, hits, found, None if vectors is None else vectors[i], steps)[:top_k] if hits else [])
+            results.append(
+                self._rank(query, hits, found, None if vectors is None else vectors[i], steps)[:top_k] if hits else []
+            )
         total = time.perf_counter() - start
         self.timings = {"encode": encoded - start, "search": searched - encoded, **steps, "total": total}
         return results
@@ -341,12 +404,18 @@ class SearchSystem:
         scores = self.ranking.lexical_scores(hits, matrix)
         steps["rank"] += time.perf_counter() - t
         if self.ranking.neural_model is not None:
-            cosine = np.array([float(np.dot(stored, query_vector)) for _, stored in found]) if query_vector is not None else None
+            cosine = (
+                np.array([float(np.dot(stored, query_vector)) for _, stored in found])
+                if query_vector is not None
+                else None
+            )
             t = time.perf_counter()
             logits = rerank_logits(self.reranker, query, [h.text for h in hits]) if self.ranking.uses_reranker else None
             steps["rerank"] += time.perf_counter() - t
             t = time.perf_counter()
-            scores = self.ranking.neural_model.predict(neural_matrix(self.ranking.neural_features, scores, cosine, logits), num_threads=1)
+            scores = self.ranking.neural_model.predict(
+                neural_matrix(self.ranking.neural_features, scores, cosine, logits), num_threads=1
+            )
             steps["rank"] += time.perf_counter() - t
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))  # ties keep BM25's order
         return [Hit(hits[i].id, float(scores[i]), hits[i].text) for i in order]
@@ -361,10 +430,20 @@ class SearchSystem:
         encode = getattr(self.encoder, "seconds", 0.0) - seconds_before
         results = found
         if self.rerank:
-            results = [[Hit(c["id"], c["rerank_score"], c["text"]) for c in self.reranker.rerank(query, [h.to_dict() for h in hits], top_k)]
-                       for query, hits in zip(queries, found)]
+            results = [
+                [
+                    Hit(c["id"], c["rerank_score"], c["text"])
+                    for c in self.reranker.rerank(query, [h.to_dict() for h in hits], top_k)
+                ]
+                for query, hits in zip(queries, found)
+            ]
         done = time.perf_counter()
-        self.timings = {"encode": encode, "search": searched - start - encode, "rerank": done - searched, "total": done - start}
+        self.timings = {
+            "encode": encode,
+            "search": searched - start - encode,
+            "rerank": done - searched,
+            "total": done - start,
+        }
         return results
 
 

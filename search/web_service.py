@@ -25,6 +25,7 @@ send a request head, --body_timeout a body's pauses (408), --max_connections the
 (503 beyond), --allowed_hosts the Host header's names (400 for others: DNS rebinding); malformed HTTP gets a
 JSON 400 as well.
 """
+
 import argparse
 import asyncio
 import http
@@ -43,8 +44,8 @@ import numpy as np
 
 from ns_common.cli import entry_point, fail, positive_int
 from ns_common.errors import BadInputError, MilvusUnavailableError, NeuralSearchError
-from ns_common.utils import logger
 from ns_common.text import has_visible_text
+from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.model import add_model_args, check_model_args
 from recall.milvus.search import MODES
@@ -58,27 +59,57 @@ ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the service to the network)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the service to the network)"
+    )
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--reranker_dir", default=None,
-                        help="ERNIE-Gram reranker (exported dir or checkpoint dir); without it rerank requests get a 400")
-    parser.add_argument("--rerank_candidates", type=int, default=50, help="recall hits handed to the reranker per query")
-    parser.add_argument("--ranking_dir", default=None, help="the system's fitted ranking, search/fit.py's output (default: `ranking` "
-                                                            "beside --model_dir, when present)")
+    parser.add_argument(
+        "--reranker_dir",
+        default=None,
+        help="ERNIE-Gram reranker (exported dir or checkpoint dir); without it rerank requests get a 400",
+    )
+    parser.add_argument(
+        "--rerank_candidates", type=int, default=50, help="recall hits handed to the reranker per query"
+    )
+    parser.add_argument(
+        "--ranking_dir",
+        default=None,
+        help="the system's fitted ranking, search/fit.py's output (default: `ranking` "
+        "beside --model_dir, when present)",
+    )
     parser.add_argument("--max_texts", type=int, default=32, help="most texts in one /api/embed request")
     parser.add_argument("--max_text_length", type=int, default=1000, help="most characters of a text or a query")
-    parser.add_argument("--max_top_k", type=int, default=100,
-                        help=f"largest top_k of /api/search (at most {MILVUS_MAX_TOP_K}, Milvus' limit)")
+    parser.add_argument(
+        "--max_top_k",
+        type=int,
+        default=100,
+        help=f"largest top_k of /api/search (at most {MILVUS_MAX_TOP_K}, Milvus' limit)",
+    )
     parser.add_argument("--max_body_bytes", type=int, default=1 << 20, help="largest request body")
-    parser.add_argument("--header_timeout", type=float, default=10.0,
-                        help="seconds a connection has to send a complete request head; then it is closed (408 if it sent part of one)")
-    parser.add_argument("--body_timeout", type=float, default=10.0,
-                        help="seconds a request body may make no progress; then a 408 and the connection is closed")
-    parser.add_argument("--max_connections", type=positive_int, default=64,
-                        help="open connections served at once; a request on one over the limit gets a 503 and is closed")
-    parser.add_argument("--allowed_hosts", default=None,
-                        help="comma-separated names the Host header may carry (port ignored; `*`: any); other Host headers "
-                             "get a 400 (DNS rebinding). Default: localhost, 127.0.0.1, ::1 and --host when it is one address")
+    parser.add_argument(
+        "--header_timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection has to send a complete request head; then it is closed (408 if it sent part of one)",
+    )
+    parser.add_argument(
+        "--body_timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request body may make no progress; then a 408 and the connection is closed",
+    )
+    parser.add_argument(
+        "--max_connections",
+        type=positive_int,
+        default=64,
+        help="open connections served at once; a request on one over the limit gets a 503 and is closed",
+    )
+    parser.add_argument(
+        "--allowed_hosts",
+        default=None,
+        help="comma-separated names the Host header may carry (port ignored; `*`: any); other Host headers "
+        "get a 400 (DNS rebinding). Default: localhost, 127.0.0.1, ::1 and --host when it is one address",
+    )
     parser.add_argument("--log_level", default="info", choices=("debug", "info", "warning", "error"))
     add_model_args(parser, batch_size=32)
     add_config_args(parser, skip=("batch_size",))
@@ -207,10 +238,12 @@ class BodyTimeout:
                 return await receive()
             try:
                 message = await asyncio.wait_for(receive(), self.seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 from starlette.exceptions import HTTPException
 
-                raise HTTPException(408, f"request body stalled: no data for {self.seconds:g} s (--body_timeout)") from None
+                raise HTTPException(
+                    408, f"request body stalled: no data for {self.seconds:g} s (--body_timeout)"
+                ) from None
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
@@ -233,7 +266,9 @@ class HostCheck:
                 from starlette.responses import JSONResponse
 
                 names = ", ".join(sorted(self.allowed))
-                message = f"Host {printable(host.decode('latin-1'))!r} is not served here (allowed: {names}; --allowed_hosts)"
+                message = (
+                    f"Host {printable(host.decode('latin-1'))!r} is not served here (allowed: {names}; --allowed_hosts)"
+                )
                 return await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
         await self.app(scope, receive, send)
 
@@ -256,8 +291,10 @@ def json_error_bytes(status, message, reason=None):
     """A complete HTTP/1.1 answer {"error": message} that closes the connection, as bytes to write to a socket."""
     body = json.dumps({"error": message}, ensure_ascii=False).encode("utf-8")
     phrase = reason or http.HTTPStatus(status).phrase
-    head = (f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"connection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"connection: close\r\n\r\n"
+    )
     return head.encode("ascii") + body
 
 
@@ -286,7 +323,9 @@ def guarded_protocol(header_timeout, max_connections):
 
     async def over_capacity(scope, receive, send):
         message = f"too many open connections (over {max_connections}, --max_connections); retry later"
-        await JSONResponse({"error": message}, status_code=503, headers={"connection": "close", "retry-after": "1"})(scope, receive, send)
+        await JSONResponse({"error": message}, status_code=503, headers={"connection": "close", "retry-after": "1"})(
+            scope, receive, send
+        )
 
     class GuardedH11Protocol(H11Protocol):
         def __init__(self, config, *rest, **kwargs):
@@ -298,8 +337,10 @@ def guarded_protocol(header_timeout, max_connections):
         def connection_made(self, transport):
             super().connection_made(transport)
             if len(self.connections) > max_connections:
-                self.logger.warning(f"{len(self.connections)} open connections (--max_connections {max_connections}): "
-                                    f"the next request of {self.client} gets a 503")
+                self.logger.warning(
+                    f"{len(self.connections)} open connections (--max_connections {max_connections}): "
+                    f"the next request of {self.client} gets a 503"
+                )
                 self.app = over_capacity  # this connection's own requests only
             self.start_head_timer()
 
@@ -309,7 +350,9 @@ def guarded_protocol(header_timeout, max_connections):
 
         def data_received(self, data):
             super().data_received(data)
-            if self.conn.their_state is h11.IDLE:  # part of a request head (or of the next one on a kept-alive connection)
+            if (
+                self.conn.their_state is h11.IDLE
+            ):  # part of a request head (or of the next one on a kept-alive connection)
                 self.start_head_timer()
             else:
                 self.stop_head_timer()
@@ -329,7 +372,9 @@ def guarded_protocol(header_timeout, max_connections):
                 return
             if self.conn.trailing_data[0]:  # a head begun and never finished; nothing at all: just closed
                 self.logger.warning(f"{self.client}: no complete request head in {header_timeout:g} s: 408, closed")
-                self.transport.write(json_error_bytes(408, f"incomplete request head after {header_timeout:g} s (--header_timeout)"))
+                self.transport.write(
+                    json_error_bytes(408, f"incomplete request head after {header_timeout:g} s (--header_timeout)")
+                )
             self.transport.close()
 
         def send_400_response(self, msg):
@@ -342,7 +387,9 @@ def guarded_protocol(header_timeout, max_connections):
                 message = f"malformed HTTP request: {printable(str(error))[:200] if error else msg}"
             self.stop_head_timer()
             if self.cycle is None or not self.cycle.response_started:
-                if self.cycle is not None:  # a request whose body turned out malformed: its application sees a disconnect
+                if (
+                    self.cycle is not None
+                ):  # a request whose body turned out malformed: its application sees a disconnect
                     self.cycle.response_started = self.cycle.disconnected = True
                     self.cycle.message_event.set()
                 self.transport.write(json_error_bytes(status, message))
@@ -357,7 +404,9 @@ def bad_characters(text):
     found = BAD_CHARACTERS.search(text)
     if found is None:
         return None
-    what = "a NUL character" if found.group() == "\x00" else f"an unpaired surrogate {found.group()!r} (not Unicode text)"
+    what = (
+        "a NUL character" if found.group() == "\x00" else f"an unpaired surrogate {found.group()!r} (not Unicode text)"
+    )
     return f"{what} at character {found.start()}"
 
 
@@ -386,22 +435,35 @@ class SearchService:
         if args.reranker_dir:  # before Milvus: a wrong model is a one-line error (Reranker checks its output)
             from ernie_matching.reranker import Reranker
 
-            self.reranker = Reranker.from_dir(args.reranker_dir, device=args.device, cpu_threads=args.cpu_threads,
-                                              enable_mkldnn=args.enable_mkldnn, precision=args.precision)
+            self.reranker = Reranker.from_dir(
+                args.reranker_dir,
+                device=args.device,
+                cpu_threads=args.cpu_threads,
+                enable_mkldnn=args.enable_mkldnn,
+                precision=args.precision,
+            )
             self.reranker_name = os.path.normpath(args.reranker_dir)
         self.searcher = MilvusSearcher(config, self.encoder)
         # the default search path (search.system): served when a fitted ranking is found, with the models it uses
         self.system = None
         ranking_dir = args.ranking_dir or default_ranking_dir(args.model_dir)
         if "bm25" not in self.searcher.modes:  # e.g. a Milvus 2.3 server: the legs it has, said once
-            logger.info(f"collection {config.collection} has no BM25 field: modes {', '.join(self.searcher.modes)} only, no search system")
+            logger.info(
+                f"collection {config.collection} has no BM25 field: modes {', '.join(self.searcher.modes)} only, no search system"
+            )
         elif args.ranking_dir or (ranking_dir and os.path.isfile(os.path.join(ranking_dir, RANKING_FILE))):
             ranking = Ranking.load(ranking_dir, args.model_dir, args.reranker_dir)
             needed = needed_components("system", ranking)  # the recall model and the reranker when its fit kept them
-            self.system = SearchSystem(self.searcher, ranking, self.encoder if "encoder" in needed else None,
-                                       self.reranker if "reranker" in needed else None)
+            self.system = SearchSystem(
+                self.searcher,
+                ranking,
+                self.encoder if "encoder" in needed else None,
+                self.reranker if "reranker" in needed else None,
+            )
         else:
-            logger.info(f"no fitted ranking at {ranking_dir}: modes dense, bm25, hybrid only (python -m search.fit fits one)")
+            logger.info(
+                f"no fitted ranking at {ranking_dir}: modes dense, bm25, hybrid only (python -m search.fit fits one)"
+            )
         self.modes = (["system"] if self.system else []) + list(self.searcher.modes)
         self.default_mode = self.modes[0] if self.system else "dense"
         with store.milvus_errors(config, "counting documents"):
@@ -472,16 +534,28 @@ class SearchService:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
         if mode == "system":
             if self.system is None:
-                why = "the collection has no BM25 field" if "bm25" not in self.searcher.modes else "no fitted ranking was found (--ranking_dir)"
+                why = (
+                    "the collection has no BM25 field"
+                    if "bm25" not in self.searcher.modes
+                    else "no fitted ranking was found (--ranking_dir)"
+                )
                 raise ApiError(400, f"mode system is not available: {why}; available: {', '.join(self.modes)}")
             if rerank:
-                raise ApiError(400, "mode system already ranks with the neural signals its fit kept: rerank goes with dense, bm25 or hybrid")
+                raise ApiError(
+                    400,
+                    "mode system already ranks with the neural signals its fit kept: rerank goes with dense, bm25 or hybrid",
+                )
             if top_k > CANDIDATES:
-                raise ApiError(422, f"mode system ranks BM25's top {CANDIDATES}: top_k must be at most {CANDIDATES}, got {top_k}")
+                raise ApiError(
+                    422, f"mode system ranks BM25's top {CANDIDATES}: top_k must be at most {CANDIDATES}, got {top_k}"
+                )
             return self._answer(query, top_k, mode, rerank, self._system_recall(query))
         if mode not in self.searcher.modes:
-            raise ApiError(400, f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
-                                f"available: {', '.join(self.searcher.modes)}")
+            raise ApiError(
+                400,
+                f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
+                f"available: {', '.join(self.searcher.modes)}",
+            )
         return self._answer(query, top_k, mode, rerank, self._leg_recall(query, mode))
 
     def _leg_recall(self, query, mode):
@@ -533,8 +607,14 @@ class SearchService:
         start = time.perf_counter()
         (hits, timings), waited = self._locked(work)
         hits = [{"rank": rank, **hit} for rank, hit in enumerate(hits, 1)]
-        return {"query": query, "mode": mode, "rerank": rerank, "top_k": top_k, "hits": hits,
-                "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start)}
+        return {
+            "query": query,
+            "mode": mode,
+            "rerank": rerank,
+            "top_k": top_k,
+            "hits": hits,
+            "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start),
+        }
 
 
 def classify_failure(error):
@@ -576,31 +656,44 @@ def create_app(service, args):
 
     class EmbedRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        texts: list[StrictStr] = Field(description=f"texts to embed (at most {args.max_texts}, each at most "
-                                                   f"{args.max_text_length} characters)")
+        texts: list[StrictStr] = Field(
+            description=f"texts to embed (at most {args.max_texts}, each at most {args.max_text_length} characters)"
+        )
 
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         query: StrictStr = Field(description=f"query text (at most {args.max_text_length} characters)")
-        top_k: StrictInt = Field(10, description=f"hits to return, 1..{args.max_top_k} (an integer: not \"5\", 5.0 or true)")
+        top_k: StrictInt = Field(
+            10, description=f'hits to return, 1..{args.max_top_k} (an integer: not "5", 5.0 or true)'
+        )
         mode: Literal[("system",) + MODES] | None = Field(
-            None, description="system (the default search path: BM25 candidates reordered by the learned ranking), dense "
-                              "(vectors), bm25 (character n-grams) or hybrid (both, Milvus RRF); omitted: the service's default")
+            None,
+            description="system (the default search path: BM25 candidates reordered by the learned ranking), dense "
+            "(vectors), bm25 (character n-grams) or hybrid (both, Milvus RRF); omitted: the service's default",
+        )
         rerank: StrictBool = Field(False, description="rerank the recall hits with the ERNIE-Gram reranker")
 
-    app = FastAPI(title="neural_search", version="0.1.0",
-                  description="Semantic literature search: text -> vector, query -> top-K documents (Milvus + ERNIE).")
+    app = FastAPI(
+        title="neural_search",
+        version="0.1.0",
+        description="Semantic literature search: text -> vector, query -> top-K documents (Milvus + ERNIE).",
+    )
 
     def check_text(text, what):
         if not text.strip():
             raise ApiError(422, f"{what} is empty: give some text")
         if len(text) > args.max_text_length:
-            raise ApiError(422, f"{what} has {len(text)} characters; the limit is {args.max_text_length} (--max_text_length)")
+            raise ApiError(
+                422, f"{what} has {len(text)} characters; the limit is {args.max_text_length} (--max_text_length)"
+            )
         reason = bad_characters(text)
         if reason:
             raise ApiError(422, f"{what} holds {reason}: send UTF-8 text")
         if not has_visible_text(text):
-            raise ApiError(422, f"{what} has no visible character (only blanks, invisible, unassigned or combining ones): give some text")
+            raise ApiError(
+                422,
+                f"{what} has no visible character (only blanks, invisible, unassigned or combining ones): give some text",
+            )
 
     app.add_middleware(BodyLimit, max_bytes=args.max_body_bytes)
     app.add_middleware(BodyTimeout, seconds=args.body_timeout)
@@ -620,9 +713,17 @@ def create_app(service, args):
             return JSONResponse({"error": f"malformed JSON body: {reason}".rstrip(": ")}, status_code=400)
         # "top_k: Input should be a valid integer" (loc[0] is "body")
         # a field name may be anything the client sent, a lone surrogate too: escape what UTF-8 cannot encode
-        reasons = printable("; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors[:3]))
-        detail = [{"loc": [printable(str(p)) if isinstance(p, str) else p for p in e["loc"]], "msg": printable(e["msg"]),
-                   "type": e["type"]} for e in errors]
+        reasons = printable(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors[:3])
+        )
+        detail = [
+            {
+                "loc": [printable(str(p)) if isinstance(p, str) else p for p in e["loc"]],
+                "msg": printable(e["msg"]),
+                "type": e["type"],
+            }
+            for e in errors
+        ]
         return JSONResponse({"error": f"invalid request: {reasons}", "detail": detail}, status_code=422)
 
     @app.exception_handler(HTTPException)
@@ -631,7 +732,9 @@ def create_app(service, args):
             return JSONResponse({"error": exc.detail}, status_code=413)
         if exc.status_code == 408:  # BodyTimeout: the rest of the body may still come, so the connection is closed
             return JSONResponse({"error": exc.detail}, status_code=408, headers={"connection": "close"})
-        return JSONResponse({"error": printable(f"{exc.detail}: {request.method} {request.url.path}")}, status_code=exc.status_code)
+        return JSONResponse(
+            {"error": printable(f"{exc.detail}: {request.method} {request.url.path}")}, status_code=exc.status_code
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):  # never a plain-text 500 or a traceback
@@ -679,17 +782,23 @@ def main(argv=None):
     service = SearchService(args, config)
     try:
         app = create_app(service, args)
-        logger.info(f"loaded {service.model_name} (dim {service.dim}) and collection {config.collection} "
-                    f"({service.documents} documents, modes {', '.join(service.modes)}, default {service.default_mode}"
-                    f"{', reranker ' + service.reranker_name if service.reranker else ', no reranker'}) in "
-                    f"{time.time() - start:.1f}s; serving http://{args.host}:{args.port}/")
+        logger.info(
+            f"loaded {service.model_name} (dim {service.dim}) and collection {config.collection} "
+            f"({service.documents} documents, modes {', '.join(service.modes)}, default {service.default_mode}"
+            f"{', reranker ' + service.reranker_name if service.reranker else ', no reranker'}) in "
+            f"{time.time() - start:.1f}s; serving http://{args.host}:{args.port}/"
+        )
         if args.host not in ("127.0.0.1", "localhost", "::1"):
-            logger.warning(f"listening on {args.host}: anyone who can reach this address can use the service (no authentication)")
+            logger.warning(
+                f"listening on {args.host}: anyone who can reach this address can use the service (no authentication)"
+            )
         # uvicorn re-raises SIGTERM after its graceful shutdown: exit through `finally` so Milvus is closed
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         if "*" not in args.allowed_hosts and args.host in ANY_ADDRESS:
-            logger.warning(f"requests must name one of {', '.join(sorted(args.allowed_hosts))} in their Host header: "
-                           "give the names clients use with --allowed_hosts (or * for any)")
+            logger.warning(
+                f"requests must name one of {', '.join(sorted(args.allowed_hosts))} in their Host header: "
+                "give the names clients use with --allowed_hosts (or * for any)"
+            )
         protocol = guarded_protocol(args.header_timeout, args.max_connections)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, http=protocol)
     except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn the same way

@@ -2,6 +2,7 @@
 twice by the model: dropout makes the two views differ, and with --dup_rate > 0 also word repetition
 (ESimCSE, PaddleNLP's --dup_rate), which gives the two views different lengths so that length stops
 being a shortcut for telling texts apart."""
+
 import random
 
 from ns_common.contrastive import false_negative_mask
@@ -33,7 +34,9 @@ def keyword_view(text, rng, max_chars=64, min_words=2, max_words=5):
     fewer than 2 such words."""
     import jieba
 
-    words = list(dict.fromkeys(w for w in jieba.lcut(text[:max_chars]) if len(w.strip()) >= 2 and any(c.isalnum() for c in w)))
+    words = list(
+        dict.fromkeys(w for w in jieba.lcut(text[:max_chars]) if len(w.strip()) >= 2 and any(c.isalnum() for c in w))
+    )
     if len(words) < min_words:
         return text
     return " ".join(rng.sample(words, rng.randint(min_words, min(max_words, len(words)))))
@@ -55,9 +58,14 @@ class SimCSECollator:
         pad = self.tokenizer.pad_token_id
         batch = {}
         if self.second_view == "keywords":
-            second = [convert_example(keyword_view(t, self.rng, self.max_seq_length), self.tokenizer, self.max_seq_length)[0] for t in texts]
+            second = [
+                convert_example(keyword_view(t, self.rng, self.max_seq_length), self.tokenizer, self.max_seq_length)[0]
+                for t in texts
+            ]
         elif self.dup_rate > 0:
-            ids, second = ([word_repetition(x, self.dup_rate, self.rng, self.max_seq_length) for x in ids] for _ in range(2))
+            ids, second = (
+                [word_repetition(x, self.dup_rate, self.rng, self.max_seq_length) for x in ids] for _ in range(2)
+            )
         else:
             second = None
         batch["input_ids"] = pad_sequences(ids, pad)

@@ -6,6 +6,7 @@ the embeddings (shape and values) and their pairwise cosine similarities.
 
 Flags and built-in examples: ns_common.semantic_tools.inference_main (shared with inbatch_negative/inference.py).
 """
+
 from ns_common.semantic_tools import inference_main
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The SimCSE training model: the shared encoder whose forward is the unsupervised contrastive loss."""
+
 from ns_common.contrastive import in_batch_softmax_loss
 from ns_common.semantic import DEFAULT_POOLING, SemanticIndexBase
 

@@ -8,6 +8,7 @@ Also the bundled sample's paths and the tiny from-scratch models most tests trai
 one layer), built once a run (session scope) and only read: a test that trains saves into its own folder.
 paddle and the project are imported inside the helpers, so tests that need neither do not pay for them.
 """
+
 import http.client
 import json
 import os
@@ -27,8 +28,16 @@ TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermed
 
 # component -> (what it is, opt-out variable, how to install it)
 COMPONENTS = {
-    "browser": ("Chromium", "SKIP_BROWSER", "`make test` or `bash scripts/setup_browser.sh` installs it (apt-get, root or sudo)"),
-    "milvus_server": ("the Milvus 2.3.5 server", "SKIP_MILVUS_SERVER", "`make test` or `bash scripts/setup_milvus_server.sh` installs it (pip milvus==2.3.5)"),
+    "browser": (
+        "Chromium",
+        "SKIP_BROWSER",
+        "`make test` or `bash scripts/setup_browser.sh` installs it (apt-get, root or sudo)",
+    ),
+    "milvus_server": (
+        "the Milvus 2.3.5 server",
+        "SKIP_MILVUS_SERVER",
+        "`make test` or `bash scripts/setup_milvus_server.sh` installs it (pip milvus==2.3.5)",
+    ),
 }
 
 
@@ -60,9 +69,15 @@ def chromium():
 
 
 def pytest_terminal_summary(terminalreporter):
-    skipped = [f"{name} ({variable}={os.environ[variable]})" for component, (name, variable, _) in COMPONENTS.items() if component in SKIPPED]
+    skipped = [
+        f"{name} ({variable}={os.environ[variable]})"
+        for component, (name, variable, _) in COMPONENTS.items()
+        if component in SKIPPED
+    ]
     if skipped:
-        terminalreporter.write_line(f"opted out of {', '.join(skipped)}: the tests that need it were skipped", yellow=True)
+        terminalreporter.write_line(
+            f"opted out of {', '.join(skipped)}: the tests that need it were skipped", yellow=True
+        )
 
 
 # ---------------------------------------------------------------- the bundled sample, tiny models
@@ -90,7 +105,9 @@ def make_tiny_model(save_dir, model_type, texts=None, vocab=None, seed=None, max
     write_vocab(vocab, os.path.join(save_dir, "vocab.txt"))
     if seed is not None:
         paddle.seed(seed)
-    new_backbone(model_type, len(vocab), "mini", max_position_embeddings=max_position_embeddings, **sizes).save_pretrained(save_dir)
+    new_backbone(
+        model_type, len(vocab), "mini", max_position_embeddings=max_position_embeddings, **sizes
+    ).save_pretrained(save_dir)
     new_tokenizer(model_type, os.path.join(save_dir, "vocab.txt")).save_pretrained(save_dir)
     return save_dir
 
@@ -104,8 +121,10 @@ def tiny_models(tmp_path_factory):
     texts = read_corpus(sample_file("recall", "train_unsupervised.csv"))
     texts += [q for q, _ in read_text_pairs(sample_file("recall", "train.csv"))]
     root = tmp_path_factory.mktemp("tiny_models")
-    return {model_type: make_tiny_model(str(root / model_type), model_type, texts, seed=7)
-            for model_type in ("ernie", "ernie-gram")}
+    return {
+        model_type: make_tiny_model(str(root / model_type), model_type, texts, seed=7)
+        for model_type in ("ernie", "ernie-gram")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -128,14 +147,26 @@ def tiny_pretrain_models(tmp_path_factory):
         texts = f.read().splitlines()
     root = tmp_path_factory.mktemp("tiny_pretrain_models")
     # seeded: unseeded, the weights followed the process's random seed and the span-contrast test failed now and then
-    return {model_type: make_tiny_model(str(root / model_type), model_type, texts, seed=7, max_position_embeddings=64)
-            for model_type in ("ernie", "ernie-gram")}
+    return {
+        model_type: make_tiny_model(str(root / model_type), model_type, texts, seed=7, max_position_embeddings=64)
+        for model_type in ("ernie", "ernie-gram")
+    }
 
 
 def launch_two_processes(script, args, log_dir, timeout=300):
     """Runs `script` (a path from the repository root) with `args` in two CPU processes under
     paddle.distributed.launch; returns the finished process and its workers' logs, joined in name order."""
-    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(log_dir), script, *args]
+    command = [
+        sys.executable,
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        "2",
+        "--log_dir",
+        str(log_dir),
+        script,
+        *args,
+    ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     logs = ""
     if os.path.isdir(log_dir):
@@ -164,7 +195,9 @@ class FlushCheckedClient:
 
     def _check(self, what, collection_name):
         if self._key(collection_name) in FlushCheckedClient.unflushed:
-            raise AssertionError(f"{what} over unflushed rows of collection {collection_name} at {self._ns_uri}: flush first")
+            raise AssertionError(
+                f"{what} over unflushed rows of collection {collection_name} at {self._ns_uri}: flush first"
+            )
 
 
 def _flush_checked(client_class):
@@ -187,8 +220,17 @@ def _flush_checked(client_class):
         client_class.__init__(self, uri, *args, **kwargs)
         self._ns_uri = uri if "://" in uri else os.path.abspath(uri)
 
-    kinds = {"insert": "write", "upsert": "write", "delete": "write", "flush": "clean", "drop_collection": "clean",
-             "search": "read", "hybrid_search": "read", "query": "read", "get": "read"}
+    kinds = {
+        "insert": "write",
+        "upsert": "write",
+        "delete": "write",
+        "flush": "clean",
+        "drop_collection": "clean",
+        "search": "read",
+        "hybrid_search": "read",
+        "query": "read",
+        "get": "read",
+    }
     members = {name: guarded(name, kind) for name, kind in kinds.items()}
     return type("MilvusClient", (FlushCheckedClient, client_class), {"__init__": init, **members})
 
@@ -224,12 +266,15 @@ class RunningService:
         self.log_path = log_path
         self.log = open(log_path, "w", encoding="utf-8")
         command = [sys.executable, "-m", WEB_SERVICE_MODULE, "--port", str(self.port), *flags]
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1")
+        )
         deadline = time.time() + 180
         while time.time() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"web service exited with {self.process.returncode} while starting:\n{self.log_text()[-3000:]}")
+                pytest.fail(
+                    f"web service exited with {self.process.returncode} while starting:\n{self.log_text()[-3000:]}"
+                )
             try:
                 if request(self.port, "GET", "/api/health")[0] == 200:
                     return
@@ -261,7 +306,9 @@ def request(port, method, path, body=None, raw=None):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         data = raw if raw is not None else (json.dumps(body, ensure_ascii=False).encode() if body is not None else None)
-        connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data is not None else {})
+        connection.request(
+            method, path, body=data, headers={"Content-Type": "application/json"} if data is not None else {}
+        )
         response = connection.getresponse()
         text = response.read().decode("utf-8")
         content_type = response.getheader("content-type", "")
@@ -273,5 +320,3 @@ def request(port, method, path, body=None, raw=None):
 def assert_clean_log(text):
     bad = [line for line in text.splitlines() if re.search(r"\bERROR\b|Traceback|Exception", line)]
     assert not bad, "errors in the service log:\n" + "\n".join(bad[:10])
-
-

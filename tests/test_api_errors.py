@@ -3,6 +3,7 @@ SystemExit, no exit code), and the interpreter carries on: the next call after e
 
 The pipeline-shaped directory here is what SearchSystem.from_pipeline reads: the sample corpus in Milvus Lite at
 <dir>/milvus/neural_search.db (random vectors: only BM25 is searched), no models, no fitted ranking."""
+
 import os
 
 import numpy as np
@@ -10,8 +11,14 @@ import paddle
 import pytest
 from conftest import sample_file
 
-from ns_common.errors import (BadInputError, ConfigError, MilvusUnavailableError, ModelMismatchError, NeuralSearchError,
-                              NonFiniteError)
+from ns_common.errors import (
+    BadInputError,
+    ConfigError,
+    MilvusUnavailableError,
+    ModelMismatchError,
+    NeuralSearchError,
+    NonFiniteError,
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ exactly one line starting with "error:" on stderr that names the file (or its fl
 output cases also leave the input as it was. (Argparse's own errors are not among these cases: every flag is
 well-formed, only the files are bad.)
 """
-import contextlib
+
 import importlib
 import importlib.util
-import io
 import os
 import shutil
 import sys
@@ -19,7 +18,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO, sample_file
 
 # script, argument template, input flag, input file name inside {in} when {in} is a directory (prepare_csl), outputs
@@ -27,42 +25,141 @@ from conftest import REPO, sample_file
 ENTRY_POINTS = [
     ("data/prepare_csl.py", "--csl_dir {in} --output_dir {outdir}", "csl_dir", "papers.jsonl", "dir"),
     ("data/split_train.py", "--train_file {in} --output_dir {outdir}", "train_file", None, "dir"),
-    ("search/query.py", "--query_file {in} --recall_result_file {out} --mode bm25 --uri {uri}", "query_file", None, "file"),
-    ("ns_common/evaluate.py", "--similar_text_pair_file {in} --recall_result_file {recall} --output_json {out}",
-     "similar_text_pair_file", None, "file"),
-    ("ns_common/evaluate.py", "--similar_text_pair_file {pairs} --recall_result_file {in} --output_json {out}",
-     "recall_result_file", None, "file"),
-    ("ernie_matching/rerank_results.py", "--recall_result_file {in} --output_file {out} --model_dir {gram}",
-     "recall_result_file", None, "file"),
-    ("ernie_matching/evaluate.py", "--test_file {in} --results_file {out} --model_dir {gram}", "test_file", None, "file"),
-    ("recall/milvus/feature_extract.py", "--corpus_file {in} --output_path {out}.npy --model_dir {ernie}", "corpus_file", None, "file"),
+    (
+        "search/query.py",
+        "--query_file {in} --recall_result_file {out} --mode bm25 --uri {uri}",
+        "query_file",
+        None,
+        "file",
+    ),
+    (
+        "ns_common/evaluate.py",
+        "--similar_text_pair_file {in} --recall_result_file {recall} --output_json {out}",
+        "similar_text_pair_file",
+        None,
+        "file",
+    ),
+    (
+        "ns_common/evaluate.py",
+        "--similar_text_pair_file {pairs} --recall_result_file {in} --output_json {out}",
+        "recall_result_file",
+        None,
+        "file",
+    ),
+    (
+        "ernie_matching/rerank_results.py",
+        "--recall_result_file {in} --output_file {out} --model_dir {gram}",
+        "recall_result_file",
+        None,
+        "file",
+    ),
+    (
+        "ernie_matching/evaluate.py",
+        "--test_file {in} --results_file {out} --model_dir {gram}",
+        "test_file",
+        None,
+        "file",
+    ),
+    (
+        "recall/milvus/feature_extract.py",
+        "--corpus_file {in} --output_path {out}.npy --model_dir {ernie}",
+        "corpus_file",
+        None,
+        "file",
+    ),
     ("recall/milvus/insert.py", "--data_path {in} --embedding_path {npy} --uri {uri}", "data_path", None, None),
     ("recall/milvus/insert.py", "--data_path {corpus} --embedding_path {in} --uri {uri}", "embedding_path", None, None),
-    ("inbatch_negative/mine_hard_negatives.py", "--train_set_file {in} --corpus_file {corpus} --output_file {out}",
-     "train_set_file", None, "file"),
+    (
+        "inbatch_negative/mine_hard_negatives.py",
+        "--train_set_file {in} --corpus_file {corpus} --output_file {out}",
+        "train_set_file",
+        None,
+        "file",
+    ),
     ("ernie_matching/pseudo_pairs.py", "--corpus_file {in} --output_file {out}", "corpus_file", None, "file"),
-    ("ernie_matching/mine_pairwise.py", "--recall_result_file {in} --pairs_file {pairs} --output_train_file {out}",
-     "recall_result_file", None, "file"),
-    ("ernie_matching/predict_pairwise.py", "--input_file {in} --output_file {out} --model_dir {gram}", "input_file", None, "file"),
-    ("search/fit.py", "--train_file {in} --corpus_file {corpus} --output_dir {outdir} --uri {uri}", "train_file", None, "dir"),
-    ("ns_common/bm25.py", "--corpus_file {corpus} --similar_text_pair_file {in} --recall_result_file {out}",
-     "similar_text_pair_file", None, "file"),
-    ("ns_common/recall.py", "--corpus_file {corpus} --similar_text_pair_file {in} --model_name_or_path {ernie} --recall_result_dir {outdir}",
-     "similar_text_pair_file", None, "dir"),
-    ("simcse/train.py", "--train_set_file {in} --model_name_or_path {ernie} --save_dir {outdir}", "train_set_file", None, "dir"),
-    ("inbatch_negative/train_batch_neg.py", "--train_set_file {in} --model_name_or_path {ernie} --save_dir {outdir}",
-     "train_set_file", None, "dir"),
-    ("ernie_matching/train_pairwise.py", "--train_file {in} --test_file {labeled} --model_name_or_path {gram} --save_dir {outdir}",
-     "train_file", None, "dir"),
-    ("domain_pretrain/data_tools/create_pretraining_data.py", "--input_path {in} --model_name_or_path {ernie} --output_prefix {out}",
-     "input_path", None, "prefix"),
+    (
+        "ernie_matching/mine_pairwise.py",
+        "--recall_result_file {in} --pairs_file {pairs} --output_train_file {out}",
+        "recall_result_file",
+        None,
+        "file",
+    ),
+    (
+        "ernie_matching/predict_pairwise.py",
+        "--input_file {in} --output_file {out} --model_dir {gram}",
+        "input_file",
+        None,
+        "file",
+    ),
+    (
+        "search/fit.py",
+        "--train_file {in} --corpus_file {corpus} --output_dir {outdir} --uri {uri}",
+        "train_file",
+        None,
+        "dir",
+    ),
+    (
+        "ns_common/bm25.py",
+        "--corpus_file {corpus} --similar_text_pair_file {in} --recall_result_file {out}",
+        "similar_text_pair_file",
+        None,
+        "file",
+    ),
+    (
+        "ns_common/recall.py",
+        "--corpus_file {corpus} --similar_text_pair_file {in} --model_name_or_path {ernie} --recall_result_dir {outdir}",
+        "similar_text_pair_file",
+        None,
+        "dir",
+    ),
+    (
+        "simcse/train.py",
+        "--train_set_file {in} --model_name_or_path {ernie} --save_dir {outdir}",
+        "train_set_file",
+        None,
+        "dir",
+    ),
+    (
+        "inbatch_negative/train_batch_neg.py",
+        "--train_set_file {in} --model_name_or_path {ernie} --save_dir {outdir}",
+        "train_set_file",
+        None,
+        "dir",
+    ),
+    (
+        "ernie_matching/train_pairwise.py",
+        "--train_file {in} --test_file {labeled} --model_name_or_path {gram} --save_dir {outdir}",
+        "train_file",
+        None,
+        "dir",
+    ),
+    (
+        "domain_pretrain/data_tools/create_pretraining_data.py",
+        "--input_path {in} --model_name_or_path {ernie} --output_prefix {out}",
+        "input_path",
+        None,
+        "prefix",
+    ),
 ]
 INPUT_CASES = ("missing", "empty", "directory", "binary", "not_utf8")
 OUTPUT_CASES = ("unwritable_output", "output_is_input")
-VALID = {"embedding_path": "{npy}", "corpus_file": "{corpus}", "data_path": "{corpus}", "input_path": "{corpus}",
-         "query_file": "{pairs}", "similar_text_pair_file": "{pairs}", "train_file": "{pairs}", "train_set_file": "{pairs}",
-         "recall_result_file": "{recall}", "test_file": "{labeled}", "input_file": "{pairs}"}
-VALID_FOR = {("ernie_matching/train_pairwise.py", "train_file"): "{pairwise}", ("simcse/train.py", "train_set_file"): "{corpus}"}
+VALID = {
+    "embedding_path": "{npy}",
+    "corpus_file": "{corpus}",
+    "data_path": "{corpus}",
+    "input_path": "{corpus}",
+    "query_file": "{pairs}",
+    "similar_text_pair_file": "{pairs}",
+    "train_file": "{pairs}",
+    "train_set_file": "{pairs}",
+    "recall_result_file": "{recall}",
+    "test_file": "{labeled}",
+    "input_file": "{pairs}",
+}
+VALID_FOR = {
+    ("ernie_matching/train_pairwise.py", "train_file"): "{pairwise}",
+    ("simcse/train.py", "train_set_file"): "{corpus}",
+}
 
 
 def load_main(script):
@@ -93,11 +190,30 @@ def files(tmp_path_factory, tiny_ernie, tiny_ernie_gram):
     npy = str(root / "emb.npy")
     np.save(npy, np.eye(n_docs, 8, dtype=np.float32) + 0.1)
     recall = str(root / "recall.txt")
-    load_main("ns_common/bm25.py")(["--corpus_file", corpus, "--similar_text_pair_file", sample_file("recall", "dev.csv"),
-                                    "--recall_result_file", recall, "--recall_num", "5"])
-    return {"root": root, "corpus": corpus, "pairs": sample_file("recall", "dev.csv"), "recall": recall, "npy": npy,
-            "pairwise": sample_file("sort", "train_pairwise.csv"), "labeled": sample_file("sort", "dev_pairwise.csv"),
-            "ernie": tiny_ernie, "gram": tiny_ernie_gram, "uri": str(root / "absent.db")}
+    load_main("ns_common/bm25.py")(
+        [
+            "--corpus_file",
+            corpus,
+            "--similar_text_pair_file",
+            sample_file("recall", "dev.csv"),
+            "--recall_result_file",
+            recall,
+            "--recall_num",
+            "5",
+        ]
+    )
+    return {
+        "root": root,
+        "corpus": corpus,
+        "pairs": sample_file("recall", "dev.csv"),
+        "recall": recall,
+        "npy": npy,
+        "pairwise": sample_file("sort", "train_pairwise.csv"),
+        "labeled": sample_file("sort", "dev_pairwise.csv"),
+        "ernie": tiny_ernie,
+        "gram": tiny_ernie_gram,
+        "uri": str(root / "absent.db"),
+    }
 
 
 def make_bad(kind, path):

@@ -1,5 +1,6 @@
 """The data layer: the bundled sample, CSL conversion, the ns_common.io readers' bad-input rules,
 BM25 negatives, the download script's offline path, vocabulary/tokenizer and bootstrap models."""
+
 import json
 import os
 import subprocess
@@ -9,8 +10,17 @@ import numpy as np
 import pytest
 
 from ns_common.bm25 import BM25Index, char_ngrams, lexical_negatives
-from ns_common.io import (DataFileError, SkipCounter, read_corpus, read_jsonl, read_pairwise_labeled,
-                          read_pairwise_train, read_text_pairs, read_texts, write_lines)
+from ns_common.io import (
+    DataFileError,
+    SkipCounter,
+    read_corpus,
+    read_jsonl,
+    read_pairwise_labeled,
+    read_pairwise_train,
+    read_text_pairs,
+    read_texts,
+    write_lines,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -137,16 +147,19 @@ def write_bytes(path, chunks):
 
 
 def test_read_text_pairs_skips_and_counts_bad_lines(tmp_path, caplog):
-    path = write_bytes(tmp_path / "train.csv", [
-        "图像识别 CNN\t基于CNN的图像识别研究\n",            # 1 kept
-        "只有一个字段\n",                                     # 2 wrong number of fields
-        "查询\t标题\t多余\n",                                 # 3 wrong number of fields
-        "查询\t   \n",                                        # 4 empty text
-        b"\xff\xfe\xfa\t\xe4\xb8\n",                         # 5 invalid UTF-8
-        "图像识别 CNN\t另一个标题\n",                        # 6 duplicate query
-        "\n",                                                 # 7 empty line
-        "文本分类 BERT\t基于BERT的文本分类\r\n",             # 8 kept (CRLF)
-    ])
+    path = write_bytes(
+        tmp_path / "train.csv",
+        [
+            "图像识别 CNN\t基于CNN的图像识别研究\n",  # 1 kept
+            "只有一个字段\n",  # 2 wrong number of fields
+            "查询\t标题\t多余\n",  # 3 wrong number of fields
+            "查询\t   \n",  # 4 empty text
+            b"\xff\xfe\xfa\t\xe4\xb8\n",  # 5 invalid UTF-8
+            "图像识别 CNN\t另一个标题\n",  # 6 duplicate query
+            "\n",  # 7 empty line
+            "文本分类 BERT\t基于BERT的文本分类\r\n",  # 8 kept (CRLF)
+        ],
+    )
     counter = SkipCounter(path)
     pairs = list(read_text_pairs(path, unique_query=True, counter=counter))
     assert pairs == [("图像识别 CNN", "基于CNN的图像识别研究"), ("文本分类 BERT", "基于BERT的文本分类")]
@@ -171,11 +184,14 @@ def test_read_texts_and_corpus_keep_positions(tmp_path):
 
 
 def test_pairwise_readers(tmp_path):
-    train = write_bytes(tmp_path / "train_pairwise.csv", [
-        "query\ttitle\tneg_title\n", "q1\tt1\tn1\n", "q2\tt2\n", "q3\t\tn3\n"])
+    train = write_bytes(
+        tmp_path / "train_pairwise.csv", ["query\ttitle\tneg_title\n", "q1\tt1\tn1\n", "q2\tt2\n", "q3\t\tn3\n"]
+    )
     assert list(read_pairwise_train(train)) == [("q1", "t1", "n1")]
-    labelled = write_bytes(tmp_path / "dev_pairwise.csv", [
-        "query\ttitle\tlabel\n", "q1\tt1\t1\n", "q1\tn1\t0\n", "q1\tn2\t2\n", "q1\tn3\tyes\n"])
+    labelled = write_bytes(
+        tmp_path / "dev_pairwise.csv",
+        ["query\ttitle\tlabel\n", "q1\tt1\t1\n", "q1\tn1\t0\n", "q1\tn2\t2\n", "q1\tn3\tyes\n"],
+    )
     assert list(read_pairwise_labeled(labelled)) == [("q1", "t1", 1), ("q1", "n1", 0)]
     bad_header = write_bytes(tmp_path / "bad.csv", ["query\ttitle\tlabels\n", "q\tt\t1\n"])
     with pytest.raises(DataFileError, match="expected header"):
@@ -183,14 +199,17 @@ def test_pairwise_readers(tmp_path):
 
 
 def test_read_jsonl_and_missing_files(tmp_path):
-    path = write_bytes(tmp_path / "papers.jsonl", [
-        json.dumps({"title": "甲", "keywords": ["a"]}, ensure_ascii=False) + "\n",
-        "{not json\n",
-        json.dumps({"abstract": "no title"}) + "\n",
-        b'{"title": "\xff"}\n',
-        "\n",
-        json.dumps({"title": "乙"}, ensure_ascii=False) + "\n",
-    ])
+    path = write_bytes(
+        tmp_path / "papers.jsonl",
+        [
+            json.dumps({"title": "甲", "keywords": ["a"]}, ensure_ascii=False) + "\n",
+            "{not json\n",
+            json.dumps({"abstract": "no title"}) + "\n",
+            b'{"title": "\xff"}\n',
+            "\n",
+            json.dumps({"title": "乙"}, ensure_ascii=False) + "\n",
+        ],
+    )
     counter = SkipCounter(path)
     assert [o["title"] for o in read_jsonl(path, required=("title",), counter=counter)] == ["甲", "乙"]
     assert counter.skipped == {"invalid JSON": [2], "missing field 'title'": [3], "invalid UTF-8": [4]}
@@ -219,34 +238,68 @@ def write_jsonl(path, records):
 
 def tiny_csl(root, n_dev=10, n_train=20):
     """A made-up CSL-shaped folder (not CSL text) with a few broken records."""
-    fields = ["图像识别", "文本分类", "水稻产量", "土壤修复", "齿轮故障", "教学评价", "金融风险", "心理健康", "催化剂", "合同纠纷"]
+    fields = [
+        "图像识别",
+        "文本分类",
+        "水稻产量",
+        "土壤修复",
+        "齿轮故障",
+        "教学评价",
+        "金融风险",
+        "心理健康",
+        "催化剂",
+        "合同纠纷",
+    ]
     papers = []
     for i in range(n_dev):
         f = fields[i % len(fields)]
-        papers.append({"id": f"csl-dev-{i}", "split": "dev", "title": f"{f}方法研究第{i}号",
-                       "abstract": f"本文研究{f}问题.结果表明方法有效.", "keywords": [f, f"方法{i}", "研究"]})
+        papers.append(
+            {
+                "id": f"csl-dev-{i}",
+                "split": "dev",
+                "title": f"{f}方法研究第{i}号",
+                "abstract": f"本文研究{f}问题.结果表明方法有效.",
+                "keywords": [f, f"方法{i}", "研究"],
+            }
+        )
     for i in range(n_train):
-        papers.append({"id": f"csl-train-{i}", "split": "train", "title": f"{fields[i % 10]}的应用综述{i}",
-                       "abstract": "", "keywords": []})
+        papers.append(
+            {
+                "id": f"csl-train-{i}",
+                "split": "train",
+                "title": f"{fields[i % 10]}的应用综述{i}",
+                "abstract": "",
+                "keywords": [],
+            }
+        )
     os.makedirs(root, exist_ok=True)
-    write_jsonl(os.path.join(root, "papers.jsonl"), papers + [
-        "{broken json",
-        {"id": "x", "split": "dev", "abstract": "缺少标题"},
-        {"id": "y", "split": "dev", "title": "  ", "keywords": ["空标题"]},
-        papers[0],  # a duplicate paper: its title and query appear once in the output
-    ])
-    write_jsonl(os.path.join(root, "abstracts.jsonl"), [
-        {"id": "fewclue-0", "abstract": "另一篇论文的摘要.含有两个句子.", "keywords": ["摘要"]},
-        {"id": "fewclue-1", "abstract": ""},
-        {"id": "fewclue-2"},
-    ])
+    write_jsonl(
+        os.path.join(root, "papers.jsonl"),
+        papers
+        + [
+            "{broken json",
+            {"id": "x", "split": "dev", "abstract": "缺少标题"},
+            {"id": "y", "split": "dev", "title": "  ", "keywords": ["空标题"]},
+            papers[0],  # a duplicate paper: its title and query appear once in the output
+        ],
+    )
+    write_jsonl(
+        os.path.join(root, "abstracts.jsonl"),
+        [
+            {"id": "fewclue-0", "abstract": "另一篇论文的摘要.含有两个句子.", "keywords": ["摘要"]},
+            {"id": "fewclue-1", "abstract": ""},
+            {"id": "fewclue-2"},
+        ],
+    )
     return root
 
 
 def test_prepare_csl_jsonl_with_bad_records(tmp_path, capsys):
     src = tiny_csl(str(tmp_path / "csl"))
     out = str(tmp_path / "layout")
-    prepare_csl.main(["--csl_dir", src, "--output_dir", out, "--dev_ratio", "0.3", "--neg_per_query", "2", "--neg_pool", "3"])
+    prepare_csl.main(
+        ["--csl_dir", src, "--output_dir", out, "--dev_ratio", "0.3", "--neg_per_query", "2", "--neg_pool", "3"]
+    )
     summary = capsys.readouterr().out
     assert "31 papers read, 11 with keywords" in summary  # 30 good + the duplicate; the 3 broken ones skipped
     d = load_layout(out)
@@ -264,16 +317,33 @@ def test_prepare_csl_jsonl_with_bad_records(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         prepare_csl.main(["--csl_dir", src, "--output_dir", out])
     assert exc.value.code == 2 and "--overwrite" in capsys.readouterr().err
-    prepare_csl.main(["--csl_dir", src, "--output_dir", out, "--dev_ratio", "0.3", "--neg_per_query", "2", "--neg_pool", "3", "--overwrite"])
+    prepare_csl.main(
+        [
+            "--csl_dir",
+            src,
+            "--output_dir",
+            out,
+            "--dev_ratio",
+            "0.3",
+            "--neg_per_query",
+            "2",
+            "--neg_pool",
+            "3",
+            "--overwrite",
+        ]
+    )
     assert load_layout(out)["dev"] == d["dev"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--csl_dir", "/no/such/dir", "--output_dir", "X"], "folder not found"),
-    (["--csl_dir", "MISSING_FILE", "--output_dir", "X"], "abstracts.jsonl"),
-    (["--csl_dir", "SRC", "--output_dir", "X", "--dev_ratio", "1.5"], "--dev_ratio"),
-    (["--output_dir", "X"], "one of the arguments --csl_dir --csl_tsv_dir is required"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--csl_dir", "/no/such/dir", "--output_dir", "X"], "folder not found"),
+        (["--csl_dir", "MISSING_FILE", "--output_dir", "X"], "abstracts.jsonl"),
+        (["--csl_dir", "SRC", "--output_dir", "X", "--dev_ratio", "1.5"], "--dev_ratio"),
+        (["--output_dir", "X"], "one of the arguments --csl_dir --csl_tsv_dir is required"),
+    ],
+)
 def test_prepare_csl_fails_with_one_clear_line(tmp_path, capsys, argv, message):
     src = tiny_csl(str(tmp_path / "csl"))
     missing = str(tmp_path / "only_papers")
@@ -291,7 +361,10 @@ def test_prepare_csl_from_benchmark_tsv(tmp_path, capsys):
     bench = tmp_path / "benchmark"
     for task in ("ts", "kg", "cls_ctg", "cls_dcp"):
         (bench / task).mkdir(parents=True)
-    papers = [(f"第{i}篇论文的摘要.提出了新方法{i}.", f"新方法{i}在水稻育种中的应用", [f"新方法{i}", "水稻", "育种"]) for i in range(8)]
+    papers = [
+        (f"第{i}篇论文的摘要.提出了新方法{i}.", f"新方法{i}在水稻育种中的应用", [f"新方法{i}", "水稻", "育种"])
+        for i in range(8)
+    ]
     with open(bench / "ts/dev.tsv", "w", encoding="utf-8") as f:
         for abstract, title, _ in papers:
             f.write(f"to title\t{abstract}\t{title}\n")
@@ -305,7 +378,7 @@ def test_prepare_csl_from_benchmark_tsv(tmp_path, capsys):
             f.write(f"to category\t玉米栽培技术综述{i}\t农学\n")
         f.write(f"to category\t{papers[0][1]}\t农学\n")  # a title also in ts: counted once
     with open(bench / "cls_dcp/dev.tsv", "w", encoding="utf-8") as f:
-        f.write(f"to discipline\t{papers[0][0]}\t作物学\n")   # same abstract as ts: not repeated
+        f.write(f"to discipline\t{papers[0][0]}\t作物学\n")  # same abstract as ts: not repeated
         f.write("to discipline\t一篇只有摘要的论文.\t作物学\n")
     out = str(tmp_path / "layout")
     prepare_csl.main(["--csl_tsv_dir", str(bench), "--output_dir", out, "--dev_ratio", "0.25", "--neg_per_query", "2"])
@@ -337,8 +410,9 @@ def test_prepare_csl_on_real_csl(tmp_path, capsys):
 
 def test_download_script_offline_message(tmp_path):
     env = dict(os.environ, DATA_URL="https://no-such-host.invalid/literature_search_data.zip", CONNECT_TIMEOUT="2")
-    result = subprocess.run(["bash", os.path.join(REPO, "data", "download_data.sh")], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", os.path.join(REPO, "data", "download_data.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "could not download https://no-such-host.invalid" in result.stderr
     assert "data/sample" in result.stderr
@@ -354,8 +428,19 @@ def bootstrap_dirs(tmp_path_factory):
     from ns_common import bootstrap
 
     root = str(tmp_path_factory.mktemp("bootstrap"))
-    bootstrap.main(["--corpus_files", os.path.join(SAMPLE, "recall/train_unsupervised.csv"),
-                    os.path.join(SAMPLE, "recall/train.csv"), "--model_type", "both", "--preset", "mini", "--save_dir", root])
+    bootstrap.main(
+        [
+            "--corpus_files",
+            os.path.join(SAMPLE, "recall/train_unsupervised.csv"),
+            os.path.join(SAMPLE, "recall/train.csv"),
+            "--model_type",
+            "both",
+            "--preset",
+            "mini",
+            "--save_dir",
+            root,
+        ]
+    )
     return {m: os.path.join(root, m) for m in ("ernie", "ernie-gram")}
 
 
@@ -393,7 +478,9 @@ def test_bootstrap_save_load_forward(bootstrap_dirs):
             info = json.load(f)
         assert info["model_type"] == model_type and info["pretrained"] is False
         tokenizer = load_tokenizer(path)
-        input_ids, token_type_ids = batch_encode(["基于CNN的图像识别研究", "水稻 干旱胁迫"], tokenizer, max_seq_length=32)
+        input_ids, token_type_ids = batch_encode(
+            ["基于CNN的图像识别研究", "水稻 干旱胁迫"], tokenizer, max_seq_length=32
+        )
         outputs = []
         for _ in range(2):  # two loads give the same outputs: the weights come from the files
             model = load_backbone(path)
@@ -407,11 +494,14 @@ def test_bootstrap_save_load_forward(bootstrap_dirs):
         np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("command", [
-    [PYTHON, os.path.join(REPO, "data", "prepare_csl.py"), "--help"],
-    [PYTHON, os.path.join(REPO, "data", "make_sample.py"), "--help"],
-    [PYTHON, "-m", "ns_common.bootstrap", "--help"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [PYTHON, os.path.join(REPO, "data", "prepare_csl.py"), "--help"],
+        [PYTHON, os.path.join(REPO, "data", "make_sample.py"), "--help"],
+        [PYTHON, "-m", "ns_common.bootstrap", "--help"],
+    ],
+)
 def test_help(command):
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr

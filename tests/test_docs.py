@@ -21,7 +21,8 @@ recipes/), git-ignored folders (the venv, output/, downloaded data) left out:
 
 No line is exempt: a command that needs internet or a GPU is marked so in the text and still has to name
 an existing script and existing flags (none of the commands shown runs PaddleNLP's own files).
-"""
+"""  # noqa: E501
+
 import importlib.util
 import os
 import re
@@ -32,21 +33,43 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT_README_MAX_LINES = 260
 # Folders never searched for documentation (git-ignored or generated), used when git is unavailable.
-SKIP_DIRS = {".git", ".venv", "venv", "output", "outputs", "checkpoints", "milvus_data", "test_artifacts",
-             "__pycache__", ".pytest_cache", "node_modules"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "output",
+    "outputs",
+    "checkpoints",
+    "milvus_data",
+    "test_artifacts",
+    "__pycache__",
+    ".pytest_cache",
+    "node_modules",
+}
 
 
 def _doc_files():
     """README.md, docs/**/*.md and every README.md below the root, relative to ROOT."""
     try:
-        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                                capture_output=True, text=True, check=True, timeout=30).stdout.splitlines()
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.splitlines()
         candidates = [p for p in listed if os.path.isfile(os.path.join(ROOT, p))]
     except (OSError, subprocess.SubprocessError):
         candidates = []
         for directory, dirs, files in os.walk(ROOT):
-            dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
-                       and os.path.relpath(os.path.join(directory, d), ROOT) not in ("data/csl", "data/literature_search_data")]
+            dirs[:] = [
+                d
+                for d in dirs
+                if d not in SKIP_DIRS
+                and not d.endswith(".egg-info")
+                and os.path.relpath(os.path.join(directory, d), ROOT) not in ("data/csl", "data/literature_search_data")
+            ]
             candidates += [os.path.relpath(os.path.join(directory, f), ROOT) for f in files]
     docs = set()
     for path in candidates:
@@ -101,14 +124,16 @@ def _commands(line):
     command or shell separator."""
     found = []
     for piece in SEPARATORS.split(line):
-        starts = sorted([(m.start(), "script", m.group(1), m.end()) for m in SCRIPT_CMD.finditer(piece)]
-                        + [(m.start(), "module", m.group(1), m.end()) for m in MODULE_CMD.finditer(piece)]
-                        + [(m.start(), "bash", m.group(1), m.end()) for m in BASH_CMD.finditer(piece)])
+        starts = sorted(
+            [(m.start(), "script", m.group(1), m.end()) for m in SCRIPT_CMD.finditer(piece)]
+            + [(m.start(), "module", m.group(1), m.end()) for m in MODULE_CMD.finditer(piece)]
+            + [(m.start(), "bash", m.group(1), m.end()) for m in BASH_CMD.finditer(piece)]
+        )
         for i, (_, kind, target, end) in enumerate(starts):
             stop = starts[i + 1][0] if i + 1 < len(starts) else len(piece)
             rest = piece[end:stop]
             if kind == "module" and target == "paddle.distributed.launch":
-                launched = LAUNCHED.search(piece[starts[i][0]:stop])
+                launched = LAUNCHED.search(piece[starts[i][0] : stop])
                 if launched:
                     script_end = starts[i][0] + launched.end()
                     found.append(("script", launched.group(1), FLAG.findall(piece[script_end:stop])))
@@ -161,7 +186,8 @@ def test_doc_files_found():
 def test_root_readme_is_short():
     lines = _read("README.md").count("\n")
     assert lines <= ROOT_README_MAX_LINES, (
-        f"README.md has {lines} lines (at most {ROOT_README_MAX_LINES}): move details to docs/ or a stage README")
+        f"README.md has {lines} lines (at most {ROOT_README_MAX_LINES}): move details to docs/ or a stage README"
+    )
 
 
 @pytest.mark.parametrize("doc", DOC_FILES)
@@ -202,6 +228,7 @@ def test_commands_exist(doc):
                     continue  # an installed tool: its flags are its own
             unknown = [f"--{f}" for f in flags if not _flag_declared(f)]
             if unknown:
-                problems.append(f"{target}: flags no .py file of the repository declares: {unknown} "
-                                f"(in: {line.strip()[:120]})")
+                problems.append(
+                    f"{target}: flags no .py file of the repository declares: {unknown} (in: {line.strip()[:120]})"
+                )
     assert not problems, f"{doc}:\n  " + "\n  ".join(problems)

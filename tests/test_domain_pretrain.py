@@ -1,6 +1,7 @@
 """domain_pretrain/: data tools, masking, training, kill-and-resume, two processes, both architectures.
 
 The tiny models of conftest.py (hidden 32, one layer) over the bundled sample's pretrain/domain_corpus.txt."""
+
 import json
 import os
 import re
@@ -46,7 +47,14 @@ def reference_run(tiny_pretrain_models, data_prefix, tmp_path_factory):
 
 def test_sentence_split_keeps_numbers_and_splits_cjk_ascii_stops():
     text = "本文提出方法。效果提高3.5%！结果如下;结论.该方法有效？ok. fine"
-    assert split_sentences(text) == ["本文提出方法。", "效果提高3.5%！", "结果如下;", "结论.", "该方法有效？", "ok. fine"]
+    assert split_sentences(text) == [
+        "本文提出方法。",
+        "效果提高3.5%！",
+        "结果如下;",
+        "结论.",
+        "该方法有效？",
+        "ok. fine",
+    ]
 
 
 def test_round_trip_ids_decode_to_text_with_jieba_word_boundaries(tiny_pretrain_models, data_prefix):
@@ -81,7 +89,9 @@ def test_round_trip_ids_decode_to_text_with_jieba_word_boundaries(tiny_pretrain_
 
 def test_blank_line_documents_and_bad_lines(tmp_path, tiny_pretrain_models, caplog):
     path = tmp_path / "blank.txt"
-    path.write_bytes("第一篇的第一句。第二句\n第三句。\n\n\n第二篇只有一句\n".encode() + b"\xff\xfe bad\n\n" + "第三篇。\n".encode())
+    path.write_bytes(
+        "第一篇的第一句。第二句\n第三句。\n\n\n第二篇只有一句\n".encode() + b"\xff\xfe bad\n\n" + "第三篇。\n".encode()
+    )
     documents = list(read_documents([str(path)], doc_format="blank"))
     assert documents == [["第一篇的第一句。", "第二句", "第三句。"], ["第二篇只有一句"], ["第三篇。"]]
     assert "invalid UTF-8 (line 6)" in caplog.text
@@ -93,8 +103,16 @@ def test_missing_input_is_a_one_line_error(tmp_path, tiny_pretrain_models, capsy
     from domain_pretrain.data_tools.create_pretraining_data import main as create_data
 
     with pytest.raises(SystemExit) as exit_info:
-        create_data(["--input_path", str(tmp_path / "nope.txt"), "--model_name_or_path", tiny_pretrain_models["ernie"],
-                     "--output_prefix", str(tmp_path / "x")])
+        create_data(
+            [
+                "--input_path",
+                str(tmp_path / "nope.txt"),
+                "--model_name_or_path",
+                tiny_pretrain_models["ernie"],
+                "--output_prefix",
+                str(tmp_path / "x"),
+            ]
+        )
     assert exit_info.value.code == 2
     assert "nope.txt" in capsys.readouterr().err
 
@@ -159,7 +177,9 @@ def test_training_lowers_held_out_mlm_loss_and_saves_a_loadable_backbone(referen
 
 
 def test_frozen_word_embeddings_stay_while_the_layers_learn(tiny_pretrain_models, data_prefix, tmp_path):
-    run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "8", "--freeze_word_embeddings"))
+    run_pretrain(
+        train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "8", "--freeze_word_embeddings")
+    )
     with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
         summary = json.load(f)
     assert summary["test_final"]["mlm_loss"] < summary["test_initial"]["mlm_loss"] - 0.1
@@ -176,7 +196,9 @@ def test_span_views_are_the_unmasked_spans_and_leave_the_mlm_masks_alone(tiny_pr
     corpus = IndexedCorpus(data_prefix)
     docs = split_documents(corpus.n_docs, "80,10,10")[0]
     plain = PretrainingDataset(corpus, docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3)
-    with_spans = PretrainingDataset(corpus, docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3, span_views=True)
+    with_spans = PretrainingDataset(
+        corpus, docs, tokenizer, max_seq_len=64, masked_lm_prob=0.15, seed=3, span_views=True
+    )
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     for g in range(300):
         e, reference = with_spans.example(g), plain.example(g)
@@ -193,12 +215,18 @@ def test_span_views_are_the_unmasked_spans_and_leave_the_mlm_masks_alone(tiny_pr
     assert batch["span_a_ids"].shape[0] == batch["span_b_ids"].shape[0] == 4
 
 
-def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(tiny_pretrain_models, data_prefix, tmp_path):
+def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(
+    tiny_pretrain_models, data_prefix, tmp_path
+):
     from domain_pretrain.model import SPAN_CONTRAST_SCALE, PretrainingModel
     from ns_common.modeling import load_backbone
     from ns_common.semantic import SemanticIndexBase
 
-    run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "12", "--span_contrast", "--max_lr", "1e-2"))
+    run_pretrain(
+        train_args(
+            tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "12", "--span_contrast", "--max_lr", "1e-2"
+        )
+    )
     with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:
         summary = json.load(f)
     before, after = summary["test_initial"], summary["test_final"]
@@ -213,15 +241,28 @@ def test_span_contrast_trains_the_mean_pooled_embedding_the_recall_stages_use(ti
     tokenizer = load_tokenizer(tiny_pretrain_models["ernie"])
     dataset = PretrainingDataset(IndexedCorpus(data_prefix), range(40), tokenizer, max_seq_len=64, span_views=True)
     batch = dataset.batch(range(6))
-    span_logits = model(*[paddle.to_tensor(batch[k]) for k in ("input_ids", "token_type_ids", "masked_positions", "span_a_ids", "span_b_ids")])[2]
+    span_logits = model(
+        *[
+            paddle.to_tensor(batch[k])
+            for k in ("input_ids", "token_type_ids", "masked_positions", "span_a_ids", "span_b_ids")
+        ]
+    )[2]
     encoder = SemanticIndexBase(model.backbone, pooling="mean")
-    a, b = (encoder.get_pooled_embedding(paddle.to_tensor(batch[k]), with_dropout=False) for k in ("span_a_ids", "span_b_ids"))
+    a, b = (
+        encoder.get_pooled_embedding(paddle.to_tensor(batch[k]), with_dropout=False)
+        for k in ("span_a_ids", "span_b_ids")
+    )
     np.testing.assert_allclose(span_logits.numpy(), SPAN_CONTRAST_SCALE * (a @ b.T).numpy(), atol=1e-4)
 
 
 def test_kill_and_resume_equals_uninterrupted_run(tiny_pretrain_models, data_prefix, reference_run, tmp_path):
     args = train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "12", "--save_steps", "4")
-    killed = subprocess.run([sys.executable, "domain_pretrain/run_pretrain.py", *args, "--kill_at_step", "10"], cwd=REPO, capture_output=True, text=True)
+    killed = subprocess.run(
+        [sys.executable, "domain_pretrain/run_pretrain.py", *args, "--kill_at_step", "10"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     with open(tmp_path / "model_last" / "trainer_state.json", encoding="utf-8") as f:
         assert json.load(f)["step"] == 8  # steps 9 and 10 were lost with the kill
@@ -245,7 +286,9 @@ def test_resume_refuses_other_sampling_flags(tiny_pretrain_models, data_prefix, 
     assert "--seed 8 (checkpoint: 7)" in capsys.readouterr().err
 
 
-def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(tiny_pretrain_models, data_prefix, reference_run, tmp_path, capsys):
+def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(
+    tiny_pretrain_models, data_prefix, reference_run, tmp_path, capsys
+):
     """Issue 17: resumed with a learning rate that breaks the model, the run stops at the broken step with one
     line; final/ and model_last/ of the good run stay byte for byte."""
     import hashlib
@@ -255,16 +298,33 @@ def test_a_diverging_resume_stops_at_once_and_keeps_final_and_model_last(tiny_pr
     shutil.copytree(reference_run, output_dir)
 
     def digest():
-        return {name: hashlib.sha1((output_dir / name / "model_state.pdparams").read_bytes()).hexdigest() for name in ("final", "model_last")}
+        return {
+            name: hashlib.sha1((output_dir / name / "model_state.pdparams").read_bytes()).hexdigest()
+            for name in ("final", "model_last")
+        }
 
     before = digest()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        run_pretrain(train_args(tiny_pretrain_models, data_prefix, output_dir, "--max_steps", "16", "--max_lr", "1e30", "--min_lr", "1e30"))
+        run_pretrain(
+            train_args(
+                tiny_pretrain_models,
+                data_prefix,
+                output_dir,
+                "--max_steps",
+                "16",
+                "--max_lr",
+                "1e30",
+                "--min_lr",
+                "1e30",
+            )
+        )
     assert exit_info.value.code == 3
     err = capsys.readouterr().err
     # the loss turns NaN (or, first, the weights) a step or three after the resume, before any save
-    assert re.search(r"^error: step 1[3-6]: (the loss is nan|the update made the weights NaN/inf); stopped without saving", err, re.M), err
+    assert re.search(
+        r"^error: step 1[3-6]: (the loss is nan|the update made the weights NaN/inf); stopped without saving", err, re.M
+    ), err
     assert "Traceback" not in err
     assert digest() == before
 
@@ -285,8 +345,18 @@ def test_ernie_gram_pretrains_and_loads_as_ernie_gram(tiny_pretrain_models, data
     from paddlenlp.transformers import ErnieGramModel
 
     # a bootstrapped ERNIE and ERNIE-Gram share a vocabulary, hence the same data
-    run_pretrain(train_args(tiny_pretrain_models, data_prefix, tmp_path, "--max_steps", "2", "--model_type", "ernie-gram",
-                            model_type="ernie-gram"))
+    run_pretrain(
+        train_args(
+            tiny_pretrain_models,
+            data_prefix,
+            tmp_path,
+            "--max_steps",
+            "2",
+            "--model_type",
+            "ernie-gram",
+            model_type="ernie-gram",
+        )
+    )
     model = ErnieGramModel.from_pretrained(str(tmp_path / "final"))
     assert model.config.hidden_size == 32
     with open(tmp_path / "pretrain_summary.json", encoding="utf-8") as f:

@@ -11,15 +11,14 @@ The encoder is the tiny ERNIE of conftest (untrained, mean pooling, projection 1
 centred on the sample corpus, so its embeddings spread out and each document is its own nearest neighbour
 by a clear margin; the reranker is the tiny ERNIE-Gram, untrained.
 """
+
 import json
-import os
 import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO, sample_file
 
 EMB = 16
@@ -27,7 +26,9 @@ EMB = 16
 
 def run(script, *args):
     """Runs a script of the repository; returns its stdout (the test fails with its stderr on an error)."""
-    result = subprocess.run([sys.executable, script, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, script, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, f"{script} failed:\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -59,8 +60,14 @@ def encoder(tiny_ernie, tmp_path_factory):
     paddle.save(model.state_dict(), str(ckpt / "model_state.pdparams"))
     (ckpt / "encoder_config.json").write_text(json.dumps(model.encoder_config()), encoding="utf-8")
     export_encoder(model, tokenizer, str(root / "export"))
-    return {"backbone": tiny_ernie, "ckpt": str(ckpt), "export": str(root / "export"), "model": model, "tokenizer": tokenizer,
-            "corpus": corpus}
+    return {
+        "backbone": tiny_ernie,
+        "ckpt": str(ckpt),
+        "export": str(root / "export"),
+        "model": model,
+        "tokenizer": tokenizer,
+        "corpus": corpus,
+    }
 
 
 def test_stage_inference_prints_and_saves_the_checkpoints_embeddings(encoder, tmp_path):
@@ -77,8 +84,18 @@ def test_stage_inference_prints_and_saves_the_checkpoints_embeddings(encoder, tm
     # in-batch negatives: --text then --input_file, in that order
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("\n".join(encoder["corpus"][:4]) + "\n", encoding="utf-8")
-    out = run("inbatch_negative/inference.py", *common, "--text", "中西方语言与文化的差异", "--input_file", texts_file,
-              "--batch_size", 2, "--output_file", tmp_path / "inbatch.npy")
+    out = run(
+        "inbatch_negative/inference.py",
+        *common,
+        "--text",
+        "中西方语言与文化的差异",
+        "--input_file",
+        texts_file,
+        "--batch_size",
+        2,
+        "--output_file",
+        tmp_path / "inbatch.npy",
+    )
     assert "embeddings shape: [5, 16]" in out
     texts = ["中西方语言与文化的差异"] + encoder["corpus"][:4]
     expected = embed_texts(encoder["model"], encoder["tokenizer"], texts, 64)
@@ -114,11 +131,29 @@ def test_deploy_predict_scores_the_sample_pairs_with_the_exported_reranker(tiny_
     ckpt = tmp_path / "reranker"
     ckpt.mkdir()
     paddle.save(model.state_dict(), str(ckpt / "model_state.pdparams"))
-    export_model.main(["--params_path", str(ckpt), "--model_name_or_path", tiny_ernie_gram, "--output_path", str(tmp_path / "export")])
+    export_model.main(
+        ["--params_path", str(ckpt), "--model_name_or_path", tiny_ernie_gram, "--output_path", str(tmp_path / "export")]
+    )
     pairs_file = sample_file("sort", "test_pairwise.csv")
-    out = run("ernie_matching/deploy/python/predict.py", "--model_dir", tmp_path / "export", "--input_file", pairs_file,
-              "--batch_size", 16, "--max_seq_length", 64, "--device", "cpu", "--enable_mkldnn", "False", "--benchmark", "True",
-              "--output_file", tmp_path / "probs.jsonl")
+    out = run(
+        "ernie_matching/deploy/python/predict.py",
+        "--model_dir",
+        tmp_path / "export",
+        "--input_file",
+        pairs_file,
+        "--batch_size",
+        16,
+        "--max_seq_length",
+        64,
+        "--device",
+        "cpu",
+        "--enable_mkldnn",
+        "False",
+        "--benchmark",
+        "True",
+        "--output_file",
+        tmp_path / "probs.jsonl",
+    )
     lines = [line for line in out.splitlines() if line.startswith("Data: ")]
     pairs = read_query_title_pairs(pairs_file)
     assert len(lines) == len(pairs) > 100
@@ -133,30 +168,63 @@ def test_deploy_predict_scores_the_sample_pairs_with_the_exported_reranker(tiny_
 
 def hits(out):
     """(id, score, text) of PaddleNLP's `hit: (distance: D, id: N), text field: T` lines."""
-    return [(int(m[2]), float(m[1]), m[3]) for m in re.finditer(r"^hit: \(distance: (\S+), id: (\d+)\), text field: (.*)$", out, re.M)]
+    return [
+        (int(m[2]), float(m[1]), m[3])
+        for m in re.finditer(r"^hit: \(distance: (\S+), id: (\d+)\), text field: (.*)$", out, re.M)
+    ]
 
 
 def test_milvus_entry_points_insert_and_search_milvus_lite(encoder, tmp_path):
     from recall.milvus import feature_extract
 
     corpus_file = sample_file("milvus", "milvus_data.csv")
-    embeddings = feature_extract.main(["--model_dir", encoder["export"], "--corpus_file", corpus_file, "--output_path", str(tmp_path)])
+    embeddings = feature_extract.main(
+        ["--model_dir", encoder["export"], "--corpus_file", corpus_file, "--output_path", str(tmp_path)]
+    )
     uri = tmp_path / "milvus.db"
-    out = run("recall/milvus/milvus_ann_search.py", "--data_path", corpus_file, "--embedding_path", embeddings, "--batch_size", 200,
-              "--index", 18, "--insert", "--search", "--top_k", 5, "--uri", uri)
+    out = run(
+        "recall/milvus/milvus_ann_search.py",
+        "--data_path",
+        corpus_file,
+        "--embedding_path",
+        embeddings,
+        "--batch_size",
+        200,
+        "--index",
+        18,
+        "--insert",
+        "--search",
+        "--top_k",
+        5,
+        "--uri",
+        uri,
+    )
     found = hits(out)
     assert len(found) == 5 and found[0][0] == 18 and found[0][1] == pytest.approx(1.0, abs=1e-4)
     assert found[0][2] == encoder["corpus"][18] and all(encoder["corpus"][i] == text for i, _, text in found)
     assert [s for _, s, _ in found] == sorted((s for _, s, _ in found), reverse=True) and found[1][1] < 0.999
 
-    out = run("recall/milvus/embedding_recall.py", "--embedding_path", embeddings, "--index", 1, "--top_k", 3, "--uri", uri)
+    out = run(
+        "recall/milvus/embedding_recall.py", "--embedding_path", embeddings, "--index", 1, "--top_k", 3, "--uri", uri
+    )
     assert out.startswith(f"({len(encoder['corpus'])}, {EMB})") and "time cost" in out
     found = hits(out)
     assert len(found) == 3 and found[0][0] == 1 and found[0][1] == pytest.approx(1.0, abs=1e-4)
 
     query = encoder["corpus"][7]
-    out = run("recall/milvus/inference.py", "--model_name_or_path", encoder["backbone"], "--params_path", encoder["ckpt"],
-              "--text", query, "--top_k", 3, "--uri", uri)
+    out = run(
+        "recall/milvus/inference.py",
+        "--model_name_or_path",
+        encoder["backbone"],
+        "--params_path",
+        encoder["ckpt"],
+        "--text",
+        query,
+        "--top_k",
+        3,
+        "--uri",
+        uri,
+    )
     assert "[1, 16]" in out.splitlines()
     results = out.split(f"query: {query}\n", 1)[1].splitlines()
     top = [line.split(" ") for line in results[:3]]

@@ -1,6 +1,7 @@
 """ernie_matching/: pair encoding, AUC, hard-negative mining, pairwise training, export, reranking.
 
 The tiny from-scratch ERNIE-Gram of conftest.py (hidden 32, one layer) trained for a few steps on the bundled sample."""
+
 import json
 import os
 
@@ -9,7 +10,15 @@ import paddle
 import pytest
 from conftest import launch_two_processes, sample_file
 
-from ernie_matching import evaluate, export_model, mine_pairwise, predict_pairwise, pseudo_pairs, rerank_results, train_pairwise
+from ernie_matching import (
+    evaluate,
+    export_model,
+    mine_pairwise,
+    predict_pairwise,
+    pseudo_pairs,
+    rerank_results,
+    train_pairwise,
+)
 from ernie_matching.data import PairEncoder, read_query_title_pairs
 from ernie_matching.model import PairwiseMatching, load_matching_model
 from ernie_matching.reranker import Reranker
@@ -19,6 +28,7 @@ from ns_common.io import read_pairwise_labeled, read_pairwise_train, read_text_p
 from ns_common.metrics import auc
 from ns_common.modeling import load_tokenizer, new_backbone
 from ns_common.text import convert_example
+
 
 @pytest.fixture(scope="module")
 def small_train_file(tmp_path_factory):
@@ -45,8 +55,12 @@ def mean_pairwise_loss(model, tokenizer, triples, margin=0.1):
     encoder = PairEncoder(tokenizer, 48, mark_matches=model.mark_matches)
     model.eval()
     with paddle.no_grad():
-        pos = model(*map(paddle.to_tensor, encoder.encode_batch([q for q, _, _ in triples], [t for _, t, _ in triples]))).numpy()
-        neg = model(*map(paddle.to_tensor, encoder.encode_batch([q for q, _, _ in triples], [n for _, _, n in triples]))).numpy()
+        pos = model(
+            *map(paddle.to_tensor, encoder.encode_batch([q for q, _, _ in triples], [t for _, t, _ in triples]))
+        ).numpy()
+        neg = model(
+            *map(paddle.to_tensor, encoder.encode_batch([q for q, _, _ in triples], [n for _, _, n in triples]))
+        ).numpy()
     return float(np.mean(np.maximum(0.0, margin - (pos - neg))))
 
 
@@ -77,11 +91,19 @@ def test_exact_match_marks_the_tokens_found_on_the_other_side(tiny_ernie_gram):
     assert input_ids == plain[0]
     tokens = tokenizer.convert_ids_to_tokens(input_ids)
     sep = tokens.index("[SEP]")
-    expected = [0] + [3 if t in "图像" else 0 for t in tokens[1:sep]] + [0] + [2 if t in "图像" else 1 for t in tokens[sep + 1 : -1]] + [1]
+    expected = (
+        [0]
+        + [3 if t in "图像" else 0 for t in tokens[1:sep]]
+        + [0]
+        + [2 if t in "图像" else 1 for t in tokens[sep + 1 : -1]]
+        + [1]
+    )
     assert types == expected
     assert types.count(2) == 2 and types.count(3) == 2  # 图 and 像 on each side; 识别 is not in the title
     # nothing in common: the plain token types
-    assert PairEncoder(tokenizer, 64, mark_matches=True).encode("天气", "基于深度学习的图像分类") == PairEncoder(tokenizer, 64).encode("天气", "基于深度学习的图像分类")
+    assert PairEncoder(tokenizer, 64, mark_matches=True).encode("天气", "基于深度学习的图像分类") == PairEncoder(
+        tokenizer, 64
+    ).encode("天气", "基于深度学习的图像分类")
 
 
 def test_match_token_types_start_as_the_plain_ones(tiny_ernie_gram):
@@ -95,7 +117,9 @@ def test_match_token_types_start_as_the_plain_ones(tiny_ernie_gram):
     queries, titles = [q for q, _, _ in rows], [t for _, t, _ in rows]
     with paddle.no_grad():
         p = plain(*map(paddle.to_tensor, PairEncoder(tokenizer, 48).encode_batch(queries, titles))).numpy()
-        m = marked(*map(paddle.to_tensor, PairEncoder(tokenizer, 48, mark_matches=True).encode_batch(queries, titles))).numpy()
+        m = marked(
+            *map(paddle.to_tensor, PairEncoder(tokenizer, 48, mark_matches=True).encode_batch(queries, titles))
+        ).numpy()
     assert np.abs(p - m).max() < 1e-5 and p.std() > 0
 
 
@@ -144,8 +168,20 @@ def hand_made_recall(tmp_path):
 def test_mining_takes_negatives_below_the_gold_never_the_gold_or_its_copies(hand_made_recall, tmp_path, caplog):
     recall_file, pairs_file = hand_made_recall
     out = tmp_path / "train_pairwise.csv"
-    mine_pairwise.main(["--recall_result_file", recall_file, "--pairs_file", pairs_file, "--output_train_file", str(out),
-                        "--neg_per_query", "2", "--neg_pool", "3"])
+    mine_pairwise.main(
+        [
+            "--recall_result_file",
+            recall_file,
+            "--pairs_file",
+            pairs_file,
+            "--output_train_file",
+            str(out),
+            "--neg_per_query",
+            "2",
+            "--neg_pool",
+            "3",
+        ]
+    )
     triples = list(read_pairwise_train(str(out)))
     by_query = {}
     for query, title, neg in triples:
@@ -158,8 +194,22 @@ def test_mining_takes_negatives_below_the_gold_never_the_gold_or_its_copies(hand
     assert {n for _, n in by_query["q3"]} <= {"d1", "d2", "d3"}  # gold not recalled: from the top
     # 'all' also takes the titles the recall ranked above the gold
     out_all = tmp_path / "all.csv"
-    mine_pairwise.main(["--recall_result_file", recall_file, "--pairs_file", pairs_file, "--output_train_file", str(out_all),
-                        "--neg_per_query", "5", "--neg_pool", "5", "--negative_ranks", "all"])
+    mine_pairwise.main(
+        [
+            "--recall_result_file",
+            recall_file,
+            "--pairs_file",
+            pairs_file,
+            "--output_train_file",
+            str(out_all),
+            "--neg_per_query",
+            "5",
+            "--neg_pool",
+            "5",
+            "--negative_ranks",
+            "all",
+        ]
+    )
     q1_negs = {n for q, _, n in read_pairwise_train(str(out_all)) if q == "q1"}
     assert q1_negs == {"a1", "a2", "b1", "b2", "b3"}
 
@@ -168,7 +218,17 @@ def test_mining_splits_queries_between_train_and_labelled_files(hand_made_recall
     recall_file, pairs_file = hand_made_recall
     train_out, labeled_out = tmp_path / "train.csv", tmp_path / "dev.csv"
     args = ["--recall_result_file", recall_file, "--pairs_file", pairs_file, "--neg_per_query", "2", "--neg_pool", "2"]
-    mine_pairwise.main([*args, "--output_train_file", str(train_out), "--output_labeled_file", str(labeled_out), "--labeled_ratio", "0.34"])
+    mine_pairwise.main(
+        [
+            *args,
+            "--output_train_file",
+            str(train_out),
+            "--output_labeled_file",
+            str(labeled_out),
+            "--labeled_ratio",
+            "0.34",
+        ]
+    )
     train_queries = {q for q, _, _ in read_pairwise_train(str(train_out))}
     labeled = list(read_pairwise_labeled(str(labeled_out)))
     labeled_queries = {q for q, _, _ in labeled}
@@ -186,14 +246,28 @@ def test_mining_flag_errors_are_one_line(hand_made_recall, tmp_path, capsys):
         mine_pairwise.main(["--recall_result_file", recall_file, "--pairs_file", pairs_file])
     assert e.value.code == 2 and "--output_train_file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        mine_pairwise.main(["--recall_result_file", str(tmp_path / "nope.txt"), "--pairs_file", pairs_file, "--output_train_file", "x"])
+        mine_pairwise.main(
+            ["--recall_result_file", str(tmp_path / "nope.txt"), "--pairs_file", pairs_file, "--output_train_file", "x"]
+        )
     assert "nope.txt" in capsys.readouterr().err
 
 
 def test_pseudo_pairs_query_words_come_from_the_title_and_negatives_differ(tmp_path):
     out = str(tmp_path / "pseudo.csv")
-    args = ["--corpus_file", sample_file("recall", "corpus.csv"), "--output_file", out, "--random_negatives", "1",
-            "--bm25_negatives", "2", "--max_titles", "60", "--seed", "3"]
+    args = [
+        "--corpus_file",
+        sample_file("recall", "corpus.csv"),
+        "--output_file",
+        out,
+        "--random_negatives",
+        "1",
+        "--bm25_negatives",
+        "2",
+        "--max_titles",
+        "60",
+        "--seed",
+        "3",
+    ]
     pseudo_pairs.main(args)
     triples = list(read_pairwise_train(out))
     queries = {q for q, _, _ in triples}
@@ -224,12 +298,14 @@ def test_pairwise_losses_on_hand_made_logits(tiny_ernie_gram):
     assert pos.grad.numpy()[0] == 0.0 and pos.grad.numpy()[1] < -0.1
 
 
-
 def test_training_lowers_the_pairwise_loss_and_keeps_the_best_auc(trained, tiny_ernie_gram, small_train_file):
     triples = list(read_pairwise_train(small_train_file))
     before, tokenizer = load_matching_model(tiny_ernie_gram)
     after, _ = load_matching_model(params_path=os.path.join(trained, "model_final"))  # self-describing checkpoint
-    loss_before, loss_after = mean_pairwise_loss(before, tokenizer, triples), mean_pairwise_loss(after, tokenizer, triples)
+    loss_before, loss_after = (
+        mean_pairwise_loss(before, tokenizer, triples),
+        mean_pairwise_loss(after, tokenizer, triples),
+    )
     assert loss_after < 0.5 * loss_before, (loss_before, loss_after)
     with open(os.path.join(trained, "train_summary.json"), encoding="utf-8") as f:
         summary = json.load(f)
@@ -244,7 +320,14 @@ def test_training_lowers_the_pairwise_loss_and_keeps_the_best_auc(trained, tiny_
 
 
 def test_training_flag_errors_fail_before_loading_a_model(tiny_ernie_gram, small_train_file, tmp_path, capsys):
-    base = ["--model_name_or_path", tiny_ernie_gram, "--train_file", small_train_file, "--test_file", sample_file("sort", "dev_pairwise.csv")]
+    base = [
+        "--model_name_or_path",
+        tiny_ernie_gram,
+        "--train_file",
+        small_train_file,
+        "--test_file",
+        sample_file("sort", "dev_pairwise.csv"),
+    ]
     with pytest.raises(SystemExit):
         train_pairwise.main([*base, "--margin", "1.5"])
     assert "--margin" in capsys.readouterr().err
@@ -257,8 +340,16 @@ def test_checkpoint_of_another_size_is_a_clear_error(trained, tmp_path, capsys):
     other = str(tmp_path / "other")
     os.makedirs(other)
     tokenizer_dir = os.path.join(trained, "model_final")
-    new_backbone("ernie-gram", 100, "mini", max_position_embeddings=64, hidden_size=16, num_hidden_layers=1,
-                 num_attention_heads=2, intermediate_size=32).save_pretrained(other)
+    new_backbone(
+        "ernie-gram",
+        100,
+        "mini",
+        max_position_embeddings=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    ).save_pretrained(other)
     load_tokenizer(tokenizer_dir).save_pretrained(other)
     with pytest.raises(ModelMismatchError, match="does not fit the model"):
         load_matching_model(other, os.path.join(trained, "model_final"))
@@ -267,9 +358,27 @@ def test_checkpoint_of_another_size_is_a_clear_error(trained, tmp_path, capsys):
 @pytest.mark.slow
 def test_two_process_cpu_training(tiny_ernie_gram, small_train_file, tmp_path):
     # two training files are mixed; the logistic loss runs through DataParallel too
-    args = ["--model_name_or_path", tiny_ernie_gram, "--train_file", small_train_file, sample_file("sort", "train_pairwise.csv"),
-            "--test_file", sample_file("sort", "dev_pairwise.csv"), "--loss", "logistic",
-            "--save_dir", str(tmp_path / "ckpt"), "--batch_size", "8", "--max_steps", "3", "--eval_step", "3", "--max_seq_length", "32"]
+    args = [
+        "--model_name_or_path",
+        tiny_ernie_gram,
+        "--train_file",
+        small_train_file,
+        sample_file("sort", "train_pairwise.csv"),
+        "--test_file",
+        sample_file("sort", "dev_pairwise.csv"),
+        "--loss",
+        "logistic",
+        "--save_dir",
+        str(tmp_path / "ckpt"),
+        "--batch_size",
+        "8",
+        "--max_steps",
+        "3",
+        "--eval_step",
+        "3",
+        "--max_seq_length",
+        "32",
+    ]
     result, logs = launch_two_processes("ernie_matching/train_pairwise.py", args, tmp_path / "logs")
     assert result.returncode == 0, logs[-3000:]
     with open(tmp_path / "ckpt" / "train_summary.json", encoding="utf-8") as f:
@@ -309,7 +418,9 @@ def test_exported_model_gives_the_dynamic_probabilities(trained, tmp_path, capsy
     assert exported.pairs_per_s > 0
     # predict_pairwise.py: one JSON object a line, same probabilities
     out_file = str(tmp_path / "pred.jsonl")
-    predict_pairwise.main(["--model_dir", export_dir, "--input_file", sample_file("sort", "test_pairwise.csv"), "--output_file", out_file])
+    predict_pairwise.main(
+        ["--model_dir", export_dir, "--input_file", sample_file("sort", "test_pairwise.csv"), "--output_file", out_file]
+    )
     with open(out_file, encoding="utf-8") as f:
         predictions = [json.loads(line) for line in f]
     assert [(p["query"], p["title"]) for p in predictions] == list(zip(queries, titles))
@@ -318,7 +429,7 @@ def test_exported_model_gives_the_dynamic_probabilities(trained, tmp_path, capsy
 
 def test_query_title_reader_takes_headers_and_extra_fields(tmp_path, caplog):
     path = tmp_path / "pairs.tsv"
-    path.write_bytes("query\ttitle\tlabel\nq1\tt1\t1\nq2\tt2\t0.5\nbroken line\n\tno query\nq3\tt3\n".encode())
+    path.write_bytes(b"query\ttitle\tlabel\nq1\tt1\t1\nq2\tt2\t0.5\nbroken line\n\tno query\nq3\tt3\n")
     assert read_query_title_pairs(str(path)) == [("q1", "t1"), ("q2", "t2"), ("q3", "t3")]
     assert "skipped 2" in caplog.text
 
@@ -338,9 +449,13 @@ def test_rerank_orders_candidates_by_their_scores_and_keeps_both(trained):
         i = c["id"] - 100
         assert c["rerank_score"] == pytest.approx(float(scores[i])) and c["score"] == candidates[i]["score"]
         assert c["recall_rank"] == i + 1 and c["text"] == titles[i]
-    assert [c["id"] for c in reranker.rerank(query, candidates)] == [100 + i for i in np.argsort(-scores, kind="stable")]
+    assert [c["id"] for c in reranker.rerank(query, candidates)] == [
+        100 + i for i in np.argsort(-scores, kind="stable")
+    ]
     # batching by length must not change any score
-    assert np.allclose(Reranker(params_path=os.path.join(trained, "model_best"), batch_size=64).score(query, titles), scores, atol=1e-6)
+    assert np.allclose(
+        Reranker(params_path=os.path.join(trained, "model_best"), batch_size=64).score(query, titles), scores, atol=1e-6
+    )
 
 
 def test_rerank_results_rewrites_recall_result_and_reports_before_and_after(trained, tmp_path, capsys):
@@ -357,8 +472,20 @@ def test_rerank_results_rewrites_recall_result_and_reports_before_and_after(trai
     write_lines(pairs_file, pairs)
     output = tmp_path / "reranked.txt"
     ckpt = os.path.join(trained, "model_best")
-    reranked = rerank_results.main(["--recall_result_file", str(recall_file), "--output_file", str(output), "--params_path", ckpt,
-                                    "--recall_num", "4", "--similar_text_pair_file", str(pairs_file)])
+    reranked = rerank_results.main(
+        [
+            "--recall_result_file",
+            str(recall_file),
+            "--output_file",
+            str(output),
+            "--params_path",
+            ckpt,
+            "--recall_num",
+            "4",
+            "--similar_text_pair_file",
+            str(pairs_file),
+        ]
+    )
     out_rows = [line.rstrip("\n").split("\t") for line in open(output, encoding="utf-8")]
     assert len(out_rows) == 6 * 4  # --recall_num 4 of the 5
     reranker = Reranker(params_path=ckpt)
@@ -375,12 +502,26 @@ def test_rerank_results_rewrites_recall_result_and_reports_before_and_after(trai
     assert printed[0].startswith("recall ") and "recall@1=0.00" in printed[0]  # gold always at rank 3 before
     assert f"recall@1={after['recall@1']:.2f}" in printed[1] and reranked is not None
     with pytest.raises(SystemExit):
-        rerank_results.main(["--recall_result_file", str(recall_file), "--params_path", ckpt, "--recall_num", "4", "--top_k", "9"])
+        rerank_results.main(
+            ["--recall_result_file", str(recall_file), "--params_path", ckpt, "--recall_num", "4", "--top_k", "9"]
+        )
 
     # fused with the recall ranks: each list is the RRF order of the reranker's and the recall's ranks
     fused_file = tmp_path / "fused.txt"
-    fused = rerank_results.main(["--recall_result_file", str(recall_file), "--output_file", str(fused_file), "--params_path", ckpt,
-                                 "--recall_num", "4", "--fuse_recall_rank", "2"])
+    fused = rerank_results.main(
+        [
+            "--recall_result_file",
+            str(recall_file),
+            "--output_file",
+            str(fused_file),
+            "--params_path",
+            ckpt,
+            "--recall_num",
+            "4",
+            "--fuse_recall_rank",
+            "2",
+        ]
+    )
     for query, _ in pairs:
         recalled = [d for q, d, _ in rows if q == query][:4]
         by_reranker = [d for d, _ in reranked[query]]

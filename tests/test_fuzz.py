@@ -1,6 +1,7 @@
 """Fuzz tests of the readers and the tokenisation every stage shares (issue 17): seeded random bytes mixed
 with known-good lines. No reader may raise anything but its one-line DataFileError, none may lose a good
 line, and a corpus reader must keep line number = doc id. (The web API's fuzz test is in test_web_service.py.)"""
+
 import os
 import random
 import time
@@ -9,8 +10,16 @@ import pytest
 
 from ernie_matching.data import PairEncoder, read_query_title_pairs
 from inbatch_negative.data import read_hard_negatives, read_train_pairs
-from ns_common.io import (DataFileError, read_corpus, read_fields, read_jsonl, read_pairwise_labeled, read_pairwise_train,
-                          read_recall_result, read_text_pairs)
+from ns_common.io import (
+    DataFileError,
+    read_corpus,
+    read_fields,
+    read_jsonl,
+    read_pairwise_labeled,
+    read_pairwise_train,
+    read_recall_result,
+    read_text_pairs,
+)
 from ns_common.modeling import new_tokenizer
 from ns_common.text import convert_example
 from ns_common.vocab import build_vocab, write_vocab
@@ -33,7 +42,9 @@ def garbage_line(rng):
     if kind == 3:
         return ("长" * rng.randrange(10_000, 100_000)).encode()
     if kind == 4:
-        return b"\xe8\xaf" + "\t".join("字段" for _ in range(rng.randrange(1, 6))).encode()  # a cut UTF-8 character first
+        return (
+            b"\xe8\xaf" + "\t".join("字段" for _ in range(rng.randrange(1, 6))).encode()
+        )  # a cut UTF-8 character first
     return "\t".join("".join(rng.choice(WEIRD + ["文"]) for _ in range(3)) for _ in range(rng.randrange(2, 5))).encode()
 
 
@@ -80,7 +91,9 @@ def test_fuzz_readers_keep_every_good_line_and_raise_nothing_else(tmp_path):
         elif shape in (1, 2):  # query<TAB>doc pairs
             good = [tuple(good_rows(rng, i, 2)) for i in range(rng.randrange(1, 8))]
             write_mixed(path, rng, ["\t".join(p) for p in good])
-            assert set(good) <= set(read_text_pairs(path)) and set(good) <= {(e["query"], e["doc"]) for e in read_train_pairs(path)}
+            assert set(good) <= set(read_text_pairs(path)) and set(good) <= {
+                (e["query"], e["doc"]) for e in read_train_pairs(path)
+            }
             assert set(good) <= set(read_query_title_pairs(path))
             queries, golds = read_queries(path)
             if golds is not None:
@@ -127,7 +140,11 @@ def test_fuzz_tokenisation_of_hostile_text(tmp_path):
     for _ in range(150):
         text = "".join(rng.choice(WEIRD + ["语言", "data ", "文", "a" * 200]) for _ in range(rng.randrange(0, 40)))
         other = text[::-1] * rng.randrange(1, 3000)
-        for ids, types in (convert_example(text, tokenizer, 32), convert_example(text, tokenizer, 32, other), encoder.encode(text, other)):
+        for ids, types in (
+            convert_example(text, tokenizer, 32),
+            convert_example(text, tokenizer, 32, other),
+            encoder.encode(text, other),
+        ):
             assert 2 <= len(ids) == len(types) <= 32
             assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
     assert os.path.isfile(str(tmp_path / "vocab.txt"))

@@ -4,6 +4,7 @@ Every bad flag or wrong model directory is one line before any work; a run whose
 that step and leaves the checkpoints already written as they were; long texts cost linear time; a NaN
 embedding row is refused before Milvus is touched. (The web service's share is in test_web_service.py.)
 A tiny from-scratch ERNIE and ERNIE-Gram (hidden 32, 64 positions) from the bundled sample's vocabulary."""
+
 import hashlib
 import os
 import time
@@ -34,8 +35,12 @@ def models(tmp_path_factory):
     """Tiny ERNIE and ERNIE-Gram backbones, the ERNIE one also exported (an export dir has no weights to train)."""
     texts = read_corpus(sample_file("recall", "train_unsupervised.csv"))
     root = tmp_path_factory.mktemp("hardening")
-    dirs = {model_type: make_tiny_model(str(root / model_type), model_type, texts, seed=17, max_position_embeddings=POSITIONS)
-            for model_type in ("ernie", "ernie-gram")}
+    dirs = {
+        model_type: make_tiny_model(
+            str(root / model_type), model_type, texts, seed=17, max_position_embeddings=POSITIONS
+        )
+        for model_type in ("ernie", "ernie-gram")
+    }
     encoder, tokenizer = load_encoder(dirs["ernie"], output_emb_size=16)
     dirs["export"] = str(root / "export")
     export_encoder(encoder, tokenizer, dirs["export"])
@@ -61,7 +66,10 @@ def test_encoding_a_long_pair_is_linear_and_equals_the_tokenizer(models):
         encoder = PairEncoder(tokenizer, max_len)
         for query, title in pairs:
             expected = tokenizer(text=query, text_pair=title, max_length=max_len, truncation=True)
-            assert convert_example(query, tokenizer, max_len, title) == (expected["input_ids"], expected["token_type_ids"])
+            assert convert_example(query, tokenizer, max_len, title) == (
+                expected["input_ids"],
+                expected["token_type_ids"],
+            )
             assert encoder.encode(query, title) == (expected["input_ids"], expected["token_type_ids"])
         single = tokenizer(text=pairs[-1][0], max_length=max_len, truncation=True)
         assert convert_example(pairs[-1][0], tokenizer, max_len) == (single["input_ids"], single["token_type_ids"])
@@ -92,20 +100,72 @@ def test_a_ranking_file_with_a_1mb_field_trains_without_delay(models, tmp_path):
 def test_bad_numbers_and_wrong_model_dirs_are_one_line_before_any_work(models, tmp_path, capsys):
     texts, save_dir = models["texts"], tmp_path / "ckpt"
     simcse = ["--train_set_file", texts, "--save_dir", str(save_dir)]
-    ranking = ["--train_file", os.path.join(SAMPLE, "sort", "train_pairwise.csv"), "--test_file",
-               os.path.join(SAMPLE, "sort", "dev_pairwise.csv"), "--save_dir", str(save_dir)]
-    pretrain = ["--model_name_or_path", models["ernie"], "--input_prefix", str(tmp_path / "data"), "--output_dir", str(save_dir)]
+    ranking = [
+        "--train_file",
+        os.path.join(SAMPLE, "sort", "train_pairwise.csv"),
+        "--test_file",
+        os.path.join(SAMPLE, "sort", "dev_pairwise.csv"),
+        "--save_dir",
+        str(save_dir),
+    ]
+    pretrain = [
+        "--model_name_or_path",
+        models["ernie"],
+        "--input_prefix",
+        str(tmp_path / "data"),
+        "--output_dir",
+        str(save_dir),
+    ]
     cases = [
-        (simcse_train.main, simcse + ["--model_name_or_path", models["ernie"], "--learning_rate", "nan"], "--learning_rate must be a finite number"),
-        (simcse_train.main, simcse + ["--model_name_or_path", models["ernie"], "--learning_rate", "inf"], "--learning_rate must be a finite number"),
-        (simcse_train.main, simcse + ["--model_name_or_path", models["ernie"], "--scale", "nan"], "--scale must be a finite number"),
-        (simcse_train.main, simcse + ["--model_name_or_path", models["ernie"], "--weight_decay", "-1"], "--weight_decay must be >= 0"),
-        (simcse_train.main, simcse + ["--model_name_or_path", models["ernie"], "--max_seq_length", "65"],
-         f"--max_seq_length 65 exceeds the {POSITIONS} positions"),
-        (train_batch_neg.main, ["--train_set_file", os.path.join(SAMPLE, "recall", "train.csv"), "--save_dir", str(save_dir),
-                                "--model_name_or_path", models["ernie"], "--max_seq_length", "512"], "exceeds the 64 positions"),
-        (simcse_train.main, simcse + ["--model_name_or_path", models["export"]], "it is an exported model (inference.json)"),
-        (train_pairwise.main, ranking + ["--model_name_or_path", models["export"]], "it is an exported model (inference.json)"),
+        (
+            simcse_train.main,
+            simcse + ["--model_name_or_path", models["ernie"], "--learning_rate", "nan"],
+            "--learning_rate must be a finite number",
+        ),
+        (
+            simcse_train.main,
+            simcse + ["--model_name_or_path", models["ernie"], "--learning_rate", "inf"],
+            "--learning_rate must be a finite number",
+        ),
+        (
+            simcse_train.main,
+            simcse + ["--model_name_or_path", models["ernie"], "--scale", "nan"],
+            "--scale must be a finite number",
+        ),
+        (
+            simcse_train.main,
+            simcse + ["--model_name_or_path", models["ernie"], "--weight_decay", "-1"],
+            "--weight_decay must be >= 0",
+        ),
+        (
+            simcse_train.main,
+            simcse + ["--model_name_or_path", models["ernie"], "--max_seq_length", "65"],
+            f"--max_seq_length 65 exceeds the {POSITIONS} positions",
+        ),
+        (
+            train_batch_neg.main,
+            [
+                "--train_set_file",
+                os.path.join(SAMPLE, "recall", "train.csv"),
+                "--save_dir",
+                str(save_dir),
+                "--model_name_or_path",
+                models["ernie"],
+                "--max_seq_length",
+                "512",
+            ],
+            "exceeds the 64 positions",
+        ),
+        (
+            simcse_train.main,
+            simcse + ["--model_name_or_path", models["export"]],
+            "it is an exported model (inference.json)",
+        ),
+        (
+            train_pairwise.main,
+            ranking + ["--model_name_or_path", models["export"]],
+            "it is an exported model (inference.json)",
+        ),
         (run_pretrain.main, pretrain + ["--max_lr", "nan"], "--max_lr must be a finite number"),
         (run_pretrain.main, pretrain + ["--adam_beta2", "1"], "--adam_beta2 must be in [0, 1)"),
     ]
@@ -118,14 +178,31 @@ def test_bad_numbers_and_wrong_model_dirs_are_one_line_before_any_work(models, t
 
 
 def digests(folder):
-    return {name: hashlib.sha1((folder / name / "model_state.pdparams").read_bytes()).hexdigest()
-            for name in sorted(os.listdir(folder)) if (folder / name / "model_state.pdparams").is_file()}
+    return {
+        name: hashlib.sha1((folder / name / "model_state.pdparams").read_bytes()).hexdigest()
+        for name in sorted(os.listdir(folder))
+        if (folder / name / "model_state.pdparams").is_file()
+    }
 
 
 def test_a_diverging_run_stops_at_the_broken_step_and_keeps_the_good_checkpoints(models, tmp_path, capsys):
     save_dir = tmp_path / "simcse"
-    argv = ["--model_name_or_path", models["ernie"], "--train_set_file", models["texts"], "--save_dir", str(save_dir),
-            "--output_emb_size", "16", "--max_seq_length", "32", "--batch_size", "16", "--warmup_proportion", "0"]
+    argv = [
+        "--model_name_or_path",
+        models["ernie"],
+        "--train_set_file",
+        models["texts"],
+        "--save_dir",
+        str(save_dir),
+        "--output_emb_size",
+        "16",
+        "--max_seq_length",
+        "32",
+        "--batch_size",
+        "16",
+        "--warmup_proportion",
+        "0",
+    ]
     simcse_train.main(argv + ["--max_steps", "2"])
     good = digests(save_dir)
     assert set(good) == {"model_2", "model_final"}
@@ -133,9 +210,13 @@ def test_a_diverging_run_stops_at_the_broken_step_and_keeps_the_good_checkpoints
     # the same run with a learning rate that breaks the weights at once (the loss itself stays finite: paddle's
     # softmax makes NaN logits uniform), saving every step: it stops at that step, before saving it
     with pytest.raises(SystemExit) as exit_info:
-        simcse_train.main(argv + ["--max_steps", "8", "--learning_rate", "1e20", "--max_grad_norm", "0", "--save_steps", "1"])
+        simcse_train.main(
+            argv + ["--max_steps", "8", "--learning_rate", "1e20", "--max_grad_norm", "0", "--save_steps", "1"]
+        )
     assert exit_info.value.code == 3
-    assert "error: step 2: the update made the weights NaN/inf; stopped without saving anything" in one_error_line(capsys)
+    assert "error: step 2: the update made the weights NaN/inf; stopped without saving anything" in one_error_line(
+        capsys
+    )
     after = digests(save_dir)
     assert {name: after[name] for name in good} == good and set(after) == set(good) | {"model_1"}
     state = paddle.load(str(save_dir / "model_1" / "model_state.pdparams"))  # saved before the broken step: finite
@@ -146,9 +227,14 @@ def test_a_diverging_run_stops_at_the_broken_step_and_keeps_the_good_checkpoints
     os.makedirs(tmp_path / "broken")
     paddle.save(state, str(tmp_path / "broken" / "model_state.pdparams"))
     with pytest.raises(SystemExit):
-        simcse_train.main(argv + ["--max_steps", "2", "--init_from_ckpt", str(tmp_path / "broken"), "--save_dir", str(tmp_path / "again")])
-    assert "the starting model (--model_name_or_path, --init_from_ckpt): parameter emb_reduce_linear.weight holds NaN/inf" in \
-        one_error_line(capsys)
+        simcse_train.main(
+            argv
+            + ["--max_steps", "2", "--init_from_ckpt", str(tmp_path / "broken"), "--save_dir", str(tmp_path / "again")]
+        )
+    assert (
+        "the starting model (--model_name_or_path, --init_from_ckpt): parameter emb_reduce_linear.weight holds NaN/inf"
+        in one_error_line(capsys)
+    )
     assert not os.path.exists(tmp_path / "again" / "model_final")
 
 
@@ -170,11 +256,24 @@ def test_a_nan_or_inf_loss_stops_training_at_that_step(tmp_path, capsys):
 
     def run(examples):
         args = add_train_args(argparse.ArgumentParser()).parse_args(
-            ["--model_name_or_path", "regression", "--save_dir", str(tmp_path), "--batch_size", "4", "--learning_rate", "0.01"])
+            [
+                "--model_name_or_path",
+                "regression",
+                "--save_dir",
+                str(tmp_path),
+                "--batch_size",
+                "4",
+                "--learning_rate",
+                "0.01",
+            ]
+        )
         paddle.seed(1)
 
         def collate(samples):
-            return {"x": paddle.to_tensor(np.stack([x for x, _ in samples])), "y": paddle.to_tensor(np.array([y for _, y in samples]))}
+            return {
+                "x": paddle.to_tensor(np.stack([x for x, _ in samples])),
+                "y": paddle.to_tensor(np.array([y for _, y in samples])),
+            }
 
         return train(Regression(), None, build_dataloader(examples, 4, collate, shuffle=False), args)
 
@@ -183,8 +282,12 @@ def test_a_nan_or_inf_loss_stops_training_at_that_step(tmp_path, capsys):
     good = digests(tmp_path)
     examples[9] = (np.array([np.inf, 1.0], dtype=np.float32), np.float32(1.0))  # batch 3
     capsys.readouterr()
-    with pytest.raises(NonFiniteError, match=r"^step 3: the loss is (inf|nan); stopped without saving anything") as error:
-        run(examples)  # the library raises; an entry point (simcse/train.py above) turns it into one line and exit code 3
+    with pytest.raises(
+        NonFiniteError, match=r"^step 3: the loss is (inf|nan); stopped without saving anything"
+    ) as error:
+        run(
+            examples
+        )  # the library raises; an entry point (simcse/train.py above) turns it into one line and exit code 3
     assert error.value.exit_code == 3
     assert digests(tmp_path) == good
 

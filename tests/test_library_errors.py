@@ -2,11 +2,23 @@
 an `if __name__ == "__main__":` block is library code: no `raise SystemExit`, no call of `fail(` (ns_common.cli's
 exit for entry points) and no `sys.exit(` in it. ns_common/cli.py, the home of fail and entry_point, is the one
 exception."""
+
 import ast
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("ns_common", "recall", "search", "ernie_matching", "simcse", "inbatch_negative", "domain_pretrain", "data", "scripts", "bench")
+PACKAGES = (
+    "ns_common",
+    "recall",
+    "search",
+    "ernie_matching",
+    "simcse",
+    "inbatch_negative",
+    "domain_pretrain",
+    "data",
+    "scripts",
+    "bench",
+)
 ALLOWED = {os.path.join("ns_common", "cli.py")}
 
 
@@ -23,8 +35,12 @@ def library_modules():
 def is_main_guard(node):
     """`if __name__ == "__main__":`"""
     test = node.test if isinstance(node, ast.If) else None
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
 
 
 def exits(tree):
@@ -39,7 +55,12 @@ def exits(tree):
             func = node.func
             if isinstance(func, ast.Name) and func.id == "fail":
                 found.append((node.lineno, "fail("))
-            elif isinstance(func, ast.Attribute) and func.attr == "exit" and isinstance(func.value, ast.Name) and func.value.id == "sys":
+            elif (
+                isinstance(func, ast.Attribute)
+                and func.attr == "exit"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "sys"
+            ):
                 found.append((node.lineno, "sys.exit("))
     return found
 

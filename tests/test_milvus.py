@@ -6,6 +6,7 @@ The model is a from-scratch mini ERNIE bootstrapped from the bundled sample and 
 Inference exactly like a trained recall model; its rankings are arbitrary but deterministic, which is
 enough to check that every path returns what the same model gives elsewhere.
 """
+
 import json
 import os
 import subprocess
@@ -44,7 +45,19 @@ def model(tmp_path_factory):
 
     quiet_paddlenlp()
     root = tmp_path_factory.mktemp("milvus_model")
-    bootstrap.main(["--corpus_files", CORPUS, DEV, "--model_type", "ernie", "--preset", "mini", "--save_dir", str(root / "bootstrap")])
+    bootstrap.main(
+        [
+            "--corpus_files",
+            CORPUS,
+            DEV,
+            "--model_type",
+            "ernie",
+            "--preset",
+            "mini",
+            "--save_dir",
+            str(root / "bootstrap"),
+        ]
+    )
     set_seed(1000)
     encoder, tokenizer = load_encoder(str(root / "bootstrap"), output_emb_size=EMB_SIZE)
     encoder.eval()
@@ -57,7 +70,11 @@ def model(tmp_path_factory):
     paddle.save(encoder.state_dict(), str(root / "model_state.pdparams"))
     save_encoder_config(encoder, str(root))  # the pooling, for the dynamic-graph path
     export_encoder(encoder, tokenizer, str(root / "export"))
-    return {"export": str(root / "export"), "backbone": str(root / "bootstrap"), "params": str(root / "model_state.pdparams")}
+    return {
+        "export": str(root / "export"),
+        "backbone": str(root / "bootstrap"),
+        "params": str(root / "model_state.pdparams"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +83,18 @@ def embeddings(model, tmp_path_factory):
     from recall.milvus import feature_extract
 
     out = tmp_path_factory.mktemp("features")
-    argv = ["--model_dir", model["export"], "--corpus_file", CORPUS, "--output_path", str(out), "--chunk_size", "128", "--batch_size", "32"]
+    argv = [
+        "--model_dir",
+        model["export"],
+        "--corpus_file",
+        CORPUS,
+        "--output_path",
+        str(out),
+        "--chunk_size",
+        "128",
+        "--batch_size",
+        "32",
+    ]
     assert feature_extract.main(argv + ["--max_chunks", "2"]) is None  # interrupted on purpose
     parts = sorted(os.listdir(out / "corpus_embedding.parts"))
     assert parts == ["chunk_000000.npy", "chunk_000001.npy", "manifest.json"]
@@ -111,7 +139,9 @@ def test_config_flags_override_yaml(tmp_path):
     assert (defaults.index_type, defaults.metric_type, defaults.uri.endswith(".db")) == ("AUTO", "IP", True)
     own = tmp_path / "my.yml"
     own.write_text("index_type: IVF_FLAT\nivf_nlist: 64\nuri: http://milvus.example:19530\n", encoding="utf-8")
-    args = add_config_args(argparse.ArgumentParser()).parse_args(["--config", str(own), "--search_nprobe", "8", "--bm25", "false"])
+    args = add_config_args(argparse.ArgumentParser()).parse_args(
+        ["--config", str(own), "--search_nprobe", "8", "--bm25", "false"]
+    )
     config = load_config(args)
     assert (config.index_type, config.ivf_nlist, config.bm25, config.is_lite) == ("IVF_FLAT", 64, False, False)
     assert config.search_params("IVF_FLAT", 10) == {"metric_type": "IP", "params": {"nprobe": 8}}
@@ -144,9 +174,30 @@ def test_extracted_embeddings_are_the_models(model, embeddings):
 @pytest.mark.slow
 def test_feature_extract_under_distributed_launch(model, embeddings, tmp_path):
     """Two processes (paddle.distributed.launch, CPU) share the chunks; the joined .npy is the single-process one."""
-    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"),
-                             "recall/milvus/feature_extract.py", "--model_dir", model["export"], "--corpus_file", CORPUS,
-                             "--output_path", str(tmp_path), "--chunk_size", "100"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "paddle.distributed.launch",
+            "--nproc_per_node",
+            "2",
+            "--log_dir",
+            str(tmp_path / "log"),
+            "recall/milvus/feature_extract.py",
+            "--model_dir",
+            model["export"],
+            "--corpus_file",
+            CORPUS,
+            "--output_path",
+            str(tmp_path),
+            "--chunk_size",
+            "100",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     with open(tmp_path / "log" / "workerlog.1", encoding="utf-8") as f:
         assert "rank 1: embedded 2 chunks (200 docs" in f.read()  # chunks 1 and 3 of 0..4
@@ -162,7 +213,9 @@ def test_feature_extract_bad_input(model, tmp_path):
         os.makedirs(tmp_path / "bare")
         for name in ("inference.json", "inference.pdiparams"):
             os.symlink(os.path.join(model["export"], name), tmp_path / "bare" / name)
-        feature_extract.main(["--model_dir", str(tmp_path / "bare"), "--corpus_file", CORPUS, "--output_path", str(tmp_path)])
+        feature_extract.main(
+            ["--model_dir", str(tmp_path / "bare"), "--corpus_file", CORPUS, "--output_path", str(tmp_path)]
+        )
 
 
 # ---------------------------------------------------------------- insert
@@ -205,7 +258,9 @@ def test_insert_rejects_mismatches(embeddings, lite_index, tmp_path, capsys):
         insert.main(["--data_path", str(short_corpus), "--embedding_path", embeddings, "--uri", str(tmp_path / "x.db")])
     assert "has 10 lines but" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", str(tmp_path / "y.db"), "--dim", "64"])
+        insert.main(
+            ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", str(tmp_path / "y.db"), "--dim", "64"]
+        )
     assert "dim is set to 64" in capsys.readouterr().err
     shuffled = tmp_path / "shuffled.csv"  # the same lines in another order: ids would name other documents
     lines = corpus_lines()
@@ -213,7 +268,11 @@ def test_insert_rejects_mismatches(embeddings, lite_index, tmp_path, capsys):
     with pytest.raises(SystemExit):  # feature_extract's record beside the .npy names the corpus it embedded
         insert.main(["--data_path", str(shuffled), "--embedding_path", embeddings, "--uri", lite_index])
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "embeds another corpus (500 documents" in err[0] and "feature_extract.py --corpus_file" in err[0], err
+    assert (
+        len(err) == 1
+        and "embeds another corpus (500 documents" in err[0]
+        and "feature_extract.py --corpus_file" in err[0]
+    ), err
     bare = tmp_path / "bare.npy"  # without the record: the collection's own corpus sha1 refuses it
     bare.write_bytes(open(embeddings, "rb").read())
     with pytest.raises(SystemExit):
@@ -229,8 +288,22 @@ def test_milvus_hnsw_recall_matches_exact_search(model, embeddings, lite_index, 
     """The same model scores the same Recall@K through Milvus (HNSW) as through exact search."""
     from recall.milvus import compare_recall
 
-    results = compare_recall.main(["--model_dir", model["export"], "--embedding_path", embeddings, "--corpus_file", CORPUS,
-                                   "--similar_text_pair_file", DEV, "--uri", lite_index, "--output_json", str(tmp_path / "r.json")])
+    results = compare_recall.main(
+        [
+            "--model_dir",
+            model["export"],
+            "--embedding_path",
+            embeddings,
+            "--corpus_file",
+            CORPUS,
+            "--similar_text_pair_file",
+            DEV,
+            "--uri",
+            lite_index,
+            "--output_json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert set(results) == {"exact", "milvus-dense", "milvus-bm25", "milvus-hybrid"}
     for k in (1, 5, 10, 20, 50):
         assert abs(results["milvus-dense"][f"recall@{k}"] - results["exact"][f"recall@{k}"]) <= 1.0, (k, results)
@@ -283,7 +356,9 @@ def test_query_cli_json_and_batch_recall_file(model, lite_index, tmp_path, capsy
     assert printed["hits"][0]["id"] == 5 and printed["hits"][0]["text"] == corpus[5]
 
     result_file = str(tmp_path / "recall_result.txt")
-    metrics = query.main(common + ["--query_file", DEV, "--mode", "bm25", "--recall_num", "20", "--recall_result_file", result_file])
+    metrics = query.main(
+        common + ["--query_file", DEV, "--mode", "bm25", "--recall_num", "20", "--recall_result_file", result_file]
+    )
     with open(result_file, encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
     queries = {q for q, _ in dev_pairs()}
@@ -308,17 +383,38 @@ def test_query_cli_errors(model, lite_index, tmp_path, capsys, caplog):
     from recall.milvus.search import MilvusSearcher
 
     with pytest.raises(ModelMismatchError, match="the model gives 128-dim vectors but collection literature_search"):
-        MilvusSearcher(load_config(uri=lite_index), TextEncoder(model_name_or_path=model["backbone"]))  # no 32-dim projection
+        MilvusSearcher(
+            load_config(uri=lite_index), TextEncoder(model_name_or_path=model["backbone"])
+        )  # no 32-dim projection
     long_query = "语言文化差异" * 30
-    hits = query.main(["--model_dir", model["export"], "--uri", lite_index, "--query", long_query, "--top_k", "2", "--max_seq_length", "16",
-                       "--mode", "dense"])
+    hits = query.main(
+        [
+            "--model_dir",
+            model["export"],
+            "--uri",
+            lite_index,
+            "--query",
+            long_query,
+            "--top_k",
+            "2",
+            "--max_seq_length",
+            "16",
+            "--mode",
+            "dense",
+        ]
+    )
     assert len(hits) == 2 and "cut to the first 14" in caplog.text
 
 
 def test_unreachable_server_is_one_line_error():
     """The real entry point, as a user runs it: nonzero exit and one line naming the URI."""
-    result = subprocess.run([sys.executable, "search/query.py", "--query", "语言", "--mode", "bm25", "--uri", "http://127.0.0.1:9"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "search/query.py", "--query", "语言", "--mode", "bm25", "--uri", "http://127.0.0.1:9"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "http://127.0.0.1:9" in errors[0] and "Traceback" not in result.stderr
@@ -338,7 +434,9 @@ def test_lexical_leg_in_milvus_is_the_bm25_reference(lite_index):
     assert lexical_text("BP 神经") == "u62 u70 u795e u7ecf b62x70 b70x795e b795ex7ecf"
     config = load_config(uri=lite_index)
     queries = sorted({q for q, _ in dev_pairs()})
-    indices, scores = BM25Index(corpus_lines(), joined_char_ngrams, k1=config.bm25_k1, b=config.bm25_b).search(queries, k=10)
+    indices, scores = BM25Index(corpus_lines(), joined_char_ngrams, k1=config.bm25_k1, b=config.bm25_b).search(
+        queries, k=10
+    )
     with MilvusSearcher(config) as searcher:
         assert searcher.info.analyzer == "char_ngram"
         stored = store.stored_index_params(searcher.client.describe_index(config.collection, "sparse"))
@@ -358,7 +456,9 @@ def test_a_collection_of_another_analyzer_must_be_rebuilt(embeddings, tmp_path, 
     from recall.milvus.search import MilvusSearcher
 
     uri = str(tmp_path / "jieba.db")
-    assert insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri, "--analyzer", "jieba"]) == 500
+    assert (
+        insert.main(["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri, "--analyzer", "jieba"]) == 500
+    )
     # the old way (jieba on the text) with today's settings: never silently worse
     with pytest.raises(ModelMismatchError, match="built with the jieba BM25 analyzer"):
         MilvusSearcher(load_config(uri=uri))
@@ -382,7 +482,9 @@ def test_a_search_over_unflushed_rows_fails_the_test(tmp_path):
     with pytest.raises(AssertionError, match="unflushed rows of collection unflushed"):
         client.search(config.collection, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="embedding", limit=1)
     client.flush(config.collection)
-    assert client.search(config.collection, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="embedding", limit=1)[0][0]["id"] == 0
+    assert (
+        client.search(config.collection, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="embedding", limit=1)[0][0]["id"] == 0
+    )
     store.close(client, config)
 
 

@@ -5,6 +5,7 @@ The server lives in its own venv (scripts/setup_milvus_server.sh; created here w
 2.3.5 has no BM25 function, so collections are dense only, with a notice. The vectors are synthetic
 (normalised random, 32-dim): the client/server path does not depend on the model.
 """
+
 import os
 import signal
 import subprocess
@@ -22,14 +23,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
 TOKEN = "root:Milvus"  # Milvus' default root credentials
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}"),
+]
 
 
 @pytest.fixture(scope="module")
 def server_venv():
     problem = f"no Milvus 2.3.5 server venv in {DEFAULT_VENV}"
-    if not os.path.isfile(server_executable(DEFAULT_VENV)) and not opted_out("milvus_server"):  # install it (once, a minute)
-        setup = subprocess.run(["bash", os.path.join(REPO, "scripts", "setup_milvus_server.sh")], capture_output=True, text=True)
+    if not os.path.isfile(server_executable(DEFAULT_VENV)) and not opted_out(
+        "milvus_server"
+    ):  # install it (once, a minute)
+        setup = subprocess.run(
+            ["bash", os.path.join(REPO, "scripts", "setup_milvus_server.sh")], capture_output=True, text=True
+        )
         problem += f" (installing it failed: {(setup.stderr.strip().splitlines() or ['?'])[-1]})"
     if not os.path.isfile(server_executable(DEFAULT_VENV)):
         require("milvus_server", problem)
@@ -63,7 +71,18 @@ def test_insert_resume_search_on_server(server, embeddings, caplog):
     from recall.milvus import insert, store
     from recall.milvus.search import MilvusSearcher, SearchError
 
-    common = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", server.uri, "--token", TOKEN, "--batch_size", "150"]
+    common = [
+        "--data_path",
+        CORPUS,
+        "--embedding_path",
+        embeddings,
+        "--uri",
+        server.uri,
+        "--token",
+        TOKEN,
+        "--batch_size",
+        "150",
+    ]
     assert insert.main(common + ["--max_batches", "2"]) is None
     assert "has no BM25 function" in caplog.text  # 2.3.5: dense only, said once at creation
     config = config_for(server)
@@ -85,7 +104,9 @@ def test_insert_resume_search_on_server(server, embeddings, caplog):
     assert overlap >= 0.99  # HNSW (M 16, ef 128) on 500 vectors: the exact neighbours
 
 
-@pytest.mark.parametrize("settings", [dict(index_type="HNSW", hnsw_m=8, hnsw_ef_construction=64), dict(index_type="IVF_FLAT", ivf_nlist=8)])
+@pytest.mark.parametrize(
+    "settings", [dict(index_type="HNSW", hnsw_m=8, hnsw_ef_construction=64), dict(index_type="IVF_FLAT", ivf_nlist=8)]
+)
 def test_index_settings_read_back_on_server(server, settings):
     from recall.milvus import store
 
@@ -102,13 +123,35 @@ def test_partition_and_ivf_flat_on_server(server, embeddings, capsys):
     from recall.milvus import insert
     from recall.milvus.search import MilvusSearcher
 
-    argv = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", server.uri, "--token", TOKEN,
-            "--collection", "ivf_trial", "--partition", "titles", "--index_type", "IVF_FLAT", "--ivf_nlist", "8", "--search_nprobe", "8"]
+    argv = [
+        "--data_path",
+        CORPUS,
+        "--embedding_path",
+        embeddings,
+        "--uri",
+        server.uri,
+        "--token",
+        TOKEN,
+        "--collection",
+        "ivf_trial",
+        "--partition",
+        "titles",
+        "--index_type",
+        "IVF_FLAT",
+        "--ivf_nlist",
+        "8",
+        "--search_nprobe",
+        "8",
+    ]
     assert insert.main(argv) == 500
-    with MilvusSearcher(config_for(server, collection="ivf_trial", partition="titles", index_type="IVF_FLAT", search_nprobe=8)) as searcher:
+    with MilvusSearcher(
+        config_for(server, collection="ivf_trial", partition="titles", index_type="IVF_FLAT", search_nprobe=8)
+    ) as searcher:
         assert searcher.search_by_id(123, top_k=1)[0].id == 123
     capsys.readouterr()
-    with pytest.raises(ConfigError, match="no such partition.*titles"):  # a partition that does not exist would silently find nothing
+    with pytest.raises(
+        ConfigError, match="no such partition.*titles"
+    ):  # a partition that does not exist would silently find nothing
         MilvusSearcher(config_for(server, collection="ivf_trial", partition="titels"))
 
 
@@ -131,8 +174,13 @@ def test_local_server_cli_stops_milvus_on_sigterm(server_venv, tmp_path):
         return subprocess.run(["pgrep", "-f", "--", f"--data {data_dir}"], capture_output=True).returncode == 0
 
     with open(tmp_path / "cli.err", "w") as err:
-        cli = subprocess.Popen([sys.executable, "-m", "recall.milvus.local_server", "--data_dir", str(data_dir)],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "recall.milvus.local_server", "--data_dir", str(data_dir)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     try:
         banner = cli.stdout.readline()  # printed once the server is ready
         assert "Milvus server at http://127.0.0.1:" in banner, (banner, (tmp_path / "cli.err").read_text()[-500:])

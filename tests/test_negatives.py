@@ -1,4 +1,5 @@
 """The one hard-negative rule (ns_common/negatives.py) on hand-made rankings, and its BM25 caller."""
+
 import random
 
 from ns_common.bm25 import BM25Index, lexical_negatives

@@ -3,18 +3,27 @@ outputs that overwrite an input, writes that are not atomic, titles whose inner 
 collection not tied to its corpus or model, --max_seq_length above the model's positions, CSL JSON lines that are
 not objects, the Python API exiting on a numpy top_k, gold pairs checked after the output was written, a --config
 that is not UTF-8, an empty recall file scored as zeros, NUL bytes in text files."""
+
 import json
 import os
 import random
 
 import numpy as np
 import pytest
-
 from conftest import sample_file
+
 from ns_common.cli import check_outputs
 from ns_common.errors import BadInputError, ConfigError, ModelMismatchError
-from ns_common.io import (SkipCounter, atomic_write, clean_field, read_corpus, read_fields, read_recall_result, weights_fingerprint,
-                          write_lines)
+from ns_common.io import (
+    SkipCounter,
+    atomic_write,
+    clean_field,
+    read_corpus,
+    read_fields,
+    read_recall_result,
+    weights_fingerprint,
+    write_lines,
+)
 
 EMB = 16
 
@@ -38,13 +47,21 @@ def test_check_outputs_refuses_an_input_a_directory_and_an_unwritable_parent(tmp
     os.symlink(gold, tmp_path / "link.csv")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for files, words in (([("recall_result_file", str(gold))], "--query_file"), ([("out", str(tmp_path / "link.csv"))], "--query_file"),
-                         ([("out", str(tmp_path))], "is a directory"), ([("out", str(blocker / "a" / "b.txt"))], "not a directory")):
+    for files, words in (
+        ([("recall_result_file", str(gold))], "--query_file"),
+        ([("out", str(tmp_path / "link.csv"))], "--query_file"),
+        ([("out", str(tmp_path))], "is a directory"),
+        ([("out", str(blocker / "a" / "b.txt"))], "not a directory"),
+    ):
         with pytest.raises(BadInputError, match=words):
             check_outputs(files=files, inputs=[("query_file", str(gold))])
     with pytest.raises(BadInputError, match="--output_dir"):
         check_outputs(dirs=[("output_dir", str(blocker))])
-    check_outputs(files=[("out", str(tmp_path / "new" / "deeper" / "r.txt"))], dirs=[("d", str(tmp_path / "n2"))], inputs=[str(gold)])
+    check_outputs(
+        files=[("out", str(tmp_path / "new" / "deeper" / "r.txt"))],
+        dirs=[("d", str(tmp_path / "n2"))],
+        inputs=[str(gold)],
+    )
 
 
 def test_rerank_results_refuses_its_gold_file_as_output(tmp_path, capsys, tiny_ernie_gram):
@@ -55,8 +72,21 @@ def test_rerank_results_refuses_its_gold_file_as_output(tmp_path, capsys, tiny_e
     recall = tmp_path / "recall.txt"
     recall.write_text("语言\t语言学\t0.9\n", encoding="utf-8")
     before = gold.read_bytes()
-    line = one_error(capsys, lambda: rerank_results.main(["--recall_result_file", str(recall), "--similar_text_pair_file", str(gold),
-                                                          "--output_file", str(gold), "--model_dir", tiny_ernie_gram]))
+    line = one_error(
+        capsys,
+        lambda: rerank_results.main(
+            [
+                "--recall_result_file",
+                str(recall),
+                "--similar_text_pair_file",
+                str(gold),
+                "--output_file",
+                str(gold),
+                "--model_dir",
+                tiny_ernie_gram,
+            ]
+        ),
+    )
     assert "--output_file" in line and "--similar_text_pair_file" in line
     assert gold.read_bytes() == before
 
@@ -67,18 +97,28 @@ def test_evaluate_refuses_its_recall_file_as_output_json(tmp_path, capsys):
     recall = tmp_path / "recall.txt"
     recall.write_text("语言\t语言学\t0.9\n", encoding="utf-8")
     before = recall.read_bytes()
-    line = one_error(capsys, lambda: evaluate.main(["--similar_text_pair_file", sample_file("recall", "dev.csv"),
-                                                    "--recall_result_file", str(recall), "--output_json", str(recall)]))
+    line = one_error(
+        capsys,
+        lambda: evaluate.main(
+            [
+                "--similar_text_pair_file",
+                sample_file("recall", "dev.csv"),
+                "--recall_result_file",
+                str(recall),
+                "--output_json",
+                str(recall),
+            ]
+        ),
+    )
     assert "--output_json" in line and recall.read_bytes() == before
 
 
 def test_atomic_write_keeps_the_old_file_on_an_error_and_leaves_no_temp(tmp_path):
     path = tmp_path / "result.txt"
     path.write_text("old\n", encoding="utf-8")
-    with pytest.raises(RuntimeError):
-        with atomic_write(str(path)) as f:
-            f.write("half of the new")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_write(str(path)) as f:
+        f.write("half of the new")
+        raise RuntimeError("killed")
     assert path.read_text(encoding="utf-8") == "old\n" and os.listdir(tmp_path) == ["result.txt"]
     write_lines(str(path), [("a", "b")])
     assert path.read_text(encoding="utf-8") == "a\tb\n" and os.listdir(tmp_path) == ["result.txt"]
@@ -98,7 +138,9 @@ def test_titles_keep_inner_whitespace_and_evaluate_agrees_with_the_writer(tmp_pa
     queries = [f"查询{i}" for i in range(len(titles))]
     result = tmp_path / "recall_result.txt"
     write_lines(str(result), [(q, t, "1.000000") for q, t in zip(queries, titles)])
-    reported = recall_metrics(queries, {q: {t} for q, t in zip(queries, titles)}, {q: [t] for q, t in zip(queries, titles)}, 1)
+    reported = recall_metrics(
+        queries, {q: {t} for q, t in zip(queries, titles)}, {q: [t] for q, t in zip(queries, titles)}, 1
+    )
     assert [doc for doc, _ in sum(read_recall_result(str(result)).values(), [])] == titles
     assert evaluate_file(str(gold), str(result), 1) == reported and reported["recall@1"] == pytest.approx(100.0)
 
@@ -146,8 +188,12 @@ def test_feature_extract_records_provenance_and_insert_refuses_a_shuffled_corpus
     titles = list(built["titles"])
     random.Random(3).shuffle(titles)
     write_lines(str(shuffled), titles)  # same line count: the row count check alone lets it through
-    line = one_error(capsys, lambda: insert.main(["--data_path", str(shuffled), "--embedding_path", built["npy"],
-                                                  "--uri", str(built["root"] / "other.db")]))
+    line = one_error(
+        capsys,
+        lambda: insert.main(
+            ["--data_path", str(shuffled), "--embedding_path", built["npy"], "--uri", str(built["root"] / "other.db")]
+        ),
+    )
     assert "another corpus" in line and "feature_extract.py --corpus_file" in line
 
 
@@ -166,7 +212,17 @@ def test_a_collection_refuses_another_model_unless_allowed(built, capsys):
         MilvusSearcher(config, TextEncoder(model_dir=built["models"]["B"]))
     with MilvusSearcher(config, TextEncoder(model_dir=built["models"]["B"]), allow_model_mismatch=True) as searcher:
         assert len(searcher.search(built["titles"][7], top_k=3)) == 3
-    argv = ["--model_dir", built["models"]["B"], "--uri", built["uri"], "--mode", "dense", "--query", built["titles"][7], "--json"]
+    argv = [
+        "--model_dir",
+        built["models"]["B"],
+        "--uri",
+        built["uri"],
+        "--mode",
+        "dense",
+        "--query",
+        built["titles"][7],
+        "--json",
+    ]
     line = one_error(capsys, lambda: query.main(argv))
     assert "another model" in line and "--allow_model_mismatch" in line
     assert query.main(argv + ["--allow_model_mismatch"])
@@ -201,8 +257,21 @@ def test_max_seq_length_above_the_positions_is_a_config_error(built, tiny_ernie_
         TextEncoder(model_dir=built["models"]["A"], max_seq_length=129)
     with pytest.raises(ConfigError, match="128 positions"):
         Reranker(params_path=tiny_ernie_gram, max_seq_length=4096)
-    line = one_error(capsys, lambda: feature_extract.main(["--corpus_file", built["corpus"], "--output_path", str(built["root"] / "long"),
-                                                           "--model_dir", built["models"]["A"], "--max_seq_length", "600"]))
+    line = one_error(
+        capsys,
+        lambda: feature_extract.main(
+            [
+                "--corpus_file",
+                built["corpus"],
+                "--output_path",
+                str(built["root"] / "long"),
+                "--model_dir",
+                built["models"]["A"],
+                "--max_seq_length",
+                "600",
+            ]
+        ),
+    )
     assert "--max_seq_length 600" in line
     assert TextEncoder(model_dir=built["models"]["A"], max_seq_length=128).max_seq_length == 128
 
@@ -216,20 +285,32 @@ def test_prepare_csl_skips_json_that_is_not_a_paper(tmp_path, caplog):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data"))
     import prepare_csl
 
-    papers = ['"a string"', "5", "[1, 2]", "null", '{"title": null}', '{"title": 5}', '{"title": ["x"]}',
-              '{"title": "标题一", "keywords": "神经网络_检索"}',
-              '{"title": "标题二", "abstract": null, "keywords": ["甲", 3, "乙"]}',
-              '{"title": "标题三", "keywords": 7}', '{"title": "标题四", "abstract": 12}']
+    papers = [
+        '"a string"',
+        "5",
+        "[1, 2]",
+        "null",
+        '{"title": null}',
+        '{"title": 5}',
+        '{"title": ["x"]}',
+        '{"title": "标题一", "keywords": "神经网络_检索"}',
+        '{"title": "标题二", "abstract": null, "keywords": ["甲", 3, "乙"]}',
+        '{"title": "标题三", "keywords": 7}',
+        '{"title": "标题四", "abstract": 12}',
+    ]
     (tmp_path / "papers.jsonl").write_text("\n".join(papers) + "\n", encoding="utf-8")
-    (tmp_path / "abstracts.jsonl").write_text('{"abstract": null}\n{"abstract": "一段摘要", "keywords": "语言_文化"}\n"x"\n',
-                                              encoding="utf-8")
+    (tmp_path / "abstracts.jsonl").write_text(
+        '{"abstract": null}\n{"abstract": "一段摘要", "keywords": "语言_文化"}\n"x"\n', encoding="utf-8"
+    )
     read, extra = prepare_csl.read_csl_jsonl(str(tmp_path))
     assert [p["title"] for p in read] == ["标题一", "标题二"]
     assert read[0]["keywords"] == ["神经网络", "检索"]
     assert read[1] == {"title": "标题二", "abstract": "", "keywords": ["甲", "乙"]}
     assert extra == [{"title": "", "abstract": "一段摘要", "keywords": ["语言", "文化"]}]
     text = caplog.text
-    assert "not a JSON object (line 1, 2, 3, 4)" in text and "title is not text" in text and "keywords are neither" in text
+    assert (
+        "not a JSON object (line 1, 2, 3, 4)" in text and "title is not text" in text and "keywords are neither" in text
+    )
 
 
 # ------------------------------------------------------------------ 8, 9, 10, 11
@@ -243,15 +324,28 @@ def test_rerank_results_checks_the_gold_pairs_before_writing(tmp_path, capsys, t
     gold = tmp_path / "gold.csv"
     gold.write_text("only one field\n\n", encoding="utf-8")
     out = tmp_path / "reranked.txt"
-    line = one_error(capsys, lambda: rerank_results.main(["--recall_result_file", str(recall), "--similar_text_pair_file", str(gold),
-                                                          "--output_file", str(out), "--params_path", tiny_ernie_gram]))
+    line = one_error(
+        capsys,
+        lambda: rerank_results.main(
+            [
+                "--recall_result_file",
+                str(recall),
+                "--similar_text_pair_file",
+                str(gold),
+                "--output_file",
+                str(out),
+                "--params_path",
+                tiny_ernie_gram,
+            ]
+        ),
+    )
     assert "no valid query<TAB>doc pairs" in line and not out.exists()
 
 
 def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
-    from recall.milvus.config import add_config_args, load_config
-
     import argparse
+
+    from recall.milvus.config import add_config_args, load_config
 
     bad = tmp_path / "config.yml"
     bad.write_bytes("collection: 语言\n".encode("gbk"))
@@ -265,17 +359,21 @@ def test_evaluate_on_an_empty_recall_file_is_an_error(tmp_path, capsys):
 
     empty = tmp_path / "recall.txt"
     empty.write_text("", encoding="utf-8")
-    line = one_error(capsys, lambda: evaluate.main(["--similar_text_pair_file", sample_file("recall", "dev.csv"),
-                                                    "--recall_result_file", str(empty)]))
+    line = one_error(
+        capsys,
+        lambda: evaluate.main(
+            ["--similar_text_pair_file", sample_file("recall", "dev.csv"), "--recall_result_file", str(empty)]
+        ),
+    )
     assert "nothing to evaluate" in line
 
 
 def test_lines_with_nul_bytes_are_skipped_and_counted(tmp_path):
     path = tmp_path / "pairs.csv"
-    path.write_bytes("查询\t标题\n坏\x00行\t标题\n查询二\t标题二\n".encode("utf-8"))
+    path.write_bytes("查询\t标题\n坏\x00行\t标题\n查询二\t标题二\n".encode())
     counter = SkipCounter(str(path))
     assert list(read_fields(str(path), 2, counter=counter)) == [["查询", "标题"], ["查询二", "标题二"]]
     assert counter.skipped == {"lines with NUL bytes": [2]}
     corpus = tmp_path / "corpus.csv"
-    corpus.write_bytes("一\n二\x00\n三\n".encode("utf-8"))
+    corpus.write_bytes("一\n二\x00\n三\n".encode())
     assert read_corpus(str(corpus)) == ["一", "", "三"]  # ids keep their lines

@@ -3,6 +3,7 @@ hard-negative mining, export and Paddle Inference.
 
 The tiny from-scratch ERNIE of conftest.py (hidden 32, one layer; vocabulary from the bundled sample); every
 training run is a few steps on (a slice of) the sample."""
+
 import json
 import os
 
@@ -33,8 +34,19 @@ def sample(name):
 
 
 def train_args(tiny_ernie, save_dir, *extra):
-    return ["--model_name_or_path", tiny_ernie, "--save_dir", str(save_dir), "--output_emb_size", str(EMB),
-            "--max_seq_length", "32", "--logging_steps", "4", *extra]
+    return [
+        "--model_name_or_path",
+        tiny_ernie,
+        "--save_dir",
+        str(save_dir),
+        "--output_emb_size",
+        str(EMB),
+        "--max_seq_length",
+        "32",
+        "--logging_steps",
+        "4",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +56,22 @@ def simcse_run(tiny_ernie, tmp_path_factory):
     texts = read_corpus(sample("train_unsupervised.csv"))[:96]
     train_file = str(root / "train_unsupervised.csv")
     write_lines(train_file, texts)
-    summary = simcse_train.main(train_args(tiny_ernie, root / "ckpt", "--train_set_file", train_file, "--batch_size", "16",
-                                           "--epochs", "4", "--learning_rate", "1e-3", "--pooling", "mean"))
+    summary = simcse_train.main(
+        train_args(
+            tiny_ernie,
+            root / "ckpt",
+            "--train_set_file",
+            train_file,
+            "--batch_size",
+            "16",
+            "--epochs",
+            "4",
+            "--learning_rate",
+            "1e-3",
+            "--pooling",
+            "mean",
+        )
+    )
     return root / "ckpt", summary
 
 
@@ -104,9 +130,20 @@ def write_handmade_case(tmp_path):
     pairs = str(tmp_path / "dev.csv")
     write_lines(pairs, [("q1", "d1"), ("q2", "d2"), ("q3", "d3")])
     result = str(tmp_path / "recall_result.txt")
-    write_lines(result, [("q1", "x", 0.9), ("q1", "d1", 0.8), ("q1", "y", 0.1),
-                         ("q2", "x", 0.9), ("q2", "y", 0.8), ("q2", "z", 0.1),
-                         ("q3", "d3", 0.9), ("q3", "x", 0.8), ("q3", "y", 0.1)])
+    write_lines(
+        result,
+        [
+            ("q1", "x", 0.9),
+            ("q1", "d1", 0.8),
+            ("q1", "y", 0.1),
+            ("q2", "x", 0.9),
+            ("q2", "y", 0.8),
+            ("q2", "z", 0.1),
+            ("q3", "d3", 0.9),
+            ("q3", "x", 0.8),
+            ("q3", "y", 0.1),
+        ],
+    )
     return pairs, result
 
 
@@ -126,8 +163,22 @@ def test_evaluate_cli_appends_a_line_and_writes_json(tmp_path, capsys):
     pairs, result = write_handmade_case(tmp_path)
     table, js = str(tmp_path / "results.tsv"), str(tmp_path / "m.json")
     for _ in range(2):
-        evaluate_cli.main(["--similar_text_pair_file", pairs, "--recall_result_file", result, "--recall_num", "3",
-                           "--name", "hand", "--result_file", table, "--output_json", js])
+        evaluate_cli.main(
+            [
+                "--similar_text_pair_file",
+                pairs,
+                "--recall_result_file",
+                result,
+                "--recall_num",
+                "3",
+                "--name",
+                "hand",
+                "--result_file",
+                table,
+                "--output_json",
+                js,
+            ]
+        )
     lines = open(table, encoding="utf-8").read().splitlines()
     assert len(lines) == 2 and lines[0].startswith("hand\trecall@1=33.33")
     assert json.load(open(js))["recall@1"] == pytest.approx(100 / 3)
@@ -143,7 +194,9 @@ def test_recall_metrics_multiple_gold_docs():
 
 def test_recall_result_round_trip(tmp_path):
     path = str(tmp_path / "r.txt")
-    write_recall_result(path, ["q1", "q2"], ["d0", "d1", "d2"], np.array([[2, 0], [1, 2]]), np.array([[0.9, 0.5], [0.7, 0.6]]))
+    write_recall_result(
+        path, ["q1", "q2"], ["d0", "d1", "d2"], np.array([[2, 0], [1, 2]]), np.array([[0.9, 0.5], [0.7, 0.6]])
+    )
     assert read_recall_result(path) == {"q1": [("d2", 0.9), ("d0", 0.5)], "q2": [("d1", 0.7), ("d2", 0.6)]}
 
 
@@ -190,7 +243,11 @@ def test_simcse_loss_falls_and_checkpoints_are_complete(simcse_run):
     for name in ("model_24", "model_final"):
         for f in ("model_state.pdparams", "vocab.txt", "tokenizer_config.json", "encoder_config.json"):
             assert os.path.isfile(ckpt / name / f), f"{name}/{f}"
-    assert json.load(open(ckpt / "model_final" / "encoder_config.json")) == {"pooling": "mean", "output_emb_size": EMB, "embedding_dim": EMB}
+    assert json.load(open(ckpt / "model_final" / "encoder_config.json")) == {
+        "pooling": "mean",
+        "output_emb_size": EMB,
+        "embedding_dim": EMB,
+    }
     on_disk = json.load(open(ckpt / "train_summary.json"))
     assert on_disk["steps"] == 24 and on_disk["wall_time_s"] > 0
 
@@ -198,8 +255,22 @@ def test_simcse_loss_falls_and_checkpoints_are_complete(simcse_run):
 @pytest.fixture(scope="module")
 def hard_negatives(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("mined") / "hard_negatives.tsv")
-    counts = mine_hard_negatives.main(["--method", "bm25", "--train_set_file", sample("train.csv"), "--corpus_file", sample("corpus.csv"),
-                                       "--output_file", path, "--top_k", "20", "--num_negatives", "2"])
+    counts = mine_hard_negatives.main(
+        [
+            "--method",
+            "bm25",
+            "--train_set_file",
+            sample("train.csv"),
+            "--corpus_file",
+            sample("corpus.csv"),
+            "--output_file",
+            path,
+            "--top_k",
+            "20",
+            "--num_negatives",
+            "2",
+        ]
+    )
     return path, counts
 
 
@@ -208,11 +279,33 @@ def inbatch_run(tiny_ernie, simcse_run, hard_negatives, tmp_path_factory):
     """SimCSE -> in-batch (+ BM25 hard negatives), 3 epochs of 8 batches, evaluated after each epoch."""
     save_dir = tmp_path_factory.mktemp("inbatch") / "ckpt"
     simcse_ckpt, _ = simcse_run
-    summary = train_batch_neg.main(train_args(
-        tiny_ernie, save_dir, "--train_set_file", sample("train.csv"), "--init_from_ckpt", str(simcse_ckpt / "model_final"),
-        "--hard_negative_file", hard_negatives[0], "--batch_size", "32", "--epochs", "3", "--learning_rate", "1e-3",
-        "--evaluate", "--similar_text_pair_file", sample("dev.csv"), "--corpus_file", sample("corpus.csv"),
-        "--recall_num", "20", "--recall_result_dir", str(save_dir / "recall")))
+    summary = train_batch_neg.main(
+        train_args(
+            tiny_ernie,
+            save_dir,
+            "--train_set_file",
+            sample("train.csv"),
+            "--init_from_ckpt",
+            str(simcse_ckpt / "model_final"),
+            "--hard_negative_file",
+            hard_negatives[0],
+            "--batch_size",
+            "32",
+            "--epochs",
+            "3",
+            "--learning_rate",
+            "1e-3",
+            "--evaluate",
+            "--similar_text_pair_file",
+            sample("dev.csv"),
+            "--corpus_file",
+            sample("corpus.csv"),
+            "--recall_num",
+            "20",
+            "--recall_result_dir",
+            str(save_dir / "recall"),
+        )
+    )
     return save_dir, summary
 
 
@@ -232,9 +325,16 @@ def test_mining_rule_on_a_handmade_ranking():
     corpus = ["gold", "above", "dup", "below1", "below2", "gold"]
     # query q ranks: above (0.9) > gold (0.8) = its duplicate (0.8) > below1 > below2
     rank = {"q": ([1, 0, 5, 3, 4], [0.9, 0.8, 0.8, 0.5, 0.4]), "r": ([1, 3], [0.9, 0.5])}
-    triples, counts = mine_hard_negatives.mine([("q", "gold"), ("r", "gold")], corpus, {"q": {"gold"}, "r": {"gold"}}, rank, 5, "hardest")
+    triples, counts = mine_hard_negatives.mine(
+        [("q", "gold"), ("r", "gold")], corpus, {"q": {"gold"}, "r": {"gold"}}, rank, 5, "hardest"
+    )
     # r's gold was not retrieved: its negatives come from the top (ns_common/negatives.py)
-    assert triples == [("q", "gold", "below1"), ("q", "gold", "below2"), ("r", "gold", "above"), ("r", "gold", "below1")]
+    assert triples == [
+        ("q", "gold", "below1"),
+        ("q", "gold", "below2"),
+        ("r", "gold", "above"),
+        ("r", "gold", "below1"),
+    ]
     assert counts["gold not retrieved"] == 1 and counts["with negatives"] == 2
 
 
@@ -255,7 +355,9 @@ def test_inbatch_trains_from_simcse_with_hard_negatives_and_keeps_the_best(inbat
 def test_warm_start_loads_the_simcse_weights(tiny_ernie, simcse_run):
     simcse_ckpt, _ = simcse_run
     state = paddle.load(str(simcse_ckpt / "model_final" / "model_state.pdparams"))
-    model, _ = load_encoder(tiny_ernie, str(simcse_ckpt / "model_final"), EMB, model_class=SemanticIndexBatchNeg, margin=0.2, scale=30)
+    model, _ = load_encoder(
+        tiny_ernie, str(simcse_ckpt / "model_final"), EMB, model_class=SemanticIndexBatchNeg, margin=0.2, scale=30
+    )
     fresh, _ = load_encoder(tiny_ernie, None, EMB)
     loaded = model.state_dict()
     assert set(loaded) == set(state)
@@ -268,8 +370,20 @@ def test_warm_start_loads_the_simcse_weights(tiny_ernie, simcse_run):
 def test_warm_start_with_another_projection_size_fails_fast(tiny_ernie, simcse_run, tmp_path, capsys):
     simcse_ckpt, _ = simcse_run
     with pytest.raises(SystemExit):
-        train_batch_neg.main(["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train.csv"), "--save_dir", str(tmp_path),
-                              "--init_from_ckpt", str(simcse_ckpt / "model_final"), "--output_emb_size", "8"])
+        train_batch_neg.main(
+            [
+                "--model_name_or_path",
+                tiny_ernie,
+                "--train_set_file",
+                sample("train.csv"),
+                "--save_dir",
+                str(tmp_path),
+                "--init_from_ckpt",
+                str(simcse_ckpt / "model_final"),
+                "--output_emb_size",
+                "8",
+            ]
+        )
     assert "--output_emb_size 16" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "model_final")
 
@@ -279,11 +393,21 @@ def test_bad_flags_fail_before_loading(tiny_ernie, tmp_path, capsys):
         simcse_train.main(["--model_name_or_path", tiny_ernie, "--train_set_file", str(tmp_path / "nope.csv")])
     assert "nope.csv" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        simcse_train.main(["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train_unsupervised.csv"),
-                           "--dev_set_file", sample("dev.csv")])
+        simcse_train.main(
+            [
+                "--model_name_or_path",
+                tiny_ernie,
+                "--train_set_file",
+                sample("train_unsupervised.csv"),
+                "--dev_set_file",
+                sample("dev.csv"),
+            ]
+        )
     assert "--corpus_file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_batch_neg.main(["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train.csv"), "--evaluate"])
+        train_batch_neg.main(
+            ["--model_name_or_path", tiny_ernie, "--train_set_file", sample("train.csv"), "--evaluate"]
+        )
     assert "--similar_text_pair_file" in capsys.readouterr().err
 
 
@@ -293,9 +417,22 @@ def test_bad_flags_fail_before_loading(tiny_ernie, tmp_path, capsys):
 def test_recall_cli_writes_recall_num_rows_a_query(tiny_ernie, inbatch_run, tmp_path):
     save_dir, _ = inbatch_run
     # no --output_emb_size, no --pooling: both come from the checkpoint
-    path = recall_cli.main(["--model_name_or_path", tiny_ernie, "--params_path", str(save_dir / "model_best" / "model_state.pdparams"),
-                            "--corpus_file", sample("corpus.csv"), "--similar_text_pair_file", sample("dev.csv"),
-                            "--recall_result_dir", str(tmp_path), "--recall_num", "10"])
+    path = recall_cli.main(
+        [
+            "--model_name_or_path",
+            tiny_ernie,
+            "--params_path",
+            str(save_dir / "model_best" / "model_state.pdparams"),
+            "--corpus_file",
+            sample("corpus.csv"),
+            "--similar_text_pair_file",
+            sample("dev.csv"),
+            "--recall_result_dir",
+            str(tmp_path),
+            "--recall_num",
+            "10",
+        ]
+    )
     result = read_recall_result(path)
     queries = list(dict.fromkeys(q for q, _ in read_text_pairs(sample("dev.csv"))))
     corpus = set(read_corpus(sample("corpus.csv")))
@@ -308,14 +445,28 @@ def test_recall_cli_writes_recall_num_rows_a_query(tiny_ernie, inbatch_run, tmp_
     # the model_best checkpoint scores what training measured at its step
     metrics = evaluate_file(sample("dev.csv"), path, recall_num=10)
     best = json.load(open(save_dir / "model_best" / "checkpoint_info.json"))
-    assert metrics["recall@5"] == pytest.approx(best["recall@5"]) and metrics["recall@1"] == pytest.approx(best["recall@1"])
+    assert metrics["recall@5"] == pytest.approx(best["recall@5"]) and metrics["recall@1"] == pytest.approx(
+        best["recall@1"]
+    )
 
 
 def test_predict_scores_each_pair(tiny_ernie, inbatch_run, tmp_path):
     save_dir, _ = inbatch_run
     out = str(tmp_path / "sims.tsv")
-    sims = semantic_tools.predict_main(["--model_name_or_path", tiny_ernie, "--params_path", str(save_dir / "model_final"),
-                                        "--output_emb_size", str(EMB), "--text_pair_file", sample("test.csv"), "--output_file", out])
+    sims = semantic_tools.predict_main(
+        [
+            "--model_name_or_path",
+            tiny_ernie,
+            "--params_path",
+            str(save_dir / "model_final"),
+            "--output_emb_size",
+            str(EMB),
+            "--text_pair_file",
+            sample("test.csv"),
+            "--output_file",
+            out,
+        ]
+    )
     rows = list(read_fields(out, 3))
     assert len(rows) == len(sims) == len(list(read_text_pairs(sample("test.csv"))))
     assert all(-1.0001 <= float(r[2]) <= 1.0001 for r in rows)
@@ -325,7 +476,18 @@ def test_exported_model_gives_the_dynamic_embeddings(tiny_ernie, inbatch_run, tm
     save_dir, _ = inbatch_run
     params = str(save_dir / "model_final" / "model_state.pdparams")
     out_dir = str(tmp_path / "exported")
-    semantic_tools.export_main(["--model_name_or_path", tiny_ernie, "--params_path", params, "--output_emb_size", str(EMB), "--output_path", out_dir])
+    semantic_tools.export_main(
+        [
+            "--model_name_or_path",
+            tiny_ernie,
+            "--params_path",
+            params,
+            "--output_emb_size",
+            str(EMB),
+            "--output_path",
+            out_dir,
+        ]
+    )
     for f in ("inference.json", "inference.pdiparams", "vocab.txt", "config.json", "export_info.json"):
         assert os.path.isfile(os.path.join(out_dir, f)), f
     texts = read_corpus(sample("corpus.csv"))[:50] + [q for q, _ in read_text_pairs(sample("dev.csv"))][:20]
@@ -340,9 +502,26 @@ def test_exported_model_gives_the_dynamic_embeddings(tiny_ernie, inbatch_run, tm
     write_lines(texts_file, texts)
     npy = str(tmp_path / "emb.npy")
     with caplog.at_level("INFO", logger="neural_search"):
-        semantic_tools.deploy_main(["--model_dir", out_dir, "--input_file", texts_file, "--output_file", npy, "--batch_size", "8",
-                                    "--max_seq_length", "32", "--params_path", params, "--model_name_or_path", tiny_ernie,
-                                    "--output_emb_size", str(EMB)])
+        semantic_tools.deploy_main(
+            [
+                "--model_dir",
+                out_dir,
+                "--input_file",
+                texts_file,
+                "--output_file",
+                npy,
+                "--batch_size",
+                "8",
+                "--max_seq_length",
+                "32",
+                "--params_path",
+                params,
+                "--model_name_or_path",
+                tiny_ernie,
+                "--output_emb_size",
+                str(EMB),
+            ]
+        )
     assert np.max(np.abs(np.load(npy) - dynamic)) < 1e-4
     assert "texts/s" in caplog.text and "(OK)" in caplog.text
 
@@ -352,8 +531,22 @@ def test_exported_model_gives_the_dynamic_embeddings(tiny_ernie, inbatch_run, tm
 
 def short_simcse(tiny_ernie, save_dir, seed):
     # word repetition on: its random draws must follow the seed too
-    return simcse_train.main(train_args(tiny_ernie, save_dir, "--train_set_file", sample("train_unsupervised.csv"), "--batch_size", "16",
-                                        "--max_steps", "3", "--seed", str(seed), "--dup_rate", "0.3"))
+    return simcse_train.main(
+        train_args(
+            tiny_ernie,
+            save_dir,
+            "--train_set_file",
+            sample("train_unsupervised.csv"),
+            "--batch_size",
+            "16",
+            "--max_steps",
+            "3",
+            "--seed",
+            str(seed),
+            "--dup_rate",
+            "0.3",
+        )
+    )
 
 
 def test_same_seed_same_embeddings(tiny_ernie, tmp_path):
@@ -370,9 +563,25 @@ def test_same_seed_same_embeddings(tiny_ernie, tmp_path):
 @pytest.mark.slow
 def test_two_process_cpu_training(tiny_ernie, hard_negatives, tmp_path):
     save_dir = tmp_path / "ckpt"
-    args = train_args(tiny_ernie, save_dir, "--train_set_file", sample("train.csv"), "--hard_negative_file", hard_negatives[0],
-                      "--batch_size", "16", "--max_steps", "4", "--evaluate", "--similar_text_pair_file", sample("dev.csv"),
-                      "--corpus_file", sample("corpus.csv"), "--eval_steps", "2")
+    args = train_args(
+        tiny_ernie,
+        save_dir,
+        "--train_set_file",
+        sample("train.csv"),
+        "--hard_negative_file",
+        hard_negatives[0],
+        "--batch_size",
+        "16",
+        "--max_steps",
+        "4",
+        "--evaluate",
+        "--similar_text_pair_file",
+        sample("dev.csv"),
+        "--corpus_file",
+        sample("corpus.csv"),
+        "--eval_steps",
+        "2",
+    )
     proc, logs = launch_two_processes("inbatch_negative/train_batch_neg.py", args, tmp_path / "logs")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs[-4000:]
     summary = json.load(open(save_dir / "train_summary.json"))

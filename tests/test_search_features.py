@@ -2,6 +2,7 @@
 
 Real computations throughout (no mocks): BM25 candidates from ns_common.bm25, features, LightGBM fits.
 """
+
 import os
 
 import numpy as np
@@ -41,9 +42,11 @@ def column(x, name):
 
 def test_keyword_coverage_on_hand_made_titles(stats):
     query = "卷积神经网络 图像识别"
-    titles = ["基于卷积神经网络的图像识别方法",   # both keywords whole
-              "图像识别中的神经网络",             # the second whole, the first by some of its bigrams
-              "土壤重金属污染评价"]               # neither
+    titles = [
+        "基于卷积神经网络的图像识别方法",  # both keywords whole
+        "图像识别中的神经网络",  # the second whole, the first by some of its bigrams
+        "土壤重金属污染评价",
+    ]  # neither
     x = lexical_features(query, titles, [3.0, 2.0, 1.0], stats)
     assert x.shape == (3, len(FEATURES)) and x.dtype == np.float64
     np.testing.assert_array_equal(column(x, "kw_whole"), [2, 1, 0])
@@ -73,8 +76,11 @@ def test_bm25_scale_does_not_change_features(corpus, stats):
     """Only ratios and order of the given scores are used: Milvus' (k1 + 1) times larger scores are fine."""
     ids, scores = BM25Index(corpus, tokenizer=joined_char_ngrams, k1=0.9, b=1.0).search(["知识产权保护 侵权责任"], k=10)
     texts = [corpus[i] for i in ids[0]]
-    np.testing.assert_allclose(lexical_features("知识产权保护 侵权责任", texts, scores[0], stats),
-                               lexical_features("知识产权保护 侵权责任", texts, scores[0] * 1.9, stats), rtol=1e-6)
+    np.testing.assert_allclose(
+        lexical_features("知识产权保护 侵权责任", texts, scores[0], stats),
+        lexical_features("知识产权保护 侵权责任", texts, scores[0] * 1.9, stats),
+        rtol=1e-6,
+    )
 
 
 def test_empty_inputs_and_mismatched_lengths(stats):
@@ -93,8 +99,10 @@ def test_stats_round_trip_is_identical_and_deterministic(corpus, stats, tmp_path
     loaded.check_corpus(corpus)
     titles = corpus[:30]
     query = "知识产权保护 侵权责任 比例原则 案例分析"
-    np.testing.assert_array_equal(lexical_features(query, titles, np.linspace(9, 1, 30), stats),
-                                  lexical_features(query, titles, np.linspace(9, 1, 30), loaded))
+    np.testing.assert_array_equal(
+        lexical_features(query, titles, np.linspace(9, 1, 30), stats),
+        lexical_features(query, titles, np.linspace(9, 1, 30), loaded),
+    )
     with pytest.raises(CorpusMismatchError):
         loaded.check_corpus(corpus[:-1])
 

@@ -5,6 +5,7 @@ ranking of another corpus refused.
 Everything is real: the bundled sample's 500 titles in Milvus Lite (BM25 field + the vectors of a tiny exported
 recall model), LightGBM models fitted on the sample's training queries.
 """
+
 import json
 import os
 import shutil
@@ -36,9 +37,17 @@ def sample(tiny_ernie, tmp_path_factory):
         texts = f.read().splitlines()
     np.save(root / "corpus_embedding.npy", TextEncoder(model_dir=str(root / "recall")).encode(texts))
     uri = str(root / "milvus.db")
-    assert insert.main(["--data_path", corpus, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]) == len(texts)
-    return {"export": str(root / "recall"), "corpus": corpus, "uri": uri, "root": root,
-            "train": sample_file("recall", "train.csv"), "dev": sample_file("recall", "dev.csv")}
+    assert insert.main(
+        ["--data_path", corpus, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]
+    ) == len(texts)
+    return {
+        "export": str(root / "recall"),
+        "corpus": corpus,
+        "uri": uri,
+        "root": root,
+        "train": sample_file("recall", "train.csv"),
+        "dev": sample_file("recall", "dev.csv"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +56,20 @@ def fitted(sample):
     from search import fit
 
     output = str(sample["root"] / "ranking")
-    spec = fit.main(["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--output_dir", output,
-                     "--uri", sample["uri"], "--folds", "3"])
+    spec = fit.main(
+        [
+            "--train_file",
+            sample["train"],
+            "--corpus_file",
+            sample["corpus"],
+            "--output_dir",
+            output,
+            "--uri",
+            sample["uri"],
+            "--folds",
+            "3",
+        ]
+    )
     return output, spec
 
 
@@ -56,7 +77,9 @@ def test_fit_writes_a_ranking_chosen_by_cross_validation(fitted):
     from search import learn
 
     output, spec = fitted
-    assert sorted(os.listdir(output)) == sorted(["ranking.json", "lexical_stats.json"] + (["lexical.txt"] if spec["lexical"] else []))
+    assert sorted(os.listdir(output)) == sorted(
+        ["ranking.json", "lexical_stats.json"] + (["lexical.txt"] if spec["lexical"] else [])
+    )
     with open(os.path.join(output, "ranking.json"), encoding="utf-8") as f:
         assert json.load(f)["chosen"] == spec["chosen"]
     rows = {row["row"]: row for row in spec["cross_validation"]}
@@ -82,8 +105,20 @@ def test_the_cli_and_the_python_api_serve_the_same_ranking(sample, fitted, tmp_p
 
     output, spec = fitted
     result_file = str(tmp_path / "system.txt")
-    metrics = query.main(["--ranking_dir", output, "--uri", sample["uri"], "--query_file", sample["dev"], "--recall_num", "10",
-                          "--recall_result_file", result_file])
+    metrics = query.main(
+        [
+            "--ranking_dir",
+            output,
+            "--uri",
+            sample["uri"],
+            "--query_file",
+            sample["dev"],
+            "--recall_num",
+            "10",
+            "--recall_result_file",
+            result_file,
+        ]
+    )
     assert metrics["queries"] == 60 and metrics["recall@10"] > 50
     with open(sample["dev"], encoding="utf-8") as f:
         first_query = f.readline().split("\t")[0]
@@ -107,8 +142,11 @@ def test_the_one_standard_error_rule_keeps_only_a_clear_gain():
 
     rng = np.random.default_rng(0)
     labels = [np.eye(20, dtype=np.int32)[rng.integers(20)] for _ in range(60)]
-    telling = learn.GroupedData([np.column_stack([y + rng.normal(0, 0.1, 20), rng.random(20)]) for y in labels], labels,
-                                feature_names=["signal", "noise"])
+    telling = learn.GroupedData(
+        [np.column_stack([y + rng.normal(0, 0.1, 20), rng.random(20)]) for y in labels],
+        labels,
+        feature_names=["signal", "noise"],
+    )
     baseline = learn.baseline_ranks(telling)
     grid = {"n_trees": (20,), "num_leaves": (3,), "learning_rate": (0.1,), "min_child_samples": (5,)}
     winner, rows = choose("t", telling, {"signal": ["signal"]}, grid, "baseline", baseline, baseline, folds=3, seed=1)
@@ -123,13 +161,13 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
     """A ranking whose neural model uses the dense cosine: SearchSystem computes the cosine of each candidate's
     stored vector, the lexical score and the model's score exactly as a direct computation does; loading it with
     another recall model (other weights) or serving it without one is a one-line error."""
+    from ns_common.io import weights_fingerprint
     from recall.milvus.config import load_config
     from recall.milvus.model import TextEncoder
     from recall.milvus.search import MilvusSearcher
     from search import learn
     from search.features import LexicalStats
     from search.fit import read_pairs, write_ranking
-    from ns_common.io import weights_fingerprint
     from search.system import Ranking, SearchSystem, neural_matrix
 
     output, spec = fitted
@@ -142,14 +180,22 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
         for (query, golds), found in zip(pairs, searcher.bm25_with_vectors([q for q, _ in pairs], 50)):
             hits = [h for h, _ in found]
             cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
-            features.append(neural_matrix(names, lexical.lexical_scores(hits, lexical.lexical_matrix(query, hits)), cosine))
+            features.append(
+                neural_matrix(names, lexical.lexical_scores(hits, lexical.lexical_matrix(query, hits)), cosine)
+            )
             labels.append(np.array([int(h.text in golds) for h in hits], dtype=np.int32))
-    booster = learn.fit_ranker(learn.GroupedData(features, labels, feature_names=names),
-                               {"n_trees": 20, "num_leaves": 3, "learning_rate": 0.1, "min_child_samples": 5})
+    booster = learn.fit_ranker(
+        learn.GroupedData(features, labels, feature_names=names),
+        {"n_trees": 20, "num_leaves": 3, "learning_rate": 0.1, "min_child_samples": 5},
+    )
     neural_dir = str(tmp_path / "neural_ranking")
     boosters = {"neural": booster, **({"lexical": lexical.lexical_model} if lexical.lexical_model is not None else {})}
-    neural_spec = dict(spec, chosen="neural", neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "+ dense cosine"},
-                       fitted_with=dict(spec["fitted_with"], recall_model=weights_fingerprint(sample["export"])))
+    neural_spec = dict(
+        spec,
+        chosen="neural",
+        neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "+ dense cosine"},
+        fitted_with=dict(spec["fitted_with"], recall_model=weights_fingerprint(sample["export"])),
+    )
     write_ranking(neural_dir, neural_spec, LexicalStats.load(os.path.join(output, "lexical_stats.json")), boosters)
 
     ranking = Ranking.load(neural_dir, model_dir=sample["export"])
@@ -160,7 +206,9 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
         found = searcher.bm25_with_vectors([query], 50)[0]
         candidates = [h for h, _ in found]
         cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
-        expected = booster.predict(neural_matrix(names, lexical.lexical_scores(candidates, lexical.lexical_matrix(query, candidates)), cosine))
+        expected = booster.predict(
+            neural_matrix(names, lexical.lexical_scores(candidates, lexical.lexical_matrix(query, candidates)), cosine)
+        )
         order = sorted(range(len(candidates)), key=lambda i: (-expected[i], i))[:5]
         assert [h.id for h in hits] == [candidates[i].id for i in order]
         assert [h.score for h in hits] == pytest.approx([expected[i] for i in order])
@@ -189,13 +237,26 @@ def test_a_ranking_of_another_corpus_is_refused(sample, fitted, tmp_path, capsys
     corpus.write_text("\n".join(lines[:400]) + "\n", encoding="utf-8")
     np.save(tmp_path / "fewer.npy", np.load(sample["root"] / "corpus_embedding.npy")[:400])
     uri = str(tmp_path / "fewer.db")
-    assert insert.main(["--data_path", str(corpus), "--embedding_path", str(tmp_path / "fewer.npy"), "--uri", uri]) == 400
+    assert (
+        insert.main(["--data_path", str(corpus), "--embedding_path", str(tmp_path / "fewer.npy"), "--uri", uri]) == 400
+    )
     capsys.readouterr()
-    with MilvusSearcher(load_config(uri=uri)) as searcher:
+    with MilvusSearcher(load_config(uri=uri)) as searcher:  # noqa: SIM117
         with pytest.raises(ModelMismatchError, match=r"was fitted on another corpus \(500 documents"):
             SearchSystem(searcher, Ranking.load(output))
     with pytest.raises(SystemExit):  # fitting with the statistics of another corpus than the collection's
-        fit.main(["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--output_dir", str(tmp_path / "r"), "--uri", uri])
+        fit.main(
+            [
+                "--train_file",
+                sample["train"],
+                "--corpus_file",
+                sample["corpus"],
+                "--output_dir",
+                str(tmp_path / "r"),
+                "--uri",
+                uri,
+            ]
+        )
     assert "is not the corpus collection literature_search" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "r")
 
@@ -219,13 +280,29 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
         assert len(results) == 5 and {"search", "features", "rank", "total"} <= set(results.timings_ms)
         vectors = system.encode(["语言", "文化"])
         assert vectors.shape == (2, EMB) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
-    hits = query.main(["--model_dir", sample["export"], "--ranking_dir", output, "--uri", str(pipeline / "milvus" / "neural_search.db"),
-                       "--query", "语言 文化 差异", "--top_k", "5"])
+    hits = query.main(
+        [
+            "--model_dir",
+            sample["export"],
+            "--ranking_dir",
+            output,
+            "--uri",
+            str(pipeline / "milvus" / "neural_search.db"),
+            "--query",
+            "语言 文化 差异",
+            "--top_k",
+            "5",
+        ]
+    )
     assert [h.id for h in hits] == [h.id for h in results]
 
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"), encoding="utf-8") as f:
+    with open(
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"), encoding="utf-8"
+    ) as f:
         readme = f.read()
-    code = re.search(r"```python\n(.*?)```", readme[readme.index("### Then search what `make run` built"):], re.S).group(1)
+    code = re.search(
+        r"```python\n(.*?)```", readme[readme.index("### Then search what `make run` built") :], re.S
+    ).group(1)
     capsys.readouterr()
     exec(compile(code.replace('"output/pipeline/sample"', repr(str(pipeline))), "README.md", "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()

@@ -3,6 +3,7 @@ settings take effect (read back from the collection, and felt in the results).
 
 Models are from-scratch `mini` ERNIE / ERNIE-Gram (vocabulary from the bundled sample), exported as the
 stages export them; untrained weights are enough to compare two ways of running the same graph."""
+
 import os
 
 import numpy as np
@@ -86,7 +87,9 @@ def test_exported_encoder_on_the_fast_path_equals_the_dynamic_graph(recall_model
 
     backbone, params, export_dir = recall_model
     texts = texts_of_every_shape()
-    dynamic = TextEncoder(model_name_or_path=backbone, params_path=params, output_emb_size=64, batch_size=batch_size).encode(texts)
+    dynamic = TextEncoder(
+        model_name_or_path=backbone, params_path=params, output_emb_size=64, batch_size=batch_size
+    ).encode(texts)
     fast = TextEncoder(model_dir=export_dir, batch_size=batch_size)  # the default: oneDNN
     plain = TextEncoder(model_dir=export_dir, batch_size=batch_size, enable_mkldnn=False)
     assert fast.predictor.settings != plain.predictor.settings
@@ -120,15 +123,22 @@ def test_two_models_of_one_architecture_keep_their_own_onednn_kernels(recall_mod
     worst = []
 
     def interleave():
-        worst.append(max(np.abs(p.encode([t], tokenizer, 64, 1) - embed_texts(m, tokenizer, [t], 64, 1)).max()
-                         for t in texts for p, m in pairs))
+        worst.append(
+            max(
+                np.abs(p.encode([t], tokenizer, 64, 1) - embed_texts(m, tokenizer, [t], 64, 1)).max()
+                for t in texts
+                for p, m in pairs
+            )
+        )
 
     interleave()
     thread = threading.Thread(target=interleave)
     thread.start()
     thread.join()
     assert max(worst) < TOLERANCE, worst
-    assert np.abs(pairs[0][0].encode(texts, tokenizer) - pairs[1][0].encode(texts, tokenizer)).max() > 0.01  # they differ
+    assert (
+        np.abs(pairs[0][0].encode(texts, tokenizer) - pairs[1][0].encode(texts, tokenizer)).max() > 0.01
+    )  # they differ
 
 
 def test_exported_reranker_on_the_fast_path_equals_the_dynamic_graph(reranker_model):
@@ -163,7 +173,9 @@ def build_collection(tmp_path, vectors, **settings):
     config = load_config(uri=str(tmp_path / "settings.db"), collection="settings", bm25=False, **settings)
     client = store.connect(config)
     store.create_collection(client, config, vectors.shape[1], with_bm25=False)
-    client.insert(config.collection, [{"id": i, "text": f"doc {i}", "embedding": v.tolist()} for i, v in enumerate(vectors)])
+    client.insert(
+        config.collection, [{"id": i, "text": f"doc {i}", "embedding": v.tolist()} for i, v in enumerate(vectors)]
+    )
     client.flush(config.collection)
     store.wait_for_index(client, config)
     return client, config
@@ -205,7 +217,9 @@ def test_ivf_settings_are_stored_on_lite(tmp_path):
     from recall.milvus.config import load_config
 
     client, config = build_collection(tmp_path, unit_vectors(200), index_type="IVF_FLAT", ivf_nlist=8)
-    assert store.stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {"nlist": 8}
+    assert store.stored_index_params(client.describe_index(config.collection, index_name=store.DENSE_FIELD)) == {
+        "nlist": 8
+    }
     store.close(client, config)
     sized = load_config(uri=str(tmp_path / "sized.db"), collection="sized", bm25=False, index_type="IVF_FLAT")
     client = store.connect(sized)

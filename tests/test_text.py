@@ -1,6 +1,7 @@
 """The fast tokenisation path (ns_common.text.FastWordPiece) gives exactly the tokenizer's own ids: on every
 text of the bundled sample, on CSL's titles and queries (when ../shared/data/csl is present), and on strings
 made to hit the cases where it must hand the text to the real tokenizer."""
+
 import json
 import os
 
@@ -14,10 +15,31 @@ from ns_common.vocab import build_vocab
 CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
 # each must give the real tokenizer's ids: other scripts, accents, control characters, a special token
 # written in the text, full-width letters, a word over WordPiece's 100-character limit, symbols, blanks
-TRICKY = ["ΑΣ σ ς", "[SEP] 文本 [CLS]", "中\u0301文", "a\x1fb\x00c", "Ａｂｃ１２３ 全角", "naïve café Ünïcödé",
-          "x≠y ≤ 3", "α-β 合金 γ射线", "ﬁle ligature", "中文\u3000全角空格", "E=mc² 〇一", "丂\uf900\U00020000",
-          "a" * 150, "", "   ", "C++ / Java；Python：3.11（测试）", "Hello,World!!", "😀 表情", "tab\there\nnewline\r",
-          "MiXeD CaSe WORDS 123abc", "[unused1] [MASK]", "\ufeff零宽", "ab" + "\u200b" + "cd"]
+TRICKY = [
+    "ΑΣ σ ς",
+    "[SEP] 文本 [CLS]",
+    "中\u0301文",
+    "a\x1fb\x00c",
+    "Ａｂｃ１２３ 全角",
+    "naïve café Ünïcödé",
+    "x≠y ≤ 3",
+    "α-β 合金 γ射线",
+    "ﬁle ligature",
+    "中文\u3000全角空格",
+    "E=mc² 〇一",
+    "丂\uf900\U00020000",
+    "a" * 150,
+    "",
+    "   ",
+    "C++ / Java；Python：3.11（测试）",
+    "Hello,World!!",
+    "😀 表情",
+    "tab\there\nnewline\r",
+    "MiXeD CaSe WORDS 123abc",
+    "[unused1] [MASK]",
+    "\ufeff零宽",
+    "ab" + "\u200b" + "cd",
+]
 
 
 def texts_of_the_sample():
@@ -58,7 +80,9 @@ def test_same_ids_on_csl(tmp_path):
     with open(CSL_PAPERS, encoding="utf-8") as f:
         papers = [json.loads(line) for line in f]
     texts = [p["title"] for p in papers] + [" ".join(p.get("keywords") or []) for p in papers]
-    tokenizer = load_tokenizer(make_tiny_model(str(tmp_path / "csl"), "ernie", vocab=build_vocab(texts[:20000], min_freq=1)))
+    tokenizer = load_tokenizer(
+        make_tiny_model(str(tmp_path / "csl"), "ernie", vocab=build_vocab(texts[:20000], min_freq=1))
+    )
     fast = FastWordPiece.of(tokenizer)
     mismatches = [t for t in texts if fast.ids(t) != fast.slow_ids(t)]
     assert not mismatches, mismatches[:3]

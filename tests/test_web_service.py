@@ -7,6 +7,7 @@ An untrained recall model gives arbitrary dense rankings, so the expected top do
 (a dev query whose gold title BM25 ranks first) and from exact titles (a stored title's own vector).
 Artifacts (screenshot, load summary, service logs) go to test_artifacts/.
 """
+
 import json
 import os
 import random
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import RunningService, assert_clean_log, free_port, request
+from conftest import RunningService, assert_clean_log, request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -49,10 +50,26 @@ def build_models_and_index(root):
     from recall.milvus import feature_extract, insert
 
     quiet_paddlenlp()
-    paths = {name: os.path.join(root, name) for name in ("bootstrap", "recall_export", "reranker_ckpt", "reranker_export",
-                                                          "embeddings", "milvus.db", "milvus_rerank.db", "milvus_guard.db")}
-    corpus_files = [os.path.join(SAMPLE, "recall", "train_unsupervised.csv"), os.path.join(SAMPLE, "recall", "train.csv")]
-    bootstrap.main(["--corpus_files", *corpus_files, "--model_type", "both", "--preset", "mini", "--save_dir", paths["bootstrap"]])
+    paths = {
+        name: os.path.join(root, name)
+        for name in (
+            "bootstrap",
+            "recall_export",
+            "reranker_ckpt",
+            "reranker_export",
+            "embeddings",
+            "milvus.db",
+            "milvus_rerank.db",
+            "milvus_guard.db",
+        )
+    }
+    corpus_files = [
+        os.path.join(SAMPLE, "recall", "train_unsupervised.csv"),
+        os.path.join(SAMPLE, "recall", "train.csv"),
+    ]
+    bootstrap.main(
+        ["--corpus_files", *corpus_files, "--model_type", "both", "--preset", "mini", "--save_dir", paths["bootstrap"]]
+    )
     set_seed(1000)
     encoder, tokenizer = load_encoder(os.path.join(paths["bootstrap"], "ernie"), output_emb_size=EMB_SIZE)
     export_encoder(encoder, tokenizer, paths["recall_export"])
@@ -61,12 +78,30 @@ def build_models_and_index(root):
     reranker, _ = load_matching_model(gram_dir)  # untrained: its scores are arbitrary but deterministic
     os.makedirs(paths["reranker_ckpt"])
     paddle.save(reranker.state_dict(), os.path.join(paths["reranker_ckpt"], "model_state.pdparams"))
-    export_reranker.main(["--params_path", paths["reranker_ckpt"], "--model_name_or_path", gram_dir,
-                          "--output_path", paths["reranker_export"]])
+    export_reranker.main(
+        [
+            "--params_path",
+            paths["reranker_ckpt"],
+            "--model_name_or_path",
+            gram_dir,
+            "--output_path",
+            paths["reranker_export"],
+        ]
+    )
 
-    feature_extract.main(["--model_dir", paths["recall_export"], "--corpus_file", CORPUS, "--output_path", paths["embeddings"]])
-    insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(paths["embeddings"], "corpus_embedding.npy"),
-                 "--uri", paths["milvus.db"]])
+    feature_extract.main(
+        ["--model_dir", paths["recall_export"], "--corpus_file", CORPUS, "--output_path", paths["embeddings"]]
+    )
+    insert.main(
+        [
+            "--data_path",
+            CORPUS,
+            "--embedding_path",
+            os.path.join(paths["embeddings"], "corpus_embedding.npy"),
+            "--uri",
+            paths["milvus.db"],
+        ]
+    )
     shutil.copy(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
     shutil.copy(paths["milvus.db"], paths["milvus_guard.db"])  # the service with short connection timeouts
     return paths
@@ -80,8 +115,9 @@ def index(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(index):
     os.makedirs(ARTIFACTS, exist_ok=True)
-    running = RunningService(os.path.join(ARTIFACTS, "web_service.log"),
-                             "--model_dir", index["recall_export"], "--uri", index["milvus.db"])
+    running = RunningService(
+        os.path.join(ARTIFACTS, "web_service.log"), "--model_dir", index["recall_export"], "--uri", index["milvus.db"]
+    )
     yield running
     running.stop()
 
@@ -156,7 +192,9 @@ def test_search_every_mode(service):
     # dense: a stored title is its own nearest neighbour (cosine 1) even for an untrained encoder
     title_id = 123
     status, data = post(service, "/api/search", {"query": titles[title_id], "mode": "dense", "top_k": 3})
-    assert status == 200 and data["hits"][0]["id"] == title_id and data["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert (
+        status == 200 and data["hits"][0]["id"] == title_id and data["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    )
     assert set(data["timings_ms"]) == {"wait", "encode", "milvus", "total"}
 
     # hybrid: BM25's first hit (fused by RRF with the dense route) stays in the top 10
@@ -170,10 +208,22 @@ def test_search_every_mode(service):
 
 BAD_REQUESTS = [
     # (name, path, JSON body or raw bytes, status, words of the error message)
-    ("unknown mode", "/api/search", {"query": "风险", "mode": "fuzzy"}, 422, "mode: Input should be 'system', 'dense', 'bm25' or 'hybrid'"),
+    (
+        "unknown mode",
+        "/api/search",
+        {"query": "风险", "mode": "fuzzy"},
+        422,
+        "mode: Input should be 'system', 'dense', 'bm25' or 'hybrid'",
+    ),
     ("top_k zero", "/api/search", {"query": "风险", "top_k": 0}, 422, "top_k must be between 1 and 100"),
     ("top_k too big", "/api/search", {"query": "风险", "top_k": 101}, 422, "top_k must be between 1 and 100"),
-    ("top_k not a number", "/api/search", {"query": "风险", "top_k": "ten"}, 422, "top_k: Input should be a valid integer"),
+    (
+        "top_k not a number",
+        "/api/search",
+        {"query": "风险", "top_k": "ten"},
+        422,
+        "top_k: Input should be a valid integer",
+    ),
     ("empty query", "/api/search", {"query": " \t "}, 422, "query is empty"),
     ("missing query", "/api/search", {"mode": "bm25"}, 422, "query: Field required"),
     ("query not text", "/api/search", {"query": ["风险"]}, 422, "query: Input should be a valid string"),
@@ -188,19 +238,58 @@ BAD_REQUESTS = [
     ("empty text", "/api/embed", {"texts": ["风险", ""]}, 422, "texts[1] is empty"),
     ("body too big", "/api/embed", {"texts": ["风" * 400_000]}, 413, "request body over 1048576 bytes"),
     # issue 17: text UTF-8 cannot encode (JSON escapes allow lone surrogates) is the client's fault, in every mode
-    *[(f"lone surrogate, {mode}", "/api/search", json.dumps({"query": "\ud800语言", "mode": mode}).encode(), 422,
-       "query holds an unpaired surrogate '\\ud800' (not Unicode text) at character 0") for mode in ("dense", "bm25", "hybrid")],
-    ("lone surrogate in a text", "/api/embed", json.dumps({"texts": ["语言", "文化\udfff"]}).encode(), 422, "texts[1] holds an unpaired surrogate"),
-    ("NUL in a query", "/api/search", {"query": "语言\x00文化", "mode": "bm25"}, 422, "query holds a NUL character at character 2"),
-    ("surrogate field name", "/api/search", json.dumps({"query": "语言", "\ud800": 1}).encode(), 422, "unable to parse raw data as a unicode string"),
+    *[
+        (
+            f"lone surrogate, {mode}",
+            "/api/search",
+            json.dumps({"query": "\ud800语言", "mode": mode}).encode(),
+            422,
+            "query holds an unpaired surrogate '\\ud800' (not Unicode text) at character 0",
+        )
+        for mode in ("dense", "bm25", "hybrid")
+    ],
+    (
+        "lone surrogate in a text",
+        "/api/embed",
+        json.dumps({"texts": ["语言", "文化\udfff"]}).encode(),
+        422,
+        "texts[1] holds an unpaired surrogate",
+    ),
+    (
+        "NUL in a query",
+        "/api/search",
+        {"query": "语言\x00文化", "mode": "bm25"},
+        422,
+        "query holds a NUL character at character 2",
+    ),
+    (
+        "surrogate field name",
+        "/api/search",
+        json.dumps({"query": "语言", "\ud800": 1}).encode(),
+        422,
+        "unable to parse raw data as a unicode string",
+    ),
     ("invalid UTF-8 body", "/api/search", b'{"query": "\xff\xfe"}', 400, "error parsing the body"),
     ("top_k as text", "/api/search", {"query": "风险", "top_k": "5"}, 422, "top_k: Input should be a valid integer"),
     ("top_k as float", "/api/search", {"query": "风险", "top_k": 5.0}, 422, "top_k: Input should be a valid integer"),
     ("top_k as bool", "/api/search", {"query": "风险", "top_k": True}, 422, "top_k: Input should be a valid integer"),
     # text of invisible characters only has nothing to search for: refused as a blank one is, not given arbitrary hits
-    *[(f"invisible query {name}", "/api/search", {"query": text, "mode": "bm25"}, 422, "query has no visible character")
-      for name, text in [("U+200B", "\u200b"), ("U+FEFF", "\ufeff"), ("U+FFFF", "\uffff"), ("combining marks", "\u0301\u0308"),
-                         ("mixed with blanks", " \u200b\u2060 \ufeff\u200d ")]],
+    *[
+        (
+            f"invisible query {name}",
+            "/api/search",
+            {"query": text, "mode": "bm25"},
+            422,
+            "query has no visible character",
+        )
+        for name, text in [
+            ("U+200B", "\u200b"),
+            ("U+FEFF", "\ufeff"),
+            ("U+FFFF", "\uffff"),
+            ("combining marks", "\u0301\u0308"),
+            ("mixed with blanks", " \u200b\u2060 \ufeff\u200d "),
+        ]
+    ],
     ("invisible text", "/api/embed", {"texts": ["风险", "\u200b\u200c"]}, 422, "texts[1] has no visible character"),
 ]
 
@@ -225,13 +314,25 @@ def test_wrong_method_and_path_are_json_errors(service):
 def test_browser_page_vector_and_search(chromium, service):
     """Headless Chromium opens the page, gets a vector, searches, and sees the expected top document."""
     from playwright import sync_api  # in requirements.txt
+
     query, gold = first_dev_pair()
     outside = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                  "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-proxy-server",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.on("request", lambda r: None if r.url.startswith((service.url, "data:")) else outside.append(r.url))
@@ -271,9 +372,28 @@ def test_load_eight_clients_mixed_with_bad_requests(service):
     """bench/web_load.py: 300 requests from 8 concurrent clients, ~20% bad; good ones must equal the
     answers given without concurrency (requests take turns on the model and Milvus Lite client)."""
     summary_path = os.path.join(ARTIFACTS, "web_load.json")
-    result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "web_load.py"), "--url", service.url,
-                             "--queries", DEV, "--clients", "8", "--requests", "300", "--bad_ratio", "0.2",
-                             "--json", summary_path], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "bench", "web_load.py"),
+            "--url",
+            service.url,
+            "--queries",
+            DEV,
+            "--clients",
+            "8",
+            "--requests",
+            "300",
+            "--bad_ratio",
+            "0.2",
+            "--json",
+            summary_path,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     print(result.stdout.strip())  # p50 / p99: reported, not asserted
     assert result.returncode == 0, result.stdout + result.stderr
     with open(summary_path, encoding="utf-8") as f:
@@ -293,9 +413,17 @@ def test_rerank_and_clean_shutdown(index):
     from ernie_matching.reranker import Reranker
 
     query, _ = first_dev_pair()
-    running = RunningService(os.path.join(ARTIFACTS, "web_service_rerank.log"), "--model_dir", index["recall_export"],
-                             "--uri", index["milvus_rerank.db"], "--reranker_dir", index["reranker_export"],
-                             "--rerank_candidates", "20")
+    running = RunningService(
+        os.path.join(ARTIFACTS, "web_service_rerank.log"),
+        "--model_dir",
+        index["recall_export"],
+        "--uri",
+        index["milvus_rerank.db"],
+        "--reranker_dir",
+        index["reranker_export"],
+        "--rerank_candidates",
+        "20",
+    )
     try:
         health = request(running.port, "GET", "/api/health")[1]
         assert health["reranker"] == os.path.normpath(index["reranker_export"])
@@ -335,8 +463,10 @@ def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
     cases = [
         (["--port", "0"], "give the model: --model_dir"),
         (["--model_dir", str(tmp_path / "nope"), "--port", "0"], "no such directory"),
-        (["--model_dir", index["recall_export"], "--reranker_dir", str(tmp_path), "--port", "0"],
-         "neither an exported reranker (inference.json) nor a checkpoint"),
+        (
+            ["--model_dir", index["recall_export"], "--reranker_dir", str(tmp_path), "--port", "0"],
+            "neither an exported reranker (inference.json) nor a checkpoint",
+        ),
         (["--model_dir", index["recall_export"], "--max_top_k", "0", "--port", "0"], "--max_top_k must be positive"),
     ]
     for argv, message in cases:  # the flag checks of the library raise; the entry point makes them one line
@@ -359,8 +489,10 @@ def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(service):
     piece = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     sent, answered = 0, False
     with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
-        sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         while sent < 20 << 20:
             if select.select([sock], [], [], 0)[0]:
                 answered = True
@@ -390,7 +522,7 @@ def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(service):
 
 
 def random_text(rng):
-    alphabet = "语言文化差异 abcZ09\t\n\"\\/{}[]:,\x00\x1f\x7f\u00e9\u200b\ufeff\U0001f600\ud800\udfff"
+    alphabet = '语言文化差异 abcZ09\t\n"\\/{}[]:,\x00\x1f\x7f\u00e9\u200b\ufeff\U0001f600\ud800\udfff'
     return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 14)))
 
 
@@ -420,9 +552,14 @@ def random_body(rng):
         return json.dumps(random_json(rng), ensure_ascii=False).encode("utf-8", "surrogatepass")
     if kind == 3:
         return json.dumps(random_json(rng)).encode()
-    query = random_text(rng) if rng.random() < 0.3 else "".join(rng.choice(["语言", "文化", "风险", "data ", "评价"]) for _ in range(3))
-    return json.dumps({"query": query, "top_k": rng.randrange(-1, 12),
-                       "mode": rng.choice(["dense", "bm25", "hybrid"])}).encode()
+    query = (
+        random_text(rng)
+        if rng.random() < 0.3
+        else "".join(rng.choice(["语言", "文化", "风险", "data ", "评价"]) for _ in range(3))
+    )
+    return json.dumps(
+        {"query": query, "top_k": rng.randrange(-1, 12), "mode": rng.choice(["dense", "bm25", "hybrid"])}
+    ).encode()
 
 
 def test_fuzz_the_api_never_fails_on_bad_input(service):
@@ -445,7 +582,9 @@ def test_fuzz_the_api_never_fails_on_bad_input(service):
         else:
             assert isinstance(data["error"], str) and "\n" not in data["error"], (i, body, data)
     print(f"fuzz: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
-    assert statuses.get(200, 0) >= 10 and statuses.get(422, 0) >= 20 and statuses.get(400, 0) >= 20  # every kind exercised
+    assert (
+        statuses.get(200, 0) >= 10 and statuses.get(422, 0) >= 20 and statuses.get(400, 0) >= 20
+    )  # every kind exercised
     status, health, _ = request(service.port, "GET", "/api/health")
     assert status == 200 and health["documents"] == 500
     query, gold = first_dev_pair()  # what was indexed is still found
@@ -461,13 +600,35 @@ def test_wrong_models_refuse_to_start_with_one_line(index, tmp_path, capsys):
 
     none_db = str(tmp_path / "none.db")
     runs = [
-        (web_service.main, ["--model_dir", index["recall_export"], "--reranker_dir", index["recall_export"], "--uri", none_db,
-                            "--port", "0"], f"gives {EMB_SIZE} values for one query/title pair, not one probability"),
-        (web_service.main, ["--model_dir", index["reranker_export"], "--uri", none_db, "--port", "0"], "is it the recall model"),
-        (query.main, ["--model_dir", index["reranker_export"], "--query", "语言", "--mode", "dense", "--uri", none_db],
-         "output of shape [1] for a text"),
-        (feature_extract.main, ["--model_dir", index["reranker_export"], "--corpus_file", CORPUS, "--output_path",
-                                str(tmp_path / "emb")], "is it the recall model"),
+        (
+            web_service.main,
+            [
+                "--model_dir",
+                index["recall_export"],
+                "--reranker_dir",
+                index["recall_export"],
+                "--uri",
+                none_db,
+                "--port",
+                "0",
+            ],
+            f"gives {EMB_SIZE} values for one query/title pair, not one probability",
+        ),
+        (
+            web_service.main,
+            ["--model_dir", index["reranker_export"], "--uri", none_db, "--port", "0"],
+            "is it the recall model",
+        ),
+        (
+            query.main,
+            ["--model_dir", index["reranker_export"], "--query", "语言", "--mode", "dense", "--uri", none_db],
+            "output of shape [1] for a text",
+        ),
+        (
+            feature_extract.main,
+            ["--model_dir", index["reranker_export"], "--corpus_file", CORPUS, "--output_path", str(tmp_path / "emb")],
+            "is it the recall model",
+        ),
     ]
     for main, argv, message in runs:
         with pytest.raises(SystemExit):
@@ -501,9 +662,29 @@ def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
     with open(heldout, "w", encoding="utf-8") as f:
         f.writelines(lines[::4])
     ranking_dir = str(tmp_path / "ranking")
-    models = ["--model_dir", index["recall_export"], "--reranker_dir", index["reranker_export"], "--uri", index["milvus_rerank.db"]]
-    spec = fit.main(models + ["--train_file", train, "--heldout_file", heldout, "--corpus_file", CORPUS, "--output_dir", ranking_dir,
-                              "--folds", "3"])
+    models = [
+        "--model_dir",
+        index["recall_export"],
+        "--reranker_dir",
+        index["reranker_export"],
+        "--uri",
+        index["milvus_rerank.db"],
+    ]
+    spec = fit.main(
+        models
+        + [
+            "--train_file",
+            train,
+            "--heldout_file",
+            heldout,
+            "--corpus_file",
+            CORPUS,
+            "--output_dir",
+            ranking_dir,
+            "--folds",
+            "3",
+        ]
+    )
     assert any(row["row"].startswith("neural: ") for row in spec["cross_validation"])  # the neural signals were tried
     capsys.readouterr()
     query_text, _ = first_dev_pair()
@@ -516,7 +697,9 @@ def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
         assert health["default_mode"] == "system" and health["modes"] == ["system", "dense", "bm25", "hybrid"]
         status, data = post(running, "/api/search", {"query": query_text, "top_k": 5})
         assert status == 200 and data["mode"] == "system" and {"milvus", "features", "rank"} <= set(data["timings_ms"])
-        assert ("rerank" in data["timings_ms"]) == ("rerank_logit" in ((spec.get("neural") or {}).get("features") or []))
+        assert ("rerank" in data["timings_ms"]) == (
+            "rerank_logit" in ((spec.get("neural") or {}).get("features") or [])
+        )
         assert [h["id"] for h in data["hits"]] == [h["id"] for h in printed["hits"]]
         status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "rerank": True})
         assert status == 400 and "already ranks with the neural signals" in data["error"]
@@ -533,12 +716,36 @@ def test_a_collection_without_bm25_serves_its_legs_despite_a_ranking(index, tmp_
 
     export = tmp_path / "export"
     shutil.copytree(index["recall_export"], export / "recall")
-    fit.main(["--train_file", os.path.join(os.path.dirname(DEV), "train.csv"), "--corpus_file", CORPUS, "--output_dir", str(export / "ranking"),
-              "--uri", index["milvus_rerank.db"], "--folds", "3"])  # a ranking where the service looks for one: beside the model
+    fit.main(
+        [
+            "--train_file",
+            os.path.join(os.path.dirname(DEV), "train.csv"),
+            "--corpus_file",
+            CORPUS,
+            "--output_dir",
+            str(export / "ranking"),
+            "--uri",
+            index["milvus_rerank.db"],
+            "--folds",
+            "3",
+        ]
+    )  # a ranking where the service looks for one: beside the model
     uri = str(tmp_path / "dense_only.db")
-    insert.main(["--data_path", CORPUS, "--embedding_path", os.path.join(index["embeddings"], "corpus_embedding.npy"),
-                 "--uri", uri, "--bm25", "false"])
-    running = RunningService(os.path.join(ARTIFACTS, "web_service_dense_only.log"), "--model_dir", str(export / "recall"), "--uri", uri)
+    insert.main(
+        [
+            "--data_path",
+            CORPUS,
+            "--embedding_path",
+            os.path.join(index["embeddings"], "corpus_embedding.npy"),
+            "--uri",
+            uri,
+            "--bm25",
+            "false",
+        ]
+    )
+    running = RunningService(
+        os.path.join(ARTIFACTS, "web_service_dense_only.log"), "--model_dir", str(export / "recall"), "--uri", uri
+    )
     try:
         health = request(running.port, "GET", "/api/health")[1]
         assert health["modes"] == ["dense"] and health["default_mode"] == "dense"
@@ -561,10 +768,21 @@ SLACK = 4  # seconds a timed-out connection may take beyond its timeout on a bus
 @pytest.fixture(scope="module")
 def guarded_service(index):
     """A second service (its own copy of the index) with short connection timeouts, few connections and a named host."""
-    running = RunningService(os.path.join(ARTIFACTS, "web_service_guarded.log"), "--model_dir", index["recall_export"],
-                             "--uri", index["milvus_guard.db"], "--header_timeout", str(HEADER_TIMEOUT),
-                             "--body_timeout", str(BODY_TIMEOUT), "--max_connections", str(MAX_CONNECTIONS),
-                             "--allowed_hosts", "127.0.0.1,Search.Example.org")
+    running = RunningService(
+        os.path.join(ARTIFACTS, "web_service_guarded.log"),
+        "--model_dir",
+        index["recall_export"],
+        "--uri",
+        index["milvus_guard.db"],
+        "--header_timeout",
+        str(HEADER_TIMEOUT),
+        "--body_timeout",
+        str(BODY_TIMEOUT),
+        "--max_connections",
+        str(MAX_CONNECTIONS),
+        "--allowed_hosts",
+        "127.0.0.1,Search.Example.org",
+    )
     yield running
     running.stop()
 
@@ -628,8 +846,10 @@ def test_a_stalled_request_head_is_closed_after_header_timeout(guarded_service):
 
 def test_a_body_shorter_than_its_content_length_gets_408(guarded_service):
     body = json.dumps({"query": "语言"}).encode()
-    head = (f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body) + 50}\r\n\r\n").encode()
+    head = (
+        f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) + 50}\r\n\r\n"
+    ).encode()
     response, seconds = raw_exchange(guarded_service.port, head + body)
     assert BODY_TIMEOUT * 0.8 <= seconds <= BODY_TIMEOUT + SLACK
     status, data, head = json_answer(response)
@@ -647,7 +867,10 @@ def test_connections_over_the_limit_get_a_503_json(guarded_service):
             sock.sendall(b"GET /api/health HTTP/1.1\r\n")
         response, seconds = raw_exchange(guarded_service.port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         status, data, head = json_answer(response)
-        assert status == 503 and data["error"] == f"too many open connections (over {MAX_CONNECTIONS}, --max_connections); retry later"
+        assert (
+            status == 503
+            and data["error"] == f"too many open connections (over {MAX_CONNECTIONS}, --max_connections); retry later"
+        )
         assert "connection: close" in head and seconds < HEADER_TIMEOUT
         for sock in stalled:  # each closed by the header timeout
             assert json_answer(read_until_closed(sock)[0])[0] == 408
@@ -662,13 +885,16 @@ def test_host_header_is_checked(service, guarded_service):
     from search.web_service import default_allowed_hosts, host_allowed, parse_allowed_hosts
 
     def get(port, host):
-        response, _ = raw_exchange(port, f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        response, _ = raw_exchange(
+            port, f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
         head, _, body = response.partition(b"\r\n\r\n")
         return int(head.split()[1]), json.loads(body)
 
     status, data = get(service.port, "evil.example.com")
-    assert status == 400 and data["error"] == ("Host 'evil.example.com' is not served here (allowed: 127.0.0.1, ::1, localhost; "
-                                               "--allowed_hosts)")
+    assert status == 400 and data["error"] == (
+        "Host 'evil.example.com' is not served here (allowed: 127.0.0.1, ::1, localhost; --allowed_hosts)"
+    )
     for host in (f"localhost:{service.port}", f"127.0.0.1:{service.port}", f"[::1]:{service.port}", "LOCALHOST"):
         assert get(service.port, host)[0] == 200, host
     assert get(guarded_service.port, "search.example.ORG:443")[0] == 200  # --allowed_hosts 127.0.0.1,Search.Example.org
@@ -685,17 +911,36 @@ def test_malformed_http_is_a_json_400(service):
     """Errors h11 finds before the application runs are JSON too (uvicorn answers them in text/plain)."""
     cases = [
         (b"GARBAGE\r\n\r\n", 400, "malformed HTTP request: illegal request line"),
-        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: 1\r\n\r\n", 400, "malformed HTTP request: illegal header line"),
+        (
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: 1\r\n\r\n",
+            400,
+            "malformed HTTP request: illegal header line",
+        ),
         (b"GET / HTTP/1.1\r\n\r\n", 400, "malformed HTTP request: Missing mandatory Host: header"),
-        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ten\r\n\r\n", 400, "malformed HTTP request: bad Content-Length"),
+        (
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ten\r\n\r\n",
+            400,
+            "malformed HTTP request: bad Content-Length",
+        ),
         (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20000, 431, "request head over 16384 bytes"),
-        (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-         b"5\r\n{\"que\r\nZZ\r\n", 400, "malformed HTTP request: illegal chunk header"),
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) + b"\r\n\r\n", 400, "malformed HTTP request"),  # TLS
+        (
+            b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5\r\n{"que\r\nZZ\r\n',
+            400,
+            "malformed HTTP request: illegal chunk header",
+        ),
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) + b"\r\n\r\n",
+            400,
+            "malformed HTTP request",
+        ),  # TLS
     ]
     for data, status, message in cases:
         got_status, answer, head = json_answer(raw_exchange(service.port, data)[0])
-        assert got_status == status and answer["error"].startswith(message) and "\n" not in answer["error"], (data[:60], answer)
+        assert got_status == status and answer["error"].startswith(message) and "\n" not in answer["error"], (
+            data[:60],
+            answer,
+        )
         assert "connection: close" in head
     assert request(service.port, "GET", "/api/health")[0] == 200
     assert_clean_log(service.log_text())
@@ -747,5 +992,7 @@ def test_flags_out_of_range_are_refused(index, capsys):
     assert (args.max_top_k, args.device, args.cpu_threads) == (16384, "gpu:1", 2)
     assert args.allowed_hosts == {"localhost", "127.0.0.1", "::1"}
     assert [device_flag(d) for d in ("cpu", "gpu", "gpu:0")] == ["cpu", "gpu", "gpu:0"] and positive_int("7") == 7
-    assert has_visible_text("\u200b风") and has_visible_text("é") and has_visible_text("+") and has_visible_text("\u0301a")
+    assert (
+        has_visible_text("\u200b风") and has_visible_text("é") and has_visible_text("+") and has_visible_text("\u0301a")
+    )
     assert not any(has_visible_text(t) for t in ("", " \t", "\u200b\ufeff", "\uffff", "\u0301", "\ue000", "\U000e0041"))

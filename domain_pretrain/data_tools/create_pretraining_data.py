@@ -16,6 +16,7 @@ Input: one document a line (--doc_format line, the default), or documents separa
 with one sentence (or paragraph) a line (--doc_format blank). Sentences end at 。！？； and at . ! ? ;
 when a Chinese character follows (CSL abstracts use ASCII punctuation).
 """
+
 import argparse
 import array
 import hashlib
@@ -41,9 +42,18 @@ SENTENCE_END = re.compile(r"(?<=[。！？；])|(?<=[.!?;])(?=[\u4e00-\u9fff])")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input_path", nargs="+", required=True, help="raw text file(s)")
-    parser.add_argument("--model_name_or_path", required=True, help="its tokenizer (vocab.txt) turns words into ids: use the model you will pretrain")
+    parser.add_argument(
+        "--model_name_or_path",
+        required=True,
+        help="its tokenizer (vocab.txt) turns words into ids: use the model you will pretrain",
+    )
     parser.add_argument("--output_prefix", required=True, help="writes {prefix}_ids.npy and {prefix}_idx.npz")
-    parser.add_argument("--doc_format", choices=("line", "blank"), default="line", help="line: one document a line; blank: documents separated by blank lines, one sentence a line")
+    parser.add_argument(
+        "--doc_format",
+        choices=("line", "blank"),
+        default="line",
+        help="line: one document a line; blank: documents separated by blank lines, one sentence a line",
+    )
     parser.add_argument("--workers", type=int, default=1, help="tokenising processes")
     return parser.parse_args(argv)
 
@@ -133,7 +143,9 @@ def encode_documents(documents, model_name_or_path, workers=1):
         for sentences in documents:
             yield _encode_document(sentences)
         return
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(model_name_or_path,)) as pool:
+    with multiprocessing.get_context("spawn").Pool(
+        workers, initializer=_init_worker, initargs=(model_name_or_path,)
+    ) as pool:
         yield from pool.imap(_encode_document, documents, chunksize=32)
 
 
@@ -151,9 +163,10 @@ def build(paths, model_name_or_path, output_prefix, doc_format="line", workers=1
     lens = array.array("q")
     doc_sentences = array.array("q", [0])
     empty_docs = 0
-    chars = 0
     documents = read_documents(paths, doc_format)
-    progress = tqdm(encode_documents(documents, model_name_or_path, workers), desc="tokenising", unit="doc", mininterval=2)
+    progress = tqdm(
+        encode_documents(documents, model_name_or_path, workers), desc="tokenising", unit="doc", mininterval=2
+    )
     for encoded in progress:
         if not encoded:
             empty_docs += 1  # a document with no token at all (only spaces, say)
@@ -184,7 +197,12 @@ def build(paths, model_name_or_path, output_prefix, doc_format="line", workers=1
         vocab_size=np.int64(vocab_size),
         vocab_sha1=np.str_(vocab_sha1),
     )
-    stats = {"documents": len(doc_sentences) - 1, "sentences": len(lens), "tokens": int(ids.size), "seconds": timer.seconds}
+    stats = {
+        "documents": len(doc_sentences) - 1,
+        "sentences": len(lens),
+        "tokens": int(ids.size),
+        "seconds": timer.seconds,
+    }
     logger.info(
         f"{stats['documents']} documents, {stats['sentences']} sentences, {stats['tokens']} tokens "
         f"({dtype.__name__}) in {stats['seconds']:.1f}s -> {output_prefix}_ids.npy, {output_prefix}_idx.npz"
@@ -197,8 +215,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:
         fail("--workers must be at least 1")
-    check_outputs(files=[("output_prefix", args.output_prefix + suffix) for suffix in ("_ids.npy", "_idx.npz")],
-                  inputs=[("input_path", path) for path in args.input_path])
+    check_outputs(
+        files=[("output_prefix", args.output_prefix + suffix) for suffix in ("_ids.npy", "_idx.npz")],
+        inputs=[("input_path", path) for path in args.input_path],
+    )
     try:
         build(args.input_path, args.model_name_or_path, args.output_prefix, args.doc_format, args.workers)
     except DataFileError as e:

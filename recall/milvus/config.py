@@ -1,13 +1,13 @@
 """Milvus settings: recall/milvus/config.yml holds the defaults, --config another YAML file, and every key
 is also a flag (--uri, --collection, --index_type, ...) that wins over both."""
+
 import os
 from dataclasses import dataclass
 
 import yaml
 
-from ns_common.errors import ConfigError
 from ns_common.cli import str_to_bool
-
+from ns_common.errors import ConfigError
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.yml")
 # AUTO: HNSW on a server, FLAT where the engine runs in local mode (store.choose_dense_index)
@@ -111,7 +111,7 @@ def _read_yaml(path):
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
+        raise ConfigError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")  # noqa: B904
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected key: value pairs")
     unknown = sorted(set(values) - set(SETTINGS))
@@ -151,19 +151,33 @@ def validate(config):
     if config.analyzer not in ANALYZERS:
         raise ConfigError(f"--analyzer {config.analyzer}: expected one of {', '.join(ANALYZERS)}")
     if not (0 < config.bm25_k1 < 100 and 0 <= config.bm25_b <= 1):
-        raise ConfigError(f"--bm25_k1 {config.bm25_k1} / --bm25_b {config.bm25_b}: expected 0 < k1 < 100 and 0 <= b <= 1")
+        raise ConfigError(
+            f"--bm25_k1 {config.bm25_k1} / --bm25_b {config.bm25_b}: expected 0 < k1 < 100 and 0 <= b <= 1"
+        )
     if not config.collection or not config.collection.replace("_", "a").isalnum() or config.collection[0].isdigit():
-        raise ConfigError(f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit")
+        raise ConfigError(
+            f"--collection {config.collection!r}: use letters, digits and underscores, not starting with a digit"
+        )
     if config.ivf_nlist is not None and not 1 <= config.ivf_nlist <= 65536:
         raise ConfigError(f"--ivf_nlist must be between 1 and 65536, got {config.ivf_nlist}")
-    for key in ("hnsw_m", "hnsw_ef_construction", "search_ef", "search_nprobe", "text_max_length", "batch_size",
-                "hybrid_candidates", "rrf_k"):
+    for key in (
+        "hnsw_m",
+        "hnsw_ef_construction",
+        "search_ef",
+        "search_nprobe",
+        "text_max_length",
+        "batch_size",
+        "hybrid_candidates",
+        "rrf_k",
+    ):
         if getattr(config, key) <= 0:
             raise ConfigError(f"--{key} must be positive, got {getattr(config, key)}")
     if config.dim is not None and config.dim <= 0:
         raise ConfigError(f"--dim must be positive, got {config.dim}")
     if config.is_lite and not config.uri.endswith(".db"):
-        raise ConfigError(f"--uri {config.uri}: a Milvus Lite file must end in .db, a server address must start with http:// or https://")
+        raise ConfigError(
+            f"--uri {config.uri}: a Milvus Lite file must end in .db, a server address must start with http:// or https://"
+        )
 
 
 def check_config_text(path):
@@ -176,6 +190,8 @@ def check_config_text(path):
         with open(path, "rb") as f:
             f.read().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"--config {path}: not UTF-8 text (byte {e.start}): expected a YAML file of key: value pairs") from None
+        raise ConfigError(
+            f"--config {path}: not UTF-8 text (byte {e.start}): expected a YAML file of key: value pairs"
+        ) from None
     except OSError as e:
         raise ConfigError(f"--config {path}: cannot be read ({e.strerror})") from None

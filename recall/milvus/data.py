@@ -4,6 +4,7 @@ The corpus is streamed in chunks (a 10M-line corpus never sits in memory as toke
 as ns_common.io.read_corpus: the 0-based line number is the doc id, so an empty or undecodable line is
 kept as an empty document and counted, never dropped.
 """
+
 import hashlib
 
 from ns_common.io import SkipCounter, check_file, read_fields

@@ -7,6 +7,7 @@ corpus_embedding.npy, collection literature_search): the same as insert.py, whos
 Here the corpus file is needed too: the collection stores each document's text next to its vector (and its
 BM25 terms). Entity id = corpus line = row of the .npy; reruns upsert, never duplicate.
 """
+
 from recall.milvus.insert import main
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Flags: --embedding_path, --index (the row; PaddleNLP hard-codes 1), --top_k, and
 recall/milvus/config.yml (--uri, --collection, --partition, ...). A thin wrapper over MilvusSearcher.search_vectors;
 query.py is the full search command (text queries, query files, bm25 / hybrid / reranking).
 """
+
 import argparse
 import time
 
@@ -22,7 +23,9 @@ from recall.milvus.search import MilvusSearcher
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output")
+    parser.add_argument(
+        "--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output"
+    )
     parser.add_argument("--index", type=int, default=1, help="row of the .npy to search with")
     parser.add_argument("--top_k", type=int, default=10)
     add_config_args(parser)

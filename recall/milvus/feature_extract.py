@@ -11,6 +11,7 @@ corpus_embedding.npy (written through a memory map: the whole matrix never sits 
 Under `python -m paddle.distributed.launch --nproc_per_node N` (e.g. one process per GPU) process r
 embeds chunks r, r+N, ...; process 0 waits for all of them and joins them.
 """
+
 import argparse
 import contextlib
 import glob
@@ -24,10 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ns_common.cli import check_outputs, entry_point, fail
-from ns_common.utils import is_main_process, logger, rank, world_size
-from recall.milvus.data import corpus_summary, count_lines, iter_corpus_chunks
 from ns_common.errors import BadInputError
 from ns_common.io import atomic_write, weights_fingerprint
+from ns_common.utils import is_main_process, logger, rank, world_size
+from recall.milvus.data import corpus_summary, iter_corpus_chunks
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 
 EMBEDDING_FILE = "corpus_embedding.npy"
@@ -36,11 +37,18 @@ EMBEDDING_FILE = "corpus_embedding.npy"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus_file", required=True, help="one document a line (line number = doc id)")
-    parser.add_argument("--output_path", default="output/milvus",
-                        help=f"output directory (gets {EMBEDDING_FILE}) or a path ending in .npy")
+    parser.add_argument(
+        "--output_path",
+        default="output/milvus",
+        help=f"output directory (gets {EMBEDDING_FILE}) or a path ending in .npy",
+    )
     parser.add_argument("--chunk_size", type=int, default=100000, help="lines embedded and saved together")
-    parser.add_argument("--max_chunks", type=int, default=None,
-                        help="stop after this many chunks in this run (continue later with the same command)")
+    parser.add_argument(
+        "--max_chunks",
+        type=int,
+        default=None,
+        help="stop after this many chunks in this run (continue later with the same command)",
+    )
     add_model_args(parser, batch_size=64)
     args = parser.parse_args(argv)
     check_model_args(args)
@@ -76,10 +84,16 @@ def write_provenance(npy_path, args, corpus, dim, probe=None):
     """Written after the .npy: the model's weights sha1 and the corpus (documents, sha1 as the collection stores it),
     so insert.py refuses another corpus (a shuffled one of the same length too) and the collection knows its model."""
     model = args.model_dir or args.params_path
-    record = {"embedding_file": os.path.basename(npy_path), "rows": corpus[0], "dim": dim,
-              "model": weights_fingerprint(model), "model_path": os.path.abspath(model),
-              "corpus": {"documents": corpus[0], "sha1": corpus[1], "file": os.path.abspath(args.corpus_file)},
-              "max_seq_length": args.max_seq_length, "probe": probe}
+    record = {
+        "embedding_file": os.path.basename(npy_path),
+        "rows": corpus[0],
+        "dim": dim,
+        "model": weights_fingerprint(model),
+        "model_path": os.path.abspath(model),
+        "corpus": {"documents": corpus[0], "sha1": corpus[1], "file": os.path.abspath(args.corpus_file)},
+        "max_seq_length": args.max_seq_length,
+        "probe": probe,
+    }
     with atomic_write(provenance_file(npy_path)) as f:
         json.dump(record, f, indent=2, ensure_ascii=False)
     return record
@@ -91,9 +105,14 @@ def run_manifest(args, n_docs):
     model_files = glob.glob(os.path.join(model, "*")) if os.path.isdir(model) else [model]
     stat = os.stat(args.corpus_file)
     return {
-        "corpus_file": os.path.abspath(args.corpus_file), "corpus_bytes": stat.st_size, "corpus_mtime": stat.st_mtime,
-        "n_docs": n_docs, "chunk_size": args.chunk_size, "max_seq_length": args.max_seq_length,
-        "model": os.path.abspath(model), "model_mtime": max(os.stat(f).st_mtime for f in model_files),
+        "corpus_file": os.path.abspath(args.corpus_file),
+        "corpus_bytes": stat.st_size,
+        "corpus_mtime": stat.st_mtime,
+        "n_docs": n_docs,
+        "chunk_size": args.chunk_size,
+        "max_seq_length": args.max_seq_length,
+        "model": os.path.abspath(model),
+        "model_mtime": max(os.stat(f).st_mtime for f in model_files),
         "output_emb_size": args.output_emb_size,
     }
 
@@ -139,8 +158,10 @@ def wait_for_chunks(parts_dir, n_chunks, idle_timeout_s=3600):
         if count != last_count:
             last_count, last_change = count, time.time()
         elif time.time() - last_change > idle_timeout_s:
-            fail(f"{parts_dir}: {count} of {n_chunks} chunks after {idle_timeout_s}s without progress; did another rank fail? "
-                 "Run the same command again to finish")
+            fail(
+                f"{parts_dir}: {count} of {n_chunks} chunks after {idle_timeout_s}s without progress; did another rank fail? "
+                "Run the same command again to finish"
+            )
         time.sleep(1)
 
 
@@ -171,7 +192,9 @@ def join_chunks(parts_dir, n_chunks, n_docs, path):
     for index in range(n_chunks):
         chunk = np.load(chunk_path(parts_dir, index), mmap_mode="r")
         if chunk.shape[1] != dim:
-            fail(f"{chunk_path(parts_dir, index)} has {chunk.shape[1]} columns, chunk 0 has {dim}: delete {parts_dir} and rerun")
+            fail(
+                f"{chunk_path(parts_dir, index)} has {chunk.shape[1]} columns, chunk 0 has {dim}: delete {parts_dir} and rerun"
+            )
         out[row : row + len(chunk)] = chunk
         row += len(chunk)
     if row != n_docs:
@@ -191,12 +214,14 @@ def main(argv=None):
     if n_docs == 0:
         fail(f"--corpus_file {args.corpus_file} is empty")
     if n_texts == 0:
-        raise BadInputError(f"--corpus_file {args.corpus_file}: no line holds text (every line empty, not UTF-8 or binary)")
+        raise BadInputError(
+            f"--corpus_file {args.corpus_file}: no line holds text (every line empty, not UTF-8 or binary)"
+        )
     n_chunks = math.ceil(n_docs / args.chunk_size)
     parts_dir = path[: -len(".npy")] + ".parts"
     manifest = run_manifest(args, n_docs)
     if args.device == "gpu" and world_size() > 1:
-        args.device = f"gpu:{os.environ.get('FLAGS_selected_gpus', rank())}"  # the GPU the launcher gave this process
+        args.device = f"gpu:{os.environ.get('FLAGS_selected_gpus', rank())}"  # the GPU the launcher gave this process  # noqa: SIM112
     encoder = TextEncoder.from_args(args)
     encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) fails here, before any file is written
     done = prepare_parts_dir(parts_dir, manifest) if is_main_process() else wait_for_manifest(parts_dir, manifest)
@@ -227,7 +252,9 @@ def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
             vectors = encode_by_length(encoder, texts, progress)
             if not np.isfinite(vectors).all():
                 line = first_id + int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0]) + 1
-                fail(f"the model gives NaN/inf for line {line} of {args.corpus_file}: check the model (a training run that diverged?)")
+                fail(
+                    f"the model gives NaN/inf for line {line} of {args.corpus_file}: check the model (a training run that diverged?)"
+                )
             tmp = chunk_path(parts_dir, index) + ".tmp.npy"
             np.save(tmp, vectors)
             os.replace(tmp, chunk_path(parts_dir, index))  # a kill never leaves a half-written chunk
@@ -243,8 +270,10 @@ def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
         wait_for_chunks(parts_dir, n_chunks)
         done = set(range(n_chunks))
     if len(done) < n_chunks:
-        logger.info(f"stopped after {chunks_this_run} chunks as asked (--max_chunks): {len(done)} of {n_chunks} chunks "
-                    f"done ({docs_this_run} docs, {speed:.0f} docs/s); run the same command again to continue")
+        logger.info(
+            f"stopped after {chunks_this_run} chunks as asked (--max_chunks): {len(done)} of {n_chunks} chunks "
+            f"done ({docs_this_run} docs, {speed:.0f} docs/s); run the same command again to continue"
+        )
         return None
     with contextlib.suppress(FileNotFoundError):
         os.remove(provenance_file(path))  # an old record never describes the new array, not even for a moment
@@ -252,8 +281,10 @@ def embed_and_join(args, encoder, path, parts_dir, n_docs, n_chunks, done):
     write_provenance(path, args, corpus_summary(args.corpus_file)[:2], dim, encoder.probe)
     shutil.rmtree(parts_dir)
     who = "this run" if world_size() == 1 else f"this run by rank 0 of {world_size()} processes"
-    logger.info(f"embedded {n_docs} docs (dim {dim}, {encoder.kind} model): {docs_this_run} {who} in {seconds:.1f}s "
-                f"= {speed:.0f} docs/s -> {path}")
+    logger.info(
+        f"embedded {n_docs} docs (dim {dim}, {encoder.kind} model): {docs_this_run} {who} in {seconds:.1f}s "
+        f"= {speed:.0f} docs/s -> {path}"
+    )
     return path
 
 

@@ -12,6 +12,7 @@ flags with its names (--params_path with --model_name_or_path for the dynamic gr
 flags (--uri, --collection, ...). A thin wrapper over recall.milvus.model.TextEncoder (feature_extract.py's
 encoder) and MilvusSearcher.search_vectors; query.py is the full search command.
 """
+
 import argparse
 
 import numpy as np
@@ -29,7 +30,9 @@ EXAMPLE_TEXT = "国有企业引入非国有资本对创新绩效的影响——�
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text", action="append", default=None, help="a text to embed and search (repeat the flag for more)")
+    parser.add_argument(
+        "--text", action="append", default=None, help="a text to embed and search (repeat the flag for more)"
+    )
     parser.add_argument("--input_file", default=None, help="one text a line (added after the --text ones)")
     parser.add_argument("--top_k", type=int, default=10, help="hits printed per text")
     parser.add_argument("--no_search", action="store_true", help="only print the embeddings")

@@ -8,6 +8,7 @@ Entity id = 0-based line number of the corpus = row of the .npy. Rows are upsert
 the command again never duplicates anything. --resume skips the batches the collection already holds
 in full (after a killed run, or one stopped by --max_batches); --drop deletes the collection first.
 """
+
 import argparse
 import os
 import time
@@ -18,8 +19,8 @@ from tqdm import tqdm
 
 from ns_common.bm25 import lexical_text
 from ns_common.cli import entry_point, fail
-from ns_common.utils import logger
 from ns_common.errors import BadInputError, ModelMismatchError
+from ns_common.utils import logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import corpus_fingerprint, corpus_summary, count_lines, iter_corpus_chunks
@@ -27,13 +28,26 @@ from recall.milvus.data import corpus_fingerprint, corpus_summary, count_lines, 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_path", "--corpus_file", dest="data_path", required=True,
-                        help="corpus file the embeddings were extracted from (one document a line)")
-    parser.add_argument("--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output")
-    parser.add_argument("--drop", action="store_true", help="drop the collection first and rebuild it (on purpose only)")
+    parser.add_argument(
+        "--data_path",
+        "--corpus_file",
+        dest="data_path",
+        required=True,
+        help="corpus file the embeddings were extracted from (one document a line)",
+    )
+    parser.add_argument(
+        "--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output"
+    )
+    parser.add_argument(
+        "--drop", action="store_true", help="drop the collection first and rebuild it (on purpose only)"
+    )
     parser.add_argument("--resume", action="store_true", help="skip batches already complete in the collection")
-    parser.add_argument("--max_batches", type=int, default=None,
-                        help="stop after inserting this many batches (continue later with --resume)")
+    parser.add_argument(
+        "--max_batches",
+        type=int,
+        default=None,
+        help="stop after inserting this many batches (continue later with --resume)",
+    )
     add_config_args(parser)
     args = parser.parse_args(argv)
     for path, flag in ((args.data_path, "--data_path"), (args.embedding_path, "--embedding_path")):
@@ -55,19 +69,27 @@ def load_embeddings(path, corpus_path, config):
     except (ValueError, OSError) as e:
         fail(f"--embedding_path {path}: not a .npy array ({e})")
     if embeddings.ndim != 2 or embeddings.shape[0] == 0 or not np.issubdtype(embeddings.dtype, np.floating):
-        fail(f"--embedding_path {path}: expected a non-empty [n_docs, dim] float array, found {embeddings.dtype} {embeddings.shape}")
+        fail(
+            f"--embedding_path {path}: expected a non-empty [n_docs, dim] float array, found {embeddings.dtype} {embeddings.shape}"
+        )
     n_docs, dim = embeddings.shape
     if config.dim is not None and config.dim != dim:
-        fail(f"--embedding_path {path} holds {dim}-dim vectors but dim is set to {config.dim} (--dim / config); they must agree")
+        fail(
+            f"--embedding_path {path} holds {dim}-dim vectors but dim is set to {config.dim} (--dim / config); they must agree"
+        )
     n_lines = count_lines(corpus_path)
     if n_lines != n_docs:
-        fail(f"--data_path {corpus_path} has {n_lines} lines but {path} has {n_docs} rows: extract the embeddings of this corpus again")
+        fail(
+            f"--data_path {corpus_path} has {n_lines} lines but {path} has {n_docs} rows: extract the embeddings of this corpus again"
+        )
     for start in range(0, n_docs, 65536):  # a NaN/inf row would be stored and never found: refuse, reading in blocks
         finite = np.isfinite(embeddings[start : start + 65536]).all(axis=1)
         if not finite.all():
             row = start + int(np.flatnonzero(~finite)[0])
-            fail(f"--embedding_path {path}: row {row} (corpus line {row + 1}) holds NaN or inf; nothing inserted: "
-                 "extract the embeddings again (feature_extract.py)")
+            fail(
+                f"--embedding_path {path}: row {row} (corpus line {row + 1}) holds NaN or inf; nothing inserted: "
+                "extract the embeddings again (feature_extract.py)"
+            )
     return embeddings
 
 
@@ -80,15 +102,18 @@ def check_provenance(embedding_path, data_path, corpus):
 
     record = read_provenance(embedding_path)
     if record is None:
-        logger.warning(f"--embedding_path {embedding_path}: no {os.path.basename(provenance_file(embedding_path))} beside it "
-                       "(feature_extract.py writes one): cannot check that it is the embedding of this corpus, nor record its model")
+        logger.warning(
+            f"--embedding_path {embedding_path}: no {os.path.basename(provenance_file(embedding_path))} beside it "
+            "(feature_extract.py writes one): cannot check that it is the embedding of this corpus, nor record its model"
+        )
         return None
     built = record.get("corpus") if isinstance(record.get("corpus"), dict) else {}
     if built.get("sha1") and corpus and built["sha1"] != corpus[1]:
         raise BadInputError(
             f"--embedding_path {embedding_path} embeds another corpus ({built.get('documents')} documents, sha1 {str(built['sha1'])[:12]}, "
             f"{built.get('file')}) than --data_path {data_path} ({corpus[0]} documents, sha1 {corpus[1][:12]}): run "
-            f"python recall/milvus/feature_extract.py --corpus_file {data_path} ... for this corpus first")
+            f"python recall/milvus/feature_extract.py --corpus_file {data_path} ... for this corpus first"
+        )
     model = record.get("model") if isinstance(record.get("model"), str) else None
     probe = record.get("probe") if isinstance(record.get("probe"), list) else None
     return {"model": model, "probe": probe} if model else None
@@ -105,24 +130,37 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=N
     if created:
         with_bm25 = config.bm25 and engine.bm25
         if config.bm25 and not with_bm25:
-            logger.warning(f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
-                           "the collection is dense only (--mode bm25 / hybrid unavailable)")
+            logger.warning(
+                f"{engine.name} at {config.uri} has no BM25 function (needs Milvus >= 2.5): "
+                "the collection is dense only (--mode bm25 / hybrid unavailable)"
+            )
         model = model or {}
-        info = store.create_collection(client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe"))
+        info = store.create_collection(
+            client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe")
+        )
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
-        logger.info(f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
-                    f"{' ' + settings if settings else ''}/{config.metric_type}"
-                    f"{', BM25 ' + config.analyzer if with_bm25 else ', dense only'}) at {config.uri}")
+        logger.info(
+            f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
+            f"{' ' + settings if settings else ''}/{config.metric_type}"
+            f"{', BM25 ' + config.analyzer if with_bm25 else ', dense only'}) at {config.uri}"
+        )
     elif info.dim != dim:
-        fail(f"collection {config.collection} at {config.uri} holds {info.dim}-dim vectors, the embeddings are {dim}-dim: "
-             "use the model the collection was built with, another --collection, or --drop to rebuild it")
+        fail(
+            f"collection {config.collection} at {config.uri} holds {info.dim}-dim vectors, the embeddings are {dim}-dim: "
+            "use the model the collection was built with, another --collection, or --drop to rebuild it"
+        )
     elif store.analyzer_mismatch(info, config):
         fail(store.analyzer_mismatch(info, config))
     elif store.corpus_mismatch(info, config, corpus):
         fail(store.corpus_mismatch(info, config, corpus))
-    elif model and store.model_mismatch(info, config, model["model"], "the model of these embeddings", lambda: model["probe"] or []):
-        raise ModelMismatchError(store.model_mismatch(info, config, model["model"], "the model of these embeddings").replace(
-            ", or --allow_model_mismatch to search it anyway", ""))
+    elif model and store.model_mismatch(
+        info, config, model["model"], "the model of these embeddings", lambda: model["probe"] or []
+    ):
+        raise ModelMismatchError(
+            store.model_mismatch(info, config, model["model"], "the model of these embeddings").replace(
+                ", or --allow_model_mismatch to search it anyway", ""
+            )
+        )
     store.check_partition(client, config, create=True)
     client.load_collection(config.collection)
     return info, created
@@ -138,7 +176,9 @@ class InsertStats:
     index_type: str = ""  # the dense index the collection holds
 
 
-def insert_corpus(client, config, data_path, embeddings, drop=False, resume=False, max_batches=None, model=None, corpus=None):
+def insert_corpus(
+    client, config, data_path, embeddings, drop=False, resume=False, max_batches=None, model=None, corpus=None
+):
     """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats. model:
     {"model": weights sha1, "probe": probe vector} of the model that computed the embeddings (check_provenance),
     kept in the collection; corpus: data_path's
@@ -170,8 +210,10 @@ def insert_corpus(client, config, data_path, embeddings, drop=False, resume=Fals
                 break
             truncated += sum(len(t) > config.text_max_length for t in texts)
             vectors = np.asarray(embeddings[first_id:end_id], dtype=np.float32)
-            rows = [{"id": first_id + i, store.TEXT_FIELD: text[: config.text_max_length], store.DENSE_FIELD: vectors[i]}
-                    for i, text in enumerate(texts)]
+            rows = [
+                {"id": first_id + i, store.TEXT_FIELD: text[: config.text_max_length], store.DENSE_FIELD: vectors[i]}
+                for i, text in enumerate(texts)
+            ]
             if info.analyzer == "char_ngram":  # the BM25 function reads the client's character n-grams
                 for row, text in zip(rows, texts):
                     row[store.LEXICAL_FIELD] = lexical_text(text, store.lexical_max_chars(config))
@@ -184,13 +226,17 @@ def insert_corpus(client, config, data_path, embeddings, drop=False, resume=Fals
     # server indexes only sealed segments (tests/conftest.py's flush_guard fails any test that searches unflushed rows)
     client.flush(config.collection)
     if truncated:
-        logger.warning(f"{truncated} texts longer than text_max_length {config.text_max_length} characters were stored cut")
+        logger.warning(
+            f"{truncated} texts longer than text_max_length {config.text_max_length} characters were stored cut"
+        )
     if stopped:
         return InsertStats(None, inserted, skipped, insert_seconds, 0.0, info.index_type)
     store.wait_for_index(client, config)
     store.wait_until_served(client, config)
     index_seconds = time.time() - start - insert_seconds
-    return InsertStats(store.count_entities(client, config), inserted, skipped, insert_seconds, index_seconds, info.index_type)
+    return InsertStats(
+        store.count_entities(client, config), inserted, skipped, insert_seconds, index_seconds, info.index_type
+    )
 
 
 @entry_point
@@ -206,22 +252,30 @@ def main(argv=None):
     model = check_provenance(args.embedding_path, args.data_path, corpus)
     client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
-        stats = insert_corpus(client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches, model, corpus)
+        stats = insert_corpus(
+            client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches, model, corpus
+        )
     start = time.time()
     store.close(client, config)  # Milvus Lite first finishes its background compaction (merging segments)
     close_seconds = time.time() - start
     rate = stats.inserted / max(stats.insert_seconds, 1e-9)
     if stats.count is None:
-        logger.info(f"stopped after {args.max_batches} batches as asked (--max_batches): {stats.inserted} rows inserted "
-                    f"({rate:.0f}/s); run again with --resume to continue")
+        logger.info(
+            f"stopped after {args.max_batches} batches as asked (--max_batches): {stats.inserted} rows inserted "
+            f"({rate:.0f}/s); run again with --resume to continue"
+        )
         return None
-    logger.info(f"collection {config.collection} at {config.uri}: {stats.count} entities; inserted {stats.inserted} rows "
-                f"({stats.skipped} already present) in {stats.insert_seconds:.1f}s = {rate:.0f} rows/s; "
-                f"{stats.index_type} index ready {stats.index_seconds:.1f}s after the last insert"
-                + (f", compaction done {close_seconds:.1f}s later" if close_seconds > 1 else ""))
+    logger.info(
+        f"collection {config.collection} at {config.uri}: {stats.count} entities; inserted {stats.inserted} rows "
+        f"({stats.skipped} already present) in {stats.insert_seconds:.1f}s = {rate:.0f} rows/s; "
+        f"{stats.index_type} index ready {stats.index_seconds:.1f}s after the last insert"
+        + (f", compaction done {close_seconds:.1f}s later" if close_seconds > 1 else "")
+    )
     if stats.count != n_docs:
-        logger.warning(f"the collection holds {stats.count} entities for {n_docs} corpus lines "
-                       f"({'ids of an earlier, larger corpus remain: use --drop to rebuild' if stats.count > n_docs else 'some rows are missing'})")
+        logger.warning(
+            f"the collection holds {stats.count} entities for {n_docs} corpus lines "
+            f"({'ids of an earlier, larger corpus remain: use --drop to rebuild' if stats.count > n_docs else 'some rows are missing'})"
+        )
     return stats.count
 
 

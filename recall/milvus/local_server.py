@@ -16,7 +16,9 @@ Production users point --uri at their own standalone/cluster instead. The Milvus
 $NS_MILVUS_VENV, default ~/.cache/neural_search/milvus-venv (it pins the server's own dependencies, which clash
 with this project's).
 """
+
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -28,8 +30,18 @@ from ns_common.cli import entry_point, fail
 from ns_common.utils import logger
 
 DEFAULT_VENV = os.environ.get("NS_MILVUS_VENV", os.path.expanduser("~/.cache/neural_search/milvus-venv"))
-PORT_FLAGS = ("--etcd-port", "--root-coord-port", "--proxy-port", "--proxy-internal-port", "--query-coord-port",
-              "--query-node-port", "--index-coord-port", "--index-node-port", "--data-coord-port", "--data-node-port")
+PORT_FLAGS = (
+    "--etcd-port",
+    "--root-coord-port",
+    "--proxy-port",
+    "--proxy-internal-port",
+    "--query-coord-port",
+    "--query-node-port",
+    "--index-coord-port",
+    "--index-node-port",
+    "--data-coord-port",
+    "--data-node-port",
+)
 READY_BANNER = "Ctrl+C to exit"  # milvus-server prints it once its /healthz answers OK
 
 
@@ -70,11 +82,15 @@ class LocalMilvusServer:
 
     def start(self):
         if not os.path.isfile(self.executable):
-            raise FileNotFoundError(f"{self.executable} not found: run scripts/setup_milvus_server.sh (or set NS_MILVUS_VENV)")
+            raise FileNotFoundError(
+                f"{self.executable} not found: run scripts/setup_milvus_server.sh (or set NS_MILVUS_VENV)"
+            )
         os.makedirs(self.data_dir, exist_ok=True)
         ports = free_ports(len(PORT_FLAGS) + 1)
         self.port = ports[PORT_FLAGS.index("--proxy-port")]
-        env = dict(os.environ, ETCD_CONFIG_PATH=self._write_etcd_config(ports[PORT_FLAGS.index("--etcd-port")], ports[-1]))
+        env = dict(
+            os.environ, ETCD_CONFIG_PATH=self._write_etcd_config(ports[PORT_FLAGS.index("--etcd-port")], ports[-1])
+        )
         command = [self.executable, "--data", self.data_dir]
         for flag, port in zip(PORT_FLAGS, ports):
             command += [flag, str(port)]
@@ -82,7 +98,9 @@ class LocalMilvusServer:
             command += ["--authorization-enabled", "true"]
         with open(self.log_file, "w", encoding="utf-8") as log:
             # a session of its own: stop() can end the launcher and the milvus process it starts together
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
         self._wait_ready()
         logger.info(f"Milvus 2.3.5 server (pid {self.process.pid}) ready at {self.uri}, data in {self.data_dir}")
         return self
@@ -93,8 +111,10 @@ class LocalMilvusServer:
         path = os.path.join(self.data_dir, "embed_etcd.yaml")
         client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
         with open(path, "w", encoding="utf-8") as f:
-            f.write(f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
-                    f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n")
+            f.write(
+                f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+                f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n"
+            )
         return path
 
     def _wait_ready(self):
@@ -115,11 +135,9 @@ class LocalMilvusServer:
             return
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        try:  # noqa: SIM105
             os.killpg(self.process.pid, signal.SIGKILL)  # the group we started: milvus and its children
         except (ProcessLookupError, PermissionError):
             pass
@@ -160,7 +178,9 @@ class LiteEngineServer:
         self.server = Server(self.db_file, address=f"127.0.0.1:{self.port}")
         if not self.server.init() or not self.server.start():
             self.server = None
-            raise RuntimeError(f"milvus-lite could not serve {self.db_file} on port {self.port} (another process has it open?)")
+            raise RuntimeError(
+                f"milvus-lite could not serve {self.db_file} on port {self.port} (another process has it open?)"
+            )
         deadline = time.time() + self.startup_timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -190,11 +210,18 @@ class LiteEngineServer:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="the server's data directory")
-    parser.add_argument("--engine", choices=("milvus", "lite"), default="milvus",
-                        help="milvus: Milvus 2.3.5 standalone (pip milvus); lite: milvus-lite 2.5's engine over gRPC (BM25)")
+    parser.add_argument(
+        "--engine",
+        choices=("milvus", "lite"),
+        default="milvus",
+        help="milvus: Milvus 2.3.5 standalone (pip milvus); lite: milvus-lite 2.5's engine over gRPC (BM25)",
+    )
     parser.add_argument("--port", type=int, default=None, help="--engine lite: the gRPC port (default: a free one)")
-    parser.add_argument("--venv", default=DEFAULT_VENV,
-                        help="the venv holding pip milvus==2.3.5, the server (scripts/setup_milvus_server.sh installs it)")
+    parser.add_argument(
+        "--venv",
+        default=DEFAULT_VENV,
+        help="the venv holding pip milvus==2.3.5, the server (scripts/setup_milvus_server.sh installs it)",
+    )
     parser.add_argument("--authorization", action="store_true", help="require credentials (user root, password Milvus)")
     args = parser.parse_args(argv)
     if args.engine == "lite" and args.authorization:
@@ -211,7 +238,12 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.start()
-        print(f"Milvus server at {server.uri}" + (" (token root:Milvus)" if args.authorization else "") + "; Ctrl+C to stop", flush=True)
+        print(
+            f"Milvus server at {server.uri}"
+            + (" (token root:Milvus)" if args.authorization else "")
+            + "; Ctrl+C to stop",
+            flush=True,
+        )
         while server.process is not None and server.process.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ PaddleNLP's flags: --data_path, --embedding_path, --batch_size (rows per insert 
 default: the cosine of normalised vectors, higher is closer). A thin wrapper: --insert is insert.py,
 --search is query.py --search_by_id (MilvusSearcher.search_by_id).
 """
+
 import argparse
 
 from ns_common.cli import entry_point, fail
@@ -22,10 +23,16 @@ from recall.milvus.search import MilvusSearcher, SearchError
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_path", default="data/sample/milvus/milvus_data.csv", help="the corpus, one document a line (--insert)")
-    parser.add_argument("--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output (--insert)")
+    parser.add_argument(
+        "--data_path", default="data/sample/milvus/milvus_data.csv", help="the corpus, one document a line (--insert)"
+    )
+    parser.add_argument(
+        "--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output (--insert)"
+    )
     parser.add_argument("--batch_size", type=int, default=None, help="rows per insert request (default: config.yml's)")
-    parser.add_argument("--index", type=int, default=18, help="id (corpus line number) of the document whose neighbours --search prints")
+    parser.add_argument(
+        "--index", type=int, default=18, help="id (corpus line number) of the document whose neighbours --search prints"
+    )
     parser.add_argument("--top_k", type=int, default=10, help="neighbours printed by --search")
     parser.add_argument("--insert", action="store_true", help="insert the embeddings and their texts")
     parser.add_argument("--search", action="store_true", help="search the neighbours of document --index")
@@ -50,7 +57,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.insert:
         batch = ["--batch_size", str(args.batch_size)] if args.batch_size else []
-        insert.main(["--data_path", args.data_path, "--embedding_path", args.embedding_path, *batch, *milvus_flags(args)])
+        insert.main(
+            ["--data_path", args.data_path, "--embedding_path", args.embedding_path, *batch, *milvus_flags(args)]
+        )
     if not args.search:
         return None
     with MilvusSearcher(load_config(args)) as searcher:

@@ -1,6 +1,7 @@
 """The text encoder of the Milvus stage: texts -> L2-normalised embeddings, either through the exported
 Paddle Inference model (--model_dir, the deployment path) or the dynamic graph of a checkpoint
 (--params_path + --model_name_or_path). Feature extraction and queries must use the same one."""
+
 import os
 import time
 
@@ -16,14 +17,25 @@ PROBE_DIMS = 32
 
 def add_model_args(parser, batch_size=64):
     group = parser.add_argument_group("model")
-    group.add_argument("--model_dir", default=None,
-                       help="exported model (inference.json + inference.pdiparams, tokenizer files alongside)")
-    group.add_argument("--model_name_or_path", default=None,
-                       help="tokenizer (and, with --params_path, backbone) when --model_dir holds no tokenizer files")
-    group.add_argument("--params_path", default=None,
-                       help="dynamic-graph checkpoint (model_state.pdparams) instead of --model_dir")
-    group.add_argument("--output_emb_size", type=int, default=None,
-                       help="with --params_path: the model's output_emb_size (default: read from the checkpoint)")
+    group.add_argument(
+        "--model_dir",
+        default=None,
+        help="exported model (inference.json + inference.pdiparams, tokenizer files alongside)",
+    )
+    group.add_argument(
+        "--model_name_or_path",
+        default=None,
+        help="tokenizer (and, with --params_path, backbone) when --model_dir holds no tokenizer files",
+    )
+    group.add_argument(
+        "--params_path", default=None, help="dynamic-graph checkpoint (model_state.pdparams) instead of --model_dir"
+    )
+    group.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="with --params_path: the model's output_emb_size (default: read from the checkpoint)",
+    )
     group.add_argument("--max_seq_length", type=int, default=64, help="tokens per text (longer texts are cut)")
     group.add_argument("--batch_size", type=int, default=batch_size, help="texts per forward pass")
     group.add_argument("--device", type=device_flag, default="cpu", help="cpu, gpu or gpu:N")
@@ -55,16 +67,29 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
 
         return load_tokenizer(model_name_or_path)
     if not os.path.isfile(os.path.join(model_dir, "tokenizer_config.json")):
-        raise ConfigError(f"--model_dir {model_dir} holds no tokenizer files (tokenizer_config.json, vocab.txt): "
-                          "pass --model_name_or_path with the tokenizer the model was trained with")
+        raise ConfigError(
+            f"--model_dir {model_dir} holds no tokenizer files (tokenizer_config.json, vocab.txt): "
+            "pass --model_name_or_path with the tokenizer the model was trained with"
+        )
     from paddlenlp.transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir)
 
 
 class TextEncoder:
-    def __init__(self, model_dir=None, model_name_or_path=None, params_path=None, output_emb_size=None,
-                 max_seq_length=64, batch_size=64, device="cpu", cpu_threads=None, enable_mkldnn=True, precision="fp32"):
+    def __init__(
+        self,
+        model_dir=None,
+        model_name_or_path=None,
+        params_path=None,
+        output_emb_size=None,
+        max_seq_length=64,
+        batch_size=64,
+        device="cpu",
+        cpu_threads=None,
+        enable_mkldnn=True,
+        precision="fp32",
+    ):
         from ns_common.io import check_max_seq_length
 
         check_max_seq_length(max_seq_length, model_dir, params_path, model_name_or_path)  # before anything loads
@@ -107,9 +132,18 @@ class TextEncoder:
 
     @classmethod
     def from_args(cls, args):
-        return cls(args.model_dir, args.model_name_or_path, args.params_path, args.output_emb_size,
-                   args.max_seq_length, args.batch_size, args.device, args.cpu_threads, args.enable_mkldnn,
-                   getattr(args, "precision", "fp32"))
+        return cls(
+            args.model_dir,
+            args.model_name_or_path,
+            args.params_path,
+            args.output_emb_size,
+            args.max_seq_length,
+            args.batch_size,
+            args.device,
+            args.cpu_threads,
+            args.enable_mkldnn,
+            getattr(args, "precision", "fp32"),
+        )
 
     def encode(self, texts):
         """float32 [len(texts), dim]; rows are L2-normalised by the model itself."""
@@ -119,7 +153,9 @@ class TextEncoder:
         if self.kind == "inference":
             # batches of similar length pad less (embed_texts does the same for the dynamic graph)
             order = np.argsort([len(t) for t in texts], kind="stable")
-            ordered = self.predictor.encode([texts[i] for i in order], self.tokenizer, self.max_seq_length, self.batch_size)
+            ordered = self.predictor.encode(
+                [texts[i] for i in order], self.tokenizer, self.max_seq_length, self.batch_size
+            )
             vectors = np.empty_like(ordered)
             vectors[order] = ordered
         else:
@@ -133,9 +169,11 @@ class TextEncoder:
         if self._dim is None:
             vectors = self.encode(["维度"])
             if vectors.ndim != 2 or not np.isfinite(vectors).all():
-                raise ModelMismatchError(f"{self.source}: gives "
-                                         f"{'non-finite values' if vectors.ndim == 2 else f'output of shape {list(vectors.shape)}'} "
-                                         "for a text, not a [texts, dim] embedding: is it the recall model (not the reranker's export)?")
+                raise ModelMismatchError(
+                    f"{self.source}: gives "
+                    f"{'non-finite values' if vectors.ndim == 2 else f'output of shape {list(vectors.shape)}'} "
+                    "for a text, not a [texts, dim] embedding: is it the recall model (not the reranker's export)?"
+                )
             self._dim = int(vectors.shape[1])
         return self._dim
 
@@ -149,9 +187,11 @@ class TextEncoder:
     def warn_if_truncated(self, texts, what="query"):
         too_long = [t for t in texts if self.n_tokens(t) > self.max_seq_length]
         if too_long:
-            logger.warning(f"{len(too_long)} {what}{'s' if len(too_long) > 1 else ''} longer than --max_seq_length "
-                           f"{self.max_seq_length} tokens, cut to the first {self.max_seq_length - 2} "
-                           f"(e.g. {too_long[0][:40]!r}, {self.n_tokens(too_long[0])} tokens)")
+            logger.warning(
+                f"{len(too_long)} {what}{'s' if len(too_long) > 1 else ''} longer than --max_seq_length "
+                f"{self.max_seq_length} tokens, cut to the first {self.max_seq_length - 2} "
+                f"(e.g. {too_long[0][:40]!r}, {self.n_tokens(too_long[0])} tokens)"
+            )
         return len(too_long)
 
 

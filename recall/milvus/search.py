@@ -10,12 +10,13 @@ These are the legs; the default search path (BM25 candidates + the learned ranki
         for hit in searcher.search("中西方语言与文化的差异", top_k=10, mode="hybrid"):
             print(hit.id, hit.score, hit.text)
 """
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ns_common.errors import BadInputError, ConfigError, ModelMismatchError
 from ns_common.bm25 import lexical_text
+from ns_common.errors import BadInputError, ConfigError, ModelMismatchError
 from recall.milvus import store
 
 MODES = ("dense", "bm25", "hybrid")
@@ -39,8 +40,13 @@ def check_top_k(top_k):
 def check_model(info, config, encoder, allow_model_mismatch=False):
     """ModelMismatchError when the collection's vectors were computed by another model than encoder's (its weights
     sha1 against the collection's meta["model"]); unknown on either side passes."""
-    message = store.model_mismatch(info, config, getattr(encoder, "fingerprint", None), getattr(encoder, "source", "the model"),
-                                   probe=(lambda: encoder.probe) if hasattr(encoder, "probe") else None)
+    message = store.model_mismatch(
+        info,
+        config,
+        getattr(encoder, "fingerprint", None),
+        getattr(encoder, "source", "the model"),
+        probe=(lambda: encoder.probe) if hasattr(encoder, "probe") else None,
+    )
     if message and not allow_model_mismatch:
         raise ModelMismatchError(message)
     if message:
@@ -72,8 +78,10 @@ class MilvusSearcher:
             self.info = store.describe(self.client, config)
             if self.info is None:
                 store.close(self.client, config)
-                raise ConfigError(f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m "
-                                  f"recall.milvus.insert)")
+                raise ConfigError(
+                    f"no collection {config.collection!r} at {config.uri}; insert the corpus first (python -m "
+                    f"recall.milvus.insert)"
+                )
             store.check_partition(self.client, config)
             self.client.load_collection(config.collection)
         if store.analyzer_mismatch(self.info, config):
@@ -81,8 +89,10 @@ class MilvusSearcher:
             raise ModelMismatchError(store.analyzer_mismatch(self.info, config))
         if encoder is not None and encoder.dim != self.info.dim:
             store.close(self.client, config)
-            raise ModelMismatchError(f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
-                                     f"{self.info.dim}-dim ones: use the model the collection was built with")
+            raise ModelMismatchError(
+                f"the model gives {encoder.dim}-dim vectors but collection {config.collection} at {config.uri} holds "
+                f"{self.info.dim}-dim ones: use the model the collection was built with"
+            )
         if encoder is not None:
             try:
                 check_model(self.info, config, encoder, allow_model_mismatch)
@@ -109,8 +119,10 @@ class MilvusSearcher:
         if mode not in MODES:
             raise SearchError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
         if mode not in self.modes:
-            raise SearchError(f"--mode {mode} needs the BM25 field, which collection {self.config.collection} at "
-                              f"{self.config.uri} lacks (Milvus < 2.5, or inserted with bm25: false): use --mode dense")
+            raise SearchError(
+                f"--mode {mode} needs the BM25 field, which collection {self.config.collection} at "
+                f"{self.config.uri} lacks (Milvus < 2.5, or inserted with bm25: false): use --mode dense"
+            )
         if mode != "bm25" and self.encoder is None and not have_vectors:
             raise SearchError(f"--mode {mode} needs a model to embed the query (--model_dir or --params_path)")
         top_k = check_top_k(top_k)
@@ -145,7 +157,11 @@ class MilvusSearcher:
         with store.milvus_errors(self.config, f"{mode} search"):
             for start in range(0, len(queries), QUERIES_PER_REQUEST):
                 chunk = queries[start : start + QUERIES_PER_REQUEST]
-                chunk_vectors = None if vectors is None else np.asarray(vectors[start : start + QUERIES_PER_REQUEST], dtype=np.float32)
+                chunk_vectors = (
+                    None
+                    if vectors is None
+                    else np.asarray(vectors[start : start + QUERIES_PER_REQUEST], dtype=np.float32)
+                )
                 results.extend(self._search_chunk(chunk, top_k, mode, chunk_vectors))
         return results
 
@@ -154,8 +170,11 @@ class MilvusSearcher:
         top_k = check_top_k(top_k)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
         with store.milvus_errors(self.config, "dense search"):
-            return [hits for start in range(0, len(vectors), QUERIES_PER_REQUEST)
-                    for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k)]
+            return [
+                hits
+                for start in range(0, len(vectors), QUERIES_PER_REQUEST)
+                for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k)
+            ]
 
     def _bm25_data(self, queries):
         """What a BM25 request sends: the query's character n-grams for a char_ngram collection, else the text."""
@@ -175,11 +194,24 @@ class MilvusSearcher:
 
         pool = max(top_k, self.config.hybrid_candidates)
         requests = [
-            AnnSearchRequest(data=vectors.tolist(), anns_field=store.DENSE_FIELD, param=self.config.search_params(self.info.index_type, pool), limit=pool),
-            AnnSearchRequest(data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool),
+            AnnSearchRequest(
+                data=vectors.tolist(),
+                anns_field=store.DENSE_FIELD,
+                param=self.config.search_params(self.info.index_type, pool),
+                limit=pool,
+            ),
+            AnnSearchRequest(
+                data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool
+            ),
         ]
-        raw = self.client.hybrid_search(self.config.collection, reqs=requests, ranker=RRFRanker(self.config.rrf_k), limit=top_k,
-                                        output_fields=[store.TEXT_FIELD], partition_names=partitions)
+        raw = self.client.hybrid_search(
+            self.config.collection,
+            reqs=requests,
+            ranker=RRFRanker(self.config.rrf_k),
+            limit=top_k,
+            output_fields=[store.TEXT_FIELD],
+            partition_names=partitions,
+        )
         return self._hits(raw)
 
     def bm25_with_vectors(self, queries, top_k, with_vectors=True):
@@ -188,34 +220,65 @@ class MilvusSearcher:
         queries = self.check_request(queries, top_k, "bm25")
         top_k = check_top_k(top_k)
         with store.milvus_errors(self.config, "bm25 search"):
-            return [hits for start in range(0, len(queries), QUERIES_PER_REQUEST)
-                    for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=with_vectors)]
+            return [
+                hits
+                for start in range(0, len(queries), QUERIES_PER_REQUEST)
+                for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=with_vectors)
+            ]
 
     def _bm25(self, queries, top_k, with_vectors=False):
         """One BM25 request: [[(Hit, stored vector or None), ...], ...]."""
         fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
-        raw = self.client.search(self.config.collection, data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, limit=top_k,
-                                 search_params={"metric_type": "BM25"}, output_fields=fields, partition_names=store.partition_names(self.config))
+        raw = self.client.search(
+            self.config.collection,
+            data=self._bm25_data(queries),
+            anns_field=store.SPARSE_FIELD,
+            limit=top_k,
+            search_params={"metric_type": "BM25"},
+            output_fields=fields,
+            partition_names=store.partition_names(self.config),
+        )
         # BM25 scores are positive; Milvus Lite 3.2 reports them negated
-        return [[(Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")),
-                  np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None) for h in hits] for hits in raw]
+        return [
+            [
+                (
+                    Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")),
+                    np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None,
+                )
+                for h in hits
+            ]
+            for hits in raw
+        ]
 
     def _dense(self, vectors, top_k):
-        raw = self.client.search(self.config.collection, data=vectors.tolist(), anns_field=store.DENSE_FIELD, limit=top_k,
-                                 search_params=self.config.search_params(self.info.index_type, top_k), output_fields=[store.TEXT_FIELD],
-                                 partition_names=store.partition_names(self.config))
+        raw = self.client.search(
+            self.config.collection,
+            data=vectors.tolist(),
+            anns_field=store.DENSE_FIELD,
+            limit=top_k,
+            search_params=self.config.search_params(self.info.index_type, top_k),
+            output_fields=[store.TEXT_FIELD],
+            partition_names=store.partition_names(self.config),
+        )
         return self._hits(raw)
 
     @staticmethod
     def _hits(raw):
-        return [[Hit(int(h["id"]), float(h["distance"]), h["entity"].get(store.TEXT_FIELD, "")) for h in hits] for hits in raw]
+        return [
+            [Hit(int(h["id"]), float(h["distance"]), h["entity"].get(store.TEXT_FIELD, "")) for h in hits]
+            for hits in raw
+        ]
 
     def get_by_id(self, ids, with_vectors=False):
         """{id: text} (or {id: (text, vector)}) of the stored documents; unknown ids are absent."""
         fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
         with store.milvus_errors(self.config, "get by id"):
-            rows = self.client.get(self.config.collection, ids=[int(i) for i in ids], output_fields=fields,
-                                   partition_names=store.partition_names(self.config))
+            rows = self.client.get(
+                self.config.collection,
+                ids=[int(i) for i in ids],
+                output_fields=fields,
+                partition_names=store.partition_names(self.config),
+            )
         if with_vectors:
             return {int(r["id"]): (r[store.TEXT_FIELD], r[store.DENSE_FIELD]) for r in rows}
         return {int(r["id"]): r[store.TEXT_FIELD] for r in rows}
@@ -224,5 +287,7 @@ class MilvusSearcher:
         """Neighbours of a stored document by its own vector (PaddleNLP's milvus_ann_search.py --index)."""
         found = self.get_by_id([doc_id], with_vectors=True)
         if doc_id not in found:
-            raise SearchError(f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}")
+            raise SearchError(
+                f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}"
+            )
         return self.search_vectors(found[doc_id][1], top_k)[0]

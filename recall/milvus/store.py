@@ -16,6 +16,7 @@ Engines (detect_engine): milvus-lite 2.5 embedded (the default: the C++ Milvus c
 the same engine served over gRPC (milvus_lite.server), a Milvus server (standalone / cluster), and, for the
 benchmarks' side-by-side runs, milvus-lite 3.x (a pure-Python re-implementation, a .db directory).
 """
+
 import contextlib
 import json
 import logging
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from ns_common.errors import ConfigError, MilvusUnavailableError, ModelMismatchError
 from ns_common.utils import logger
 from recall.milvus.config import is_lite_uri
@@ -85,9 +87,19 @@ def detect_engine(client, config):
     if config.is_lite:
         (major, minor), text = lite_version()
         if major >= 3:
-            return Engine(f"milvus-lite {text} (pure Python)", local_mode=False, bm25=True, nested_index_params=True,
-                          keeps_description=False)
-        return Engine(f"milvus-lite {text} (Milvus core, local mode)", local_mode=True, bm25=(major, minor) >= (2, 5), partitions=False)
+            return Engine(
+                f"milvus-lite {text} (pure Python)",
+                local_mode=False,
+                bm25=True,
+                nested_index_params=True,
+                keeps_description=False,
+            )
+        return Engine(
+            f"milvus-lite {text} (Milvus core, local mode)",
+            local_mode=True,
+            bm25=(major, minor) >= (2, 5),
+            partitions=False,
+        )
     try:
         version = client.get_server_version()
     except Exception as e:  # noqa: BLE001 - grpc errors carry their status only in the text
@@ -96,8 +108,13 @@ def detect_engine(client, config):
         version = "unknown"
     lite = re.match(r"milvus_lite-(\d+)", version)
     if lite:
-        return Engine(f"{version} over gRPC", local_mode=False, bm25=int(lite.group(1)) >= 3, nested_index_params=True,
-                      keeps_description=False)
+        return Engine(
+            f"{version} over gRPC",
+            local_mode=False,
+            bm25=int(lite.group(1)) >= 3,
+            nested_index_params=True,
+            keeps_description=False,
+        )
     server = re.match(r"v?(\d+)\.(\d+)", version)
     bm25 = bool(server) and (int(server.group(1)), int(server.group(2))) >= (2, 5)
     return Engine(f"Milvus {version}", local_mode=False, bm25=bm25, segment_handoff=True)
@@ -124,8 +141,10 @@ def quiet_pymilvus():
 def _hint(config):
     if config.is_lite:
         return "check that the directory exists and that no other process has the .db open"
-    return ("is the server running and reachable? (start Milvus, e.g. its docker compose or `milvus-server`, "
-            "or pass --uri ./milvus_data/neural_search.db for embedded Milvus Lite)")
+    return (
+        "is the server running and reachable? (start Milvus, e.g. its docker compose or `milvus-server`, "
+        "or pass --uri ./milvus_data/neural_search.db for embedded Milvus Lite)"
+    )
 
 
 def connect(config, must_exist=False, replace_foreign=False):
@@ -140,8 +159,10 @@ def connect(config, must_exist=False, replace_foreign=False):
     quiet_pymilvus()
     if config.is_lite:
         if must_exist and not os.path.exists(config.uri):
-            raise ConfigError(f"no Milvus Lite database at {config.uri}; insert the corpus first (python -m "
-                              "recall.milvus.insert) or pass --uri")
+            raise ConfigError(
+                f"no Milvus Lite database at {config.uri}; insert the corpus first (python -m "
+                "recall.milvus.insert) or pass --uri"
+            )
         check_lite_generation(config.uri, replace=replace_foreign)
         os.makedirs(os.path.dirname(os.path.abspath(config.uri)), exist_ok=True)
     lite_errors = _LiteErrors()
@@ -152,15 +173,19 @@ def connect(config, must_exist=False, replace_foreign=False):
     except Exception as e:  # noqa: BLE001 - MilvusException, grpc and OS errors: one line each
         message = getattr(e, "message", "") or f"{type(e).__name__}: {e}"
         if lite_errors.locked:
-            raise MilvusUnavailableError(f"cannot open Milvus Lite database {config.uri}: another process holds the lock on it "
-                                         "(stop that process, or let several processes share it through "
-                                         "python -m recall.milvus.local_server --engine lite and --uri)")
+            raise MilvusUnavailableError(  # noqa: B904
+                f"cannot open Milvus Lite database {config.uri}: another process holds the lock on it "
+                "(stop that process, or let several processes share it through "
+                "python -m recall.milvus.local_server --engine lite and --uri)"
+            )
         if lite_errors.causes:
             message = f"{message} ({lite_errors.causes[-1]})"
         if _refused_credentials(e):
-            raise ConfigError(f"Milvus at {config.uri} refused the credentials: "
-                              f"{'wrong --token' if config.token else 'it needs --token user:password'}")
-        raise MilvusUnavailableError(f"cannot connect to Milvus at {config.uri}: {message}; {_hint(config)}")
+            raise ConfigError(  # noqa: B904
+                f"Milvus at {config.uri} refused the credentials: "
+                f"{'wrong --token' if config.token else 'it needs --token user:password'}"
+            )
+        raise MilvusUnavailableError(f"cannot connect to Milvus at {config.uri}: {message}; {_hint(config)}")  # noqa: B904
     client.ns_engine = detect_engine(client, config)
     return client
 
@@ -185,12 +210,18 @@ def check_lite_generation(path, replace=False):
     if found is None or found == running:
         return
     if found == "unknown":
-        raise ConfigError(f"--uri {path} is not a Milvus Lite database (neither a milvus-lite 2.x file nor a 3.x directory): "
-                          "pass another --uri")
+        raise ConfigError(
+            f"--uri {path} is not a Milvus Lite database (neither a milvus-lite 2.x file nor a 3.x directory): "
+            "pass another --uri"
+        )
     if not replace:
-        raise ConfigError(f"--uri {path} was written by milvus-lite {found}.x, and this environment runs milvus-lite {lite_version()[1]}, "
-                          f"which cannot open it: rebuild it with {REBUILD} (it replaces the old database)")
-    logger.warning(f"--drop: removing {path}, a milvus-lite {found}.x database this milvus-lite {lite_version()[1]} cannot open")
+        raise ConfigError(
+            f"--uri {path} was written by milvus-lite {found}.x, and this environment runs milvus-lite {lite_version()[1]}, "
+            f"which cannot open it: rebuild it with {REBUILD} (it replaces the old database)"
+        )
+    logger.warning(
+        f"--drop: removing {path}, a milvus-lite {found}.x database this milvus-lite {lite_version()[1]} cannot open"
+    )
     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
@@ -205,7 +236,9 @@ class _LiteErrors(logging.Filter):
         self.loggers = [logging.getLogger("milvus_lite"), logging.getLogger()]
 
     def filter(self, record):
-        if record.levelno < logging.ERROR or not (record.name.startswith("milvus_lite") or "milvus_lite" in record.pathname):
+        if record.levelno < logging.ERROR or not (
+            record.name.startswith("milvus_lite") or "milvus_lite" in record.pathname
+        ):
             return True
         error = record.exc_info[1] if record.exc_info else None
         self.causes.append(str(error) if error is not None else record.getMessage())
@@ -255,7 +288,7 @@ def milvus_errors(config, action):
     try:
         yield
     except MilvusException as e:
-        raise MilvusUnavailableError(f"Milvus at {config.uri}: {action} failed: {getattr(e, 'message', '') or e}")
+        raise MilvusUnavailableError(f"Milvus at {config.uri}: {action} failed: {getattr(e, 'message', '') or e}")  # noqa: B904
 
 
 def describe(client, config):
@@ -266,17 +299,27 @@ def describe(client, config):
     desc = client.describe_collection(config.collection)
     fields = {f["name"]: f for f in desc["fields"]}
     if DENSE_FIELD not in fields or TEXT_FIELD not in fields:
-        raise ModelMismatchError(f"collection {config.collection} at {config.uri} was not created by this project "
-                                 f"(fields: {', '.join(fields)}); pick another --collection or recreate it with --drop")
+        raise ModelMismatchError(
+            f"collection {config.collection} at {config.uri} was not created by this project "
+            f"(fields: {', '.join(fields)}); pick another --collection or recreate it with --drop"
+        )
     meta = _read_meta(desc.get("description"))
     if engine(client).keeps_description and meta.get("schema", 1) != SCHEMA_VERSION:
-        raise ModelMismatchError(f"collection {config.collection} at {config.uri} has schema version {meta.get('schema', 1)} "
-                                 f"(an older version of this "
-                                 f"project built it), this version reads {SCHEMA_VERSION}: rebuild it with {REBUILD}")
+        raise ModelMismatchError(
+            f"collection {config.collection} at {config.uri} has schema version {meta.get('schema', 1)} "
+            f"(an older version of this "
+            f"project built it), this version reads {SCHEMA_VERSION}: rebuild it with {REBUILD}"
+        )
     params = fields[DENSE_FIELD].get("params", {})
     index = client.describe_index(config.collection, index_name=DENSE_FIELD) or {}
-    return CollectionInfo(dim=int(params["dim"]), has_bm25=SPARSE_FIELD in fields, analyzer=_bm25_analyzer(fields),
-                          index_type=str(index.get("index_type", "FLAT")).upper(), index_settings=stored_index_params(index), meta=meta)
+    return CollectionInfo(
+        dim=int(params["dim"]),
+        has_bm25=SPARSE_FIELD in fields,
+        analyzer=_bm25_analyzer(fields),
+        index_type=str(index.get("index_type", "FLAT")).upper(),
+        index_settings=stored_index_params(index),
+        meta=meta,
+    )
 
 
 def _read_meta(description):
@@ -296,8 +339,10 @@ def choose_dense_index(engine_, config, n_rows=None):
     if index_type == "AUTO":
         index_type = "FLAT" if engine_.local_mode else "HNSW"
     if index_type == "HNSW" and engine_.local_mode:
-        raise ConfigError(f"--index_type HNSW: {engine_.name} at {config.uri} builds FLAT or IVF_FLAT indexes only: use --index_type AUTO "
-                          "(FLAT there), or a Milvus server for HNSW")
+        raise ConfigError(
+            f"--index_type HNSW: {engine_.name} at {config.uri} builds FLAT or IVF_FLAT indexes only: use --index_type AUTO "
+            "(FLAT there), or a Milvus server for HNSW"
+        )
     if index_type == "HNSW":
         return index_type, {"M": config.hnsw_m, "efConstruction": config.hnsw_ef_construction}
     if index_type == "IVF_FLAT":
@@ -310,8 +355,20 @@ def stored_index_params(description):
     """The build parameters of an index as Milvus stores them: describe_index's output -> {key: number} (a
     server and milvus-lite 2.x return flat string values, milvus-lite 3.x a nested "params" dict)."""
     stored = dict(description.get("params") or {})
-    ignored = {"index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows", "dim",
-               "pending_index_rows", "state", "params", "index_state_fail_reason", "bm25_avgdl"}
+    ignored = {
+        "index_type",
+        "metric_type",
+        "field_name",
+        "index_name",
+        "total_rows",
+        "indexed_rows",
+        "dim",
+        "pending_index_rows",
+        "state",
+        "params",
+        "index_state_fail_reason",
+        "bm25_avgdl",
+    }
     stored.update({k: v for k, v in description.items() if k not in ignored})
     return {k: _number(v) for k, v in stored.items()}
 
@@ -342,9 +399,11 @@ def corpus_mismatch(info, config, corpus):
     built = (info.meta or {}).get("corpus")
     if not built or not corpus or built.get("sha1") == corpus[1]:
         return None
-    return (f"collection {config.collection} at {config.uri} was built from another corpus ({built.get('documents')} documents, "
-            f"sha1 {str(built.get('sha1'))[:12]}) than this one ({corpus[0]} documents, sha1 {corpus[1][:12]}): rebuild it with "
-            f"{REBUILD}, or pick another --collection")
+    return (
+        f"collection {config.collection} at {config.uri} was built from another corpus ({built.get('documents')} documents, "
+        f"sha1 {str(built.get('sha1'))[:12]}) than this one ({corpus[0]} documents, sha1 {corpus[1][:12]}): rebuild it with "
+        f"{REBUILD}, or pick another --collection"
+    )
 
 
 def same_probe(a, b, min_cosine=0.995):
@@ -366,9 +425,11 @@ def model_mismatch(info, config, fingerprint, who="the model", probe=None):
         return None
     if (info.meta or {}).get("probe") and probe is not None and same_probe(info.meta["probe"], probe()):
         return None
-    return (f"collection {config.collection} at {config.uri} holds vectors of another model (weights sha1 {str(built)[:12]}) than "
-            f"{who} (sha1 {fingerprint[:12]}): rebuild it with this model (feature_extract.py, then {REBUILD}), pass the "
-            "model it was built with, or --allow_model_mismatch to search it anyway")
+    return (
+        f"collection {config.collection} at {config.uri} holds vectors of another model (weights sha1 {str(built)[:12]}) than "
+        f"{who} (sha1 {fingerprint[:12]}): rebuild it with this model (feature_extract.py, then {REBUILD}), pass the "
+        "model it was built with, or --allow_model_mismatch to search it anyway"
+    )
 
 
 def analyzer_mismatch(info, config):
@@ -376,9 +437,11 @@ def analyzer_mismatch(info, config):
     for (e.g. jieba, before char_ngram became the default): searching it would be silently worse. None if fine."""
     if not info.has_bm25 or info.analyzer == config.analyzer:
         return None
-    return (f"collection {config.collection} at {config.uri} was built with the {info.analyzer} BM25 analyzer, the settings "
-            f"ask for {config.analyzer}: rebuild it with --drop (python -m recall.milvus.insert ... --drop) or pass "
-            f"--analyzer {info.analyzer}")
+    return (
+        f"collection {config.collection} at {config.uri} was built with the {info.analyzer} BM25 analyzer, the settings "
+        f"ask for {config.analyzer}: rebuild it with --drop (python -m recall.milvus.insert ... --drop) or pass "
+        f"--analyzer {info.analyzer}"
+    )
 
 
 def _bm25_analyzer(fields):
@@ -413,27 +476,59 @@ def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None, 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=json.dumps(meta))
     schema.add_field("id", DataType.INT64, is_primary=True)
     char_ngrams = with_bm25 and config.analyzer == "char_ngram"
-    text_options = {"enable_analyzer": True, "analyzer_params": {"tokenizer": config.analyzer}} if with_bm25 and not char_ngrams else {}
+    text_options = (
+        {"enable_analyzer": True, "analyzer_params": {"tokenizer": config.analyzer}}
+        if with_bm25 and not char_ngrams
+        else {}
+    )
     # VARCHAR max_length counts bytes: room for text_max_length characters of up to 4 UTF-8 bytes
     schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=min(65535, 4 * config.text_max_length), **text_options)
     if char_ngrams:  # about 2 words of at most 12 ASCII characters (+ a space) per character of text
-        schema.add_field(LEXICAL_FIELD, DataType.VARCHAR, max_length=65535, enable_analyzer=True, analyzer_params={"tokenizer": "standard"})
+        schema.add_field(
+            LEXICAL_FIELD,
+            DataType.VARCHAR,
+            max_length=65535,
+            enable_analyzer=True,
+            analyzer_params={"tokenizer": "standard"},
+        )
     schema.add_field(DENSE_FIELD, DataType.FLOAT_VECTOR, dim=dim)
     index_params_ = client.prepare_index_params()
-    index_params_.add_index(field_name=DENSE_FIELD, index_name=DENSE_FIELD, index_type=index_type,
-                            metric_type=config.metric_type, params=index_params(engine_, settings))
+    index_params_.add_index(
+        field_name=DENSE_FIELD,
+        index_name=DENSE_FIELD,
+        index_type=index_type,
+        metric_type=config.metric_type,
+        params=index_params(engine_, settings),
+    )
     if with_bm25:
         schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(Function(name=BM25_FUNCTION, function_type=FunctionType.BM25,
-                                     input_field_names=[LEXICAL_FIELD if char_ngrams else TEXT_FIELD], output_field_names=[SPARSE_FIELD]))
-        index_params_.add_index(field_name=SPARSE_FIELD, index_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX",
-                                metric_type="BM25", params=index_params(engine_, config.bm25_settings()))
+        schema.add_function(
+            Function(
+                name=BM25_FUNCTION,
+                function_type=FunctionType.BM25,
+                input_field_names=[LEXICAL_FIELD if char_ngrams else TEXT_FIELD],
+                output_field_names=[SPARSE_FIELD],
+            )
+        )
+        index_params_.add_index(
+            field_name=SPARSE_FIELD,
+            index_name=SPARSE_FIELD,
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            params=index_params(engine_, config.bm25_settings()),
+        )
     # Bounded consistency for searches: Strong would make every search on a server wait for the next time
     # tick (~0.2 s). The collection is written once, then read, and insert returns only when the query
     # nodes serve every flushed segment (wait_until_served): bounded searches then see every row.
     client.create_collection(config.collection, schema=schema, index_params=index_params_, consistency_level="Bounded")
-    return CollectionInfo(dim=dim, has_bm25=with_bm25, analyzer=config.analyzer if with_bm25 else None, index_type=index_type,
-                          index_settings=settings, meta=meta)
+    return CollectionInfo(
+        dim=dim,
+        has_bm25=with_bm25,
+        analyzer=config.analyzer if with_bm25 else None,
+        index_type=index_type,
+        index_settings=settings,
+        meta=meta,
+    )
 
 
 def lexical_max_chars(config):
@@ -451,21 +546,30 @@ def check_partition(client, config, create=False):
     if not config.partition:
         return
     if not engine(client).partitions:
-        raise ConfigError(f"--partition {config.partition}: {engine(client).name} at {config.uri} has no partitions: leave --partition "
-                          "empty, or use a Milvus server")
+        raise ConfigError(
+            f"--partition {config.partition}: {engine(client).name} at {config.uri} has no partitions: leave --partition "
+            "empty, or use a Milvus server"
+        )
     if client.has_partition(config.collection, config.partition):
         return
     if not create:
-        raise ConfigError(f"--partition {config.partition}: no such partition in collection {config.collection} at {config.uri} "
-                          f"(it has {', '.join(client.list_partitions(config.collection))}); insert into it first")
+        raise ConfigError(
+            f"--partition {config.partition}: no such partition in collection {config.collection} at {config.uri} "
+            f"(it has {', '.join(client.list_partitions(config.collection))}); insert into it first"
+        )
     client.create_partition(config.collection, config.partition)
 
 
 def count_entities(client, config, id_range=None):
     """Live entities (deleted/upserted-over rows excluded), optionally with start <= id < end."""
     expr = f"id >= {id_range[0]} and id < {id_range[1]}" if id_range else ""
-    rows = client.query(config.collection, filter=expr, output_fields=["count(*)"],
-                        partition_names=partition_names(config), consistency_level="Strong")
+    rows = client.query(
+        config.collection,
+        filter=expr,
+        output_fields=["count(*)"],
+        partition_names=partition_names(config),
+        consistency_level="Strong",
+    )
     return int(rows[0]["count(*)"])
 
 
@@ -481,10 +585,14 @@ def wait_for_index(client, config, field=DENSE_FIELD, timeout_s=3600):
         if str(info.get("state", "Finished")) == "Finished" and (indexed >= total or pending == 0):
             return time.time() - start
         if "fail" in str(info.get("state", "")).lower():
-            raise MilvusUnavailableError(f"Milvus at {config.uri}: building the {field} index failed: "
-                                         f"{info.get('index_state_fail_reason', info)}")
+            raise MilvusUnavailableError(
+                f"Milvus at {config.uri}: building the {field} index failed: "
+                f"{info.get('index_state_fail_reason', info)}"
+            )
         time.sleep(0.5)
-    logger.warning(f"index of {config.collection}.{field} still building after {timeout_s}s; searches use it as it completes")
+    logger.warning(
+        f"index of {config.collection}.{field} still building after {timeout_s}s; searches use it as it completes"
+    )
     return time.time() - start
 
 
@@ -508,5 +616,7 @@ def wait_until_served(client, config, timeout_s=1800):
         if not unindexed and sum(s.num_rows for s in loaded) >= n_rows:
             return time.time() - start
         time.sleep(0.5)
-    logger.warning(f"{config.collection} at {config.uri}: segments still loading after {timeout_s}s; early searches may miss rows")
+    logger.warning(
+        f"{config.collection} at {config.uri}: segments still loading after {timeout_s}s; early searches may miss rows"
+    )
     return time.time() - start

@@ -4,6 +4,7 @@ default; a .db directory), as an earlier version of this project left it, for th
 
     ~/.cache/neural_search/lite3-venv/bin/python tests/data/make_lite3_db.py
 """
+
 import os
 import shutil
 
@@ -20,7 +21,10 @@ schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=4)
 index = client.prepare_index_params()
 index.add_index(field_name="embedding", index_name="embedding", index_type="FLAT", metric_type="IP")
 client.create_collection("literature_search", schema=schema, index_params=index)
-client.insert("literature_search", [{"id": i, "text": f"title {i}", "embedding": [float(i == j) for j in range(4)]} for i in range(3)])
+client.insert(
+    "literature_search",
+    [{"id": i, "text": f"title {i}", "embedding": [float(i == j) for j in range(4)]} for i in range(3)],
+)
 client.flush("literature_search")
 client.close()
 print(f"wrote {PATH}")

@@ -13,6 +13,7 @@ optional) defaults to the bundled sample's. --output_file also writes the JSON l
 A thin wrapper over ernie_matching.reranker.Reranker(model_dir=...) (the same predictor as
 predict_pairwise.py --model_dir, rerank_results.py and the web service).
 """
+
 import argparse
 import json
 import os
@@ -30,13 +31,21 @@ SAMPLE_PAIRS = os.path.join(REPO, "data", "sample", "sort", "test_pairwise.csv")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True, help="directory written by ernie_matching/export_model.py")
-    parser.add_argument("--input_file", default=SAMPLE_PAIRS, help="query<TAB>title[<TAB>label] lines (default: the bundled sample's test_pairwise.csv)")
+    parser.add_argument(
+        "--input_file",
+        default=SAMPLE_PAIRS,
+        help="query<TAB>title[<TAB>label] lines (default: the bundled sample's test_pairwise.csv)",
+    )
     parser.add_argument("--output_file", default=None, help="also write {query, title, pred_prob} JSON lines here")
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
-    parser.add_argument("--use_tensorrt", type=str_to_bool, default=False, help="PaddleNLP's flag; only False is supported here")
-    parser.add_argument("--benchmark", type=str_to_bool, nargs="?", const=True, default=False, help="log the throughput")
+    parser.add_argument(
+        "--use_tensorrt", type=str_to_bool, default=False, help="PaddleNLP's flag; only False is supported here"
+    )
+    parser.add_argument(
+        "--benchmark", type=str_to_bool, nargs="?", const=True, default=False, help="log the throughput"
+    )
     add_inference_args(parser)  # --cpu_threads, --enable_mkldnn, --precision
     args = parser.parse_args(argv)
     if args.use_tensorrt:
@@ -62,10 +71,15 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
         with open(args.output_file, "w", encoding="utf-8") as f:
             for (query, title), prob in zip(pairs, probs):
-                f.write(json.dumps({"query": query, "title": title, "pred_prob": round(float(prob), 6)}, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps({"query": query, "title": title, "pred_prob": round(float(prob), 6)}, ensure_ascii=False)
+                    + "\n"
+                )
     if args.benchmark:
-        logger.info(f"{len(pairs)} pairs in {timer.seconds:.2f}s ({reranker.pairs_per_s:.0f} pairs/s), batch {args.batch_size}, "
-                    f"max_seq_length {args.max_seq_length}, device {args.device}, precision {args.precision}")
+        logger.info(
+            f"{len(pairs)} pairs in {timer.seconds:.2f}s ({reranker.pairs_per_s:.0f} pairs/s), batch {args.batch_size}, "
+            f"max_seq_length {args.max_seq_length}, device {args.device}, precision {args.precision}"
+        )
     return probs
 
 
