@@ -156,7 +156,9 @@ def read_corpus(path):
 
 def read_text_pairs(path, unique_query=False, counter=None):
     """`query<TAB>doc` (train.csv, dev.csv, test.csv): yields (text_a, text_b)."""
-    yield from read_fields(path, 2, unique_field=0 if unique_query else None, counter=counter)
+    yield from (
+        tuple(fields) for fields in read_fields(path, 2, unique_field=0 if unique_query else None, counter=counter)
+    )
 
 
 def read_similar_pairs(path):
@@ -181,7 +183,9 @@ def read_recall_result(path):
 
 def read_pairwise_train(path, counter=None):
     """sort/train_pairwise.csv with header query, title, neg_title: yields (query, title, neg_title)."""
-    yield from read_fields(path, 3, header=("query", "title", "neg_title"), counter=counter)
+    yield from (
+        tuple(fields) for fields in read_fields(path, 3, header=("query", "title", "neg_title"), counter=counter)
+    )
 
 
 def read_pairwise_labeled(path, counter=None):
