@@ -5,6 +5,8 @@ shape. Input: every title of the collection (the corpus), labelled (query, title
 domain texts and pretraining documents. Output (under output_dir):
 
     milvus/milvus_data.csv        every title, one a line (line number = doc id)
+    milvus/papers.jsonl           the same papers as records (title, id, keywords, abstract, category, discipline,
+                                  year: ns_common/records.py), line for line: the corpus to insert for filters
     recall/corpus.csv             the same titles (recall evaluation corpus)
     recall/train_unsupervised.csv titles + abstracts, one text a line (SimCSE)
     recall/train.csv, dev.csv     query<TAB>title (disjoint split of the labelled pairs)
@@ -23,9 +25,11 @@ import random
 
 from ns_common.bm25 import BM25Index, lexical_negatives
 from ns_common.io import write_lines
+from ns_common.records import record_line
 
 LAYOUT_FILES = (
     "milvus/milvus_data.csv",
+    "milvus/papers.jsonl",
     "recall/corpus.csv",
     "recall/train_unsupervised.csv",
     "recall/train.csv",
@@ -86,8 +90,11 @@ def write_layout(
     seed=1000,
     neg_per_query=4,
     neg_pool=10,
+    records=None,
 ):
-    """Writes every file of the layout; returns {relative path: rows written} plus a few counts."""
+    """Writes every file of the layout; returns {relative path: rows written} plus a few counts. records: a
+    ns_common.records.Record per corpus title (same order; their titles are the corpus titles): papers.jsonl gets
+    the first record of each distinct title (without them: records holding the title only)."""
     if not 0 < dev_ratio < 1:
         raise ValueError(f"dev_ratio must be between 0 and 1, got {dev_ratio}")
     titles = dedup(corpus_titles)
@@ -123,9 +130,22 @@ def write_layout(
             # skip over the gold so the negative is always another title
             yield query, titles[other + (other >= title_id[title])]
 
+    record_of = {}
+    for record in records or ():
+        record_of.setdefault(" ".join(record.title.split()), record)
+
+    def paper_records():
+        from ns_common.records import Record
+
+        for title in titles:
+            record = record_of.get(title, Record(title))
+            record.title = title
+            yield record_line(record)
+
     path = lambda rel: os.path.join(output_dir, rel)  # noqa: E731
     counts = {
         "milvus/milvus_data.csv": write_lines(path("milvus/milvus_data.csv"), titles),
+        "milvus/papers.jsonl": write_lines(path("milvus/papers.jsonl"), paper_records()),
         "recall/corpus.csv": write_lines(path("recall/corpus.csv"), titles),
         "recall/train_unsupervised.csv": write_lines(path("recall/train_unsupervised.csv"), dedup(unsupervised_texts)),
         "recall/train.csv": write_lines(path("recall/train.csv"), train),

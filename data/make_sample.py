@@ -22,6 +22,8 @@ import random
 
 from layout import format_counts, write_layout
 
+from ns_common.records import Record
+
 # One entry per field: (display name, methods, tasks, objects, phenomena, extras). Latin terms
 # (CNN, LSTM, BERT, GPS, DNA, PM2.5, ...) appear as they do in Chinese titles.
 FIELDS = {
@@ -229,6 +231,19 @@ def main(argv=None):
 
     papers = make_papers(args.n_papers, args.seed)
     labelled = papers[: args.n_labelled]  # papers are already shuffled: the first ones are a random subset
+    # the records' year is drawn from its own generator: the papers stay what the seed made before records existed
+    years = random.Random(args.seed + 7)
+    records = [
+        Record(
+            title=p["title"],
+            paper_id=f"sample-{i:05d}",
+            keywords=tuple(p["keywords"]),
+            abstract=p["abstract"],
+            category=FIELDS[p["field"]][0],
+            year=years.randint(2005, 2024),
+        )
+        for i, p in enumerate(papers)
+    ]
     counts = write_layout(
         args.output_dir,
         corpus_titles=[p["title"] for p in papers],
@@ -239,6 +254,7 @@ def main(argv=None):
         dev_ratio=args.dev_ratio,
         seed=args.seed,
         neg_per_query=args.neg_per_query,
+        records=records,
     )
     print(f"wrote {args.output_dir}: {len(papers)} papers, {args.n_labelled} labelled; " + format_counts(counts))
 

@@ -5,6 +5,10 @@
     # or from the benchmark TSVs of github.com/ydli-ai/CSL (a clone's benchmark/ folder)
     python data/prepare_csl.py --csl_tsv_dir CSL/benchmark --output_dir data/csl
 
+The corpus is written both ways: milvus/milvus_data.csv, one title a line (PaddleNLP's file), and
+milvus/papers.jsonl, the same papers line for line as records (id, title, keywords, abstract, category,
+discipline) to insert for filtered search.
+
 The task: the query is a paper's keywords joined by a space, the document its title, searched among
 every title of the collection. Papers with a title AND keywords are the labelled pairs (split
 --dev_ratio into dev, seeded and disjoint); titles and abstracts are the unlabelled domain text. The
@@ -33,6 +37,7 @@ from layout import LAYOUT_FILES, format_counts, write_layout
 
 from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.io import DataFileError, check_file, read_fields, read_jsonl
+from ns_common.records import Record
 from ns_common.utils import Timer, logger
 
 TSV_SPLITS = ("train", "dev", "test")
@@ -93,12 +98,32 @@ def split_keywords(text):
     return [k for k in parts if k]
 
 
-def paper(title, abstract="", keywords=()):
+def paper(title, abstract="", keywords=(), paper_id="", category="", discipline=""):
     return {
         "title": normalize(title),
         "abstract": normalize(abstract),
         "keywords": [normalize(k) for k in keywords if normalize(k)],
+        "id": normalize(paper_id),
+        "category": normalize(category),
+        "discipline": normalize(discipline),
     }
+
+
+def text_or_empty(value):
+    """An optional text field of a CSL record (id, category, discipline): "" when absent or not text."""
+    return value if isinstance(value, str) else ""
+
+
+def paper_record(p):
+    """The papers.jsonl record of a paper (ns_common.records)."""
+    return Record(
+        title=p["title"],
+        paper_id=p["id"],
+        keywords=tuple(p["keywords"]),
+        abstract=p["abstract"],
+        category=p["category"],
+        discipline=p["discipline"],
+    )
 
 
 def keyword_list(value):
@@ -135,7 +160,14 @@ def read_csl_jsonl(csl_dir):
     abstracts_path = os.path.join(csl_dir, "abstracts.jsonl")
     check_file(abstracts_path)  # both files are needed: fail before reading the first one
     papers = [
-        paper(obj["title"], obj.get("abstract") or "", keyword_list(obj.get("keywords")))
+        paper(
+            obj["title"],
+            obj.get("abstract") or "",
+            keyword_list(obj.get("keywords")),
+            text_or_empty(obj.get("id")),
+            text_or_empty(obj.get("category")),
+            text_or_empty(obj.get("discipline")),
+        )
         for obj in read_jsonl(papers_path, required=("title",), check=lambda obj: record_problem(obj, "title"))
     ]
     extra_abstracts = [
@@ -165,16 +197,18 @@ def read_csl_tsv(tsv_dir):
 
     papers, extra_abstracts = [], []
     n_unmatched = 0
+    category_of = {normalize(title): category for split in TSV_SPLITS for _, title, category in tsv("cls_ctg", split)}
     for split in TSV_SPLITS:
         keywords_of = {normalize(text): split_keywords(kws) for _, text, kws in tsv("kg", split)}
         ts_abstracts = set()
         for _, abstract, title in tsv("ts", split):
             keywords = keywords_of.pop(normalize(abstract + " " + title), [])
-            papers.append(paper(title, abstract, keywords))
+            papers.append(paper(title, abstract, keywords, category=category_of.get(normalize(title), "")))
             ts_abstracts.add(normalize(abstract))
         n_unmatched += len(keywords_of)
-        for _, title, _ in tsv("cls_ctg", split):
-            papers.append(paper(title))  # titles already seen in ts are de-duplicated by the layout writer
+        for _, title, category in tsv("cls_ctg", split):
+            # titles already seen in ts are de-duplicated by the layout writer (the first record of a title is kept)
+            papers.append(paper(title, category=category))
         for _, abstract, _ in tsv("cls_dcp", split):
             if normalize(abstract) not in ts_abstracts:
                 extra_abstracts.append(paper("", abstract))
@@ -231,6 +265,7 @@ def main(argv=None):
             seed=args.seed,
             neg_per_query=args.neg_per_query,
             neg_pool=args.neg_pool,
+            records=[paper_record(p) for p in papers],
         )
     except ValueError as e:
         fail(f"{source}: {e}")

@@ -26,9 +26,12 @@ class SkipCounter:
         self.path = path
         self.kept = 0
         self.skipped = {}  # reason -> list of 1-based line numbers
+        self.details = {}  # reason -> what was wrong with its first line (when the lines of a reason differ)
 
-    def skip(self, line_no, reason):
+    def skip(self, line_no, reason, detail=None):
         self.skipped.setdefault(reason, []).append(line_no)
+        if detail and reason not in self.details:
+            self.details[reason] = f"line {line_no}: {detail}"
 
     @property
     def n_skipped(self):
@@ -40,7 +43,8 @@ class SkipCounter:
         parts = []
         for reason, lines in self.skipped.items():
             shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
-            parts.append(f"{len(lines)} {reason} (line {shown})")
+            first = f"; first {self.details[reason]}" if reason in self.details else ""
+            parts.append(f"{len(lines)} {reason} (line {shown}{first})")
         logger.warning(f"{self.path}: kept {self.kept} lines, skipped {self.n_skipped}: " + "; ".join(parts))
 
 
@@ -129,29 +133,20 @@ def read_texts(path, counter=None):
 
 
 def read_corpus(path):
-    """Returns the list of documents of a one-document-a-line file, index = doc id (0-based line).
+    """Returns the list of documents of a one-document-a-line file, index = doc id (0-based line); of a paper
+    records file (.jsonl, ns_common.records) the titles.
 
     A document line may not be dropped (ids would shift), so an empty or undecodable line is kept
     as an empty string, and counted in one warning.
     """
+    from ns_common.records import decode_corpus_line, is_records_file
+
     counter = SkipCounter(path)
-    docs = []
+    records = is_records_file(path)
     with open(check_file(path), "rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8").strip().lstrip("\ufeff")
-            except UnicodeDecodeError:
-                counter.skip(line_no, "invalid UTF-8 lines (kept as empty documents)")
-                text = None
-            if text and "\x00" in text:
-                counter.skip(line_no, "lines with NUL bytes (kept as empty documents)")
-                text = None
-            if text == "":
-                counter.skip(line_no, "empty documents (kept)")
-            docs.append(text or "")
-            counter.kept += 1
+        docs = [decode_corpus_line(raw, line_no, counter, records) for line_no, raw in enumerate(f, start=1)]
     counter.report()
-    return docs
+    return [doc.title for doc in docs] if records else docs
 
 
 def read_text_pairs(path, unique_query=False, counter=None):

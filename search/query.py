@@ -10,7 +10,10 @@
     # two-stage: recall 50 by hybrid search, rerank them with the ERNIE-Gram reranker, show the best 10
     python -m search.query --model_dir output/pipeline/sample/export/recall --query "语言 文化 差异" --mode hybrid \
         --rerank --reranker_dir output/pipeline/sample/export/reranker --recall_num 50 --top_k 10
-    # neighbours of document 18 by its stored vector (PaddleNLP's milvus_ann_search.py --search --index 18)
+    # only some papers: a Milvus boolean expression over the record fields (a corpus of paper records, .jsonl)
+    python -m search.query --query "语言 文化 差异" --filter 'category == "语言学" and year >= 2015' ...
+    # more like paper 18: its stored vector and its title (hybrid; vector only without BM25), itself left out
+    # (PaddleNLP's milvus_ann_search.py --search --index 18)
     python -m search.query --search_by_id 18
     # batch: query<TAB>gold lines (or plain queries) -> recall_result.txt (query<TAB>doc<TAB>score,
     # --recall_num rows a query), scored right away when the file has gold docs
@@ -37,6 +40,7 @@ from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MODES, Hit, MilvusSearcher
+from search.highlight import annotate
 from search.system import CANDIDATES, Ranking, SearchSystem, default_ranking_dir, needed_components
 
 
@@ -56,6 +60,12 @@ def parse_args(argv=None):
         "--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line"
     )
     parser.add_argument("--mode", choices=("system",) + MODES, default="system")
+    parser.add_argument(
+        "--filter",
+        default=None,
+        help="only papers this Milvus boolean expression holds for, e.g. 'category == \"工学\" and year >= 2015' or "
+        "'array_contains(keywords, \"深度学习\")' (fields: paper_id, category, discipline, year, keywords)",
+    )
     parser.add_argument(
         "--ranking_dir",
         default=None,
@@ -131,21 +141,28 @@ def search_mode(args):
     return "by_id" if args.search_by_id is not None else args.mode
 
 
-def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None):
+def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None, filter=None, explain=False):  # noqa: A002
     """The n best hits of each query; with a reranker, recall_num hits are recalled and reranked first
     (a hit's score is then the reranker's probability). searcher: a MilvusSearcher, or a SearchSystem for
-    mode system."""
-    search = (
-        searcher.search_batch if mode == "system" else (lambda qs, k: searcher.search_batch(qs, top_k=k, mode=mode))
-    )
+    mode system. filter: a Milvus boolean expression over the paper fields; explain: the ranking's `why`."""
+    if mode == "system":
+        search = lambda qs, k: searcher.search_batch(qs, k, filter=filter, explain=explain)  # noqa: E731
+    else:
+        search = lambda qs, k: annotate_all(qs, searcher.search_batch(qs, top_k=k, mode=mode, filter=filter))  # noqa: E731
     if reranker is None:
         return search(queries, n)
     results = []
     for query, hits in zip(queries, search(queries, max(recall_num or n, n))):
         reranked = reranker.rerank(query, [h.to_dict() for h in hits], top_k=n)
-        results.append([Hit(id=c["id"], score=c["rerank_score"], text=c["text"]) for c in reranked])
+        results.append(
+            [Hit(c["id"], c["rerank_score"], c["text"], c.get("fields", {}), c.get("matched", [])) for c in reranked]
+        )
     logger.info(f"reranked {reranker.pairs_scored} pairs at {reranker.pairs_per_s:.0f} pairs/s")
     return results
+
+
+def annotate_all(queries, results):
+    return [annotate(query, hits) for query, hits in zip(queries, results)]
 
 
 def print_hits(title, hits, as_json):
@@ -157,9 +174,11 @@ def print_hits(title, hits, as_json):
         )
         return
     print(" ".join(f"{k}: {v}" for k, v in title.items()))
-    print("rank\tid\tscore\ttext")
+    with_fields = any(hit.fields.get("category") for hit in hits)  # a corpus of paper records
+    print("rank\tid\tscore\ttext" + ("\tcategory" if with_fields else "") + "\tmatched")
     for rank, hit in enumerate(hits, 1):
-        print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}")
+        category = f"\t{hit.fields.get('category', '')}" if with_fields else ""
+        print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}{category}\t{' '.join(hit.matched)}")
 
 
 def load_query_file(path):
@@ -184,7 +203,7 @@ def run_query_file(searcher, args, reranker=None, loaded=None):
             gold.setdefault(q, set()).add(g)
         queries = list(gold)
     start = time.time()
-    results = retrieve(searcher, queries, args.mode, args.recall_num, reranker)
+    results = retrieve(searcher, queries, args.mode, args.recall_num, reranker, filter=args.filter)
     seconds = time.time() - start
     n_rows = write_lines(
         args.recall_result_file,
@@ -234,10 +253,15 @@ def main(argv=None):
         if args.query_file is not None:
             return run_query_file(searcher, args, reranker, loaded)
         if args.search_by_id is not None:
-            hits = searcher.search_by_id(args.search_by_id, args.top_k)
-            print_hits({"search_by_id": args.search_by_id, "mode": "dense"}, hits, args.json)
+            hits = milvus.more_like_this(args.search_by_id, args.top_k, args.filter)
+            title = milvus.get_by_id([args.search_by_id]).get(args.search_by_id, "")
+            annotate(title, hits)
+            mode = "hybrid" if "hybrid" in milvus.modes else "dense"
+            print_hits({"more_like": args.search_by_id, "title": title, "mode": mode}, hits, args.json)
         else:
-            hits = retrieve(searcher, [args.query], args.mode, args.top_k, reranker, args.recall_num)[0]
+            hits = retrieve(
+                searcher, [args.query], args.mode, args.top_k, reranker, args.recall_num, args.filter, explain=args.json
+            )[0]
             print_hits({"query": args.query, "mode": args.mode + (" + rerank" if reranker else "")}, hits, args.json)
     sys.stdout.flush()
     return hits

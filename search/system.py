@@ -36,8 +36,9 @@ import numpy as np
 
 from ns_common.errors import ConfigError, ModelMismatchError
 from ns_common.io import weights_fingerprint
-from recall.milvus.search import MODES, Hit, SearchError, check_model, check_top_k
+from recall.milvus.search import MODES, Hit, SearchError, check_filter, check_model, check_top_k
 from search.features import FEATURES, LexicalStats, lexical_features
+from search.highlight import annotate
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
 RANKING_FILE = "ranking.json"
@@ -164,6 +165,26 @@ class Ranking:
         bm25 = np.array([h.score for h in hits], dtype=np.float64)
         matrix = lexical_features(query, [h.text for h in hits], bm25, self.stats)
         return matrix[:, [FEATURES.index(name) for name in self.spec["lexical"]["features"]]]
+
+    def explain(self, matrix, neural_inputs, rows):
+        """For the hits at `rows`: {"model": "lexical" | "neural", "bias": b, "contributions": {feature: c}}, LightGBM's
+        per-feature contributions (SHAP values) of the model whose score ranks them, so bias + sum(contributions)
+        is the hit's score; None for BM25's own order (no model). neural_inputs: the neural model's matrix."""
+        if self.neural_model is not None:
+            model, names, inputs = self.neural_model, self.neural_features, neural_inputs
+        elif self.lexical_model is not None:
+            model, names, inputs = self.lexical_model, self.spec["lexical"]["features"], matrix
+        else:
+            return [None for _ in rows]
+        contributions = model.predict(inputs[rows], pred_contrib=True, num_threads=1)
+        return [
+            {
+                "model": "neural" if model is self.neural_model else "lexical",
+                "bias": round(float(row[-1]), 6),
+                "contributions": {name: round(float(value), 6) for name, value in zip(names, row[:-1])},
+            }
+            for row in np.atleast_2d(contributions)
+        ]
 
     def lexical_scores(self, hits, matrix):
         """The lexical model's score of each hit (BM25's own score where no lexical model was kept)."""
@@ -348,11 +369,24 @@ class SearchSystem:
             self.encoder = self._load_encoder()
         return self.encoder.encode(list(texts))
 
-    def search(self, query, top_k=10):
-        """The top_k hits of one query, best first, as Results (a list of Hit, with `timings_ms`)."""
+    def search(self, query, top_k=10, filter=None, explain=True):  # noqa: A002 - Milvus' own name
+        """The top_k hits of one query, best first, as Results (a list of Hit, with `timings_ms`). filter: a Milvus
+        boolean expression over the paper fields (`category == "工学" and year >= 2015`): every leg and the ranking
+        see only the papers it holds for. Each hit carries the query keywords it matches (`matched`) and, when a
+        learned model ranks, each feature's contribution to its score (`why`; explain=False skips it)."""
         if not isinstance(query, str):
             raise SearchError(f"the query is {type(query).__name__}, not text (str)")
-        hits = self.search_batch([query], top_k)[0]
+        hits = self.search_batch([query], top_k, filter=filter, explain=explain)[0]
+        return Results(hits, {step: round(seconds * 1000, 2) for step, seconds in self.timings.items()})
+
+    def more_like_this(self, doc_id, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
+        """Papers like stored paper doc_id (itself left out), by its stored vector and its title
+        (MilvusSearcher.more_like_this), as Results; `matched`: the paper's title words they share."""
+        start = time.perf_counter()
+        hits = self.searcher.more_like_this(doc_id, top_k, filter)
+        found = self.searcher.get_by_id([doc_id])
+        annotate(found.get(doc_id, ""), hits)
+        self.timings = {"search": time.perf_counter() - start, "total": time.perf_counter() - start}
         return Results(hits, {step: round(seconds * 1000, 2) for step, seconds in self.timings.items()})
 
     def close(self):
@@ -368,10 +402,13 @@ class SearchSystem:
     def __exit__(self, *exc):
         self.close()
 
-    def search_batch(self, queries, top_k=10):
-        """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's)."""
+    def search_batch(self, queries, top_k=10, filter=None, explain=False):  # noqa: A002 - Milvus' own name
+        """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's). filter and explain:
+        as in search()."""
+        expression = check_filter(filter)
         if self._mode != "system":
-            return self._search_leg(queries, top_k)
+            results = self._search_leg(queries, top_k, expression)
+            return [annotate(query, hits) for query, hits in zip(queries, results)]
         start = time.perf_counter()
         top_k = check_top_k(top_k)
         if not 1 <= top_k <= CANDIDATES:
@@ -381,7 +418,9 @@ class SearchSystem:
         queries = self.searcher.check_request(queries, top_k, "bm25")
         uses_dense = self.ranking.uses_dense
         # the lexical leg needs no query vector: it runs in a second thread while the queries are encoded
-        lexical = self.pool.submit(self.searcher.bm25_with_vectors, queries, CANDIDATES, with_vectors=uses_dense)
+        lexical = self.pool.submit(
+            self.searcher.bm25_with_vectors, queries, CANDIDATES, with_vectors=uses_dense, filter=expression
+        )
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
         legs = lexical.result()
@@ -389,20 +428,23 @@ class SearchSystem:
         results, steps = [], {"features": 0.0, "rerank": 0.0, "rank": 0.0}
         for i, (query, found) in enumerate(zip(queries, legs)):
             hits = [hit for hit, _ in found]
+            vector = None if vectors is None else vectors[i]
             results.append(
-                self._rank(query, hits, found, None if vectors is None else vectors[i], steps)[:top_k] if hits else []
+                annotate(query, self._rank(query, hits, found, vector, steps, top_k, explain)) if hits else []
             )
         total = time.perf_counter() - start
         self.timings = {"encode": encoded - start, "search": searched - encoded, **steps, "total": total}
         return results
 
-    def _rank(self, query, hits, found, query_vector, steps):
+    def _rank(self, query, hits, found, query_vector, steps, top_k, explain):
+        """The top_k of the candidates by the ranking's score (with `why` when explain)."""
         t = time.perf_counter()
         matrix = self.ranking.lexical_matrix(query, hits)
         steps["features"] += time.perf_counter() - t
         t = time.perf_counter()
         scores = self.ranking.lexical_scores(hits, matrix)
         steps["rank"] += time.perf_counter() - t
+        neural_inputs = None
         if self.ranking.neural_model is not None:
             cosine = (
                 np.array([float(np.dot(stored, query_vector)) for _, stored in found])
@@ -413,26 +455,30 @@ class SearchSystem:
             logits = rerank_logits(self.reranker, query, [h.text for h in hits]) if self.ranking.uses_reranker else None
             steps["rerank"] += time.perf_counter() - t
             t = time.perf_counter()
-            scores = self.ranking.neural_model.predict(
-                neural_matrix(self.ranking.neural_features, scores, cosine, logits), num_threads=1
-            )
+            neural_inputs = neural_matrix(self.ranking.neural_features, scores, cosine, logits)
+            scores = self.ranking.neural_model.predict(neural_inputs, num_threads=1)
             steps["rank"] += time.perf_counter() - t
-        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))  # ties keep BM25's order
-        return [Hit(hits[i].id, float(scores[i]), hits[i].text) for i in order]
+        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:top_k]  # ties keep BM25's order
+        t = time.perf_counter()
+        why = self.ranking.explain(matrix, neural_inputs, order) if explain else [None] * len(order)
+        steps["explain"] = steps.get("explain", 0.0) + time.perf_counter() - t
+        return [Hit(hits[i].id, float(scores[i]), hits[i].text, hits[i].fields, why=w) for i, w in zip(order, why)]
 
-    def _search_leg(self, queries, top_k):
+    def _search_leg(self, queries, top_k, expression=""):
         """One recall leg of Milvus (its hits and scores), reranked when asked (the reranker's probability is then
         the score); timings: encode, search, rerank, total."""
         start = time.perf_counter()
         seconds_before = getattr(self.encoder, "seconds", 0.0)
-        found = self.searcher.search_batch(queries, max(top_k, CANDIDATES) if self.rerank else top_k, self._mode)
+        found = self.searcher.search_batch(
+            queries, max(top_k, CANDIDATES) if self.rerank else top_k, self._mode, filter=expression
+        )
         searched = time.perf_counter()
         encode = getattr(self.encoder, "seconds", 0.0) - seconds_before
         results = found
         if self.rerank:
             results = [
                 [
-                    Hit(c["id"], c["rerank_score"], c["text"])
+                    Hit(c["id"], c["rerank_score"], c["text"], c.get("fields", {}))
                     for c in self.reranker.rerank(query, [h.to_dict() for h in hits], top_k)
                 ]
                 for query, hits in zip(queries, found)

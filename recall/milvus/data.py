@@ -1,4 +1,5 @@
-"""Corpus and query files of the Milvus stage.
+"""Corpus and query files of the Milvus stage. A corpus is one title a line or paper records (.jsonl,
+ns_common.records): the same ids and titles either way, records add the fields a collection stores beside them.
 
 The corpus is streamed in chunks (a 10M-line corpus never sits in memory as tokens), with the same rules
 as ns_common.io.read_corpus: the 0-based line number is the doc id, so an empty or undecodable line is
@@ -8,6 +9,10 @@ kept as an empty document and counted, never dropped.
 import hashlib
 
 from ns_common.io import SkipCounter, check_file, read_fields
+from ns_common.records import Record, decode_corpus_line, is_records_file
+
+FACET_FIELDS = ("category", "discipline")  # the text fields the web service offers as filters (with year)
+MAX_FACET_VALUES = 200
 
 
 def count_lines(path):
@@ -20,27 +25,31 @@ def count_lines(path):
     return n + (last != b"\n")
 
 
+def iter_record_chunks(path, chunk_size, start_line=0, report=True):
+    """Yields (first_id, [Record]) of up to chunk_size documents from 0-based line start_line: the paper records of a
+    .jsonl corpus, or Records holding only the title of a one-title-a-line file (ns_common.records); report: one
+    warning at the end counting empty, undecodable and malformed lines (each kept as an empty document)."""
+    records = is_records_file(path)
+    for first_id, docs in _iter_chunks(path, chunk_size, start_line, report, records):
+        yield first_id, docs if records else [Record(text) for text in docs]
+
+
 def iter_corpus_chunks(path, chunk_size, start_line=0, report=True):
-    """Yields (first_id, [texts]) of up to chunk_size documents, starting at 0-based line start_line; report:
-    one warning at the end counting empty and undecodable lines."""
+    """Yields (first_id, [texts]) of up to chunk_size documents, starting at 0-based line start_line (a records
+    corpus: the titles); report: one warning at the end counting empty and undecodable lines."""
+    records = is_records_file(path)
+    for first_id, docs in _iter_chunks(path, chunk_size, start_line, report, records):
+        yield first_id, [doc.title for doc in docs] if records else docs
+
+
+def _iter_chunks(path, chunk_size, start_line, report, records):
     counter = SkipCounter(path)
     chunk, first_id = [], start_line
     with open(check_file(path, "corpus file"), "rb") as f:
         for line_no, raw in enumerate(f):
             if line_no < start_line:
                 continue
-            try:
-                text = raw.decode("utf-8").strip().lstrip("\ufeff")
-            except UnicodeDecodeError:
-                counter.skip(line_no + 1, "invalid UTF-8 lines (kept as empty documents)")
-                text = None
-            if text and "\x00" in text:
-                counter.skip(line_no + 1, "lines with NUL bytes (kept as empty documents)")
-                text = None
-            if text == "":
-                counter.skip(line_no + 1, "empty documents (kept)")
-            counter.kept += 1
-            chunk.append(text or "")
+            chunk.append(decode_corpus_line(raw, line_no + 1, counter, records))
             if len(chunk) == chunk_size:
                 yield first_id, chunk
                 first_id, chunk = first_id + len(chunk), []
@@ -57,16 +66,39 @@ def corpus_fingerprint(path):
     return corpus_summary(path)[:2]
 
 
-def corpus_summary(path):
+def corpus_summary(path, facets=None):
     """(documents, sha1 as corpus_fingerprint, documents with text) in one pass: a corpus whose every line is empty,
-    undecodable or binary has no text to embed or search."""
+    undecodable or binary has no text to embed or search. facets: a dict filled with the values the records' filter
+    fields take (corpus_facets)."""
     digest, n_docs, n_texts = hashlib.sha1(), 0, 0
-    for _, texts in iter_corpus_chunks(path, 65536, report=False):
-        for text in texts:
-            digest.update((("\n" if n_docs else "") + text).encode("utf-8"))
+    values = {name: {} for name in FACET_FIELDS}
+    years = []
+    for _, docs in iter_record_chunks(path, 65536, report=False):
+        for doc in docs:
+            digest.update((("\n" if n_docs else "") + doc.title).encode("utf-8"))
             n_docs += 1
-            n_texts += bool(text)
+            n_texts += bool(doc.title)
+            if facets is not None:
+                for name in FACET_FIELDS:
+                    value = getattr(doc, name)
+                    if value:
+                        values[name][value] = values[name].get(value, 0) + 1
+                if doc.year:
+                    years.append(doc.year)
+    if facets is not None:
+        for name, counts in values.items():  # the most frequent first; a field of too many values is not offered
+            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FACET_VALUES]
+            facets[name] = dict(top)
+        facets["year"] = [min(years), max(years)] if years else None
     return n_docs, digest.hexdigest(), n_texts
+
+
+def corpus_facets(path):
+    """What a records corpus offers to filter on: {"category": {value: papers}, "discipline": {...}, "year":
+    [first, last] or None} (at most MAX_FACET_VALUES values a field, the most frequent; {} values for a title file)."""
+    facets = {}
+    corpus_summary(path, facets)
+    return facets
 
 
 def read_queries(path):

@@ -23,7 +23,7 @@ from ns_common.errors import BadInputError, ModelMismatchError
 from ns_common.utils import logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
-from recall.milvus.data import corpus_fingerprint, corpus_summary, count_lines, iter_corpus_chunks
+from recall.milvus.data import corpus_facets, corpus_fingerprint, corpus_summary, count_lines, iter_record_chunks
 
 
 def parse_args(argv=None):
@@ -33,7 +33,8 @@ def parse_args(argv=None):
         "--corpus_file",
         dest="data_path",
         required=True,
-        help="corpus file the embeddings were extracted from (one document a line)",
+        help="corpus file the embeddings were extracted from: one title a line, or paper records (.jsonl: title and "
+        "the fields to filter on, ns_common/records.py) with the same titles in the same order",
     )
     parser.add_argument(
         "--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output"
@@ -119,7 +120,7 @@ def check_provenance(embedding_path, data_path, corpus):
     return {"model": model, "probe": probe} if model else None
 
 
-def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None):
+def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None, facets=None):
     """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now)."""
     engine = store.engine(client)
     if drop and client.has_collection(config.collection):
@@ -136,7 +137,7 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=N
             )
         model = model or {}
         info = store.create_collection(
-            client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe")
+            client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe"), facets
         )
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(
@@ -177,14 +178,25 @@ class InsertStats:
 
 
 def insert_corpus(
-    client, config, data_path, embeddings, drop=False, resume=False, max_batches=None, model=None, corpus=None
+    client,
+    config,
+    data_path,
+    embeddings,
+    drop=False,
+    resume=False,
+    max_batches=None,
+    model=None,
+    corpus=None,
+    facets=None,
 ):
-    """Upserts row i of embeddings with line i of data_path as entity i, batch by batch; returns InsertStats. model:
-    {"model": weights sha1, "probe": probe vector} of the model that computed the embeddings (check_provenance),
-    kept in the collection; corpus: data_path's
-    (documents, sha1) when already computed."""
+    """Upserts row i of embeddings with line i of data_path (a title, or a paper record with its fields) as entity i,
+    batch by batch; returns InsertStats. model: {"model": weights sha1, "probe": probe vector} of the model that
+    computed the embeddings (check_provenance), kept in the collection; corpus: data_path's (documents, sha1), facets:
+    its records' filter values (data.corpus_facets), when already computed."""
     n_docs, dim = embeddings.shape
-    info, created = open_collection(client, config, dim, drop, n_docs, corpus or corpus_fingerprint(data_path), model)
+    corpus = corpus or corpus_fingerprint(data_path)
+    facets = facets if facets is not None else corpus_facets(data_path)
+    info, created = open_collection(client, config, dim, drop, n_docs, corpus, model, facets)
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id
     write = client.insert if created else client.upsert
@@ -199,7 +211,8 @@ def insert_corpus(
         if store.count_entities(client, config, (first, last)) == last - first:
             complete.add(first)
     with tqdm(total=n_docs, desc="inserting", unit="doc") as progress:
-        for first_id, texts in iter_corpus_chunks(data_path, config.batch_size):
+        for first_id, records in iter_record_chunks(data_path, config.batch_size):
+            texts = [record.title for record in records]
             end_id = first_id + len(texts)
             if first_id in complete:
                 skipped += len(texts)
@@ -211,8 +224,13 @@ def insert_corpus(
             truncated += sum(len(t) > config.text_max_length for t in texts)
             vectors = np.asarray(embeddings[first_id:end_id], dtype=np.float32)
             rows = [
-                {"id": first_id + i, store.TEXT_FIELD: text[: config.text_max_length], store.DENSE_FIELD: vectors[i]}
-                for i, text in enumerate(texts)
+                {
+                    "id": first_id + i,
+                    store.TEXT_FIELD: record.title[: config.text_max_length],
+                    store.DENSE_FIELD: vectors[i],
+                    **record.fields(),
+                }
+                for i, record in enumerate(records)
             ]
             if info.analyzer == "char_ngram":  # the BM25 function reads the client's character n-grams
                 for row, text in zip(rows, texts):
@@ -245,7 +263,8 @@ def main(argv=None):
     config = load_config(args)
     embeddings = load_embeddings(args.embedding_path, args.data_path, config)
     n_docs = len(embeddings)
-    n_lines, sha1, n_texts = corpus_summary(args.data_path)
+    facets = {}
+    n_lines, sha1, n_texts = corpus_summary(args.data_path, facets)
     if n_texts == 0:
         raise BadInputError(f"--data_path {args.data_path}: no line holds text (every line empty, not UTF-8 or binary)")
     corpus = (n_lines, sha1)
@@ -253,7 +272,16 @@ def main(argv=None):
     client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
         stats = insert_corpus(
-            client, config, args.data_path, embeddings, args.drop, args.resume, args.max_batches, model, corpus
+            client,
+            config,
+            args.data_path,
+            embeddings,
+            args.drop,
+            args.resume,
+            args.max_batches,
+            model,
+            corpus,
+            facets,
         )
     start = time.time()
     store.close(client, config)  # Milvus Lite first finishes its background compaction (merging segments)

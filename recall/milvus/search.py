@@ -11,7 +11,7 @@ These are the legs; the default search path (BM25 candidates + the learned ranki
             print(hit.id, hit.score, hit.text)
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,9 +60,43 @@ class Hit:
     id: int
     score: float  # dense: inner product (cosine); bm25: BM25 score; hybrid: RRF score. Higher is better.
     text: str
+    fields: dict = field(default_factory=dict)  # the paper's stored fields (store.HIT_FIELDS), when it has any
+    matched: list = field(default_factory=list)  # the query's keywords the paper matches (search.highlight)
+    why: dict | None = None  # the learned ranking's explanation of the score (search.system.Ranking.explain)
 
     def to_dict(self):
-        return asdict(self)
+        """id, score and text, and what else the hit carries (fields, matched, why) when it carries it."""
+        data = {"id": self.id, "score": self.score, "text": self.text}
+        data.update({k: v for k, v in (("fields", self.fields), ("matched", self.matched)) if v})
+        if self.why is not None:
+            data["why"] = self.why
+        return data
+
+
+def hit_fields(entity):
+    """The record fields of a Milvus reply's entity (empty ones left out: a title-only corpus has none)."""
+    fields = {}
+    for name in store.HIT_FIELDS:
+        value = entity.get(name)
+        if name == "keywords" and value is not None:
+            value = list(value)
+        if value not in (None, "", 0, []):
+            fields[name] = value
+    return fields
+
+
+def check_filter(expression):
+    """A --filter as given (None / "" for none); SearchError when it is not text."""
+    if expression is None:
+        return ""
+    if not isinstance(expression, str):
+        raise SearchError(f"the filter is {type(expression).__name__}, not a Milvus boolean expression (str)")
+    return expression.strip()
+
+
+def excluding(doc_id, expression):
+    """The filter of "more like this": the paper itself left out, and the user's filter."""
+    return f"id != {int(doc_id)}" + (f" and ({expression})" if expression else "")
 
 
 class MilvusSearcher:
@@ -138,23 +172,26 @@ class MilvusSearcher:
             raise SearchError(f"empty query (query #{empty[0] + 1}): give some text to search for")
         return cleaned
 
-    def search(self, query, top_k=10, mode="dense"):
+    def search(self, query, top_k=10, mode="dense", filter=None):  # noqa: A002 - Milvus' own name
         """Ranked hits (best first) of one query."""
         if not isinstance(query, str):
             raise SearchError(f"the query is {type(query).__name__}, not text (str)")
-        return self.search_batch([query], top_k, mode)[0]
+        return self.search_batch([query], top_k, mode, filter=filter)[0]
 
-    def search_batch(self, queries, top_k=10, mode="dense", vectors=None):
+    def search_batch(self, queries, top_k=10, mode="dense", vectors=None, filter=None):  # noqa: A002
         """One ranked hit list per query. A route may return fewer than top_k hits (e.g. BM25 when no
-        query word occurs in the corpus). vectors: the queries' embeddings when already computed."""
+        query word occurs in the corpus). vectors: the queries' embeddings when already computed. filter: a Milvus
+        boolean expression over the paper fields (`category == "工学" and year >= 2015`, `array_contains(keywords,
+        "深度学习")`): only papers it holds for are searched; one Milvus cannot evaluate is a SearchError."""
         queries = self.check_request(queries, top_k, mode, have_vectors=vectors is not None)
         top_k = check_top_k(top_k)
+        expression = check_filter(filter)
         if vectors is not None and len(vectors) != len(queries):
             raise SearchError(f"{len(vectors)} vectors for {len(queries)} queries")
         if mode != "bm25" and vectors is None and self.warn_truncation:
             self.encoder.warn_if_truncated(queries)
         results = []
-        with store.milvus_errors(self.config, f"{mode} search"):
+        with self._errors(f"{mode} search", expression):
             for start in range(0, len(queries), QUERIES_PER_REQUEST):
                 chunk = queries[start : start + QUERIES_PER_REQUEST]
                 chunk_vectors = (
@@ -162,18 +199,19 @@ class MilvusSearcher:
                     if vectors is None
                     else np.asarray(vectors[start : start + QUERIES_PER_REQUEST], dtype=np.float32)
                 )
-                results.extend(self._search_chunk(chunk, top_k, mode, chunk_vectors))
+                results.extend(self._search_chunk(chunk, top_k, mode, chunk_vectors, expression))
         return results
 
-    def search_vectors(self, vectors, top_k=10):
+    def search_vectors(self, vectors, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
         """Dense search by query embeddings (float32 [n, dim]) computed elsewhere."""
         top_k = check_top_k(top_k)
+        expression = check_filter(filter)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
-        with store.milvus_errors(self.config, "dense search"):
+        with self._errors("dense search", expression):
             return [
                 hits
                 for start in range(0, len(vectors), QUERIES_PER_REQUEST)
-                for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k)
+                for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k, expression)
             ]
 
     def _bm25_data(self, queries):
@@ -182,14 +220,14 @@ class MilvusSearcher:
             return [lexical_text(q, store.lexical_max_chars(self.config)) for q in queries]
         return queries
 
-    def _search_chunk(self, queries, top_k, mode, vectors=None):
+    def _search_chunk(self, queries, top_k, mode, vectors=None, expression=""):
         partitions = store.partition_names(self.config)
         if mode != "bm25" and vectors is None:
             vectors = self.encoder.encode(queries)
         if mode == "dense":
-            return self._dense(vectors, top_k)
+            return self._dense(vectors, top_k, expression)
         if mode == "bm25":
-            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k)]
+            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k, expression=expression)]
         from pymilvus import AnnSearchRequest, RRFRanker
 
         pool = max(top_k, self.config.hybrid_candidates)
@@ -199,9 +237,14 @@ class MilvusSearcher:
                 anns_field=store.DENSE_FIELD,
                 param=self.config.search_params(self.info.index_type, pool),
                 limit=pool,
+                expr=expression or None,
             ),
             AnnSearchRequest(
-                data=self._bm25_data(queries), anns_field=store.SPARSE_FIELD, param={"metric_type": "BM25"}, limit=pool
+                data=self._bm25_data(queries),
+                anns_field=store.SPARSE_FIELD,
+                param={"metric_type": "BM25"},
+                limit=pool,
+                expr=expression or None,
             ),
         ]
         raw = self.client.hybrid_search(
@@ -209,31 +252,39 @@ class MilvusSearcher:
             reqs=requests,
             ranker=RRFRanker(self.config.rrf_k),
             limit=top_k,
-            output_fields=[store.TEXT_FIELD],
+            output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS],
             partition_names=partitions,
         )
         return self._hits(raw)
 
-    def bm25_with_vectors(self, queries, top_k, with_vectors=True):
+    def bm25_with_vectors(self, queries, top_k, with_vectors=True, filter=None):  # noqa: A002 - Milvus' own name
         """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
-        The vectors come back in the search's own reply (no second request for them)."""
+        The vectors come back in the search's own reply (no second request for them). filter: a Milvus boolean
+        expression over the paper fields (search_batch)."""
         queries = self.check_request(queries, top_k, "bm25")
         top_k = check_top_k(top_k)
-        with store.milvus_errors(self.config, "bm25 search"):
+        expression = check_filter(filter)
+        with self._errors("bm25 search", expression):
             return [
                 hits
                 for start in range(0, len(queries), QUERIES_PER_REQUEST)
-                for hits in self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors=with_vectors)
+                for hits in self._bm25(
+                    queries[start : start + QUERIES_PER_REQUEST],
+                    top_k,
+                    with_vectors=with_vectors,
+                    expression=expression,
+                )
             ]
 
-    def _bm25(self, queries, top_k, with_vectors=False):
+    def _bm25(self, queries, top_k, with_vectors=False, expression=""):
         """One BM25 request: [[(Hit, stored vector or None), ...], ...]."""
-        fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
+        fields = [store.TEXT_FIELD, *store.HIT_FIELDS] + ([store.DENSE_FIELD] if with_vectors else [])
         raw = self.client.search(
             self.config.collection,
             data=self._bm25_data(queries),
             anns_field=store.SPARSE_FIELD,
             limit=top_k,
+            filter=expression,
             search_params={"metric_type": "BM25"},
             output_fields=fields,
             partition_names=store.partition_names(self.config),
@@ -242,7 +293,12 @@ class MilvusSearcher:
         return [
             [
                 (
-                    Hit(int(h["id"]), abs(float(h["distance"])), h["entity"].get(store.TEXT_FIELD, "")),
+                    Hit(
+                        int(h["id"]),
+                        abs(float(h["distance"])),
+                        h["entity"].get(store.TEXT_FIELD, ""),
+                        hit_fields(h["entity"]),
+                    ),
                     np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None,
                 )
                 for h in hits
@@ -250,14 +306,15 @@ class MilvusSearcher:
             for hits in raw
         ]
 
-    def _dense(self, vectors, top_k):
+    def _dense(self, vectors, top_k, expression=""):
         raw = self.client.search(
             self.config.collection,
             data=vectors.tolist(),
             anns_field=store.DENSE_FIELD,
             limit=top_k,
+            filter=expression,
             search_params=self.config.search_params(self.info.index_type, top_k),
-            output_fields=[store.TEXT_FIELD],
+            output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS],
             partition_names=store.partition_names(self.config),
         )
         return self._hits(raw)
@@ -265,9 +322,58 @@ class MilvusSearcher:
     @staticmethod
     def _hits(raw):
         return [
-            [Hit(int(h["id"]), float(h["distance"]), h["entity"].get(store.TEXT_FIELD, "")) for h in hits]
+            [
+                Hit(int(h["id"]), float(h["distance"]), h["entity"].get(store.TEXT_FIELD, ""), hit_fields(h["entity"]))
+                for h in hits
+            ]
             for hits in raw
         ]
+
+    def _errors(self, action, expression):
+        """store.milvus_errors, except that a failure of a filtered request whose filter Milvus refuses on its own
+        (a query with it fails too) is a SearchError naming the filter: the user's input, not the service."""
+        return _FilterErrors(self, action, expression)
+
+    def check_filter_expression(self, expression):
+        """SearchError naming the expression when Milvus cannot evaluate it over this collection (a syntax error,
+        an unknown field, a value of the wrong type); None when it can."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            self.client.query(self.config.collection, filter=expression, limit=1, output_fields=["id"])
+        except MilvusException as e:
+            message = str(getattr(e, "message", "") or e).splitlines()[0]
+            raise SearchError(f"filter {expression!r}: Milvus cannot evaluate it ({message[:200]})") from None
+
+    def get_records(self, ids):
+        """{id: {"text": title, "fields": {...}, "abstract": ...}} of stored papers; unknown ids are absent."""
+        with store.milvus_errors(self.config, "get by id"):
+            rows = self.client.get(
+                self.config.collection,
+                ids=[int(i) for i in ids],
+                output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS, "abstract"],
+                partition_names=store.partition_names(self.config),
+            )
+        return {
+            int(r["id"]): {"text": r[store.TEXT_FIELD], "fields": hit_fields(r), "abstract": r.get("abstract") or ""}
+            for r in rows
+        }
+
+    def more_like_this(self, doc_id, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
+        """Papers like stored paper doc_id, itself left out: searched by its stored vector and by its title's BM25,
+        fused by Milvus' RRF (its vector alone where the collection has no BM25 field). No model is needed."""
+        top_k = check_top_k(top_k)
+        expression = excluding(doc_id, check_filter(filter))
+        found = self.get_by_id([doc_id], with_vectors=True)
+        if doc_id not in found:
+            raise SearchError(
+                f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}"
+            )
+        text, vector = found[doc_id]
+        vectors = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        mode = "hybrid" if "hybrid" in self.modes and text.strip() else "dense"
+        with self._errors(f"more-like-this ({mode}) search", check_filter(filter)):
+            return self._search_chunk([text], top_k, mode, vectors, expression)[0]
 
     def get_by_id(self, ids, with_vectors=False):
         """{id: text} (or {id: (text, vector)}) of the stored documents; unknown ids are absent."""
@@ -291,3 +397,21 @@ class MilvusSearcher:
                 f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}"
             )
         return self.search_vectors(found[doc_id][1], top_k)[0]
+
+
+class _FilterErrors:
+    """MilvusSearcher._errors: pymilvus exceptions as one line, and a refused filter as the user's SearchError."""
+
+    def __init__(self, searcher, action, expression):
+        self.searcher, self.action, self.expression = searcher, action, expression
+        self.wrapped = store.milvus_errors(searcher.config, action)
+
+    def __enter__(self):
+        self.wrapped.__enter__()
+
+    def __exit__(self, kind, error, traceback):
+        from pymilvus.exceptions import MilvusException
+
+        if self.expression and isinstance(error, MilvusException):
+            self.searcher.check_filter_expression(self.expression)  # raises SearchError when the filter is at fault
+        return self.wrapped.__exit__(kind, error, traceback)
