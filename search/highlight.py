@@ -2,7 +2,8 @@
 
 A query is keywords separated by spaces (CSL's and the sample's queries are; a person types them so). A keyword
 matches a paper when its title contains it (case-insensitive, full-width forms folded) or when it equals one of
-the paper's own keywords. Nothing here changes a score: it explains what the ranking saw.
+the paper's own keywords; a keyword that does not match whole (a typed phrase, "中西方语言与文化的差异") matches by
+its jieba words of two or more characters. Nothing here changes a score: it explains what the ranking saw.
 """
 
 import unicodedata
@@ -23,11 +24,30 @@ def query_keywords(query):
     return seen
 
 
-def matched_keywords(query, title, keywords=()):
-    """The query keywords the paper matches: contained in its title, or one of its own keywords."""
+def query_terms(query):
+    """[(keyword, its fold, its jieba words of two or more characters)] of a query, computed once for all its hits."""
+    from search.features import jieba_words
+
+    terms = []
+    for word in query_keywords(query):
+        folded = _fold(word)
+        parts = [w for w in dict.fromkeys(jieba_words(word)) if len(w) >= 2 and w != folded] if len(word) > 2 else []
+        terms.append((word, folded, parts))
+    return terms
+
+
+def matched_keywords(query, title, keywords=(), terms=None):
+    """The query keywords the paper matches: contained in its title, or one of its own keywords; for a keyword that
+    does not, its words (jieba) the title contains. terms: query_terms(query) when already computed."""
     folded_title = _fold(title)
     own = {_fold(k) for k in keywords}
-    return [word for word in query_keywords(query) if _fold(word) in folded_title or _fold(word) in own]
+    matched = []
+    for word, folded, parts in terms if terms is not None else query_terms(query):
+        if folded in folded_title or folded in own:
+            matched.append(word)
+        else:
+            matched.extend(w for w in parts if w in folded_title and w not in matched)
+    return matched
 
 
 def highlight_spans(words, title):
@@ -50,6 +70,7 @@ def highlight_spans(words, title):
 
 def annotate(query, hits):
     """Sets hit.matched on every hit (recall.milvus.search.Hit) of query; returns the hits."""
+    terms = query_terms(query)
     for hit in hits:
-        hit.matched = matched_keywords(query, hit.text, hit.fields.get("keywords", ()))
+        hit.matched = matched_keywords(query, hit.text, hit.fields.get("keywords", ()), terms)
     return hits

@@ -41,7 +41,14 @@ from recall.milvus.data import read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MODES, Hit, MilvusSearcher
 from search.highlight import annotate
-from search.system import CANDIDATES, Ranking, SearchSystem, default_ranking_dir, needed_components
+from search.system import (
+    CANDIDATES,
+    Ranking,
+    SearchSystem,
+    default_ranking_dir,
+    needed_components,
+    source_keywords,
+)
 
 
 def parse_args(argv=None):
@@ -255,7 +262,7 @@ def main(argv=None):
         if args.search_by_id is not None:
             hits = milvus.more_like_this(args.search_by_id, args.top_k, args.filter)
             title = milvus.get_by_id([args.search_by_id]).get(args.search_by_id, "")
-            annotate(title, hits)
+            annotate(source_keywords(milvus, args.search_by_id), hits)
             mode = "hybrid" if "hybrid" in milvus.modes else "dense"
             print_hits({"more_like": args.search_by_id, "title": title, "mode": mode}, hits, args.json)
         else:

@@ -381,11 +381,11 @@ class SearchSystem:
 
     def more_like_this(self, doc_id, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
         """Papers like stored paper doc_id (itself left out), by its stored vector and its title
-        (MilvusSearcher.more_like_this), as Results; `matched`: the paper's title words they share."""
+        (MilvusSearcher.more_like_this), as Results; `matched`: the paper's keywords (else its title's words) they
+        share."""
         start = time.perf_counter()
         hits = self.searcher.more_like_this(doc_id, top_k, filter)
-        found = self.searcher.get_by_id([doc_id])
-        annotate(found.get(doc_id, ""), hits)
+        annotate(source_keywords(self.searcher, doc_id), hits)
         self.timings = {"search": time.perf_counter() - start, "total": time.perf_counter() - start}
         return Results(hits, {step: round(seconds * 1000, 2) for step, seconds in self.timings.items()})
 
@@ -491,6 +491,15 @@ class SearchSystem:
             "total": done - start,
         }
         return results
+
+
+def source_keywords(searcher, doc_id):
+    """What "more like this" highlights: the source paper's own keywords joined by spaces, else its title's words."""
+    from search.features import jieba_words
+
+    record = searcher.get_records([doc_id]).get(doc_id, {"text": "", "fields": {}})
+    keywords = record["fields"].get("keywords") or [w for w in jieba_words(record["text"]) if len(w) >= 2]
+    return " ".join(dict.fromkeys(keywords))
 
 
 def _read_settings(pipeline_dir):

@@ -37,11 +37,14 @@ def sample(tiny_ernie, tmp_path_factory):
         texts = f.read().splitlines()
     np.save(root / "corpus_embedding.npy", TextEncoder(model_dir=str(root / "recall")).encode(texts))
     uri = str(root / "milvus.db")
+    papers = sample_file("milvus", "papers.jsonl")  # the same titles as records: the fields to filter on
     assert insert.main(
-        ["--data_path", corpus, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]
+        ["--data_path", papers, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]
     ) == len(texts)
     return {
         "export": str(root / "recall"),
+        "embeddings": str(root / "corpus_embedding.npy"),
+        "papers": papers,
         "corpus": corpus,
         "uri": uri,
         "root": root,
@@ -212,6 +215,9 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
         order = sorted(range(len(candidates)), key=lambda i: (-expected[i], i))[:5]
         assert [h.id for h in hits] == [candidates[i].id for i in order]
         assert [h.score for h in hits] == pytest.approx([expected[i] for i in order])
+        for hit in hits:  # "why": the neural model's per-feature contributions add up to the score
+            assert hit.why["model"] == "neural" and set(hit.why["contributions"]) == set(names)
+            assert hit.why["bias"] + sum(hit.why["contributions"].values()) == pytest.approx(hit.score, abs=1e-4)
         with pytest.raises(ConfigError, match="uses the dense cosine"):
             SearchSystem(searcher, ranking)  # the cosine needs the recall model
 
@@ -310,3 +316,175 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     assert lines[-1] == f"(1, {EMB})"
     exec(compile(code.replace('"output/pipeline/sample"', repr(str(tmp_path / "nothing"))), "README.md", "exec"), {})
     assert "no pipeline output directory" in capsys.readouterr().out  # the example's except branch
+
+
+# ---------------------------------------------------------------- paper records: filters, matches, why, more like this
+
+
+def read_records(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def assert_same_ranking(got, expected_ids, expected_scores):
+    """got (Hits) is the top of the ranking expected_ids / expected_scores (best first, longer than got): the same
+    scores in order and, score by score, the same ids (papers of equal score may come in either order, also across
+    the cut)."""
+    assert [round(h.score, 4) for h in got] == [round(s, 4) for s in expected_scores[: len(got)]]
+    by_score = {}
+    for doc_id, score in zip(expected_ids, expected_scores):
+        by_score.setdefault(round(score, 4), set()).add(doc_id)
+    for hit in got:
+        assert hit.id in by_score[round(hit.score, 4)]
+
+
+def test_a_filter_gives_each_leg_its_exact_ranking_over_the_matching_papers(sample):
+    """Filtered top-k = brute force restricted to the matching papers: dense = numpy's exact inner products over
+    them (FLAT index); bm25 = the unfiltered BM25 ranking of the whole corpus (Milvus' BM25 statistics are the
+    collection's) with the other papers taken out; hybrid hits all match."""
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+
+    records = read_records(sample["papers"])
+    category = records[0]["category"]
+    expression = f'category == "{category}" and year >= 2012'
+    matching = {i for i, r in enumerate(records) if r["category"] == category and r["year"] >= 2012}
+    assert 10 < len(matching) < 100
+    embeddings = np.load(sample["embeddings"])
+    encoder = TextEncoder(model_dir=sample["export"])
+    with open(sample["dev"], encoding="utf-8") as f:
+        queries = [line.split("\t")[0] for line in f][:8]
+    with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
+        for query in queries:
+            scores = embeddings @ encoder.encode([query])[0]
+            exact = sorted(matching, key=lambda i: -scores[i])
+            dense = searcher.search(query, 10, "dense", filter=expression)
+            assert len(dense) == 10
+            assert all(h.fields["category"] == category and h.fields["year"] >= 2012 for h in dense)
+            assert [h.score for h in dense] == pytest.approx([scores[i] for i in exact[:10]], abs=1e-4)
+            assert_same_ranking(dense, exact, [float(scores[i]) for i in exact])
+
+            everything = searcher.search(query, 500, "bm25")
+            restricted = [h for h in everything if h.id in matching]
+            bm25 = searcher.search(query, 10, "bm25", filter=expression)
+            assert len(bm25) == min(10, len(restricted))
+            assert_same_ranking(bm25, [h.id for h in restricted], [h.score for h in restricted])
+
+            hybrid = searcher.search(query, 10, "hybrid", filter=expression)
+            assert hybrid and {h.id for h in hybrid} <= matching
+
+
+def test_the_system_ranks_only_matching_papers_and_explains_its_scores(sample, fitted):
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+    from search.system import Ranking, SearchSystem
+
+    output, spec = fitted
+    records = read_records(sample["papers"])
+    with open(sample["dev"], encoding="utf-8") as f:
+        query, gold = f.readline().rstrip("\n").split("\t")
+    gold_id = next(i for i, r in enumerate(records) if r["title"] == gold)
+    category = records[gold_id]["category"]
+    expression = f'category == "{category}"'
+    with MilvusSearcher(load_config(uri=sample["uri"])) as searcher:
+        system = SearchSystem(searcher, Ranking.load(output))
+        unfiltered = system.search(query, top_k=10)
+        everything = system.search(query, top_k=10, filter="year >= 0")  # holds for every paper
+        assert [(h.id, h.score) for h in everything] == [(h.id, h.score) for h in unfiltered]
+        filtered = system.search(query, top_k=10, filter=expression)
+        candidates = searcher.search(query, 50, "bm25", filter=expression)
+        assert {h.id for h in filtered} <= {h.id for h in candidates}  # the ranking of the filtered candidates
+        assert all(records[h.id]["category"] == category for h in filtered)
+        assert gold_id in {h.id for h in filtered}
+        assert [h.score for h in filtered] == sorted((h.score for h in filtered), reverse=True)
+        for hit in filtered:
+            assert hit.fields["category"] == category and hit.fields["paper_id"] == records[hit.id]["id"]
+            words = query.split()
+            in_title = [w for w in words if w.lower() in hit.text.lower() or w in records[hit.id]["keywords"]]
+            assert [w for w in hit.matched if w in words] == in_title
+            if spec["chosen"] == "bm25":
+                assert hit.why is None
+            else:  # LightGBM's contributions of the lexical model: bias + their sum = the score
+                assert hit.why["model"] == "lexical"
+                assert set(hit.why["contributions"]) == set(spec["lexical"]["features"])
+                assert hit.why["bias"] + sum(hit.why["contributions"].values()) == pytest.approx(hit.score, abs=1e-4)
+        assert all(h.why is None for h in system.search(query, top_k=3, explain=False))
+
+
+def test_a_filter_milvus_cannot_evaluate_is_the_users_error(sample, fitted, capsys):
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher, SearchError
+    from search import query
+    from search.system import Ranking, SearchSystem
+
+    output, _ = fitted
+    with MilvusSearcher(load_config(uri=sample["uri"])) as searcher:
+        system = SearchSystem(searcher, Ranking.load(output))
+        for bad in ("category ==", "no_such_field == 1", 'year > "x"'):
+            with pytest.raises(SearchError, match="cannot evaluate"):
+                system.search("语言 文化", top_k=5, filter=bad)
+            with pytest.raises(SearchError, match="cannot evaluate"):
+                searcher.search("语言 文化", 5, "bm25", filter=bad)
+        with pytest.raises(SearchError, match="not a Milvus boolean expression"):
+            system.search("语言 文化", top_k=5, filter=3)
+        assert system.search("语言 文化", top_k=5)  # still serving
+    with pytest.raises(SystemExit) as exit_:
+        query.main(["--ranking_dir", output, "--uri", sample["uri"], "--query", "语言 文化", "--filter", "category =="])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: filter 'category ==': Milvus cannot evaluate it")
+
+
+def test_the_cli_filters_and_shows_fields_matches_and_why(sample, fitted, capsys):
+    from search import query
+
+    output, spec = fitted
+    records = read_records(sample["papers"])
+    category = records[3]["category"]
+    hits = query.main(
+        ["--ranking_dir", output, "--uri", sample["uri"], "--query", "研究 分析", "--top_k", "5", "--json"]
+        + ["--filter", f'category == "{category}" and year <= 2015']
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert [h["id"] for h in printed["hits"]] == [h.id for h in hits] and hits
+    for hit in printed["hits"]:
+        record = records[hit["id"]]
+        assert hit["fields"]["category"] == category and hit["fields"]["year"] <= 2015
+        assert hit["fields"]["keywords"] == record["keywords"] and hit["text"] == record["title"]
+        assert set(hit["matched"]) <= {"研究", "分析"}
+        assert ("why" in hit) == (spec["chosen"] != "bm25")
+
+
+def test_more_like_this_searches_by_the_papers_vector_and_title(sample, capsys):
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+    from search import query
+    from search.system import SearchSystem
+
+    records = read_records(sample["papers"])
+    embeddings = np.load(sample["embeddings"])
+    with MilvusSearcher(load_config(uri=sample["uri"])) as searcher:
+        system = SearchSystem(searcher, None, mode="bm25")
+        similar = system.more_like_this(7, top_k=10)
+        assert len(similar) == 10 and 7 not in {h.id for h in similar}
+        # Milvus' RRF of two rankings without paper 7: the stored vector's exact neighbours and its title's BM25
+        config = searcher.config
+        pool = max(10, config.hybrid_candidates)
+        by_vector = [int(i) for i in np.argsort(-(embeddings @ embeddings[7]), kind="stable") if i != 7][:pool]
+        by_title = [h.id for h in searcher.search(records[7]["title"], pool + 1, "bm25") if h.id != 7][:pool]
+        fused = {}
+        for ranking in (by_vector, by_title):
+            for rank, doc_id in enumerate(ranking, 1):
+                fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (config.rrf_k + rank)
+        assert [h.score for h in similar] == pytest.approx(sorted(fused.values(), reverse=True)[:10], abs=1e-6)
+        assert all(h.score == pytest.approx(fused[h.id], abs=1e-6) for h in similar)
+        keywords = records[7]["keywords"]  # what "more like this" highlights: the paper's keywords (or words of them)
+        assert any(h.matched for h in similar)
+        assert all(any(word.lower() in k.lower() for k in keywords) for h in similar for word in h.matched)
+        category = records[7]["category"]
+        same_field = system.more_like_this(7, top_k=5, filter=f'category == "{category}"')
+        assert all(records[h.id]["category"] == category for h in same_field) and 7 not in {h.id for h in same_field}
+    hits = query.main(["--uri", sample["uri"], "--search_by_id", "7", "--top_k", "10"])
+    assert [h.id for h in hits] == [h.id for h in similar]
+    assert "more_like: 7" in capsys.readouterr().out
