@@ -7,12 +7,15 @@ r"""HTTP service and web page over the Milvus index: text -> vector, and query -
 
 then open http://127.0.0.1:8000/ (the page) or call the JSON API:
 
-    GET  /api/health  status, model, dim, collection, documents, modes, reranker, limits
+    GET  /api/health  status, model, dim, collection, documents, modes, reranker, facets, limits
     POST /api/embed   {"texts": ["..."]}  -> {"model", "dim", "vectors", "norms", "timings_ms"}
-    POST /api/search  {"query": "...", "top_k": 10, "mode": "system|dense|bm25|hybrid", "rerank": false}
+    POST /api/search  {"query": "...", "top_k": 10, "mode": "system|dense|bm25|hybrid", "rerank": false,
+                       "filters": {"category": [...], "discipline": [...], "year_min": 2010, "year_max": 2020}}
                       (mode omitted: the default search path, "system", when a fitted ranking is found (--ranking_dir,
                       default `ranking` beside --model_dir) with the models it uses; else "dense")
-                      -> {"hits": [{"rank", "id", "text", "score", "recall_score", "rerank_score"}], "timings_ms"}
+                      -> {"hits": [{"rank", "id", "text", "score", "recall_score", "rerank_score", "fields",
+                          "matched", "highlights", "why"}], "timings_ms"}
+    POST /api/more_like_this  {"id": 18, "top_k": 10, "filters": {...}} -> the same answer, papers like paper 18
     GET  /openapi.json (and /docs, whose Swagger UI comes from a CDN; the page itself needs none)
 
 The models and the Milvus client are loaded once at start. Neither Paddle Inference predictors nor the
@@ -47,12 +50,15 @@ from ns_common.errors import BadInputError, MilvusUnavailableError, NeuralSearch
 from ns_common.text import has_visible_text
 from ns_common.utils import logger
 from recall.milvus.config import add_config_args, load_config
+from recall.milvus.data import FACET_FIELDS
 from recall.milvus.model import add_model_args, check_model_args
 from recall.milvus.search import MODES
+from search.highlight import annotate, highlight_spans
 from search.system import CANDIDATES, RANKING_FILE, Ranking, SearchSystem, default_ranking_dir, needed_components
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MILVUS_MAX_TOP_K = 16384  # Milvus' own limit on the hits of one search
+MAX_ID = 2**63 - 1  # Milvus' INT64 primary key
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 
@@ -419,6 +425,64 @@ def printable(text):
 BAD_CHARACTERS = re.compile("[\ud800-\udfff\x00]")
 
 
+def collection_facets(meta):
+    """What the collection offers to filter on, from its description (insert computes it):
+    {"category": {value: papers}, "discipline": {value: papers}, "year": [first, last] or None}; empty values for a
+    collection of titles only (or one built before the facets were kept)."""
+    stored = (meta or {}).get("facets") or {}
+    facets = {name: dict(stored.get(name) or {}) for name in FACET_FIELDS}
+    years = stored.get("year")
+    facets["year"] = [int(years[0]), int(years[1])] if years else None
+    return facets
+
+
+def filter_expression(filters, facets):
+    """The Milvus boolean expression of a request's filters ({"category": [...], "discipline": [...], "year_min": y,
+    "year_max": y}, each optional, types already checked; "" for none), e.g.
+    `category in ["工学", "理学"] and year >= 2010 and year <= 2020`.
+
+    Only values the collection's facets list are accepted, and the expression is written here from them (strings
+    quoted by json.dumps), so no text of the request reaches Milvus as an expression. A value the collection does
+    not have, a year outside its years, or year_min after year_max: ApiError 422 naming the field."""
+    clauses = []
+    for name in FACET_FIELDS:
+        values = list(dict.fromkeys(filters.get(name) or []))  # an empty list: no condition
+        if not values:
+            continue
+        unknown = [value for value in values if value not in facets[name]]
+        if unknown:
+            known = list(facets[name])
+            offered = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none"
+            raise ApiError(
+                422, printable(f"filters.{name}: unknown value {unknown[0]!r} (this collection's values: {offered})")
+            )
+        literals = ", ".join(json.dumps(value, ensure_ascii=False) for value in values)
+        clauses.append(f"{name} in [{literals}]")
+    year_min, year_max = filters.get("year_min"), filters.get("year_max")
+    for key, year, operator in (("year_min", year_min, ">="), ("year_max", year_max, "<=")):
+        if year is None:
+            continue
+        if facets["year"] is None:
+            raise ApiError(422, f"filters.{key}: this collection's papers have no year to filter on")
+        first, last = facets["year"]
+        if not first <= year <= last:
+            raise ApiError(422, f"filters.{key}: {year} is outside this collection's years, {first}..{last}")
+        clauses.append(f"year {operator} {int(year)}")
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise ApiError(422, f"filters.year_min: {year_min} is after filters.year_max {year_max}")
+    return " and ".join(clauses)
+
+
+def hit_json(hit):
+    """A Hit as the API answers it: id, score, text, the paper's stored fields, the query keywords it matches,
+    where they are in the title ([start, end] character ranges), and the ranking's `why` when a model ranked."""
+    data = hit.to_dict()
+    data["fields"] = hit.fields
+    data["matched"] = hit.matched
+    data["highlights"] = highlight_spans(hit.matched, hit.text)
+    return data
+
+
 class SearchService:
     """The recall model, the Milvus collection and the optional reranker, used by one request at a time."""
 
@@ -469,6 +533,7 @@ class SearchService:
         with store.milvus_errors(config, "counting documents"):
             self.documents = store.count_entities(self.searcher.client, config)
         self.dim = self.searcher.info.dim
+        self.facets = collection_facets(self.searcher.info.meta)
         self.rerank_candidates = args.rerank_candidates
         # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
         for mode in self.searcher.modes:
@@ -511,6 +576,7 @@ class SearchService:
             "modes": self.modes,
             "default_mode": self.default_mode,
             "reranker": self.reranker_name,
+            "facets": self.facets,
             "uptime_s": round(time.time() - self.started, 1),
         }
 
@@ -528,8 +594,11 @@ class SearchService:
             "timings_ms": ms(wait=waited, encode=seconds),
         }
 
-    def search(self, query, top_k, mode, rerank):
+    def search(self, query, top_k, mode, rerank, filters=None):
+        """filters: the request's (filter_expression); every mode searches only the papers they hold for."""
         mode = mode or self.default_mode
+        filters = filters or {}
+        expression = filter_expression(filters, self.facets)
         if rerank and "reranker" in needed_components(mode, None, rerank) and self.reranker is None:
             raise ApiError(400, "rerank is on but no reranker is loaded: start the service with --reranker_dir")
         if mode == "system":
@@ -549,49 +618,52 @@ class SearchService:
                 raise ApiError(
                     422, f"mode system ranks BM25's top {CANDIDATES}: top_k must be at most {CANDIDATES}, got {top_k}"
                 )
-            return self._answer(query, top_k, mode, rerank, self._system_recall(query))
+            return self._answer(query, top_k, mode, rerank, filters, self._system_recall(query, expression))
         if mode not in self.searcher.modes:
             raise ApiError(
                 400,
                 f"mode {mode} needs the BM25 field, which collection {self.searcher.config.collection} lacks; "
                 f"available: {', '.join(self.searcher.modes)}",
             )
-        return self._answer(query, top_k, mode, rerank, self._leg_recall(query, mode))
+        return self._answer(query, top_k, mode, rerank, filters, self._leg_recall(query, mode, expression))
 
-    def _leg_recall(self, query, mode):
-        """n -> (the n best hits of one Milvus route, timings)."""
+    def _leg_recall(self, query, mode, expression):
+        """n -> (the n best hits of one Milvus route among the papers the filter expression holds for, timings)."""
         from recall.milvus.search import SearchError
 
         def recall(n):
             self.encoder.seconds = 0.0
             start = time.perf_counter()
             try:
-                hits = [h.to_dict() for h in self.searcher.search(query, n, mode)]
+                hits = annotate(query, self.searcher.search(query, n, mode, filter=expression))
             except SearchError as e:
                 raise ApiError(400, str(e)) from None
             timings = {"encode": self.encoder.seconds} if mode != "bm25" else {}
             timings["milvus"] = time.perf_counter() - start - self.encoder.seconds
-            return hits, timings
+            return [hit_json(h) for h in hits], timings
 
         return recall
 
-    def _system_recall(self, query):
-        """n -> (the n best hits of the search system, timings: encode, milvus, features, rerank, rank; a step the
-        ranking does not use is left out)."""
+    def _system_recall(self, query, expression):
+        """n -> (the n best hits of the search system among the papers the filter expression holds for, each with
+        the ranking's `why`; timings: encode, milvus, features, rerank, rank, explain; a step the ranking does not
+        use is left out)."""
 
         def recall(n):
-            hits = [h.to_dict() for h in self.system.search(query, n)]
+            hits = [hit_json(h) for h in self.system.search(query, n, filter=expression)]
             steps = self.system.timings
             timings = {"milvus": steps["search"], "features": steps["features"], "rank": steps["rank"]}
             if self.system.ranking.uses_dense:
                 timings["encode"] = steps["encode"]
             if self.system.ranking.uses_reranker:
                 timings["rerank"] = steps["rerank"]
+            if "explain" in steps:
+                timings["explain"] = steps["explain"]
             return hits, timings
 
         return recall
 
-    def _answer(self, query, top_k, mode, rerank, recall):
+    def _answer(self, query, top_k, mode, rerank, filters, recall):
         """Runs recall (and the plain reranking when asked) alone under the lock; the JSON answer."""
 
         def work():
@@ -612,8 +684,41 @@ class SearchService:
             "mode": mode,
             "rerank": rerank,
             "top_k": top_k,
+            "filters": filters,
             "hits": hits,
             "timings_ms": ms(wait=waited, **timings, total=time.perf_counter() - start),
+        }
+
+    def more_like_this(self, doc_id, top_k, filters=None):
+        """Papers like stored paper doc_id (itself left out) among those the filters hold for: searched by its stored
+        vector and its title (MilvusSearcher.more_like_this); the answer of search() with mode "more_like_this",
+        the paper as `source`. A hit's `matched`: the words of the paper's title and its keywords it shares."""
+        filters = filters or {}
+        expression = filter_expression(filters, self.facets)
+
+        def work():
+            start = time.perf_counter()
+            source = self.searcher.get_records([doc_id]).get(doc_id) if 0 <= doc_id <= MAX_ID else None
+            if source is None:
+                raise ApiError(404, f"no document with id {doc_id} in collection {self.searcher.config.collection}")
+            hits = self.searcher.more_like_this(doc_id, top_k, filter=expression)
+            # a Chinese title is one "word" (no spaces): its keywords say what it is about
+            words = source["text"].split() + [w for k in source["fields"].get("keywords", ()) for w in k.split()]
+            annotate(" ".join(words), hits)
+            return source, [hit_json(h) for h in hits], time.perf_counter() - start
+
+        start = time.perf_counter()
+        (source, hits, seconds), waited = self._locked(work)
+        hits = [{"rank": rank, **hit, "recall_score": hit["score"]} for rank, hit in enumerate(hits, 1)]
+        return {
+            "query": source["text"],
+            "mode": "more_like_this",
+            "rerank": False,
+            "top_k": top_k,
+            "filters": filters,
+            "source": {"id": doc_id, "text": source["text"], "fields": source["fields"]},
+            "hits": hits,
+            "timings_ms": ms(wait=waited, milvus=seconds, total=time.perf_counter() - start),
         }
 
 
@@ -660,6 +765,21 @@ def create_app(service, args):
             description=f"texts to embed (at most {args.max_texts}, each at most {args.max_text_length} characters)"
         )
 
+    class Filters(BaseModel):
+        """Which papers to search (every field optional; the values /api/health lists under facets)."""
+
+        model_config = ConfigDict(extra="forbid")
+        category: list[StrictStr] | None = Field(None, description="papers of any of these categories")
+        discipline: list[StrictStr] | None = Field(None, description="papers of any of these disciplines")
+        year_min: StrictInt | None = Field(None, description="papers of this year or later")
+        year_max: StrictInt | None = Field(None, description="papers of this year or earlier")
+
+    filters_field = Field(
+        None,
+        description="search only the papers these hold for (all given conditions): values the collection's facets "
+        "list (GET /api/health), years within its range; anything else is a 422",
+    )
+
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         query: StrictStr = Field(description=f"query text (at most {args.max_text_length} characters)")
@@ -672,6 +792,13 @@ def create_app(service, args):
             "(vectors), bm25 (character n-grams) or hybrid (both, Milvus RRF); omitted: the service's default",
         )
         rerank: StrictBool = Field(False, description="rerank the recall hits with the ERNIE-Gram reranker")
+        filters: Filters | None = filters_field
+
+    class MoreLikeThisRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        id: StrictInt = Field(description="a stored paper's id (its line in the corpus file)")
+        top_k: StrictInt = Field(10, description=f"hits to return, 1..{args.max_top_k}")
+        filters: Filters | None = filters_field
 
     app = FastAPI(
         title="neural_search",
@@ -757,12 +884,23 @@ def create_app(service, args):
             check_text(text, f"texts[{i}]")
         return service.embed(request.texts)
 
+    def check_top_k(top_k):
+        if not 1 <= top_k <= args.max_top_k:
+            raise ApiError(422, f"top_k must be between 1 and {args.max_top_k} (--max_top_k), got {top_k}")
+
+    def given_filters(request):
+        return request.filters.model_dump(exclude_none=True) if request.filters else {}
+
     @app.post("/api/search", summary="Query -> top-K documents (dense, bm25 or hybrid recall, optional rerank)")
     def search(request: SearchRequest):
         check_text(request.query, "query")
-        if not 1 <= request.top_k <= args.max_top_k:
-            raise ApiError(422, f"top_k must be between 1 and {args.max_top_k} (--max_top_k), got {request.top_k}")
-        return service.search(request.query, request.top_k, request.mode, request.rerank)
+        check_top_k(request.top_k)
+        return service.search(request.query, request.top_k, request.mode, request.rerank, given_filters(request))
+
+    @app.post("/api/more_like_this", summary="A stored paper -> the top-K papers like it (itself left out)")
+    def more_like_this(request: MoreLikeThisRequest):
+        check_top_k(request.top_k)
+        return service.more_like_this(request.id, request.top_k, given_filters(request))
 
     @app.get("/", include_in_schema=False)
     def page():

@@ -2,10 +2,12 @@
 
 Everything runs for real on loopback: a from-scratch mini ERNIE recall model and ERNIE-Gram reranker
 (bootstrapped from the bundled sample, exported to Paddle Inference), a Milvus Lite index of the
-sample's 500 titles, and the service started as its own process (`python -m search.web_service`).
-An untrained recall model gives arbitrary dense rankings, so the expected top documents come from BM25
-(a dev query whose gold title BM25 ranks first) and from exact titles (a stored title's own vector).
-Artifacts (screenshot, load summary, service logs) go to test_artifacts/.
+sample's 500 papers (data/sample/milvus/papers.jsonl: titles with category, year and keywords), a ranking
+fitted on the sample's training queries (search/fit.py), and the service started as its own process
+(`python -m search.web_service`). An untrained recall model gives arbitrary dense rankings, so the expected
+top documents come from BM25 (a dev query whose gold title BM25 ranks first) and from exact titles (a stored
+title's own vector). Artifacts (screenshots, load summary, service logs) go to test_artifacts/; the desktop
+screenshot is also copied to docs/images/web_search.png, the one the README shows.
 """
 
 import json
@@ -26,6 +28,7 @@ from conftest import RunningService, assert_clean_log, request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
 CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
+PAPERS = os.path.join(SAMPLE, "milvus", "papers.jsonl")  # the same titles, line for line, with their fields
 DEV = os.path.join(SAMPLE, "recall", "dev.csv")
 ARTIFACTS = os.path.join(REPO, "test_artifacts")
 EMB_SIZE = 64
@@ -37,8 +40,9 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sam
 
 
 def build_models_and_index(root):
-    """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index.
-    Returns the paths; the index is also copied (milvus_rerank.db, milvus_guard.db) for other, concurrent services."""
+    """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index of the paper
+    records -> a ranking fitted on it (lexical tier). Returns the paths; the index is also copied (milvus_rerank.db,
+    milvus_guard.db) for other, concurrent services."""
     import paddle
 
     from ernie_matching import export_model as export_reranker
@@ -48,6 +52,7 @@ def build_models_and_index(root):
     from ns_common.semantic_tools import export_encoder
     from ns_common.utils import quiet_paddlenlp, set_seed
     from recall.milvus import feature_extract, insert
+    from search import fit
 
     quiet_paddlenlp()
     paths = {
@@ -61,6 +66,7 @@ def build_models_and_index(root):
             "milvus.db",
             "milvus_rerank.db",
             "milvus_guard.db",
+            "ranking",
         )
     }
     corpus_files = [
@@ -95,11 +101,26 @@ def build_models_and_index(root):
     insert.main(
         [
             "--data_path",
-            CORPUS,
+            PAPERS,
             "--embedding_path",
             os.path.join(paths["embeddings"], "corpus_embedding.npy"),
             "--uri",
             paths["milvus.db"],
+        ]
+    )
+    # as tests/test_search_system.py: the lexical tier on the training queries, so mode system explains its scores
+    fit.main(
+        [
+            "--train_file",
+            os.path.join(SAMPLE, "recall", "train.csv"),
+            "--corpus_file",
+            CORPUS,
+            "--output_dir",
+            paths["ranking"],
+            "--uri",
+            paths["milvus.db"],
+            "--folds",
+            "3",
         ]
     )
     shutil.copy(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
@@ -116,7 +137,13 @@ def index(tmp_path_factory):
 def service(index):
     os.makedirs(ARTIFACTS, exist_ok=True)
     running = RunningService(
-        os.path.join(ARTIFACTS, "web_service.log"), "--model_dir", index["recall_export"], "--uri", index["milvus.db"]
+        os.path.join(ARTIFACTS, "web_service.log"),
+        "--model_dir",
+        index["recall_export"],
+        "--uri",
+        index["milvus.db"],
+        "--ranking_dir",
+        index["ranking"],
     )
     yield running
     running.stop()
@@ -138,6 +165,11 @@ def first_dev_pair():
     return query, gold
 
 
+def papers():
+    with open(PAPERS, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
 # ---------------------------------------------------------------- API
 
 
@@ -145,11 +177,25 @@ def test_health_openapi_and_offline_page(service):
     status, health, _ = request(service.port, "GET", "/api/health")
     assert status == 200
     assert health["status"] == "ok" and health["documents"] == len(corpus_lines()) == 500
-    assert health["dim"] == EMB_SIZE and health["modes"] == ["dense", "bm25", "hybrid"] and health["reranker"] is None
+    assert health["dim"] == EMB_SIZE and health["reranker"] is None
+    assert health["modes"] == ["system", "dense", "bm25", "hybrid"] and health["default_mode"] == "system"
+    # what the page offers to filter on: the papers' categories with their counts, the years they span
+    records = papers()
+    categories = {}
+    for record in records:
+        categories[record["category"]] = categories.get(record["category"], 0) + 1
+    years = [record["year"] for record in records]
+    assert health["facets"] == {"category": categories, "discipline": {}, "year": [min(years), max(years)]}
 
     status, spec, _ = request(service.port, "GET", "/openapi.json")
-    assert status == 200 and {"/api/health", "/api/embed", "/api/search"} <= set(spec["paths"])
-    assert set(spec["components"]["schemas"]["SearchRequest"]["properties"]) == {"query", "top_k", "mode", "rerank"}
+    assert status == 200 and {"/api/health", "/api/embed", "/api/search", "/api/more_like_this"} <= set(spec["paths"])
+    assert set(spec["components"]["schemas"]["SearchRequest"]["properties"]) == {
+        "query",
+        "top_k",
+        "mode",
+        "rerank",
+        "filters",
+    }
 
     status, html, headers = request(service.port, "GET", "/")
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8" and "文献语义检索" in html
@@ -202,8 +248,9 @@ def test_search_every_mode(service):
     assert status == 200 and len(data["hits"]) == 10 and gold in [h["text"] for h in data["hits"]]
     assert data["mode"] == "hybrid" and data["rerank"] is False
 
-    status, data = post(service, "/api/search", {"query": query})  # defaults: dense, top_k 10
-    assert status == 200 and data["mode"] == "dense" and len(data["hits"]) == 10
+    # defaults: the search system (a ranking is loaded), top_k 10, no filters
+    status, data = post(service, "/api/search", {"query": query})
+    assert status == 200 and data["mode"] == "system" and len(data["hits"]) == 10 and data["filters"] == {}
 
 
 BAD_REQUESTS = [
@@ -291,6 +338,45 @@ BAD_REQUESTS = [
         ]
     ],
     ("invisible text", "/api/embed", {"texts": ["风险", "\u200b\u200c"]}, 422, "texts[1] has no visible character"),
+    # issue 24: filters name values the collection has; the service writes the Milvus expression itself
+    *[
+        (f"filter {name}, {mode}", "/api/search", {"query": "风险", "mode": mode, "filters": filters}, 422, message)
+        for mode in ("system", "bm25")
+        for name, filters, message in [
+            ("unknown category", {"category": ["化学", "天文学"]}, "filters.category: unknown value '天文学'"),
+            (
+                "expression injection",
+                {"category": ['x" or id > 0 or "']},
+                "filters.category: unknown value 'x\" or id > 0 or \"'",
+            ),
+            ("raw expression", {"category": 'category == "化学"'}, "filters.category: Input should be a valid list"),
+            ("not an object", "year > 0 or id > 0", "filters: Input should be a valid dictionary"),
+            ("unknown field", {"color": ["red"]}, "filters.color: Extra inputs are not permitted"),
+            ("unknown discipline", {"discipline": ["物理学"]}, "filters.discipline: unknown value '物理学'"),
+            ("year as text", {"year_min": "abc"}, "filters.year_min: Input should be a valid integer"),
+            ("year as float", {"year_max": 2010.0}, "filters.year_max: Input should be a valid integer"),
+            ("year too early", {"year_min": 1900}, "filters.year_min: 1900 is outside this collection's years"),
+            ("year too late", {"year_max": 10**30}, "filters.year_max: 1000000000000000000000000000000 is outside"),
+            (
+                "years reversed",
+                {"year_min": 2020, "year_max": 2010},
+                "filters.year_min: 2020 is after filters.year_max",
+            ),
+        ]
+    ],
+    ("more like this: id as text", "/api/more_like_this", {"id": "18"}, 422, "id: Input should be a valid integer"),
+    ("more like this: no id", "/api/more_like_this", {"top_k": 3}, 422, "id: Field required"),
+    ("more like this: top_k 0", "/api/more_like_this", {"id": 18, "top_k": 0}, 422, "top_k must be between 1 and 100"),
+    (
+        "more like this: unknown category",
+        "/api/more_like_this",
+        {"id": 18, "filters": {"category": ["天文学"]}},
+        422,
+        "filters.category: unknown value '天文学'",
+    ),
+    ("more like this: unknown id", "/api/more_like_this", {"id": 500}, 404, "no document with id 500"),
+    ("more like this: negative id", "/api/more_like_this", {"id": -1}, 404, "no document with id -1"),
+    ("more like this: huge id", "/api/more_like_this", {"id": 2**70}, 404, f"no document with id {2**70}"),
 ]
 
 
@@ -308,14 +394,140 @@ def test_wrong_method_and_path_are_json_errors(service):
     assert request(service.port, "GET", "/api/nothing")[:2] == (404, {"error": "Not Found: GET /api/nothing"})
 
 
+# ---------------------------------------------------------------- issue 24: filters, explanations, more like this
+
+
+def category_of(paper_id):
+    return papers()[paper_id]["category"]
+
+
+def test_a_category_filter_restricts_every_mode(service):
+    """Every mode searches only the papers of the category asked for; BM25's statistics are the whole collection's,
+    so its filtered ranking is exactly its unfiltered one with the other categories left out."""
+    query, gold = first_dev_pair()
+    gold_id = corpus_lines().index(gold)
+    category = category_of(gold_id)
+    filters = {"category": [category]}
+    for mode in ("system", "dense", "bm25", "hybrid"):
+        status, data = post(service, "/api/search", {"query": query, "mode": mode, "top_k": 10, "filters": filters})
+        assert status == 200 and data["filters"] == filters and data["hits"], (mode, data)
+        assert all(h["fields"]["category"] == category == category_of(h["id"]) for h in data["hits"]), mode
+        if mode == "bm25":
+            assert data["hits"][0]["id"] == gold_id  # the query's own paper is of that category
+
+    unfiltered = post(service, "/api/search", {"query": query, "mode": "bm25", "top_k": 100})[1]["hits"]
+    restricted = [h for h in unfiltered if h["fields"]["category"] == category]
+    assert len(restricted) >= 5
+    filtered = post(service, "/api/search", {"query": query, "mode": "bm25", "top_k": 5, "filters": filters})[1]
+    assert [(h["id"], h["score"]) for h in filtered["hits"]] == [(h["id"], h["score"]) for h in restricted[:5]]
+
+    other = next(c for c in health_facets(service)["category"] if c != category)
+    two = {"category": [category, other]}
+    data = post(service, "/api/search", {"query": query, "mode": "dense", "top_k": 20, "filters": two})[1]
+    assert {h["fields"]["category"] for h in data["hits"]} <= {category, other}
+
+
+def health_facets(service):
+    return request(service.port, "GET", "/api/health")[1]["facets"]
+
+
+def test_a_year_range_filter(service):
+    query, _ = first_dev_pair()
+    filters = {"year_min": 2010, "year_max": 2014}
+    for mode in ("system", "dense", "bm25", "hybrid"):
+        data = post(service, "/api/search", {"query": query, "mode": mode, "top_k": 10, "filters": filters})[1]
+        assert data["hits"] and all(2010 <= h["fields"]["year"] <= 2014 for h in data["hits"]), mode
+        assert all(papers()[h["id"]]["year"] == h["fields"]["year"] for h in data["hits"])
+    one_year = {"year_min": 2012, "year_max": 2012, "category": [category_of(0)]}
+    data = post(service, "/api/search", {"query": "研究", "mode": "dense", "top_k": 50, "filters": one_year})[1]
+    expected = {i for i, p in enumerate(papers()) if p["year"] == 2012 and p["category"] == category_of(0)}
+    assert {h["id"] for h in data["hits"]} == expected  # dense ranks every paper the filter leaves
+    years = health_facets(service)["year"]
+    data = post(service, "/api/search", {"query": query, "mode": "bm25", "filters": {"year_min": years[0]}})[1]
+    assert data["hits"]  # the collection's own bounds are accepted
+
+
+def test_hits_carry_fields_matched_words_highlights_and_why(service):
+    """Each hit: its stored fields, the query keywords it matches, where they are in its title; in mode system the
+    learned ranking's explanation, whose contributions and bias add up to the hit's score."""
+    query, _ = first_dev_pair()
+    words = query.split()
+    for mode in ("system", "bm25", "dense"):
+        data = post(service, "/api/search", {"query": query, "mode": mode, "top_k": 10})[1]
+        for hit in data["hits"]:
+            paper = papers()[hit["id"]]
+            assert hit["fields"]["category"] == paper["category"] and hit["fields"]["year"] == paper["year"]
+            assert hit["fields"]["keywords"] == paper["keywords"] and hit["fields"]["paper_id"] == paper["id"]
+            expected = [w for w in words if w in hit["text"] or w in paper["keywords"]]
+            assert hit["matched"] == expected
+            covered = {i for w in hit["matched"] for i in occurrences(w, hit["text"])}
+            spans = hit["highlights"]
+            assert {i for start, end in spans for i in range(start, end)} == covered
+            assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))  # sorted, apart (touching ones merged)
+            assert ("why" in hit) == (mode == "system"), (mode, hit)
+        if mode != "dense":  # an untrained encoder's neighbours need not share a word with the query
+            assert any(hit["highlights"] for hit in data["hits"]), mode
+
+    data = post(service, "/api/search", {"query": query, "mode": "system", "top_k": 10})[1]
+    for hit in data["hits"]:
+        why = hit["why"]
+        assert why["model"] == "lexical" and why["contributions"]
+        assert why["bias"] + sum(why["contributions"].values()) == pytest.approx(hit["score"], abs=1e-4)
+        assert hit["recall_score"] == hit["score"]
+
+
+def occurrences(word, text):
+    """The character positions every occurrence of word covers in text."""
+    found, start = set(), text.find(word)
+    while start >= 0:
+        found |= set(range(start, start + len(word)))
+        start = text.find(word, start + 1)
+    return found
+
+
+def test_more_like_this(service):
+    """A stored paper's neighbours by its vector and its title, itself left out, within the filters; an id the
+    collection does not hold is a 404, and the service keeps serving."""
+    query, gold = first_dev_pair()
+    source = corpus_lines().index(gold)
+    status, data = post(service, "/api/more_like_this", {"id": source, "top_k": 10})
+    assert status == 200 and data["mode"] == "more_like_this" and data["query"] == gold, data
+    assert data["source"]["id"] == source and data["source"]["fields"]["category"] == category_of(source)
+    hits = data["hits"]
+    assert len(hits) == 10 and [h["rank"] for h in hits] == list(range(1, 11)) and source not in [h["id"] for h in hits]
+    assert all(corpus_lines()[h["id"]] == h["text"] for h in hits)
+    # matched: the words of the source's title (a Chinese title is one) and of its keywords each hit shares
+    words = {gold, *papers()[source]["keywords"]}
+    for hit in hits:
+        assert set(hit["matched"]) <= words
+        assert {i for start, end in hit["highlights"] for i in range(start, end)} == {
+            i for w in hit["matched"] for i in occurrences(w, hit["text"])
+        }
+    assert any(hit["matched"] for hit in hits)
+
+    other = next(c for c in health_facets(service)["category"] if c != category_of(source))
+    filters = {"category": [other], "year_min": 2010}
+    status, data = post(service, "/api/more_like_this", {"id": source, "top_k": 10, "filters": filters})
+    assert status == 200 and data["filters"] == filters and data["hits"]
+    assert all(h["fields"]["category"] == other and h["fields"]["year"] >= 2010 for h in data["hits"])
+
+    status, data = post(service, "/api/more_like_this", {"id": 12345})
+    assert status == 404 and data == {"error": "no document with id 12345 in collection literature_search"}
+    assert request(service.port, "GET", "/api/health")[0] == 200
+    assert_clean_log(service.log_text())
+
+
 # ---------------------------------------------------------------- browser
 
 
 def test_browser_page_vector_and_search(chromium, service):
-    """Headless Chromium opens the page, gets a vector, searches, and sees the expected top document."""
+    """Headless Chromium opens the page, gets a vector, searches one category: cards of that category with the
+    query's words marked in their titles and the ranking's reasons as bars; "more like this" on the first card
+    and back; then the same page at a phone's width, nothing wider than the screen."""
     from playwright import sync_api  # in requirements.txt
 
     query, gold = first_dev_pair()
+    category = category_of(corpus_lines().index(gold))
     outside = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -339,6 +551,8 @@ def test_browser_page_vector_and_search(chromium, service):
             page.goto(service.url + "/")
             page.wait_for_selector("body[data-ready=true]", timeout=30000)
             assert "500 篇文献" in page.inner_text("#status")
+            assert page.locator("#categories input[type=checkbox]").count() == 12
+            assert page.get_attribute("#year-min", "min") == "2005"
 
             page.fill("#embed-text", "中西方语言与文化的差异")
             page.click("#embed-button")
@@ -346,15 +560,51 @@ def test_browser_page_vector_and_search(chromium, service):
             assert page.inner_text("#embed-dim") == str(EMB_SIZE) and page.inner_text("#embed-norm") == "1.0000"
 
             page.fill("#query", query)
-            page.select_option("#mode", "bm25")
-            page.fill("#top-k", "10")
+            assert page.input_value("#mode") == "system"  # the service's default
+            page.fill("#top-k", "4")  # a short list: the screenshot is the README's
+            page.check(f'#categories input[value="{category}"]')
             page.click("#search-button")
             page.wait_for_selector("#results:not([hidden])", timeout=30000)
-            assert page.inner_text("#results tbody tr:first-child td.text") == gold
-            assert page.locator("#results tbody tr").count() == 10
+            cards = page.locator("#results > li.hit")
+            assert cards.count() == 4
+            assert page.locator("#results .meta .category").all_inner_texts() == [category] * 4
+            assert all(re.fullmatch(r"20\d\d", y) for y in page.locator("#results .meta .year").all_inner_texts())
+            marks = page.locator("#results .title mark").all_inner_texts()
+            assert marks and all(any(word in mark for word in query.split()) for mark in marks)
+            assert page.locator("#results .keywords li.matched").count() > 0
+            for i in range(4):  # a bar per top contribution, at most 4, coloured by sign, named in its tooltip
+                rows = cards.nth(i).locator(".why-row")
+                assert 1 <= rows.count() <= 4 and cards.nth(i).locator(".why-bar").count() == rows.count()
+                assert ":" in rows.first.get_attribute("title")
             assert "milvus" in page.inner_text("#search-timings")
+            titles = page.locator("#results .title").all_inner_texts()
+            ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(4)]
+            assert all(corpus_lines()[i] == title for i, title in zip(ids, titles))  # the marks are text, not markup
             os.makedirs(ARTIFACTS, exist_ok=True)
-            page.screenshot(path=os.path.join(ARTIFACTS, "web_search.png"), full_page=True)
+            screenshot = os.path.join(ARTIFACTS, "web_search.png")
+            page.locator("#search-panel").screenshot(path=screenshot)
+            os.makedirs(os.path.join(REPO, "docs", "images"), exist_ok=True)
+            shutil.copy(screenshot, os.path.join(REPO, "docs", "images", "web_search.png"))  # the README's
+
+            cards.first.locator("button.more").click()
+            page.wait_for_selector("#more-like:not([hidden])", timeout=30000)
+            assert page.inner_text("#more-like-title") == titles[0]
+            similar = [int(cards.nth(i).get_attribute("data-id")) for i in range(cards.count())]
+            assert similar and similar != ids and ids[0] not in similar
+            assert set(page.locator("#results .meta .category").all_inner_texts()) == {category}  # the filter holds
+            page.click("#back-button")
+            page.wait_for_selector("#more-like", state="hidden", timeout=30000)
+            assert [int(cards.nth(i).get_attribute("data-id")) for i in range(cards.count())] == ids
+
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            width = page.evaluate("window.innerWidth")
+            assert cards.first.bounding_box()["width"] >= width * 0.8  # the cards take the screen's width
+            page.screenshot(path=os.path.join(ARTIFACTS, "web_search_phone.png"), full_page=True)
+            cards.first.locator("button.more").click()
+            page.wait_for_selector("#more-like:not([hidden])", timeout=30000)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.set_viewport_size({"width": 1100, "height": 900})
 
             page.fill("#query", "   ")  # a bad request shows the service's message on the page
             page.click("#search-button")
@@ -440,6 +690,11 @@ def test_rerank_and_clean_shutdown(index):
         best_five = [recall[i]["id"] for i in np.argsort(-expected, kind="stable")[:5]]
         assert [h["id"] for h in hits] == best_five
         np.testing.assert_allclose([h["rerank_score"] for h in hits], np.sort(expected)[::-1][:5], atol=1e-5)
+        # a filter holds for the reranked hits too: the candidates handed to the reranker are filtered
+        category = category_of(hits[0]["id"])
+        body = {"query": query, "mode": "hybrid", "top_k": 5, "rerank": True, "filters": {"category": [category]}}
+        status, data = post(running, "/api/search", body)
+        assert status == 200 and data["hits"] and {h["fields"]["category"] for h in data["hits"]} == {category}
     finally:
         code = running.stop()
     assert code == 0
@@ -589,6 +844,55 @@ def test_fuzz_the_api_never_fails_on_bad_input(service):
     assert status == 200 and health["documents"] == 500
     query, gold = first_dev_pair()  # what was indexed is still found
     assert post(service, "/api/search", {"query": query, "mode": "bm25", "top_k": 1})[1]["hits"][0]["text"] == gold
+    assert_clean_log(service.log_text())
+
+
+def random_filters(rng, categories):
+    """Filters mixing the collection's categories with random text, years in and out of range, wrong types."""
+    filters = {}
+    if rng.random() < 0.7:
+        filters["category"] = [
+            rng.choice(categories) if rng.random() < 0.7 else random_text(rng) for _ in range(rng.randrange(3))
+        ]
+    for key in ("year_min", "year_max"):
+        if rng.random() < 0.5:
+            filters[key] = rng.choice([rng.randrange(2000, 2030), -1, 10**20, "2010", 2010.5, None])
+    if rng.random() < 0.1:
+        filters[random_text(rng) or "x"] = random_json(rng)
+    return filters
+
+
+def test_fuzz_filters_never_fail_and_always_hold(service):
+    """Seeded random filters on every mode and on more like this (at most 80 requests or 60 s): a 200 whose hits
+    all satisfy the filters, or a 422 naming what is wrong; never another status."""
+    rng = random.Random(24)
+    categories = list(health_facets(service)["category"])
+    deadline = time.time() + 60
+    statuses = {}
+    for i in range(80):
+        if time.time() > deadline:
+            break
+        filters = random_filters(rng, categories)
+        if rng.random() < 0.25:
+            path, body = "/api/more_like_this", {"id": rng.randrange(500), "filters": filters}
+        else:
+            mode = rng.choice(["system", "dense", "bm25", "hybrid"])
+            path, body = "/api/search", {"query": rng.choice(["语言 文化", "风险 评价", "数据"]), "mode": mode}
+            body["filters"] = filters
+        # ASCII JSON: random text may hold a lone surrogate, which only a \u escape can carry
+        status, data, _ = request(service.port, "POST", path, raw=json.dumps(body).encode())
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status in (200, 422), (i, body, status, data)
+        if status == 422:
+            assert data["error"].startswith(("filters", "invalid request: filters")), (i, body, data)
+            continue
+        for hit in data["hits"]:
+            paper = papers()[hit["id"]]
+            assert not filters.get("category") or paper["category"] in filters["category"], (i, body, hit)
+            assert filters.get("year_min") is None or paper["year"] >= filters["year_min"], (i, body, hit)
+            assert filters.get("year_max") is None or paper["year"] <= filters["year_max"], (i, body, hit)
+    print(f"filter fuzz: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
+    assert statuses.get(200, 0) >= 10 and statuses.get(422, 0) >= 10
     assert_clean_log(service.log_text())
 
 
@@ -749,6 +1053,12 @@ def test_a_collection_without_bm25_serves_its_legs_despite_a_ranking(index, tmp_
     try:
         health = request(running.port, "GET", "/api/health")[1]
         assert health["modes"] == ["dense"] and health["default_mode"] == "dense"
+        # a corpus of titles only: nothing to filter on, and a filter names what is wrong
+        assert health["facets"] == {"category": {}, "discipline": {}, "year": None}
+        status, data = post(running, "/api/search", {"query": "语言", "filters": {"category": ["化学"]}})
+        assert status == 422 and "unknown value '化学' (this collection's values: none)" in data["error"]
+        status, data = post(running, "/api/search", {"query": "语言", "filters": {"year_min": 2010}})
+        assert status == 422 and "no year to filter on" in data["error"]
         status, data = post(running, "/api/search", {"query": corpus_lines()[3], "top_k": 3})
         assert status == 200 and data["mode"] == "dense" and len(data["hits"]) == 3
         status, data = post(running, "/api/search", {"query": "语言", "mode": "system"})

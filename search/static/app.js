@@ -34,10 +34,48 @@ async function loadStatus() {
     $("mode").value = health.default_mode || health.modes[0];
     $("rerank").disabled = !health.reranker;
     $("top-k").max = health.limits.max_top_k;
+    showFacets(health.facets || {});
     document.body.dataset.ready = "true";
   } catch (error) {
     $("status").textContent = `服务不可用 service unavailable: ${error}`;
   }
+}
+
+// The filter controls offer what the collection holds (its facets); a collection of titles only has none.
+function showFacets(facets) {
+  const options = $("category-options");
+  options.replaceChildren();
+  for (const [category, papers] of Object.entries(facets.category || {})) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = category;
+    label.append(box, ` ${category} `);
+    const count = document.createElement("small");
+    count.textContent = `(${papers})`;
+    label.append(count);
+    options.append(label);
+  }
+  $("categories").hidden = options.children.length === 0;
+  const years = facets.year;
+  $("year-filter").hidden = !years;
+  if (years) {
+    for (const input of [$("year-min"), $("year-max")]) {
+      input.min = years[0];
+      input.max = years[1];
+    }
+    $("year-min").placeholder = years[0];
+    $("year-max").placeholder = years[1];
+  }
+}
+
+function currentFilters() {
+  const filters = {};
+  const categories = [...$("category-options").querySelectorAll("input:checked")].map((box) => box.value);
+  if (categories.length) filters.category = categories;
+  if ($("year-min").value !== "") filters.year_min = Number($("year-min").value);
+  if ($("year-max").value !== "") filters.year_max = Number($("year-max").value);
+  return filters;
 }
 
 async function embed() {
@@ -61,47 +99,147 @@ async function embed() {
   }
 }
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
 }
 
-async function search(event) {
-  event.preventDefault();
+// The title with the matched words in <mark>: text nodes only. The service's highlight ranges count Unicode code
+// points (Python's str), so the title is split into code points, not UTF-16 units.
+function highlightedTitle(title, highlights) {
+  const heading = element("h3", "title");
+  const chars = Array.from(title);
+  let at = 0;
+  for (const [start, end] of highlights || []) {
+    if (start > at) heading.append(chars.slice(at, start).join(""));
+    heading.append(element("mark", "", chars.slice(start, end).join("")));
+    at = end;
+  }
+  if (at < chars.length) heading.append(chars.slice(at).join(""));
+  return heading;
+}
+
+// The learned ranking's explanation: its 4 largest feature contributions to the score, as bars scaled to the
+// largest of them (right: raised the score, left: lowered it).
+function whyChart(why) {
+  const chart = element("div", "why");
+  chart.append(element("div", "why-title", `排序依据 why (${why.model} model, bias ${why.bias.toFixed(3)})`));
+  const top = Object.entries(why.contributions)
+    .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+    .slice(0, 4);
+  const largest = Math.max(...top.map(([, value]) => Math.abs(value)), 1e-9);
+  for (const [feature, value] of top) {
+    const row = element("div", "why-row");
+    row.title = `${feature}: ${value >= 0 ? "+" : ""}${value.toFixed(4)}`;
+    const track = element("div", "why-track");
+    const bar = element("div", `why-bar ${value >= 0 ? "positive" : "negative"}`);
+    const width = (50 * Math.abs(value)) / largest; // half the track: it grows from the middle line
+    bar.style.width = `${width}%`;
+    bar.style.marginLeft = `${value >= 0 ? 50 : 50 - width}%`;
+    track.append(bar);
+    row.append(element("span", "why-name", feature), track, element("span", "why-value", value.toFixed(3)));
+    chart.append(row);
+  }
+  return chart;
+}
+
+function hitCard(hit) {
+  const card = element("li", "hit");
+  card.dataset.id = hit.id;
+  card.append(highlightedTitle(hit.text, hit.highlights));
+
+  const fields = hit.fields || {};
+  const meta = element("div", "meta");
+  for (const [value, className] of [[fields.category, "category"], [fields.year, "year"], [fields.discipline, "discipline"]]) {
+    if (value) meta.append(element("span", className, String(value)));
+  }
+  const score = hit.rerank_score !== undefined
+    ? `rerank ${hit.rerank_score.toFixed(4)} (recall #${hit.recall_rank} ${hit.recall_score.toFixed(4)})`
+    : `score ${hit.score.toFixed(4)}`;
+  meta.append(element("span", "muted", `#${hit.rank} · id ${hit.id} · ${score}`));
+  card.append(meta);
+
+  if (fields.keywords && fields.keywords.length) {
+    const matched = (hit.matched || []).map((word) => word.toLowerCase());
+    const keywords = element("ul", "keywords");
+    for (const keyword of fields.keywords) {
+      const isMatched = matched.some((word) => keyword.toLowerCase().includes(word));
+      keywords.append(element("li", isMatched ? "matched" : "", keyword));
+    }
+    card.append(keywords);
+  }
+  if (hit.why) card.append(whyChart(hit.why));
+
+  const more = element("button", "more secondary", "更多类似 more like this");
+  more.type = "button";
+  more.addEventListener("click", () => moreLikeThis(hit));
+  card.append(more);
+  return card;
+}
+
+let lastSearch = null; // the search's answer, shown again by "back" after a more-like-this
+
+function showResults(result) {
+  $("results").replaceChildren(...result.hits.map(hitCard));
+  $("results").hidden = false;
+  $("search-timings").textContent = `${result.hits.length} 条结果 hits (${result.mode}` +
+    `${result.rerank ? " + rerank" : ""}) · ${formatTimings(result.timings_ms)}`;
+  $("more-like").hidden = result.mode !== "more_like_this";
+  if (result.mode === "more_like_this") $("more-like-title").textContent = result.source.text;
+}
+
+async function runAndShow(request) {
   const button = $("search-button");
   button.disabled = true;
   showError($("search-error"), null);
   try {
-    const result = await postJson("/api/search", {
-      query: $("query").value,
-      top_k: Number($("top-k").value),
-      mode: $("mode").value,
-      rerank: $("rerank").checked,
-    });
-    const rows = $("results").querySelector("tbody");
-    rows.replaceChildren();
-    for (const hit of result.hits) {
-      const row = document.createElement("tr");
-      const score = hit.rerank_score !== undefined
-        ? `${hit.rerank_score.toFixed(4)} (recall #${hit.recall_rank} ${hit.recall_score.toFixed(4)})`
-        : hit.score.toFixed(4);
-      row.append(cell(hit.rank, "num"), cell(hit.text, "text"), cell(hit.id, "num"), cell(score, "num"));
-      rows.append(row);
-    }
-    $("results").hidden = false;
-    $("search-timings").textContent = `${result.hits.length} 条结果 hits (${result.mode}` +
-      `${result.rerank ? " + rerank" : ""}) · ${formatTimings(result.timings_ms)}`;
+    const result = await request();
+    showResults(result);
+    return result;
   } catch (error) {
     $("results").hidden = true;
+    $("more-like").hidden = true;
     $("search-timings").textContent = "";
     showError($("search-error"), error);
+    return null;
   } finally {
     button.disabled = false;
   }
 }
 
+async function search(event) {
+  event.preventDefault();
+  lastSearch = await runAndShow(() => postJson("/api/search", {
+    query: $("query").value,
+    top_k: Number($("top-k").value),
+    mode: $("mode").value,
+    rerank: $("rerank").checked,
+    filters: currentFilters(),
+  }));
+}
+
+async function moreLikeThis(hit) {
+  await runAndShow(() => postJson("/api/more_like_this", {
+    id: hit.id,
+    top_k: Number($("top-k").value),
+    filters: currentFilters(),
+  }));
+  window.scrollTo(0, $("search-panel").offsetTop);
+}
+
+function back() {
+  if (lastSearch) {
+    showError($("search-error"), null);
+    showResults(lastSearch);
+  } else {
+    $("results").hidden = true;
+    $("more-like").hidden = true;
+  }
+}
+
 $("embed-button").addEventListener("click", embed);
 $("search-form").addEventListener("submit", search);
+$("back-button").addEventListener("click", back);
 loadStatus();
