@@ -6,8 +6,9 @@ sample's 500 papers (data/sample/milvus/papers.jsonl: titles with category, year
 fitted on the sample's training queries (search/fit.py), and the service started as its own process
 (`python -m search.web_service`). An untrained recall model gives arbitrary dense rankings, so the expected
 top documents come from BM25 (a dev query whose gold title BM25 ranks first) and from exact titles (a stored
-title's own vector). Artifacts (screenshots, load summary, service logs) go to test_artifacts/; the desktop
-screenshot is also copied to docs/images/web_search.png, the one the README shows.
+title's own vector). Artifacts (screenshots, load summary, service logs) go to test_artifacts/; with
+UPDATE_SCREENSHOT=1 the desktop screenshot also replaces docs/images/web_search.png, the one the README shows
+(`UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/test_web_service.py -k browser`).
 """
 
 import json
@@ -583,8 +584,9 @@ def test_browser_page_vector_and_search(chromium, service):
             os.makedirs(ARTIFACTS, exist_ok=True)
             screenshot = os.path.join(ARTIFACTS, "web_search.png")
             page.locator("#search-panel").screenshot(path=screenshot)
-            os.makedirs(os.path.join(REPO, "docs", "images"), exist_ok=True)
-            shutil.copy(screenshot, os.path.join(REPO, "docs", "images", "web_search.png"))  # the README's
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":  # the README's image, refreshed on purpose only
+                os.makedirs(os.path.join(REPO, "docs", "images"), exist_ok=True)
+                shutil.copy(screenshot, os.path.join(REPO, "docs", "images", "web_search.png"))
 
             cards.first.locator("button.more").click()
             page.wait_for_selector("#more-like:not([hidden])", timeout=30000)
