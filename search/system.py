@@ -494,12 +494,11 @@ class SearchSystem:
 
 
 def source_keywords(searcher, doc_id):
-    """What "more like this" highlights: the source paper's own keywords joined by spaces, else its title's words."""
-    from search.features import jieba_words
-
+    """What "more like this" highlights: the source paper's own keywords as a query, else its title (one "word" in
+    Chinese: search.highlight matches it by its jieba words)."""
     record = searcher.get_records([doc_id]).get(doc_id, {"text": "", "fields": {}})
-    keywords = record["fields"].get("keywords") or [w for w in jieba_words(record["text"]) if len(w) >= 2]
-    return " ".join(dict.fromkeys(keywords))
+    keywords = [w for k in record["fields"].get("keywords", ()) for w in k.split()]
+    return " ".join(keywords) if keywords else record["text"]
 
 
 def _read_settings(pipeline_dir):

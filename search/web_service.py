@@ -54,7 +54,15 @@ from recall.milvus.data import FACET_FIELDS
 from recall.milvus.model import add_model_args, check_model_args
 from recall.milvus.search import MODES
 from search.highlight import annotate, highlight_spans
-from search.system import CANDIDATES, RANKING_FILE, Ranking, SearchSystem, default_ranking_dir, needed_components
+from search.system import (
+    CANDIDATES,
+    RANKING_FILE,
+    Ranking,
+    SearchSystem,
+    default_ranking_dir,
+    needed_components,
+    source_keywords,
+)
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MILVUS_MAX_TOP_K = 16384  # Milvus' own limit on the hits of one search
@@ -692,7 +700,7 @@ class SearchService:
     def more_like_this(self, doc_id, top_k, filters=None):
         """Papers like stored paper doc_id (itself left out) among those the filters hold for: searched by its stored
         vector and its title (MilvusSearcher.more_like_this); the answer of search() with mode "more_like_this",
-        the paper as `source`. A hit's `matched`: the words of the paper's title and its keywords it shares."""
+        the paper as `source`. A hit's `matched`: the paper's keywords (else its title's words) it shares."""
         filters = filters or {}
         expression = filter_expression(filters, self.facets)
 
@@ -702,9 +710,7 @@ class SearchService:
             if source is None:
                 raise ApiError(404, f"no document with id {doc_id} in collection {self.searcher.config.collection}")
             hits = self.searcher.more_like_this(doc_id, top_k, filter=expression)
-            # a Chinese title is one "word" (no spaces): its keywords say what it is about
-            words = source["text"].split() + [w for k in source["fields"].get("keywords", ()) for w in k.split()]
-            annotate(" ".join(words), hits)
+            annotate(source_keywords(self.searcher, doc_id), hits)
             return source, [hit_json(h) for h in hits], time.perf_counter() - start
 
         start = time.perf_counter()
