@@ -472,13 +472,15 @@ def test_a_collection_of_another_analyzer_must_be_rebuilt(embeddings, tmp_path, 
 def test_a_search_over_unflushed_rows_fails_the_test(tmp_path):
     """The session's flush guard (tests/conftest.py) is live: a search right after an unflushed insert fails the
     test that runs it; after the flush it is served."""
+    from ns_common.records import Record
     from recall.milvus import store
     from recall.milvus.config import load_config
 
     config = load_config(uri=str(tmp_path / "unflushed.db"), collection="unflushed", bm25=False)
     client = store.connect(config)
     store.create_collection(client, config, 4, with_bm25=False)
-    client.insert(config.collection, [{"id": 0, "text": "a", "embedding": [1.0, 0.0, 0.0, 0.0]}])
+    row = {"id": 0, "text": "a", "embedding": [1.0, 0.0, 0.0, 0.0], **Record("a").fields()}  # a paper of a title only
+    client.insert(config.collection, [row])
     with pytest.raises(AssertionError, match="unflushed rows of collection unflushed"):
         client.search(config.collection, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="embedding", limit=1)
     client.flush(config.collection)

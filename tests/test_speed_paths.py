@@ -167,14 +167,17 @@ def unit_vectors(n, dim=64, seed=0):
 
 
 def build_collection(tmp_path, vectors, **settings):
+    from ns_common.records import Record
     from recall.milvus import store
     from recall.milvus.config import load_config
 
     config = load_config(uri=str(tmp_path / "settings.db"), collection="settings", bm25=False, **settings)
     client = store.connect(config)
     store.create_collection(client, config, vectors.shape[1], with_bm25=False)
+    fields = Record("").fields()  # no paper record: its fields empty
     client.insert(
-        config.collection, [{"id": i, "text": f"doc {i}", "embedding": v.tolist()} for i, v in enumerate(vectors)]
+        config.collection,
+        [{"id": i, "text": f"doc {i}", "embedding": v.tolist(), **fields} for i, v in enumerate(vectors)],
     )
     client.flush(config.collection)
     store.wait_for_index(client, config)
