@@ -13,11 +13,16 @@ Modes, each query alone (nq = 1), the web service's steps:
                             Reranker.rerank of those hits (the final ranking = the reranker's order)
     system                  search.system.SearchSystem (query.py's default mode) with the ranking of --ranking_dir:
                             what the fit kept (only the signals it uses are computed)
+    system_filtered         the same SearchSystem (same models, same ranking) with a filter on the paper records'
+                            category, `category == "<the corpus' most frequent category>"` (query.py --filter):
+                            csl only, whose paper records (data/csl/milvus/papers.jsonl, data/prepare_csl.py) are
+                            inserted; the synthetic corpora have no categories
     system_full             SearchSystem with every signal: BM25's top 50 with their stored vectors, the query
                             encoded, the lexical features and model, the reranker on all 50, the neural model: the
                             default path when the fit keeps the neural ranking with both signals
 Per step p50 / p99 over --queries queries, after warm-up queries. Corpora: `csl` = data/csl/milvus/milvus_data.csv
-(or the titles of ../shared/data/csl/papers.jsonl) with the queries of data/csl/recall/dev.csv; `synthetic_N` = N
+(or the titles of ../shared/data/csl/papers.jsonl) with the queries of data/csl/recall/dev.csv, the collection built
+from data/csl/milvus/papers.jsonl where it exists (the same titles with their fields); `synthetic_N` = N
 titles drawn from a character bigram model of the bundled sample's titles, queries = spans of 4-12 characters of
 random titles. Corpus vectors come from the same recall model (cached in --work_dir). Without --model_dir /
 --reranker_dir, untrained `--preset` models are bootstrapped (latency does not depend on the weights). The models
@@ -51,9 +56,10 @@ from ns_common.cli import entry_point  # noqa: E402
 
 SAMPLE_TITLES = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
 CSL_CORPUS = os.path.join(REPO, "data", "csl", "milvus", "milvus_data.csv")
+CSL_RECORDS = os.path.join(REPO, "data", "csl", "milvus", "papers.jsonl")  # the same titles with their fields
 CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
 CSL_QUERIES = os.path.join(REPO, "data", "csl", "recall", "dev.csv")
-MODES = ("dense", "bm25", "hybrid", "system", "system_full")
+MODES = ("dense", "bm25", "hybrid", "system", "system_filtered", "system_full")
 STEPS = ("encode", "search", "features", "rerank", "rank", "total")
 
 
@@ -183,6 +189,32 @@ def corpus_and_queries(name, n_queries, work_dir):
     return corpus, queries
 
 
+def records_of(name, corpus):
+    """(paper records file to insert instead of the corpus, None) for the csl corpus when data/prepare_csl.py wrote
+    them beside it (the same titles line for line: the same ids and vectors); else (None, why system_filtered has
+    no row)."""
+    from recall.milvus.data import corpus_fingerprint
+
+    if name != "csl":
+        return None, "no categories (synthetic corpus)"
+    if corpus != CSL_CORPUS or not os.path.isfile(CSL_RECORDS):
+        return None, "no categories (no data/csl/milvus/papers.jsonl: rerun data/prepare_csl.py)"
+    if corpus_fingerprint(CSL_RECORDS) != corpus_fingerprint(corpus):
+        return None, "no categories (data/csl/milvus/papers.jsonl holds other titles than milvus_data.csv)"
+    return CSL_RECORDS, None
+
+
+def category_filter(records):
+    """(`category == "<the most frequent category>"`, papers it holds for) of a records file; None without categories."""
+    from recall.milvus.data import corpus_facets
+
+    categories = corpus_facets(records)["category"]  # the most frequent first
+    if not categories:
+        return None
+    category, papers = next(iter(categories.items()))
+    return f"category == {json.dumps(category, ensure_ascii=False)}", papers
+
+
 def write_lines(path, lines):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -309,12 +341,12 @@ def embeddings_of(name, corpus, encoder, model_dir, work_dir):
     return np.load(path, mmap_mode="r")
 
 
-def time_mode(mode, queries, searcher, encoder, reranker, system, args):
-    """Per-step seconds of each query of one mode."""
+def time_mode(mode, queries, searcher, encoder, reranker, system, args, filters=None):
+    """Per-step seconds of each query of one mode; filters: mode -> the Milvus expression its searches filter on."""
     seconds = {step: [] for step in STEPS}
     for i, query in enumerate(queries[: args.warmup] + queries):
         if mode.startswith("system"):
-            system[mode].search(query, args.top_k)
+            system[mode].search(query, args.top_k, filter=(filters or {}).get(mode))
             steps = dict(system[mode].timings)
         else:
             encoder.seconds = 0.0
@@ -359,6 +391,7 @@ def row_worker(payload):
         encoder = TimedEncoder(TextEncoder(model_dir=recall_dir, max_seq_length=args.max_seq_length, **inference))
         reranker = Reranker.from_dir(reranker_dir, max_seq_length=args.max_seq_length, **inference)
         corpus, queries = corpus_and_queries(corpus_name, args.queries, args.work_dir)
+        records, no_records = records_of(corpus_name, corpus)
         build = {"documents": len(read_lines(corpus)), "settings": encoder.predictor.settings}
         start = time.perf_counter()
         embeddings = embeddings_of(corpus_name, corpus, encoder, recall_dir, args.work_dir)
@@ -367,7 +400,8 @@ def row_worker(payload):
             config = load_config(uri=uri, collection="latency")
             client = store.connect(config)
             build["engine"] = store.engine(client).name
-            stats = insert.insert_corpus(client, config, corpus, embeddings)
+            # the vectors are the corpus' titles; a records file holds the same titles (records_of) and their fields
+            stats = insert.insert_corpus(client, config, records or corpus, embeddings)
             store.close(client, config)
             build.update(
                 insert_s=round(stats.insert_seconds, 1),
@@ -377,7 +411,7 @@ def row_worker(payload):
             logger.info(f"{corpus_name} {backend}: {json.dumps(build)}")
             result = {"_build": build}  # goes to the .md; the .json holds the modes only
             with MilvusSearcher(config, encoder) as searcher:
-                system = {}
+                system, filters = {}, {}
                 if "bm25" in searcher.modes:
                     from search.system import Ranking, SearchSystem, needed_components
 
@@ -390,11 +424,19 @@ def row_worker(payload):
                             encoder if "encoder" in needed else None,
                             reranker if "reranker" in needed else None,
                         )
+                    found = category_filter(records) if records else None
+                    if found:  # the system's own SearchSystem, every search filtered
+                        system["system_filtered"], filters["system_filtered"] = system["system"], found[0]
                 for mode in args.modes:
                     if mode not in searcher.modes and mode not in system:
-                        result[mode] = {"status": "no BM25 field (Milvus < 2.5)"}
+                        no_row = "no BM25 field (Milvus < 2.5)"
+                        if mode == "system_filtered" and "system" in system:
+                            no_row = no_records or "no categories (no paper of the records has one)"
+                        result[mode] = {"status": no_row}
                         continue
-                    result[mode] = time_mode(mode, queries, searcher, encoder, reranker, system, args)
+                    result[mode] = time_mode(mode, queries, searcher, encoder, reranker, system, args, filters)
+                    if mode in filters:
+                        result[mode].update(filter=filters[mode], filter_papers=found[1])
                     logger.info(f"{corpus_name} {backend} {mode}: {json.dumps(result[mode])}")
         return result
     finally:
@@ -424,7 +466,9 @@ def markdown(results, builds, meta):
         "",
         f"Models: {meta['models']}; inference: {meta['settings']}. Each mode: {meta['queries']} single queries after "
         f"{meta['warmup']} warm-up ones; dense/bm25/hybrid recall {meta['recall_num']} hits and rerank them, system = "
-        "SearchSystem with the fitted ranking (what it uses), system_full = SearchSystem with every signal (BM25's top 50 with their "
+        "SearchSystem with the fitted ranking (what it uses), system_filtered = that SearchSystem with a filter on the most "
+        "frequent category of the corpus' paper records (the filter and the papers it holds for beside the mode), "
+        "system_full = SearchSystem with every signal (BM25's top 50 with their "
         "vectors, the query encoded, lexical features and model, the reranker on all 50, the neural model). Times in ms, p50 "
         "(p99 in total); search = Milvus.",
         "",
@@ -434,6 +478,8 @@ def markdown(results, builds, meta):
     for corpus, backends in results.items():
         for backend, modes in backends.items():
             for mode, r in modes.items():
+                if "filter" in r:
+                    mode = f"{mode} (`{r['filter']}`: {r['filter_papers']} papers)"
                 if "status" in r:
                     lines.append(f"| {corpus} | {backend} | {mode} | {r['status']} | | | | | | |")
                     continue

@@ -20,6 +20,7 @@ data/ is no package: its scripts run as `python data/<script>.py`, which puts da
 (and tests/test_data.py, which adds data/ to sys.path) import this module as `layout`.
 """
 
+import dataclasses
 import os
 import random
 
@@ -94,7 +95,8 @@ def write_layout(
 ):
     """Writes every file of the layout; returns {relative path: rows written} plus a few counts. records: a
     ns_common.records.Record per corpus title (same order; their titles are the corpus titles): papers.jsonl gets
-    the first record of each distinct title (without them: records holding the title only)."""
+    the first record of each distinct title, the fields it lacks filled from later ones of that title (without
+    records: records holding the title only)."""
     if not 0 < dev_ratio < 1:
         raise ValueError(f"dev_ratio must be between 0 and 1, got {dev_ratio}")
     titles = dedup(corpus_titles)
@@ -132,7 +134,12 @@ def write_layout(
 
     record_of = {}
     for record in records or ():
-        record_of.setdefault(" ".join(record.title.split()), record)
+        title = " ".join(record.title.split())
+        first = record_of.setdefault(title, record)
+        if first is not record:  # a title given twice (CSL's TSVs: a paper in ts and in cls_ctg): the fields the
+            # first record lacks come from the later one
+            later = {name: value for name, value in vars(record).items() if value and not getattr(first, name)}
+            record_of[title] = dataclasses.replace(first, **later)
 
     def paper_records():
         from ns_common.records import Record

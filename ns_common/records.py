@@ -71,13 +71,16 @@ def parse_record(text):
     if not isinstance(data, dict):
         raise ValueError(f"a JSON {type(data).__name__}, expected an object")
     title = data.get("title")
-    if not isinstance(title, str) or not clean_field(title):
-        raise ValueError("no title" if title in (None, "") else f"field title is {type(title).__name__}, expected text")
+    if not isinstance(title, str):
+        raise ValueError("no title" if title is None else f"field title is {type(title).__name__}, expected text")
+    if not clean_field(title):
+        raise ValueError("no title (the title is empty)")
     paper_id = data.get("id")
     if isinstance(paper_id, bool) or not isinstance(paper_id, (str, int, type(None))):
         raise ValueError(f"field id is {type(paper_id).__name__}, expected text or an integer")
     keywords = data.get("keywords") or []
-    if isinstance(keywords, str):  # "k1；k2" or "k1 k2" as some exports write them
+    # keywords as one text, as some exports write them: "k1；k2", "k1;k2" or "k1，k2" (a space does not separate)
+    if isinstance(keywords, str):
         keywords = keywords.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
         keywords = [k for part in keywords for k in ([part] if part.strip() else [])]
     if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):

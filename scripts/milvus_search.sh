@@ -4,6 +4,9 @@
 #   bash scripts/milvus_search.sh
 #   MILVUS_URI=http://localhost:19530 MILVUS_TOKEN=root:Milvus bash scripts/milvus_search.sh
 # Environment: OUTPUT_DIR (pipeline output), CORPUS_FILE, EMBEDDING_PATH, MILVUS_URI, MILVUS_TOKEN, INDEX, TOP_K.
+# CORPUS_FILE may be the titles (milvus_data.csv, the default) or the paper records beside them
+# (CORPUS_FILE=data/sample/milvus/papers.jsonl: the same titles line for line, so the same embeddings, plus the
+# fields search/query.py --filter reads); the search shows the papers most like document INDEX (itself left out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTPUT_DIR=${OUTPUT_DIR:-output/pipeline/sample}  # what scripts/run_pipeline.sh built

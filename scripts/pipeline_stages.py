@@ -50,6 +50,10 @@ class Layout:
             self.data("pretrain/domain_corpus.txt"),
         )
         self.milvus_corpus = self.data("milvus/milvus_data.csv")
+        # what milvus_insert stores: the paper records (the same titles line for line, so the same corpus fingerprint
+        # as the embedded milvus_data.csv, plus the fields to filter on) when the data dir has them, else the titles
+        records = self.data("milvus/papers.jsonl")
+        self.milvus_records = records if os.path.isfile(records) else self.milvus_corpus
         # the recipe of each backbone's stages: offline for a model bootstrapped here, PaddleNLP's for a pretrained one
         self.recipe = {
             kind: Recipe(args.recipe or ("paddlenlp" if given else "offline"), args.budget, args.preset)
@@ -400,14 +404,17 @@ def feature_extract(pipe, c):
 
 
 def milvus_insert(pipe, c):
-    """The corpus and its embeddings into a fresh collection (dense + BM25 field); a Milvus Lite file is its output."""
+    """The corpus and its embeddings into a fresh collection (dense + BM25 field, the records' fields when the data
+    dir has milvus/papers.jsonl: c.milvus_records); a Milvus Lite file is its output. The embeddings are those of
+    milvus_data.csv: papers.jsonl holds the same titles in the same order, so insert.py's check that the embeddings
+    are of its corpus (the titles' fingerprint) holds for either file."""
     uri = c.args.milvus_uri
     pipe.stage(
         "milvus_insert",
         py(
             "recall/milvus/insert.py",
             "--corpus_file",
-            c.milvus_corpus,
+            c.milvus_records,
             "--embedding_path",
             c.embeddings,
             "--drop",

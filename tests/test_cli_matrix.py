@@ -2,11 +2,11 @@
 per script, `main(argv)` called per case: no subprocess, no paddle import per case).
 
 Each row of ENTRY_POINTS is data: the script, the argument template and which flag is the input under test.
-{in} is the input under test, {out} an output file, {outdir} an output directory; {corpus}, {pairs}, {recall},
-{pairwise}, {labeled}, {npy}, {ernie}, {gram}, {uri} valid companions. Each case must end in SystemExit(2) with
-exactly one line starting with "error:" on stderr that names the file (or its flag), never a traceback; the
-output cases also leave the input as it was. (Argparse's own errors are not among these cases: every flag is
-well-formed, only the files are bad.)
+{in} is the input under test (`{in}.jsonl`: a file of that extension), {out} an output file, {outdir} an output
+directory; {corpus}, {pairs}, {recall}, {pairwise}, {labeled}, {npy}, {ernie}, {gram}, {uri} valid companions.
+Each case must end in SystemExit(2) with exactly one line starting with "error:" on stderr that names the file (or
+its flag), never a traceback; the output cases also leave the input as it was. (Argparse's own errors are not among
+these cases: every flag is well-formed, only the files are bad.)
 """
 
 import importlib
@@ -68,6 +68,8 @@ ENTRY_POINTS = [
         "file",
     ),
     ("recall/milvus/insert.py", "--data_path {in} --embedding_path {npy} --uri {uri}", "data_path", None, None),
+    # a corpus of paper records (.jsonl), read by its own parser
+    ("recall/milvus/insert.py", "--data_path {in}.jsonl --embedding_path {npy} --uri {uri}", "data_path", None, None),
     ("recall/milvus/insert.py", "--data_path {corpus} --embedding_path {in} --uri {uri}", "embedding_path", None, None),
     (
         "inbatch_negative/mine_hard_negatives.py",
@@ -236,7 +238,8 @@ def cases():
         if inner:  # the output directory may be the input directory: the layout's files are not its files
             kinds = tuple(k for k in kinds if k != "output_is_input")
         for kind in kinds:
-            yield pytest.param(script, template, flag, inner, outputs, kind, id=f"{script}:{flag}:{kind}")
+            name = flag + (".jsonl" if "{in}.jsonl" in template else "")
+            yield pytest.param(script, template, flag, inner, outputs, kind, id=f"{script}:{name}:{kind}")
 
 
 def build_argv(files, case_dir, script, template, flag, inner, outputs, kind):
@@ -244,7 +247,8 @@ def build_argv(files, case_dir, script, template, flag, inner, outputs, kind):
     values = {k: v for k, v in files.items() if k != "root"}
     values["out"] = os.path.join(case_dir, "out", "result.txt")
     values["outdir"] = os.path.join(case_dir, "outdir")
-    target = os.path.join(case_dir, "input")
+    suffix = ".jsonl" if "{in}.jsonl" in template else ""
+    target = os.path.join(case_dir, "input" + suffix)
     if kind in INPUT_CASES:
         if inner:  # the bad file is one file of an input directory
             os.makedirs(target)
@@ -255,7 +259,7 @@ def build_argv(files, case_dir, script, template, flag, inner, outputs, kind):
         else:
             make_bad(kind, target) if kind != "missing" else None
             named = target
-        values["in"] = target
+        values["in"] = target[: len(target) - len(suffix)]
         return template.format(**values).split(), named, None
     # output cases: a valid input (a copy, so that a run that overwrites it harms nothing)
     if inner:  # a valid CSL directory

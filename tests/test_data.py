@@ -21,6 +21,7 @@ from ns_common.io import (
     read_texts,
     write_lines,
 )
+from ns_common.records import parse_record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -52,6 +53,12 @@ def load_layout(root):
         "sort_test": list(read_pairwise_labeled(os.path.join(root, "sort/test_pairwise.csv"))),
         "pretrain": list(read_texts(os.path.join(root, "pretrain/domain_corpus.txt"))),
     }
+
+
+def read_records(root):
+    """The paper records of a layout (milvus/papers.jsonl), one a line; a malformed one fails the test."""
+    with open(os.path.join(root, "milvus", "papers.jsonl"), encoding="utf-8") as f:
+        return [parse_record(line) for line in f]
 
 
 def check_layout_consistency(d):
@@ -115,6 +122,16 @@ def test_make_sample_is_deterministic(tmp_path, capsys):
         with open(tmp_path / rel, "rb") as a, open(os.path.join(SAMPLE, rel), "rb") as b:
             assert a.read() == b.read(), f"data/sample/{rel} differs from what make_sample.py writes: rerun it"
     assert "500 papers" in capsys.readouterr().out
+
+
+def test_make_sample_writes_the_corpus_as_records_with_category_and_year(tmp_path, capsys):
+    make_sample.main(["--output_dir", str(tmp_path)])
+    records = read_records(tmp_path)
+    assert [r.title for r in records] == read_corpus(str(tmp_path / "milvus" / "milvus_data.csv"))  # line for line
+    assert all(r.category and 2005 <= r.year <= 2024 for r in records)
+    assert all(r.keywords and r.abstract and r.paper_id for r in records)
+    assert len({r.paper_id for r in records}) == len(records)
+    assert len({r.category for r in records}) == len(make_sample.FIELDS)
 
 
 def test_bm25_ranks_the_gold_title_and_negatives_avoid_it():
@@ -388,6 +405,11 @@ def test_prepare_csl_from_benchmark_tsv(tmp_path, capsys):
     assert (len(d["train"]), len(d["dev"])) == (6, 2)
     assert dict(d["train"] + d["dev"])["新方法3 水稻 育种"] == "新方法3在水稻育种中的应用"
     assert len(d["unsup"]) == 20 + 8 + 1
+    records = {r.title: r for r in read_records(out)}
+    assert list(records) == d["milvus"]  # the same titles, line for line
+    assert records[papers[0][1]].category == "农学" and records[papers[0][1]].keywords == ("新方法0", "水稻", "育种")
+    assert records[papers[1][1]].category == ""  # in ts only: no category known
+    assert all(records[f"玉米栽培技术综述{i}"].category == "农学" for i in range(12))
 
 
 @pytest.mark.skipif(not os.path.isdir(CSL_DIR), reason="CSL not found at ../shared/data/csl (licence: not bundled)")
@@ -403,6 +425,12 @@ def test_prepare_csl_on_real_csl(tmp_path, capsys):
     assert 18_000 <= len(d["pretrain"]) <= 20_000
     assert len(d["sort_train"]) == 4 * len(d["train"])
     assert "papers read" in capsys.readouterr().out
+    records = read_records(out)
+    assert [r.title for r in records] == d["milvus"]  # the same titles, line for line
+    assert all(r.category for r in records) and all(r.paper_id.startswith("csl-") for r in records)
+    by_title = {r.title: r for r in records}
+    for _, title in d["train"] + d["dev"]:  # the labelled papers: keywords and a discipline
+        assert by_title[title].keywords and by_title[title].discipline, title
 
 
 # ---------------------------------------------------------------- download script

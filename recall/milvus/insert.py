@@ -266,7 +266,9 @@ def main(argv=None):
     facets = {}
     n_lines, sha1, n_texts = corpus_summary(args.data_path, facets)
     if n_texts == 0:
-        raise BadInputError(f"--data_path {args.data_path}: no line holds text (every line empty, not UTF-8 or binary)")
+        raise BadInputError(
+            f"--data_path {args.data_path}: no line holds text (every line empty, not UTF-8, binary or not a paper record)"
+        )
     corpus = (n_lines, sha1)
     model = check_provenance(args.embedding_path, args.data_path, corpus)
     client = store.connect(config, replace_foreign=args.drop)
