@@ -92,6 +92,18 @@ class Reranker:
         return cls(params_path=directory, device=device, max_seq_length=max_seq_length, batch_size=batch_size)
 
     @classmethod
+    def from_reranker_dir(cls, args):
+        """from_dir with a search command's flags: --reranker_dir, --device, --max_seq_length and the inference flags."""
+        return cls.from_dir(
+            args.reranker_dir,
+            device=args.device,
+            max_seq_length=args.max_seq_length,
+            cpu_threads=args.cpu_threads,
+            enable_mkldnn=args.enable_mkldnn,
+            precision=args.precision,
+        )
+
+    @classmethod
     def from_args(cls, args):
         """The reranker of a command line's add_reranker_args flags (--params_path / --model_name_or_path optional)."""
         return cls(

@@ -19,7 +19,7 @@ import argparse
 import random
 
 from inbatch_negative.data import write_hard_negatives
-from ns_common.cli import check_files, check_outputs, entry_point, fail
+from ns_common.cli import add_encoder_shape_args, check_files, check_outputs, entry_point, fail
 from ns_common.io import read_corpus, read_similar_pairs, read_text_pairs
 from ns_common.negatives import mine_negatives
 from ns_common.recall import dense_recall
@@ -50,18 +50,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--params_path", default=None, help="(--method model) model_state.pdparams of the trained model"
     )
-    parser.add_argument(
-        "--output_emb_size",
-        type=int,
-        default=None,
-        help="the projection size the model was trained with (default: read from the checkpoint)",
-    )
-    parser.add_argument(
-        "--pooling",
-        choices=("cls", "mean"),
-        default=None,
-        help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint",
-    )
+    add_encoder_shape_args(parser)
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu")

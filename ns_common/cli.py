@@ -61,6 +61,23 @@ def check_finite_flags(args):
             raise ConfigError(f"--{name} must be a finite number, got {value}")
 
 
+POOLING_HELP = (
+    "default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without "
+    "a checkpoint"
+)
+
+
+def add_encoder_shape_args(parser, pooling_help=POOLING_HELP):
+    """--output_emb_size and --pooling: what a checkpoint's encoder looks like (read from it by default)."""
+    parser.add_argument(
+        "--output_emb_size",
+        type=int,
+        default=None,
+        help="the projection size the model was trained with (default: read from the checkpoint)",
+    )
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help=pooling_help)
+
+
 def add_encoder_args(parser, with_params=True):
     """Flags that load a trained encoder (the training flags' names)."""
     parser.add_argument(
@@ -75,18 +92,7 @@ def add_encoder_args(parser, with_params=True):
             help="model_state.pdparams of a trained model (or its directory); without it the backbone's own weights "
             "and a seeded random projection: the untrained baseline",
         )
-    parser.add_argument(
-        "--output_emb_size",
-        type=int,
-        default=None,
-        help="the projection size the model was trained with (default: read from the checkpoint)",
-    )
-    parser.add_argument(
-        "--pooling",
-        choices=("cls", "mean"),
-        default=None,
-        help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint",
-    )
+    add_encoder_shape_args(parser)
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")

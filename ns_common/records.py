@@ -19,7 +19,7 @@ from ns_common.io import clean_field
 
 RECORDS_SUFFIX = ".jsonl"
 TEXT_FIELDS = ("category", "discipline", "abstract")
-MAX_KEYWORDS = 64  # the collection's keywords array holds at most this many (more are dropped, counted)
+MAX_KEYWORDS = 64  # the collection's keywords array holds at most this many (more are dropped)
 MAX_FIELD_CHARS = 256  # category, discipline, id and each keyword are cut to this many characters
 MAX_ABSTRACT_CHARS = 4000
 YEAR_RANGE = (1, 9999)  # 0 = unknown
@@ -82,7 +82,6 @@ def parse_record(text):
     # keywords as one text, as some exports write them: "k1；k2", "k1;k2" or "k1，k2" (a space does not separate)
     if isinstance(keywords, str):
         keywords = keywords.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
-        keywords = [k for part in keywords for k in ([part] if part.strip() else [])]
     if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
         raise ValueError("field keywords is not a list of texts")
     year = data.get("year")

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ns_common.cli import add_encoder_args, check_files, entry_point
+from ns_common.cli import add_encoder_args, add_encoder_shape_args, check_files, entry_point
 from ns_common.errors import BadInputError, ConfigError
 from ns_common.io import read_text_pairs, read_texts, write_lines
 from ns_common.predictor import add_inference_args
@@ -103,18 +103,7 @@ def export_main(argv=None):
     parser.add_argument(
         "--params_path", required=True, help="model_state.pdparams of a trained model (or its directory)"
     )
-    parser.add_argument(
-        "--output_emb_size",
-        type=int,
-        default=None,
-        help="the projection size the model was trained with (default: read from the checkpoint)",
-    )
-    parser.add_argument(
-        "--pooling",
-        choices=("cls", "mean"),
-        default=None,
-        help="default: the checkpoint's (encoder_config.json; cls for a checkpoint without one, as PaddleNLP's), mean without a checkpoint",
-    )
+    add_encoder_shape_args(parser)
     parser.add_argument(
         "--output_path", default="./output", help="directory for inference.json, inference.pdiparams and the tokenizer"
     )
@@ -189,15 +178,7 @@ def deploy_main(argv=None):
         help="also run the dynamic graph of this checkpoint and print the max abs difference",
     )
     parser.add_argument("--model_name_or_path", default=None, help="backbone directory for --params_path")
-    parser.add_argument(
-        "--output_emb_size",
-        type=int,
-        default=None,
-        help="the projection size the model was trained with (default: read from the checkpoint)",
-    )
-    parser.add_argument(
-        "--pooling", choices=("cls", "mean"), default=None, help="pooling for --params_path (default: the checkpoint's)"
-    )
+    add_encoder_shape_args(parser, pooling_help="pooling for --params_path (default: the checkpoint's)")
     args = parser.parse_args(argv)
     if args.input_file:
         check_files(("input_file", args.input_file))

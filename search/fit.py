@@ -204,14 +204,7 @@ def main(argv=None):
     if heldout and args.reranker_dir:
         from ernie_matching.reranker import Reranker
 
-        reranker = Reranker.from_dir(
-            args.reranker_dir,
-            device=args.device,
-            max_seq_length=args.max_seq_length,
-            cpu_threads=args.cpu_threads,
-            enable_mkldnn=args.enable_mkldnn,
-            precision=args.precision,
-        )
+        reranker = Reranker.from_reranker_dir(args)
     queries = list(dict.fromkeys(list(train) + list(heldout)))
     with MilvusSearcher(load_config(args), encoder, warn_truncation=False) as searcher:
         built = (searcher.info.meta or {}).get("corpus")

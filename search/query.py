@@ -245,14 +245,7 @@ def main(argv=None):
     if "reranker" in needed:
         from ernie_matching.reranker import Reranker
 
-        reranker = Reranker.from_dir(
-            args.reranker_dir,
-            device=args.device,
-            max_seq_length=args.max_seq_length,
-            cpu_threads=args.cpu_threads,
-            enable_mkldnn=args.enable_mkldnn,
-            precision=args.precision,
-        )
+        reranker = Reranker.from_reranker_dir(args)
     with MilvusSearcher(config, encoder, allow_model_mismatch=args.allow_model_mismatch) as milvus:
         searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
         reranker = None if system_mode else reranker
@@ -260,9 +253,10 @@ def main(argv=None):
         if args.query_file is not None:
             return run_query_file(searcher, args, reranker, loaded)
         if args.search_by_id is not None:
-            hits = milvus.more_like_this(args.search_by_id, args.top_k, args.filter)
-            title = milvus.get_by_id([args.search_by_id]).get(args.search_by_id, "")
-            annotate(source_keywords(milvus, args.search_by_id), hits)
+            source = milvus.get_records([args.search_by_id], with_vectors=True).get(args.search_by_id)
+            hits = milvus.more_like_this(args.search_by_id, args.top_k, args.filter, source)
+            title = source["text"]
+            annotate(source_keywords(source), hits)
             mode = "hybrid" if "hybrid" in milvus.modes else "dense"
             print_hits({"more_like": args.search_by_id, "title": title, "mode": mode}, hits, args.json)
         else:

@@ -384,8 +384,9 @@ class SearchSystem:
         (MilvusSearcher.more_like_this), as Results; `matched`: the paper's keywords (else its title's words) they
         share."""
         start = time.perf_counter()
-        hits = self.searcher.more_like_this(doc_id, top_k, filter)
-        annotate(source_keywords(self.searcher, doc_id), hits)
+        source = self.searcher.get_records([doc_id], with_vectors=True).get(doc_id)
+        hits = self.searcher.more_like_this(doc_id, top_k, filter, source)  # a SearchError for an unknown id
+        annotate(source_keywords(source), hits)
         self.timings = {"search": time.perf_counter() - start, "total": time.perf_counter() - start}
         return Results(hits, {step: round(seconds * 1000, 2) for step, seconds in self.timings.items()})
 
@@ -493,10 +494,9 @@ class SearchSystem:
         return results
 
 
-def source_keywords(searcher, doc_id):
-    """What "more like this" highlights: the source paper's own keywords as a query, else its title (one "word" in
-    Chinese: search.highlight matches it by its jieba words)."""
-    record = searcher.get_records([doc_id]).get(doc_id, {"text": "", "fields": {}})
+def source_keywords(record):
+    """What "more like this" highlights, from the source paper's record (MilvusSearcher.get_records): its own keywords
+    as a query, else its title (one "word" in Chinese: search.highlight matches it by its jieba words)."""
     keywords = [w for k in record["fields"].get("keywords", ()) for w in k.split()]
     return " ".join(keywords) if keywords else record["text"]
 

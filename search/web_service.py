@@ -706,11 +706,12 @@ class SearchService:
 
         def work():
             start = time.perf_counter()
-            source = self.searcher.get_records([doc_id]).get(doc_id) if 0 <= doc_id <= MAX_ID else None
+            found = self.searcher.get_records([doc_id], with_vectors=True) if 0 <= doc_id <= MAX_ID else {}
+            source = found.get(doc_id)
             if source is None:
                 raise ApiError(404, f"no document with id {doc_id} in collection {self.searcher.config.collection}")
-            hits = self.searcher.more_like_this(doc_id, top_k, filter=expression)
-            annotate(source_keywords(self.searcher, doc_id), hits)
+            hits = self.searcher.more_like_this(doc_id, top_k, filter=expression, source=source)
+            annotate(source_keywords(source), hits)
             return source, [hit_json(h) for h in hits], time.perf_counter() - start
 
         start = time.perf_counter()

@@ -23,7 +23,7 @@ from ns_common.errors import BadInputError, ModelMismatchError
 from ns_common.utils import logger
 from recall.milvus import store
 from recall.milvus.config import add_config_args, load_config
-from recall.milvus.data import corpus_facets, corpus_fingerprint, corpus_summary, count_lines, iter_record_chunks
+from recall.milvus.data import corpus_summary, count_lines, iter_record_chunks
 
 
 def parse_args(argv=None):
@@ -194,8 +194,9 @@ def insert_corpus(
     computed the embeddings (check_provenance), kept in the collection; corpus: data_path's (documents, sha1), facets:
     its records' filter values (data.corpus_facets), when already computed."""
     n_docs, dim = embeddings.shape
-    corpus = corpus or corpus_fingerprint(data_path)
-    facets = facets if facets is not None else corpus_facets(data_path)
+    if corpus is None or facets is None:  # one pass over the corpus for both
+        facets = {}
+        corpus = corpus_summary(data_path, facets)[:2]
     info, created = open_collection(client, config, dim, drop, n_docs, corpus, model, facets)
     # rows of a collection created by this run cannot exist yet: plain insert (no delete-by-id, ~1.7x faster
     # on Milvus Lite); anything else is upserted, so a rerun or a resumed run never duplicates an id

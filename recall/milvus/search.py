@@ -11,6 +11,7 @@ These are the legs; the default search path (BM25 candidates + the learned ranki
             print(hit.id, hit.score, hit.text)
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -329,10 +330,19 @@ class MilvusSearcher:
             for hits in raw
         ]
 
+    @contextlib.contextmanager
     def _errors(self, action, expression):
-        """store.milvus_errors, except that a failure of a filtered request whose filter Milvus refuses on its own
-        (a query with it fails too) is a SearchError naming the filter: the user's input, not the service."""
-        return _FilterErrors(self, action, expression)
+        """store.milvus_errors, except that a failed filtered request whose filter Milvus refuses on its own (a query
+        with it fails too) is a SearchError naming the filter: the user's input, not the service."""
+        from pymilvus.exceptions import MilvusException
+
+        with store.milvus_errors(self.config, action):
+            try:
+                yield
+            except MilvusException:
+                if expression:
+                    self.check_filter_expression(expression)  # raises SearchError when the filter is at fault
+                raise
 
     def check_filter_expression(self, expression):
         """SearchError naming the expression when Milvus cannot evaluate it over this collection (a syntax error,
@@ -345,32 +355,41 @@ class MilvusSearcher:
             message = str(getattr(e, "message", "") or e).splitlines()[0]
             raise SearchError(f"filter {expression!r}: Milvus cannot evaluate it ({message[:200]})") from None
 
-    def get_records(self, ids):
-        """{id: {"text": title, "fields": {...}, "abstract": ...}} of stored papers; unknown ids are absent."""
+    def get_records(self, ids, with_vectors=False):
+        """{id: {"text": title, "fields": {...}, "abstract": ...}} of stored papers (and "vector", the stored one,
+        with_vectors); unknown ids are absent."""
         with store.milvus_errors(self.config, "get by id"):
             rows = self.client.get(
                 self.config.collection,
                 ids=[int(i) for i in ids],
-                output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS, "abstract"],
+                output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS, "abstract"]
+                + ([store.DENSE_FIELD] if with_vectors else []),
                 partition_names=store.partition_names(self.config),
             )
-        return {
-            int(r["id"]): {"text": r[store.TEXT_FIELD], "fields": hit_fields(r), "abstract": r.get("abstract") or ""}
-            for r in rows
-        }
+        records = {}
+        for r in rows:
+            records[int(r["id"])] = {
+                "text": r[store.TEXT_FIELD],
+                "fields": hit_fields(r),
+                "abstract": r.get("abstract") or "",
+            }
+            if with_vectors:
+                records[int(r["id"])]["vector"] = r[store.DENSE_FIELD]
+        return records
 
-    def more_like_this(self, doc_id, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
+    def more_like_this(self, doc_id, top_k=10, filter=None, source=None):  # noqa: A002 - Milvus' own name
         """Papers like stored paper doc_id, itself left out: searched by its stored vector and by its title's BM25,
-        fused by Milvus' RRF (its vector alone where the collection has no BM25 field). No model is needed."""
+        fused by Milvus' RRF (its vector alone where the collection has no BM25 field). No model is needed.
+        source: the paper's record with its vector (get_records(..., with_vectors=True)) when already fetched."""
         top_k = check_top_k(top_k)
         expression = excluding(doc_id, check_filter(filter))
-        found = self.get_by_id([doc_id], with_vectors=True)
-        if doc_id not in found:
+        source = source or self.get_records([doc_id], with_vectors=True).get(doc_id)
+        if source is None:
             raise SearchError(
                 f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}"
             )
-        text, vector = found[doc_id]
-        vectors = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        text = source["text"]
+        vectors = np.asarray(source["vector"], dtype=np.float32).reshape(1, -1)
         mode = "hybrid" if "hybrid" in self.modes and text.strip() else "dense"
         with self._errors(f"more-like-this ({mode}) search", check_filter(filter)):
             return self._search_chunk([text], top_k, mode, vectors, expression)[0]
@@ -397,21 +416,3 @@ class MilvusSearcher:
                 f"no document with id {doc_id} in collection {self.config.collection} at {self.config.uri}"
             )
         return self.search_vectors(found[doc_id][1], top_k)[0]
-
-
-class _FilterErrors:
-    """MilvusSearcher._errors: pymilvus exceptions as one line, and a refused filter as the user's SearchError."""
-
-    def __init__(self, searcher, action, expression):
-        self.searcher, self.action, self.expression = searcher, action, expression
-        self.wrapped = store.milvus_errors(searcher.config, action)
-
-    def __enter__(self):
-        self.wrapped.__enter__()
-
-    def __exit__(self, kind, error, traceback):
-        from pymilvus.exceptions import MilvusException
-
-        if self.expression and isinstance(error, MilvusException):
-            self.searcher.check_filter_expression(self.expression)  # raises SearchError when the filter is at fault
-        return self.wrapped.__exit__(kind, error, traceback)
