@@ -1,6 +1,7 @@
 # The README's two commands. Each sets up what it needs first, and that is quick once done:
 #   make run    the end-to-end pipeline on the bundled sample (options: make run ARGS="--budget smoke --dry_run")
 #   make test   the whole test suite (options: make test PYTEST_ARGS="-k milvus")
+#   make test-fast  the fast tier (under 90 s on 2 cores: no training, no service process; docs/development.md#tests)
 # They need nothing activated: everything runs with the project venv's .venv/bin/python (scripts/setup_venv.sh).
 # `make test` also installs the Milvus 2.3.5 server venv and Chromium that some tests need; where one cannot
 # be installed, opt out with SKIP_MILVUS_SERVER=1 or SKIP_BROWSER=1 (those tests are then skipped, and said so).
@@ -9,17 +10,27 @@ PY := .venv/bin/python
 # an opt-out is any value but empty or 0; exported, so that the tests see it (tests/conftest.py)
 export SKIP_BROWSER SKIP_MILVUS_SERVER
 
-.PHONY: help run test venv milvus-server browser
+# the fast tier: the search path in-process (SearchSystem and the JSON API over Milvus Lite, no model), the readers'
+# bad-input rules, the features, lint and the documentation's commands; what it leaves out: docs/development.md
+FAST_TESTS := tests/test_search_path.py tests/test_search_api.py tests/test_api_errors.py tests/test_library_errors.py \
+	tests/test_records.py tests/test_fuzz.py tests/test_search_features.py tests/test_highlight.py \
+	tests/test_negatives.py tests/test_docs.py tests/test_lint.py
+
+.PHONY: help run test test-fast venv milvus-server browser
 
 help:
 	@echo "make run    the whole pipeline on the bundled sample, offline, CPU (ARGS='...': scripts/pipeline.py options)"
 	@echo "make test   the whole test suite (SKIP_BROWSER=1 / SKIP_MILVUS_SERVER=1: do without them, skipping the tests that need them)"
+	@echo "make test-fast  the fast tier (under 90 s on 2 cores: no training, no service process)"
 
 run: venv
 	@PYTHON=$(PY) bash scripts/run_pipeline.sh $(ARGS)
 
 test: venv milvus-server browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" $(FAST_TESTS) $(PYTEST_ARGS)
 
 venv:
 	@bash scripts/setup_venv.sh

@@ -36,19 +36,10 @@ from ns_common.cli import check_outputs, entry_point, fail
 from ns_common.errors import BadInputError
 from ns_common.io import write_lines
 from ns_common.utils import logger
-from recall.milvus.config import add_config_args, load_config
+from recall.milvus.config import add_config_args
 from recall.milvus.data import read_queries
-from recall.milvus.model import TextEncoder, add_model_args, check_model_args
-from recall.milvus.search import MODES, Hit, MilvusSearcher
-from search.highlight import annotate
-from search.system import (
-    CANDIDATES,
-    Ranking,
-    SearchSystem,
-    default_ranking_dir,
-    needed_components,
-    source_keywords,
-)
+from recall.milvus.model import add_model_args, check_model_args
+from search.system import CANDIDATES, MODES, SearchSystem, default_ranking_dir, needed_components
 
 
 def parse_args(argv=None):
@@ -148,30 +139,6 @@ def search_mode(args):
     return "by_id" if args.search_by_id is not None else args.mode
 
 
-def retrieve(searcher, queries, mode, n, reranker=None, recall_num=None, filter=None, explain=False):  # noqa: A002
-    """The n best hits of each query; with a reranker, recall_num hits are recalled and reranked first
-    (a hit's score is then the reranker's probability). searcher: a MilvusSearcher, or a SearchSystem for
-    mode system. filter: a Milvus boolean expression over the paper fields; explain: the ranking's `why`."""
-    if mode == "system":
-        search = lambda qs, k: searcher.search_batch(qs, k, filter=filter, explain=explain)  # noqa: E731
-    else:
-        search = lambda qs, k: annotate_all(qs, searcher.search_batch(qs, top_k=k, mode=mode, filter=filter))  # noqa: E731
-    if reranker is None:
-        return search(queries, n)
-    results = []
-    for query, hits in zip(queries, search(queries, max(recall_num or n, n))):
-        reranked = reranker.rerank(query, [h.to_dict() for h in hits], top_k=n)
-        results.append(
-            [Hit(c["id"], c["rerank_score"], c["text"], c.get("fields", {}), c.get("matched", [])) for c in reranked]
-        )
-    logger.info(f"reranked {reranker.pairs_scored} pairs at {reranker.pairs_per_s:.0f} pairs/s")
-    return results
-
-
-def annotate_all(queries, results):
-    return [annotate(query, hits) for query, hits in zip(queries, results)]
-
-
 def print_hits(title, hits, as_json):
     if as_json:
         print(
@@ -198,7 +165,7 @@ def load_query_file(path):
     return queries, golds
 
 
-def run_query_file(searcher, args, reranker=None, loaded=None):
+def run_query_file(system, args, loaded=None):
     """Writes recall_result.txt for every query of the file; returns the metrics when golds are given. loaded: the
     file's (queries, golds) when already read (load_query_file)."""
     from ns_common.evaluate import recall_metrics, report
@@ -210,8 +177,10 @@ def run_query_file(searcher, args, reranker=None, loaded=None):
             gold.setdefault(q, set()).add(g)
         queries = list(gold)
     start = time.time()
-    results = retrieve(searcher, queries, args.mode, args.recall_num, reranker, filter=args.filter)
+    results = system.search(queries, top_k=args.recall_num, filter=args.filter, candidates=args.recall_num)
     seconds = time.time() - start
+    if args.rerank:
+        logger.info(f"reranked {system.reranker.pairs_scored} pairs at {system.reranker.pairs_per_s:.0f} pairs/s")
     n_rows = write_lines(
         args.recall_result_file,
         ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits),
@@ -224,7 +193,7 @@ def run_query_file(searcher, args, reranker=None, loaded=None):
         return None
     ranked = {q: [hit.text for hit in hits] for q, hits in zip(queries, results)}
     metrics = recall_metrics(queries, gold, ranked, args.recall_num)
-    report(f"milvus-{args.mode}" + ("+rerank" if reranker else ""), metrics)
+    report(f"milvus-{args.mode}" + ("+rerank" if args.rerank else ""), metrics)
     return metrics
 
 
@@ -232,38 +201,23 @@ def run_query_file(searcher, args, reranker=None, loaded=None):
 def main(argv=None):
     args = parse_args(argv)
     loaded = load_query_file(args.query_file) if args.query_file is not None else None
-    config = load_config(args)
-    system_mode = search_mode(args) == "system"
-    ranking = Ranking.load(args.ranking_dir, args.model_dir, args.reranker_dir) if system_mode else None
-    needed = needed_components(search_mode(args), ranking, args.rerank)
-    encoder = None
-    if "encoder" in needed:
-        check_model_args(args)
-        encoder = TextEncoder.from_args(args)
-        encoder.dim  # noqa: B018 - a model that gives no vectors (the reranker's export) is a one-line error here
-    reranker = None
-    if "reranker" in needed:
-        from ernie_matching.reranker import Reranker
-
-        reranker = Reranker.from_reranker_dir(args)
-    with MilvusSearcher(config, encoder, allow_model_mismatch=args.allow_model_mismatch) as milvus:
-        searcher = SearchSystem(milvus, ranking, encoder, reranker) if system_mode else milvus
-        reranker = None if system_mode else reranker
-        # a SearchError (a BadInputError: empty query, unknown id) is one line and exit code 2 (entry_point)
+    # a SearchError (a BadInputError: empty query, unknown id) is one line and exit code 2 (entry_point)
+    with SearchSystem.from_args(args, mode=search_mode(args), rerank=args.rerank) as system:
         if args.query_file is not None:
-            return run_query_file(searcher, args, reranker, loaded)
+            return run_query_file(system, args, loaded)
         if args.search_by_id is not None:
-            source = milvus.get_records([args.search_by_id], with_vectors=True).get(args.search_by_id)
-            hits = milvus.more_like_this(args.search_by_id, args.top_k, args.filter, source)
-            title = source["text"]
-            annotate(source_keywords(source), hits)
-            mode = "hybrid" if "hybrid" in milvus.modes else "dense"
-            print_hits({"more_like": args.search_by_id, "title": title, "mode": mode}, hits, args.json)
+            hits = system.more_like_this(args.search_by_id, top_k=args.top_k, filter=args.filter)
+            title = {"more_like": args.search_by_id, "title": hits.source["text"], "mode": hits.mode}
+            print_hits(title, hits, args.json)
         else:
-            hits = retrieve(
-                searcher, [args.query], args.mode, args.top_k, reranker, args.recall_num, args.filter, explain=args.json
-            )[0]
-            print_hits({"query": args.query, "mode": args.mode + (" + rerank" if reranker else "")}, hits, args.json)
+            hits = system.search(
+                args.query, top_k=args.top_k, filter=args.filter, explain=args.json, candidates=args.recall_num
+            )
+            if args.rerank:
+                logger.info(
+                    f"reranked {system.reranker.pairs_scored} pairs at {system.reranker.pairs_per_s:.0f} pairs/s"
+                )
+            print_hits({"query": args.query, "mode": args.mode + (" + rerank" if args.rerank else "")}, hits, args.json)
     sys.stdout.flush()
     return hits
 

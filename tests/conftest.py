@@ -320,3 +320,111 @@ def request(port, method, path, body=None, raw=None):
 def assert_clean_log(text):
     bad = [line for line in text.splitlines() if re.search(r"\bERROR\b|Traceback|Exception", line)]
     assert not bad, "errors in the service log:\n" + "\n".join(bad[:10])
+
+
+# ---------------------------------------------------------------- the sample's index, built once a session
+
+WEB_EMB_SIZE = 64
+SAMPLE_CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
+SAMPLE_PAPERS = os.path.join(SAMPLE, "milvus", "papers.jsonl")  # the same titles, line for line, with their fields
+
+
+def build_models_and_index(root):
+    """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index of the paper
+    records -> a ranking fitted on it (lexical tier). Returns the paths; the index is also copied (milvus_rerank.db,
+    milvus_guard.db, milvus_served.db) for services in processes of their own (Milvus Lite: one process per .db)."""
+    import paddle
+
+    from ernie_matching import export_model as export_reranker
+    from ernie_matching.model import load_matching_model
+    from ns_common import bootstrap
+    from ns_common.semantic import load_encoder
+    from ns_common.semantic_tools import export_encoder
+    from ns_common.utils import quiet_paddlenlp, set_seed
+    from recall.milvus import feature_extract, insert
+    from search import fit
+
+    quiet_paddlenlp()
+    paths = {
+        name: os.path.join(root, name)
+        for name in (
+            "bootstrap",
+            "recall_export",
+            "reranker_ckpt",
+            "reranker_export",
+            "embeddings",
+            "milvus.db",
+            "milvus_rerank.db",
+            "milvus_guard.db",
+            "milvus_served.db",
+            "ranking",
+        )
+    }
+    corpus_files = [
+        os.path.join(SAMPLE, "recall", "train_unsupervised.csv"),
+        os.path.join(SAMPLE, "recall", "train.csv"),
+    ]
+    bootstrap.main(
+        ["--corpus_files", *corpus_files, "--model_type", "both", "--preset", "mini", "--save_dir", paths["bootstrap"]]
+    )
+    set_seed(1000)
+    encoder, tokenizer = load_encoder(os.path.join(paths["bootstrap"], "ernie"), output_emb_size=WEB_EMB_SIZE)
+    export_encoder(encoder, tokenizer, paths["recall_export"])
+
+    gram_dir = os.path.join(paths["bootstrap"], "ernie-gram")
+    reranker, _ = load_matching_model(gram_dir)  # untrained: its scores are arbitrary but deterministic
+    os.makedirs(paths["reranker_ckpt"])
+    paddle.save(reranker.state_dict(), os.path.join(paths["reranker_ckpt"], "model_state.pdparams"))
+    export_reranker.main(
+        [
+            "--params_path",
+            paths["reranker_ckpt"],
+            "--model_name_or_path",
+            gram_dir,
+            "--output_path",
+            paths["reranker_export"],
+        ]
+    )
+
+    feature_extract.main(
+        ["--model_dir", paths["recall_export"], "--corpus_file", SAMPLE_CORPUS, "--output_path", paths["embeddings"]]
+    )
+    insert.main(
+        [
+            "--data_path",
+            SAMPLE_PAPERS,
+            "--embedding_path",
+            os.path.join(paths["embeddings"], "corpus_embedding.npy"),
+            "--uri",
+            paths["milvus.db"],
+        ]
+    )
+    # as tests/test_search_system.py: the lexical tier on the training queries, so mode system explains its scores
+    fit.main(
+        [
+            "--train_file",
+            os.path.join(SAMPLE, "recall", "train.csv"),
+            "--corpus_file",
+            SAMPLE_CORPUS,
+            "--output_dir",
+            paths["ranking"],
+            "--uri",
+            paths["milvus.db"],
+            "--folds",
+            "3",
+        ]
+    )
+    shutil.copy(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
+    shutil.copy(paths["milvus.db"], paths["milvus_guard.db"])  # the service with short connection timeouts
+    shutil.copy(paths["milvus.db"], paths["milvus_served.db"])  # the service as a process of its own
+    return paths
+
+
+@pytest.fixture(scope="session")
+def web_index(tmp_path_factory):
+    """The bundled sample's 500 paper records in Milvus Lite with a from-scratch recall model's vectors, an untrained
+    exported reranker and a ranking fitted on the sample's training queries (build_models_and_index): built once a
+    session, only read (a test that writes copies it)."""
+    if not os.path.isfile(SAMPLE_CORPUS):
+        pytest.skip(f"bundled sample missing: {SAMPLE_CORPUS}")
+    return build_models_and_index(str(tmp_path_factory.mktemp("web_index")))

@@ -489,3 +489,65 @@ def test_more_like_this_searches_by_the_papers_vector_and_title(sample, capsys):
     hits = query.main(["--uri", sample["uri"], "--search_by_id", "7", "--top_k", "10"])
     assert [h.id for h in hits] == [h.id for h in similar]
     assert "more_like: 7" in capsys.readouterr().out
+
+
+def test_the_python_api_is_safe_to_share_between_threads(sample, fitted):
+    """Issue 31.3: one SearchSystem shared by 8 threads, each query searched (mode dense and mode system) and encoded
+    twice over: every ranking and every vector equals the sequential one (calls take turns on the system's lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+    from search.system import Ranking, SearchSystem
+
+    with open(sample["dev"], encoding="utf-8") as f:
+        queries = [line.split("\t")[0] for line in f][:48]
+    with MilvusSearcher(load_config(uri=sample["uri"]), TextEncoder(model_dir=sample["export"])) as searcher:
+        for mode, ranking in (("dense", None), ("system", Ranking.load(fitted[0]))):
+            system = SearchSystem(searcher, ranking, searcher.encoder, mode=mode)
+
+            def answer(query, system=system):
+                return [(h.id, h.score) for h in system.search(query, top_k=10)], system.encode([query])[0]
+
+            expected = [answer(query) for query in queries]
+            with ThreadPoolExecutor(8) as pool:
+                for _ in range(2):
+                    got = list(pool.map(answer, queries))
+                    assert [hits for hits, _ in got] == [hits for hits, _ in expected], mode
+                    for (_, vector), (_, sequential) in zip(got, expected):
+                        np.testing.assert_array_equal(vector, sequential)
+
+
+def test_the_python_api_refuses_bad_arguments_with_one_line(sample, fitted):
+    """Issue 31.11: not-text texts and not-integer paper ids are a BadInputError of one line; a paper id given as a
+    string of digits is that paper; a closed system says so (a NeuralSearchError), not a thread pool's RuntimeError."""
+    from ns_common.errors import BadInputError, NeuralSearchError
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+    from search.system import Ranking, SearchSystem
+
+    searcher = MilvusSearcher(load_config(uri=sample["uri"]), TextEncoder(model_dir=sample["export"]))
+    try:
+        system = SearchSystem(searcher, Ranking.load(fitted[0]), searcher.encoder)
+        calls = [
+            (lambda: system.more_like_this(None), "a paper id is an integer"),
+            (lambda: system.more_like_this(1.5), "a paper id is an integer"),
+            (lambda: system.more_like_this(True), "a paper id is an integer"),
+            (lambda: system.encode(None), "texts must be a string or a list of strings, got NoneType"),
+            (lambda: system.encode([1]), "texts[0] is int, not text (str)"),
+            (lambda: system.encode(["语言", b"x"]), "texts[1] is bytes, not text (str)"),
+        ]
+        for call, message in calls:
+            with pytest.raises(BadInputError) as error:
+                call()
+            assert message in str(error.value) and "\n" not in str(error.value)
+        by_text = system.more_like_this("18", top_k=5)
+        assert [h.id for h in by_text] == [h.id for h in system.more_like_this(18, top_k=5)] and len(by_text) == 5
+        system.close()
+        for call in (lambda: system.search("语言 文化", top_k=5), lambda: system.encode(["语言"])):
+            with pytest.raises(NeuralSearchError, match="this SearchSystem is closed"):
+                call()
+    finally:
+        searcher.close()

@@ -1,13 +1,16 @@
-"""search/web_service.py: the JSON API, the page in headless Chromium, a bounded load test.
+"""search/web/ (python -m search.web_service): the JSON API in-process, the page in headless Chromium, the connection
+guards and a bounded load test against the service as a process of its own.
 
-Everything runs for real on loopback: a from-scratch mini ERNIE recall model and ERNIE-Gram reranker
-(bootstrapped from the bundled sample, exported to Paddle Inference), a Milvus Lite index of the
-sample's 500 papers (data/sample/milvus/papers.jsonl: titles with category, year and keywords), a ranking
-fitted on the sample's training queries (search/fit.py), and the service started as its own process
-(`python -m search.web_service`). An untrained recall model gives arbitrary dense rankings, so the expected
-top documents come from BM25 (a dev query whose gold title BM25 ranks first) and from exact titles (a stored
-title's own vector). Artifacts (screenshots, load summary, service logs) go to test_artifacts/; with
-UPDATE_SCREENSHOT=1 the desktop screenshot also replaces docs/images/web_search.png, the one the README shows
+Everything is real: a from-scratch mini ERNIE recall model and ERNIE-Gram reranker (bootstrapped from the bundled
+sample, exported to Paddle Inference), a Milvus Lite index of the sample's 500 papers (data/sample/milvus/papers.jsonl:
+titles with category, year and keywords) and a ranking fitted on the sample's training queries (search/fit.py): the
+session's `web_index` (tests/conftest.py). The API's logic runs in this process through FastAPI's TestClient over the
+service's own SearchSystem (`service`); what only a socket shows (timeouts, the connection cap, malformed HTTP, HEAD,
+the browser, load, start and stop) runs against `python -m search.web_service` (`served` and the others). An
+untrained recall model gives arbitrary dense rankings, so the expected top documents come from BM25 (a dev query whose
+gold title BM25 ranks first) and from exact titles (a stored title's own vector). Artifacts (screenshots, load
+summary, service logs) go to test_artifacts/; with UPDATE_SCREENSHOT=1 the desktop screenshot also replaces
+docs/images/web_search.png, the one the README shows
 (`UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/test_web_service.py -k browser`).
 """
 
@@ -34,115 +37,76 @@ DEV = os.path.join(SAMPLE, "recall", "dev.csv")
 ARTIFACTS = os.path.join(REPO, "test_artifacts")
 EMB_SIZE = 64
 
-pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}")
+pytestmark = [
+    pytest.mark.slow,  # every test needs the session's trained index; many start the service as a process
+    pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sample missing: {CORPUS}"),
+]
 
 
 # ---------------------------------------------------------------- fixtures: models, index, service
 
 
-def build_models_and_index(root):
-    """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index of the paper
-    records -> a ranking fitted on it (lexical tier). Returns the paths; the index is also copied (milvus_rerank.db,
-    milvus_guard.db) for other, concurrent services."""
-    import paddle
-
-    from ernie_matching import export_model as export_reranker
-    from ernie_matching.model import load_matching_model
-    from ns_common import bootstrap
-    from ns_common.semantic import load_encoder
-    from ns_common.semantic_tools import export_encoder
-    from ns_common.utils import quiet_paddlenlp, set_seed
-    from recall.milvus import feature_extract, insert
-    from search import fit
-
-    quiet_paddlenlp()
-    paths = {
-        name: os.path.join(root, name)
-        for name in (
-            "bootstrap",
-            "recall_export",
-            "reranker_ckpt",
-            "reranker_export",
-            "embeddings",
-            "milvus.db",
-            "milvus_rerank.db",
-            "milvus_guard.db",
-            "ranking",
-        )
-    }
-    corpus_files = [
-        os.path.join(SAMPLE, "recall", "train_unsupervised.csv"),
-        os.path.join(SAMPLE, "recall", "train.csv"),
-    ]
-    bootstrap.main(
-        ["--corpus_files", *corpus_files, "--model_type", "both", "--preset", "mini", "--save_dir", paths["bootstrap"]]
-    )
-    set_seed(1000)
-    encoder, tokenizer = load_encoder(os.path.join(paths["bootstrap"], "ernie"), output_emb_size=EMB_SIZE)
-    export_encoder(encoder, tokenizer, paths["recall_export"])
-
-    gram_dir = os.path.join(paths["bootstrap"], "ernie-gram")
-    reranker, _ = load_matching_model(gram_dir)  # untrained: its scores are arbitrary but deterministic
-    os.makedirs(paths["reranker_ckpt"])
-    paddle.save(reranker.state_dict(), os.path.join(paths["reranker_ckpt"], "model_state.pdparams"))
-    export_reranker.main(
-        [
-            "--params_path",
-            paths["reranker_ckpt"],
-            "--model_name_or_path",
-            gram_dir,
-            "--output_path",
-            paths["reranker_export"],
-        ]
-    )
-
-    feature_extract.main(
-        ["--model_dir", paths["recall_export"], "--corpus_file", CORPUS, "--output_path", paths["embeddings"]]
-    )
-    insert.main(
-        [
-            "--data_path",
-            PAPERS,
-            "--embedding_path",
-            os.path.join(paths["embeddings"], "corpus_embedding.npy"),
-            "--uri",
-            paths["milvus.db"],
-        ]
-    )
-    # as tests/test_search_system.py: the lexical tier on the training queries, so mode system explains its scores
-    fit.main(
-        [
-            "--train_file",
-            os.path.join(SAMPLE, "recall", "train.csv"),
-            "--corpus_file",
-            CORPUS,
-            "--output_dir",
-            paths["ranking"],
-            "--uri",
-            paths["milvus.db"],
-            "--folds",
-            "3",
-        ]
-    )
-    shutil.copy(paths["milvus.db"], paths["milvus_rerank.db"])  # Milvus Lite: one process per .db
-    shutil.copy(paths["milvus.db"], paths["milvus_guard.db"])  # the service with short connection timeouts
-    return paths
-
-
 @pytest.fixture(scope="module")
-def index(tmp_path_factory):
-    return build_models_and_index(str(tmp_path_factory.mktemp("web_service")))
+def index(web_index):
+    return web_index
+
+
+class InProcessService:
+    """The application in this process: FastAPI's TestClient over a real SearchSystem (the service's own
+    SearchSystem.from_args) on milvus.db. What only a socket shows (timeouts, the connection cap, malformed HTTP,
+    the browser, load) runs against a real service: the `served` fixture."""
+
+    def __init__(self, *flags):
+        from fastapi.testclient import TestClient
+
+        from search.system import SearchSystem
+        from search.web.app import create_app
+        from search.web.settings import Settings, parse_args
+
+        args = parse_args([*flags, "--port", "0"])
+        self.system = SearchSystem.from_args(args, everything=True)
+        app = create_app(self.system, Settings.from_args(args))
+        self.client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+
+    def request(self, method, path, body=None, raw=None):
+        """-> (status, parsed JSON or text, headers), as conftest.request."""
+        response = self.client.request(
+            method, path, content=raw, json=body if raw is None else None, headers={"content-type": "application/json"}
+        )
+        is_json = "json" in response.headers.get("content-type", "")
+        return response.status_code, response.json() if is_json else response.text, dict(response.headers)
+
+    def close(self):
+        self.system.close()
+
+
+def call(service, method, path, body=None, raw=None):
+    """A request to the in-process application or to a real service (RunningService)."""
+    if isinstance(service, InProcessService):
+        return service.request(method, path, body, raw)
+    return request(service.port, method, path, body, raw=raw)
 
 
 @pytest.fixture(scope="module")
 def service(index):
+    """The API in-process (see InProcessService), with the fitted ranking: default mode system."""
+    running = InProcessService(
+        "--model_dir", index["recall_export"], "--uri", index["milvus.db"], "--ranking_dir", index["ranking"]
+    )
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def served(index):
+    """The same service as its own process (python -m search.web_service) over a copy of the index."""
     os.makedirs(ARTIFACTS, exist_ok=True)
     running = RunningService(
         os.path.join(ARTIFACTS, "web_service.log"),
         "--model_dir",
         index["recall_export"],
         "--uri",
-        index["milvus.db"],
+        index["milvus_served.db"],
         "--ranking_dir",
         index["ranking"],
     )
@@ -151,7 +115,7 @@ def service(index):
 
 
 def post(service, path, body):
-    status, data, _ = request(service.port, "POST", path, body)
+    status, data, _ = call(service, "POST", path, body)
     return status, data
 
 
@@ -175,7 +139,7 @@ def papers():
 
 
 def test_health_openapi_and_offline_page(service):
-    status, health, _ = request(service.port, "GET", "/api/health")
+    status, health, _ = call(service, "GET", "/api/health")
     assert status == 200
     assert health["status"] == "ok" and health["documents"] == len(corpus_lines()) == 500
     assert health["dim"] == EMB_SIZE and health["reranker"] is None
@@ -188,7 +152,7 @@ def test_health_openapi_and_offline_page(service):
     years = [record["year"] for record in records]
     assert health["facets"] == {"category": categories, "discipline": {}, "year": [min(years), max(years)]}
 
-    status, spec, _ = request(service.port, "GET", "/openapi.json")
+    status, spec, _ = call(service, "GET", "/openapi.json")
     assert status == 200 and {"/api/health", "/api/embed", "/api/search", "/api/more_like_this"} <= set(spec["paths"])
     assert set(spec["components"]["schemas"]["SearchRequest"]["properties"]) == {
         "query",
@@ -198,14 +162,14 @@ def test_health_openapi_and_offline_page(service):
         "filters",
     }
 
-    status, html, headers = request(service.port, "GET", "/")
+    status, html, headers = call(service, "GET", "/")
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8" and "文献语义检索" in html
     # offline: every script, stylesheet and image of the page comes from the service itself
     links = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert links and all(link.startswith("/static/") or link.startswith("data:") for link in links), links
     for link in links:
         if link.startswith("/static/"):
-            status, text, _ = request(service.port, "GET", link)
+            status, text, _ = call(service, "GET", link)
             assert status == 200 and not re.search(r"https?://", text), link
 
 
@@ -284,7 +248,6 @@ BAD_REQUESTS = [
     ("too many texts", "/api/embed", {"texts": ["风险"] * 33}, 422, "33 texts; the limit is 32"),
     ("text too long", "/api/embed", {"texts": ["风险", "险" * 1001]}, 422, "texts[1] has 1001 characters"),
     ("empty text", "/api/embed", {"texts": ["风险", ""]}, 422, "texts[1] is empty"),
-    ("body too big", "/api/embed", {"texts": ["风" * 400_000]}, 413, "request body over 1048576 bytes"),
     # issue 17: text UTF-8 cannot encode (JSON escapes allow lone surrogates) is the client's fault, in every mode
     *[
         (
@@ -384,15 +347,24 @@ BAD_REQUESTS = [
 @pytest.mark.parametrize("name,path,body,status,message", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
 def test_bad_request_is_a_clear_4xx_and_the_service_keeps_serving(service, name, path, body, status, message):
     raw = body if isinstance(body, bytes) else None
-    got_status, data, _ = request(service.port, "POST", path, None if raw else body, raw=raw)
+    got_status, data, _ = call(service, "POST", path, None if raw else body, raw=raw)
     assert got_status == status, data
     assert message in data["error"], data["error"]
-    assert request(service.port, "GET", "/api/health")[0] == 200
+    assert call(service, "GET", "/api/health")[0] == 200
+
+
+def test_a_body_announced_over_the_limit_is_a_413(service):
+    """FastAPI's max_body_size (--max_body_bytes): a Content-Length over it is refused before the body is read, with
+    Starlette's own answer (text); a chunked body is counted as it arrives (a JSON 413:
+    test_chunked_body_over_the_limit_is_a_413_before_it_is_read)."""
+    status, data, _ = call(service, "POST", "/api/embed", {"texts": ["风" * 400_000]})
+    assert (status, data) == (413, "Content Too Large")
+    assert call(service, "GET", "/api/health")[0] == 200
 
 
 def test_wrong_method_and_path_are_json_errors(service):
-    assert request(service.port, "GET", "/api/search")[:2] == (405, {"error": "Method Not Allowed: GET /api/search"})
-    assert request(service.port, "GET", "/api/nothing")[:2] == (404, {"error": "Not Found: GET /api/nothing"})
+    assert call(service, "GET", "/api/search")[:2] == (405, {"error": "Method Not Allowed: GET /api/search"})
+    assert call(service, "GET", "/api/nothing")[:2] == (404, {"error": "Not Found: GET /api/nothing"})
 
 
 # ---------------------------------------------------------------- issue 24: filters, explanations, more like this
@@ -429,7 +401,7 @@ def test_a_category_filter_restricts_every_mode(service):
 
 
 def health_facets(service):
-    return request(service.port, "GET", "/api/health")[1]["facets"]
+    return call(service, "GET", "/api/health")[1]["facets"]
 
 
 def test_a_year_range_filter(service):
@@ -516,14 +488,22 @@ def test_more_like_this(service):
 
     status, data = post(service, "/api/more_like_this", {"id": 12345})
     assert status == 404 and data == {"error": "no document with id 12345 in collection literature_search"}
-    assert request(service.port, "GET", "/api/health")[0] == 200
-    assert_clean_log(service.log_text())
+    # a card's abstract, fetched when the page opens it: the stored paper's record
+    status, paper, _ = call(service, "GET", f"/api/paper/{source}")
+    assert status == 200 and paper["text"] == gold and paper["abstract"] == papers()[source]["abstract"]
+    assert paper["fields"]["category"] == category_of(source) and paper["id"] == source
+    assert call(service, "GET", "/api/paper/12345")[:2] == (
+        404,
+        {"error": "no document with id 12345 in collection literature_search"},
+    )
+    assert call(service, "GET", "/api/paper/x")[0] == 422
+    assert call(service, "GET", "/api/health")[0] == 200
 
 
 # ---------------------------------------------------------------- browser
 
 
-def test_browser_page_vector_and_search(chromium, service):
+def test_browser_page_vector_and_search(chromium, served):
     """Headless Chromium opens the page, gets a vector, searches one category: cards of that category with the
     query's words marked in their titles and the ranking's reasons as bars; "more like this" on the first card
     and back; then the same page at a phone's width, nothing wider than the screen."""
@@ -550,8 +530,8 @@ def test_browser_page_vector_and_search(chromium, service):
         )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.on("request", lambda r: None if r.url.startswith((service.url, "data:")) else outside.append(r.url))
-            page.goto(service.url + "/")
+            page.on("request", lambda r: None if r.url.startswith((served.url, "data:")) else outside.append(r.url))
+            page.goto(served.url + "/")
             page.wait_for_selector("body[data-ready=true]", timeout=30000)
             assert "500 篇文献" in page.inner_text("#status")
             assert page.locator("#categories input[type=checkbox]").count() == 12
@@ -590,6 +570,23 @@ def test_browser_page_vector_and_search(chromium, service):
                 os.makedirs(os.path.join(REPO, "docs", "images"), exist_ok=True)
                 shutil.copy(screenshot, os.path.join(REPO, "docs", "images", "web_search.png"))
 
+            # the bars speak to a reader: a label in words, the feature's name in the tooltip
+            names = page.locator("#results .why-name")
+            for i in range(names.count()):
+                feature = names.nth(i).get_attribute("data-feature")
+                assert "_" not in names.nth(i).inner_text() and " " in names.nth(i).inner_text(), feature
+                assert page.locator("#results .why-row").nth(i).get_attribute("title").startswith(f"{feature}: ")
+            # the abstract: collapsed until opened, then the paper's own, the query's words marked
+            box = cards.first.locator("details.abstract")
+            assert box.get_attribute("open") is None and not box.locator(".abstract-text").count()
+            box.locator("summary").click()
+            box.locator(".abstract-text").wait_for(timeout=30000)
+            abstract = papers()[ids[0]]["abstract"]
+            assert box.locator(".abstract-text").inner_text() == abstract
+            marks = box.locator(".abstract-text mark").all_inner_texts()
+            assert all(any(mark.lower() in word.lower() for word in query.split()) for mark in marks), marks
+            assert marks or not any(word in abstract for word in query.split())
+
             cards.first.locator("button.more").click()
             page.wait_for_selector("#more-like:not([hidden])", timeout=30000)
             assert page.inner_text("#more-like-title") == titles[0]
@@ -622,7 +619,7 @@ def test_browser_page_vector_and_search(chromium, service):
 # ---------------------------------------------------------------- load
 
 
-def test_load_eight_clients_mixed_with_bad_requests(service):
+def test_load_eight_clients_mixed_with_bad_requests(served):
     """bench/web_load.py: 300 requests from 8 concurrent clients, ~20% bad; good ones must equal the
     answers given without concurrency (requests take turns on the model and Milvus Lite client)."""
     summary_path = os.path.join(ARTIFACTS, "web_load.json")
@@ -631,7 +628,7 @@ def test_load_eight_clients_mixed_with_bad_requests(service):
             sys.executable,
             os.path.join(REPO, "bench", "web_load.py"),
             "--url",
-            service.url,
+            served.url,
             "--queries",
             DEV,
             "--clients",
@@ -655,7 +652,7 @@ def test_load_eight_clients_mixed_with_bad_requests(service):
     assert summary["requests"] == 300 and summary["good_ok"] == summary["good"] >= 200
     assert summary["bad_rejected"] == summary["bad"] >= 30 and summary["healthy_after"]
     assert summary["search"] > 0 and summary["embed"] > 0
-    assert_clean_log(service.log_text())
+    assert_clean_log(served.log_text())
 
 
 # ---------------------------------------------------------------- reranker, start and stop
@@ -710,13 +707,14 @@ def test_rerank_and_clean_shutdown(index):
 def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
     from ns_common.cli import entry_point
     from search import web_service
+    from search.web.settings import parse_args
 
     with socket.socket() as taken:  # the port check runs before any model is loaded
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as exit_info:
-            web_service.parse_args(["--model_dir", index["recall_export"], "--port", str(port)])
+            parse_args(["--model_dir", index["recall_export"], "--port", str(port)])
     assert exit_info.value.code == 2 and f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
     cases = [
@@ -730,7 +728,7 @@ def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
     ]
     for argv, message in cases:  # the flag checks of the library raise; the entry point makes them one line
         with pytest.raises(SystemExit) as exit_info:
-            entry_point(web_service.parse_args)(argv)
+            entry_point(parse_args)(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
 
     with pytest.raises(SystemExit):  # no index at --uri: one line naming it, nothing served
@@ -741,13 +739,13 @@ def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
 # ---------------------------------------------------------------- issue 17: hostile-but-fair input
 
 
-def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(service):
+def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(served):
     """A chunked body has no Content-Length: it is counted as it arrives and refused once over
     --max_body_bytes (1 MB here), without waiting for the 20 MB the client means to send."""
     chunk = b"[" + b"1," * 32767 + b"1]"  # 64 KB
     piece = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     sent, answered = 0, False
-    with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
         sock.sendall(
             b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
@@ -777,7 +775,7 @@ def test_chunked_body_over_the_limit_is_a_413_before_it_is_read(service):
     assert head.startswith(b"HTTP/1.1 413"), response[:300]
     assert json.loads(body)["error"] == "request body over 1048576 bytes (--max_body_bytes)"
     assert answered and sent < 20 << 20
-    assert request(service.port, "GET", "/api/health")[0] == 200
+    assert request(served.port, "GET", "/api/health")[0] == 200
 
 
 def random_text(rng):
@@ -832,7 +830,7 @@ def test_fuzz_the_api_never_fails_on_bad_input(service):
             break
         path = rng.choice(["/api/search", "/api/embed"])
         body = random_body(rng)
-        status, data, headers = request(service.port, "POST", path, raw=body)
+        status, data, headers = call(service, "POST", path, raw=body)
         statuses[status] = statuses.get(status, 0) + 1
         assert "json" in headers.get("content-type", ""), (i, body, status, data)
         assert status in (200, 400, 413, 422), (i, body, status, data)
@@ -844,11 +842,10 @@ def test_fuzz_the_api_never_fails_on_bad_input(service):
     assert (
         statuses.get(200, 0) >= 10 and statuses.get(422, 0) >= 20 and statuses.get(400, 0) >= 20
     )  # every kind exercised
-    status, health, _ = request(service.port, "GET", "/api/health")
+    status, health, _ = call(service, "GET", "/api/health")
     assert status == 200 and health["documents"] == 500
     query, gold = first_dev_pair()  # what was indexed is still found
     assert post(service, "/api/search", {"query": query, "mode": "bm25", "top_k": 1})[1]["hits"][0]["text"] == gold
-    assert_clean_log(service.log_text())
 
 
 def random_filters(rng, categories):
@@ -884,7 +881,7 @@ def test_fuzz_filters_never_fail_and_always_hold(service):
             path, body = "/api/search", {"query": rng.choice(["语言 文化", "风险 评价", "数据"]), "mode": mode}
             body["filters"] = filters
         # ASCII JSON: random text may hold a lone surrogate, which only a \u escape can carry
-        status, data, _ = request(service.port, "POST", path, raw=json.dumps(body).encode())
+        status, data, _ = call(service, "POST", path, raw=json.dumps(body).encode())
         statuses[status] = statuses.get(status, 0) + 1
         assert status in (200, 422), (i, body, status, data)
         if status == 422:
@@ -897,7 +894,6 @@ def test_fuzz_filters_never_fail_and_always_hold(service):
             assert filters.get("year_max") is None or paper["year"] <= filters["year_max"], (i, body, hit)
     print(f"filter fuzz: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
     assert statuses.get(200, 0) >= 10 and statuses.get(422, 0) >= 10
-    assert_clean_log(service.log_text())
 
 
 def test_wrong_models_refuse_to_start_with_one_line(index, tmp_path, capsys):
@@ -946,12 +942,12 @@ def test_wrong_models_refuse_to_start_with_one_line(index, tmp_path, capsys):
     assert not os.path.exists(none_db) and not os.path.exists(tmp_path / "emb" / "corpus_embedding.parts")
 
 
-def test_a_database_open_in_another_process_is_one_line(service, index, capfd):
-    """The service holds milvus.db: another process opening it gets one line saying so, no traceback."""
+def test_a_database_open_in_another_process_is_one_line(served, index, capfd):
+    """The service holds its copy of milvus.db: another process opening it gets one line saying so, no traceback."""
     from search import query
 
     with pytest.raises(SystemExit):
-        query.main(["--query", "语言", "--mode", "bm25", "--uri", index["milvus.db"]])
+        query.main(["--query", "语言", "--mode", "bm25", "--uri", index["milvus_served.db"]])
     err = capfd.readouterr().err
     assert "another process holds the lock" in err and "Traceback" not in err, err
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err
@@ -1167,25 +1163,23 @@ def test_a_body_shorter_than_its_content_length_gets_408(guarded_service):
     response, seconds = raw_exchange(guarded_service.port, head + body)
     assert BODY_TIMEOUT * 0.8 <= seconds <= BODY_TIMEOUT + SLACK
     status, data, head = json_answer(response)
-    assert status == 408 and data == {"error": f"request body stalled: no data for {BODY_TIMEOUT} s (--body_timeout)"}
+    assert status == 408 and data == {"error": f"request body incomplete after {BODY_TIMEOUT} s (--body_timeout)"}
     assert "connection: close" in head
     assert request(guarded_service.port, "GET", "/api/health")[0] == 200
 
 
-def test_connections_over_the_limit_get_a_503_json(guarded_service):
-    """--max_connections open connections (here stalled ones) leave no room: a request on one more gets a JSON 503
-    and is closed; once the stalled ones time out, requests are served again."""
+def test_connections_over_the_limit_get_a_503(guarded_service):
+    """--max_connections open connections (here stalled ones) leave no room: a request on one more gets uvicorn's 503
+    (limit_concurrency) and is closed; once the stalled ones time out, requests are served again."""
     stalled = [socket.create_connection(("127.0.0.1", guarded_service.port)) for _ in range(MAX_CONNECTIONS)]
     try:
         for sock in stalled:
             sock.sendall(b"GET /api/health HTTP/1.1\r\n")
+        time.sleep(0.2)  # the connections are accepted before the next one asks
         response, seconds = raw_exchange(guarded_service.port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        status, data, head = json_answer(response)
-        assert (
-            status == 503
-            and data["error"] == f"too many open connections (over {MAX_CONNECTIONS}, --max_connections); retry later"
-        )
-        assert "connection: close" in head and seconds < HEADER_TIMEOUT
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and body == b"Service Unavailable", response
+        assert b"connection: close" in head.lower() and seconds < HEADER_TIMEOUT
         for sock in stalled:  # each closed by the header timeout
             assert json_answer(read_until_closed(sock)[0])[0] == 408
     finally:
@@ -1194,35 +1188,89 @@ def test_connections_over_the_limit_get_a_503_json(guarded_service):
     assert request(guarded_service.port, "GET", "/api/health")[0] == 200
 
 
-def test_host_header_is_checked(service, guarded_service):
-    """DNS rebinding: a page of another site resolving its name to this address names it in Host: refused."""
-    from search.web_service import default_allowed_hosts, host_allowed, parse_allowed_hosts
+def test_a_slow_body_attack_gets_408_by_the_deadline_and_health_answers_throughout(guarded_service):
+    """Issue 31.6: twice --max_connections clients each send a POST head announcing 100000 bytes, then one byte every
+    0.3 s (progress that a stall timeout would never end). --body_timeout is a total deadline: each connection the
+    service took gets a 408 within it, each one over the limit a 503 at once, and /api/health is answered (200, or
+    503 while the limit is full) every time it is asked during the attack, and 200 once the deadline has passed."""
+    import threading
+
+    head = (
+        b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
+    outcomes, health = [], []
+
+    def attack():
+        start = time.time()
+        with socket.create_connection(("127.0.0.1", guarded_service.port), timeout=60) as sock:
+            sock.sendall(head)
+            while time.time() - start < BODY_TIMEOUT + SLACK + 5:
+                if select.select([sock], [], [], 0.3)[0]:
+                    break
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    break
+            response, _ = read_until_closed(sock, limit=5)
+        outcomes.append((response[:12], time.time() - start))
+
+    def probe():
+        until = time.time() + BODY_TIMEOUT + SLACK
+        while time.time() < until:
+            start = time.time()
+            status = request(guarded_service.port, "GET", "/api/health")[0]
+            health.append((status, time.time() - start))
+            time.sleep(0.3)
+
+    threads = [threading.Thread(target=attack) for _ in range(2 * MAX_CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    probe()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(response[9:12].decode() for response, _ in outcomes)
+    assert len(outcomes) == 2 * MAX_CONNECTIONS and set(statuses) <= {"408", "503"}, outcomes
+    assert statuses.count("408") >= 1, outcomes  # the connections the service took
+    assert all(seconds <= BODY_TIMEOUT + SLACK for response, seconds in outcomes if b"408" in response), outcomes
+    assert health and all(status in (200, 503) and seconds < 2 for status, seconds in health), health
+    assert request(guarded_service.port, "GET", "/api/health")[0] == 200
+
+
+def test_host_header_is_checked(served, guarded_service):
+    """DNS rebinding: a page of another site resolving its name to this address names it in Host: refused with a 400
+    (Starlette's TrustedHostMiddleware)."""
+    from search.web.app import trusted_hosts
+    from search.web.settings import default_allowed_hosts, parse_allowed_hosts
 
     def get(port, host):
         response, _ = raw_exchange(
             port, f"GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
         )
         head, _, body = response.partition(b"\r\n\r\n")
-        return int(head.split()[1]), json.loads(body)
+        return int(head.split()[1]), body
 
-    status, data = get(service.port, "evil.example.com")
-    assert status == 400 and data["error"] == (
-        "Host 'evil.example.com' is not served here (allowed: 127.0.0.1, ::1, localhost; --allowed_hosts)"
-    )
-    for host in (f"localhost:{service.port}", f"127.0.0.1:{service.port}", f"[::1]:{service.port}", "LOCALHOST"):
-        assert get(service.port, host)[0] == 200, host
+    assert get(served.port, "evil.example.com") == (400, b"Invalid host header")
+    for host in (f"localhost:{served.port}", f"127.0.0.1:{served.port}", f"[::1]:{served.port}", "LOCALHOST"):
+        assert get(served.port, host)[0] == 200, host
     assert get(guarded_service.port, "search.example.ORG:443")[0] == 200  # --allowed_hosts 127.0.0.1,Search.Example.org
     assert get(guarded_service.port, "localhost")[0] == 400
-    assert_clean_log(service.log_text())
+    assert_clean_log(served.log_text())
 
     assert default_allowed_hosts("0.0.0.0") == default_allowed_hosts("::") == {"localhost", "127.0.0.1", "::1"}
     assert default_allowed_hosts("10.1.2.3") == {"localhost", "127.0.0.1", "::1", "10.1.2.3"}
-    assert host_allowed("evil.example.com:80", parse_allowed_hosts("*", "0.0.0.0"))
-    assert not host_allowed("evil.example.com", parse_allowed_hosts("a.example.com, b.example.com", "0.0.0.0"))
+    assert trusted_hosts(parse_allowed_hosts("*", "0.0.0.0")) == ["*"]
+    assert trusted_hosts(parse_allowed_hosts("a.example.com, B.example.com:80", "::1")) == [
+        "a.example.com",
+        "b.example.com",
+    ]
+    assert trusted_hosts(default_allowed_hosts("::1")) == ["127.0.0.1", "[::1]", "localhost"]
 
 
-def test_malformed_http_is_a_json_400(service):
-    """Errors h11 finds before the application runs are JSON too (uvicorn answers them in text/plain)."""
+def test_malformed_http_is_a_400_and_the_connection_closed(served):
+    """Errors h11 finds before the application runs: uvicorn's own 400 (text), the connection closed, the service
+    serving on, nothing in its log but a warning."""
     cases = [
         (b"GARBAGE\r\n\r\n", 400, "malformed HTTP request: illegal request line"),
         (
@@ -1236,7 +1284,7 @@ def test_malformed_http_is_a_json_400(service):
             400,
             "malformed HTTP request: bad Content-Length",
         ),
-        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20000, 431, "request head over 16384 bytes"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20000, 400, "head over h11's 16 KB"),
         (
             b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
             b'5\r\n{"que\r\nZZ\r\n',
@@ -1249,22 +1297,20 @@ def test_malformed_http_is_a_json_400(service):
             "malformed HTTP request",
         ),  # TLS
     ]
-    for data, status, message in cases:
-        got_status, answer, head = json_answer(raw_exchange(service.port, data)[0])
-        assert got_status == status and answer["error"].startswith(message) and "\n" not in answer["error"], (
-            data[:60],
-            answer,
-        )
-        assert "connection: close" in head
-    assert request(service.port, "GET", "/api/health")[0] == 200
-    assert_clean_log(service.log_text())
+    for data, status, _ in cases:
+        response = raw_exchange(served.port, data)[0]
+        head, _, text = response.partition(b"\r\n\r\n")  # the text, chunked when a request's body was under way
+        assert head.startswith(f"HTTP/1.1 {status}".encode()) and b"Invalid HTTP request received." in text, data[:60]
+        assert b"connection: close" in head.lower()
+    assert request(served.port, "GET", "/api/health")[0] == 200
+    assert_clean_log(served.log_text())
 
 
-def test_head_works_wherever_get_does(service):
+def test_head_works_wherever_get_does(served):
     import http.client
 
     def head(path):
-        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
         try:
             connection.request("HEAD", path)
             response = connection.getresponse()
@@ -1273,7 +1319,7 @@ def test_head_works_wherever_get_does(service):
             connection.close()
 
     for path in ("/", "/api/health", "/static/app.js", "/openapi.json"):
-        status, _, get_headers = request(service.port, "GET", path)
+        status, _, get_headers = request(served.port, "GET", path)
         assert status == 200, path
         status, body, headers = head(path)
         assert status == 200 and body == b"" and headers["content-type"] == get_headers["content-type"], path
@@ -1285,7 +1331,7 @@ def test_head_works_wherever_get_does(service):
 def test_flags_out_of_range_are_refused(index, capsys):
     from ns_common.cli import device_flag, positive_int
     from ns_common.text import has_visible_text
-    from search import web_service
+    from search.web.settings import parse_args
 
     model = ["--model_dir", index["recall_export"], "--port", "0"]
     cases = [
@@ -1300,9 +1346,9 @@ def test_flags_out_of_range_are_refused(index, capsys):
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:
-            web_service.parse_args(model + argv)
+            parse_args(model + argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
-    args = web_service.parse_args(model + ["--max_top_k", "16384", "--device", "GPU:1", "--cpu_threads", "2"])
+    args = parse_args(model + ["--max_top_k", "16384", "--device", "GPU:1", "--cpu_threads", "2"])
     assert (args.max_top_k, args.device, args.cpu_threads) == (16384, "gpu:1", 2)
     assert args.allowed_hosts == {"localhost", "127.0.0.1", "::1"}
     assert [device_flag(d) for d in ("cpu", "gpu", "gpu:0")] == ["cpu", "gpu", "gpu:0"] and positive_int("7") == 7

@@ -64,6 +64,8 @@ class Hit:
     fields: dict = field(default_factory=dict)  # the paper's stored fields (store.HIT_FIELDS), when it has any
     matched: list = field(default_factory=list)  # the query's keywords the paper matches (search.highlight)
     why: dict | None = None  # the learned ranking's explanation of the score (search.system.Ranking.explain)
+    recall_score: float | None = None  # a reranked hit's score and rank in the recall before the reranking
+    recall_rank: int | None = None
 
     def to_dict(self):
         """id, score and text, and what else the hit carries (fields, matched, why) when it carries it."""

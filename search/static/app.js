@@ -121,6 +121,28 @@ function highlightedTitle(title, highlights) {
   return heading;
 }
 
+// What each ranking signal means to a reader; the feature's own name (search/features.py) is in the row's tooltip.
+const FEATURE_LABELS = {
+  bm25_rel: "keyword match vs the best",
+  bm25_rank: "place in the keyword search",
+  bm25_uni: "single characters matched",
+  bm25_bi: "character pairs matched",
+  bm25_word: "words matched",
+  kw_whole: "keywords found whole",
+  kw_whole_frac: "share of keywords found whole",
+  kw_any_frac: "share of keywords partly found",
+  kw_cov_mean: "how much of each keyword is found",
+  kw1_cov: "how much of the first keyword is found",
+  title_len: "title length",
+  n_keywords: "number of query keywords",
+  kw_pos_cov: "leading keywords found",
+  kw1_pos: "where the first keyword appears",
+  lexical_score: "the lexical model's score",
+  cosine: "meaning match (vectors)",
+  cosine_rank: "place by meaning",
+  rerank_logit: "the reranker's judgement",
+};
+
 // The learned ranking's explanation: its 4 largest feature contributions to the score, as bars scaled to the
 // largest of them (right: raised the score, left: lowered it).
 function whyChart(why) {
@@ -139,13 +161,59 @@ function whyChart(why) {
     bar.style.width = `${width}%`;
     bar.style.marginLeft = `${value >= 0 ? 50 : 50 - width}%`;
     track.append(bar);
-    row.append(element("span", "why-name", feature), track, element("span", "why-value", value.toFixed(3)));
+    const name = element("span", "why-name", FEATURE_LABELS[feature] || feature);
+    name.dataset.feature = feature;
+    row.append(name, track, element("span", "why-value", value.toFixed(3)));
     chart.append(row);
   }
   return chart;
 }
 
-function hitCard(hit) {
+// text with every occurrence of the words in <mark> (case-insensitive; text nodes only, never markup)
+function markedText(tag, className, text, words) {
+  const node = element(tag, className);
+  const wanted = [...new Set(words.filter((word) => word.length > 0).map((word) => word.toLowerCase()))];
+  const lower = text.toLowerCase();
+  let at = 0;
+  while (at < text.length) {
+    let next = -1;
+    let length = 0;
+    for (const word of wanted) {
+      const found = lower.indexOf(word, at);
+      if (found >= 0 && (next < 0 || found < next || (found === next && word.length > length))) {
+        next = found;
+        length = word.length;
+      }
+    }
+    if (next < 0) break;
+    if (next > at) node.append(text.slice(at, next));
+    node.append(element("mark", "", text.slice(next, next + length)));
+    at = next + length;
+  }
+  if (at < text.length) node.append(text.slice(at));
+  return node;
+}
+
+// The paper's abstract, collapsed; fetched when first opened (hits do not carry it), the query's words marked.
+function abstractBox(hit, words) {
+  const box = element("details", "abstract");
+  box.append(element("summary", "", "摘要 abstract"));
+  box.addEventListener("toggle", async () => {
+    if (!box.open || box.dataset.loaded) return;
+    box.dataset.loaded = "true";
+    try {
+      const response = await fetch(`/api/paper/${hit.id}`);
+      const paper = await response.json();
+      if (!response.ok) throw new Error(paper.error || `HTTP ${response.status}`);
+      box.append(paper.abstract ? markedText("p", "abstract-text", paper.abstract, words) : element("p", "muted", "(no abstract stored)"));
+    } catch (error) {
+      box.append(element("p", "error", String(error.message || error)));
+    }
+  });
+  return box;
+}
+
+function hitCard(hit, words) {
   const card = element("li", "hit");
   card.dataset.id = hit.id;
   card.append(highlightedTitle(hit.text, hit.highlights));
@@ -171,6 +239,7 @@ function hitCard(hit) {
     card.append(keywords);
   }
   if (hit.why) card.append(whyChart(hit.why));
+  card.append(abstractBox(hit, [...words, ...(hit.matched || [])]));
 
   const more = element("button", "more secondary", "更多类似 more like this");
   more.type = "button";
@@ -182,7 +251,9 @@ function hitCard(hit) {
 let lastSearch = null; // the search's answer, shown again by "back" after a more-like-this
 
 function showResults(result) {
-  $("results").replaceChildren(...result.hits.map(hitCard));
+  // the words a card marks in its abstract: the query's (for more like this: what each hit shares with the paper)
+  const words = result.mode === "more_like_this" ? [] : result.query.split(/\s+/);
+  $("results").replaceChildren(...result.hits.map((hit) => hitCard(hit, words)));
   $("results").hidden = false;
   $("search-timings").textContent = `${result.hits.length} 条结果 hits (${result.mode}` +
     `${result.rerank ? " + rerank" : ""}) · ${formatTimings(result.timings_ms)}`;

@@ -1,0 +1,3 @@
+from search.web.server import main
+
+main()
