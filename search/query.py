@@ -42,7 +42,7 @@ from recall.milvus.model import add_model_args, check_model_args
 from search.system import CANDIDATES, MODES, SearchSystem, default_ranking_dir, needed_components
 
 
-def parse_args(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to search (one of)")
     what.add_argument("--query", default=None, help="a query text")
@@ -134,12 +134,12 @@ def parse_args(argv=None):
     return args
 
 
-def search_mode(args):
+def search_mode(args) -> str:
     """The mode needed_components knows: "by_id" for --search_by_id (the stored vector: no model), else --mode."""
     return "by_id" if args.search_by_id is not None else args.mode
 
 
-def print_hits(title, hits, as_json):
+def print_hits(title, hits, as_json) -> None:
     if as_json:
         print(
             json.dumps(
@@ -155,7 +155,7 @@ def print_hits(title, hits, as_json):
         print(f"{rank}\t{hit.id}\t{hit.score:.4f}\t{hit.text}{category}\t{' '.join(hit.matched)}")
 
 
-def load_query_file(path):
+def load_query_file(path) -> tuple:
     """(queries, golds or None) of --query_file; BadInputError when it holds no query (read before any model loads)."""
     queries, golds = read_queries(path)
     if not queries:
@@ -165,7 +165,7 @@ def load_query_file(path):
     return queries, golds
 
 
-def run_query_file(system, args, loaded=None):
+def run_query_file(system, args, loaded=None) -> dict | None:
     """Writes recall_result.txt for every query of the file; returns the metrics when golds are given. loaded: the
     file's (queries, golds) when already read (load_query_file)."""
     from ns_common.evaluate import recall_metrics, report

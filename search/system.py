@@ -57,7 +57,7 @@ NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "rerank_logit"]
 DENSE_FEATURES = {"cosine", "cosine_rank"}
 
 
-def needed_components(mode, ranking=None, rerank=False):
+def needed_components(mode, ranking=None, rerank=False) -> set:
     """The one place that says which loaded parts a search needs: a set of "encoder" (the recall model: query
     vectors), "reranker" and "ranking" (the fitted ranking). mode: "system", "dense", "bm25", "hybrid" or "by_id"
     (a stored document's neighbours: nothing loaded). For mode system the ranking decides about the encoder and
@@ -85,7 +85,7 @@ class Results(list):
         self.timings_ms = dict(timings_ms or {})
 
 
-def default_ranking_dir(model_dir):
+def default_ranking_dir(model_dir) -> str | None:
     """Where the pipeline puts the ranking: `ranking` beside the recall model's export (export/ranking)."""
     return os.path.join(os.path.dirname(os.path.normpath(model_dir)), "ranking") if model_dir else None
 
@@ -98,7 +98,7 @@ class Ranking:
         self.lexical_model, self.neural_model = lexical_model, neural_model
 
     @classmethod
-    def load(cls, directory, model_dir=None, reranker_dir=None):
+    def load(cls, directory, model_dir=None, reranker_dir=None) -> "Ranking":
         """Reads the directory; one-line errors when it is missing, not a ranking, or fitted with other models
         than the model_dir / reranker_dir given for the signals it uses."""
         from search.learn import load_model
@@ -136,27 +136,27 @@ class Ranking:
         return ranking
 
     @property
-    def chosen(self):
+    def chosen(self) -> str:
         """ "bm25" (BM25's order), "lexical" (the lexical model) or "neural" (the lexical model, then the neural one)."""
         return self.spec["chosen"]
 
     @property
-    def neural_features(self):
+    def neural_features(self) -> list:
         return self.spec["neural"]["features"] if self.neural_model is not None else []
 
     @property
-    def uses_dense(self):
+    def uses_dense(self) -> bool:
         return bool(DENSE_FEATURES & set(self.neural_features))
 
     @property
-    def uses_reranker(self):
+    def uses_reranker(self) -> bool:
         return "rerank_logit" in self.neural_features
 
-    def needs(self, component):
+    def needs(self, component) -> bool:
         """Whether serving this ranking needs the "recall_model" (query vectors) or the "reranker"."""
         return self.uses_dense if component == "recall_model" else self.uses_reranker
 
-    def check_corpus(self, collection_meta, where):
+    def check_corpus(self, collection_meta, where) -> None:
         """The lexical statistics must be the collection's corpus: another one gives wrong features, silently."""
         built = (collection_meta or {}).get("corpus")
         if built and built.get("sha1") != self.stats.sha1:
@@ -167,7 +167,7 @@ class Ranking:
                 f"{str(built.get('sha1'))[:12]}): refit it (python -m search.fit) on that collection"
             )
 
-    def lexical_matrix(self, query, hits):
+    def lexical_matrix(self, query, hits) -> np.ndarray | None:
         """[n, features] inputs of the lexical model (None when BM25's order was kept: nothing to compute)."""
         if self.lexical_model is None:
             return None
@@ -175,7 +175,7 @@ class Ranking:
         matrix = lexical_features(query, [h.text for h in hits], bm25, self.stats)
         return matrix[:, [FEATURES.index(name) for name in self.spec["lexical"]["features"]]]
 
-    def explain(self, matrix, neural_inputs, rows):
+    def explain(self, matrix, neural_inputs, rows) -> list:
         """For the hits at `rows`: {"model": "lexical" | "neural", "bias": b, "contributions": {feature: c}}, LightGBM's
         per-feature contributions (SHAP values) of the model whose score ranks them, so bias + sum(contributions)
         is the hit's score; None for BM25's own order (no model). neural_inputs: the neural model's matrix."""
@@ -195,14 +195,14 @@ class Ranking:
             for row in np.atleast_2d(contributions)
         ]
 
-    def lexical_scores(self, hits, matrix):
+    def lexical_scores(self, hits, matrix) -> np.ndarray:
         """The lexical model's score of each hit (BM25's own score where no lexical model was kept)."""
         if self.lexical_model is None:
             return np.array([h.score for h in hits], dtype=np.float64)
         return self.lexical_model.predict(matrix, num_threads=1)
 
 
-def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None):
+def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None) -> np.ndarray:
     """[n, len(names)] inputs of the neural model: the lexical score, the dense cosine, its 1-based rank among the
     candidates and the reranker's logit (a signal not computed: absent from names)."""
     columns = {"lexical_score": lexical_score}
@@ -214,7 +214,7 @@ def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None):
     return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
 
 
-def rerank_logits(reranker, query, texts):
+def rerank_logits(reranker, query, texts) -> np.ndarray:
     """The reranker's logit of each (query, text): its probability, back on the scale trees split well."""
     probs = np.clip(np.asarray(reranker.score(query, texts), dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.log(probs) - np.log1p(-probs)
@@ -547,7 +547,7 @@ class SearchSystem:
 
     # ------------------------------------------------------------------ the calls
 
-    def encode(self, texts, *, timings=False):
+    def encode(self, texts, *, timings=False) -> np.ndarray | tuple:
         """The recall model's vectors of texts (a string or a list of strings): float32 [n, dim], L2-normalised;
         with timings=True (vectors, {"wait": ms, "encode": ms}). ConfigError when there is no recall model,
         BadInputError when texts are not text."""
@@ -572,7 +572,9 @@ class SearchSystem:
         vectors, steps = self._locked(run)
         return (vectors, _ms({"wait": steps["wait"], "encode": steps["encode"]})) if timings else vectors
 
-    def search(self, queries, *, mode=None, rerank=None, filter=None, top_k=10, explain=None, candidates=None):  # noqa: A002 - Milvus' own name
+    def search(  # noqa: A002 - filter: Milvus' own name
+        self, queries, *, mode=None, rerank=None, filter=None, top_k=10, explain=None, candidates=None
+    ) -> "Results | list[Results]":
         """The top_k hits of one query (a str: Results) or of each of a list of queries (a list of Results), best
         first; Results is a list of Hit (id, score, text, fields, matched, why) with `timings_ms`.
 
@@ -600,7 +602,7 @@ class SearchSystem:
         results = [Results(hits, timings) for hits in results]
         return results[0] if one else results
 
-    def more_like_this(self, paper_id, *, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
+    def more_like_this(self, paper_id, *, top_k=10, filter=None) -> "Results":  # noqa: A002 - Milvus' own name
         """Papers like stored paper paper_id (an int, or a string of digits: the paper's line in the corpus), itself
         left out, by its stored vector and its title (MilvusSearcher.more_like_this), as Results with `source`, the
         paper's record; `matched`: the paper's keywords (else its title's words) they share. An unknown id is a
@@ -815,7 +817,7 @@ def _ms(steps):
     return {step: round(seconds * 1000, 2) for step, seconds in steps.items()}
 
 
-def source_keywords(record):
+def source_keywords(record) -> str:
     """What "more like this" highlights, from the source paper's record (MilvusSearcher.get_records): its own keywords
     as a query, else its title (one "word" in Chinese: search.highlight matches it by its jieba words)."""
     keywords = [w for k in record["fields"].get("keywords", ()) for w in k.split()]

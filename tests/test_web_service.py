@@ -714,7 +714,7 @@ def test_startup_errors_are_one_line_and_early(index, tmp_path, capsys):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as exit_info:
-            parse_args(["--model_dir", index["recall_export"], "--port", str(port)])
+            entry_point(parse_args)(["--model_dir", index["recall_export"], "--port", str(port)])
     assert exit_info.value.code == 2 and f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
     cases = [
@@ -1329,7 +1329,7 @@ def test_head_works_wherever_get_does(served):
 
 
 def test_flags_out_of_range_are_refused(index, capsys):
-    from ns_common.cli import device_flag, positive_int
+    from ns_common.cli import device_flag, entry_point, positive_int
     from ns_common.text import has_visible_text
     from search.web.settings import parse_args
 
@@ -1344,9 +1344,9 @@ def test_flags_out_of_range_are_refused(index, capsys):
         (["--body_timeout", "nan"], "--body_timeout must be a positive number of seconds"),
         (["--allowed_hosts", " , "], "--allowed_hosts ' , ': give at least one host name"),
     ]
-    for argv, message in cases:
+    for argv, message in cases:  # argparse's own checks exit; the others raise, and the entry point makes one line
         with pytest.raises(SystemExit) as exit_info:
-            parse_args(model + argv)
+            entry_point(parse_args)(model + argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
     args = parse_args(model + ["--max_top_k", "16384", "--device", "GPU:1", "--cpu_threads", "2"])
     assert (args.max_top_k, args.device, args.cpu_threads) == (16384, "gpu:1", 2)

@@ -67,3 +67,7 @@ def main(argv=None):
     finally:
         system.close()
         logger.info("web service stopped, Milvus connection closed")
+
+
+if __name__ == "__main__":
+    main()

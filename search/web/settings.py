@@ -6,7 +6,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from ns_common.cli import fail, positive_int
+from ns_common.cli import positive_int
+from ns_common.errors import ConfigError
 from recall.milvus.config import add_config_args
 from recall.milvus.model import add_model_args, check_model_args
 
@@ -61,6 +62,8 @@ class Settings:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The flags, checked before anything loads: a bad value is a ConfigError (server.main, an entry point, makes it
+    one line and exit code 2), a port in use too."""
     from search import web
 
     parser = argparse.ArgumentParser(description=web.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,15 +129,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         reranker_kind(args.reranker_dir)
     for name in ("rerank_candidates", "max_texts", "max_text_length", "max_top_k", "max_body_bytes"):
         if getattr(args, name) < 1:
-            fail(f"--{name} must be positive, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")
     if args.max_top_k > MILVUS_MAX_TOP_K:
-        fail(f"--max_top_k must be at most {MILVUS_MAX_TOP_K} (Milvus' limit on one search), got {args.max_top_k}")
+        raise ConfigError(
+            f"--max_top_k must be at most {MILVUS_MAX_TOP_K} (Milvus' limit on one search), got {args.max_top_k}"
+        )
     for name in ("header_timeout", "body_timeout"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
-            fail(f"--{name} must be a positive number of seconds, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} must be a positive number of seconds, got {getattr(args, name)}")
     args.allowed_hosts = parse_allowed_hosts(args.allowed_hosts, args.host)
     if not 0 <= args.port <= 65535:
-        fail(f"--port {args.port}: expected 0..65535")
+        raise ConfigError(f"--port {args.port}: expected 0..65535")
     check_port_free(args.host, args.port)
     return args
 
@@ -151,7 +156,7 @@ def parse_allowed_hosts(text, host) -> set:
         return default_allowed_hosts(host)
     names = {host_name(name) for name in text.split(",") if name.strip()}
     if not names:
-        fail(f"--allowed_hosts {text!r}: give at least one host name, or * for any")
+        raise ConfigError(f"--allowed_hosts {text!r}: give at least one host name, or * for any")
     return names
 
 
@@ -173,4 +178,6 @@ def check_port_free(host, port) -> None:
         try:
             sock.bind((host, port))
         except OSError as e:
-            fail(f"cannot listen on {host}:{port}: {e.strerror or e} (another service there? pick another --port)")
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {e.strerror or e} (another service there? pick another --port)"
+            ) from None
