@@ -346,7 +346,7 @@ def time_mode(mode, queries, searcher, encoder, reranker, system, args, filters=
     seconds = {step: [] for step in STEPS}
     for i, query in enumerate(queries[: args.warmup] + queries):
         if mode.startswith("system"):
-            system[mode].search(query, args.top_k, filter=(filters or {}).get(mode))
+            system[mode].search(query, top_k=args.top_k, filter=(filters or {}).get(mode))
             steps = dict(system[mode].timings)
         else:
             encoder.seconds = 0.0

@@ -16,6 +16,8 @@ from conftest import sample_file
 
 from ns_common.errors import ConfigError, ModelMismatchError
 
+pytestmark = pytest.mark.slow  # tiny models exported and LightGBM fits
+
 EMB = 32
 
 
