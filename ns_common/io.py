@@ -12,6 +12,8 @@ import os
 import tempfile
 
 from ns_common.errors import BadInputError
+from ns_common.records import decode_corpus_line, is_records_file
+from ns_common.text import clean_field
 from ns_common.utils import logger
 
 
@@ -139,8 +141,6 @@ def read_corpus(path):
     A document line may not be dropped (ids would shift), so an empty or undecodable line is kept
     as an empty string, and counted in one warning.
     """
-    from ns_common.records import decode_corpus_line, is_records_file
-
     counter = SkipCounter(path)
     records = is_records_file(path)
     with open(check_file(path), "rb") as f:
@@ -246,13 +246,6 @@ def write_recall_result(path, queries, corpus, indices, scores):
         for j, s in zip(row, row_scores)
     )
     return write_lines(path, rows)
-
-
-def clean_field(text):
-    """A field as written: tab, CR and LF (which would break the line) become a space, the ends are stripped (as
-    read_fields strips them); whitespace inside (double spaces, U+3000, NBSP) is kept, so a title read back equals
-    the title written (recall_result.txt against the gold file)."""
-    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ").strip()
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ empty document, like an undecodable line of a title file, and is counted in one 
 import json
 from dataclasses import dataclass, field
 
-from ns_common.io import clean_field
+from ns_common.text import clean_field
 
 RECORDS_SUFFIX = ".jsonl"
 TEXT_FIELDS = ("category", "discipline", "abstract")

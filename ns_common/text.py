@@ -134,3 +134,10 @@ def has_visible_text(text):
     a text of blanks, control or format characters (U+200B, U+FEFF), noncharacters (U+FFFF), unassigned code
     points, private-use characters or combining marks alone has nothing to search for."""
     return any(unicodedata.category(char)[0] in "LNPS" for char in text)
+
+
+def clean_field(text) -> str:
+    """A field as written: tab, CR and LF (which would break the line) become a space, the ends are stripped (as
+    read_fields strips them); whitespace inside (double spaces, U+3000, NBSP) is kept, so a title read back equals
+    the title written (recall_result.txt against the gold file)."""
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ").strip()
