@@ -322,7 +322,30 @@ def assert_clean_log(text):
     assert not bad, "errors in the service log:\n" + "\n".join(bad[:10])
 
 
-# ---------------------------------------------------------------- the sample's index, built once a session
+# ---------------------------------------------------------------- the sample's indexes, built once a session
+
+
+@pytest.fixture(scope="session")
+def papers_pipeline(tmp_path_factory):
+    """A pipeline-shaped directory (what SearchSystem.from_pipeline reads) with no model: the sample's 500 paper
+    records in Milvus Lite at <dir>/milvus/neural_search.db, with random unit vectors (only BM25 and the stored
+    vectors are searched). Built once a session in seconds, only read (tests/test_search_api.py,
+    tests/test_api_errors.py): a test that writes copies it."""
+    import numpy as np
+
+    from recall.milvus import insert
+
+    root = tmp_path_factory.mktemp("papers_pipeline")
+    papers = sample_file("milvus", "papers.jsonl")
+    with open(papers, encoding="utf-8") as f:
+        n = len(f.read().splitlines())
+    vectors = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    np.save(root / "emb.npy", vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    os.makedirs(root / "milvus")
+    uri = str(root / "milvus" / "neural_search.db")
+    assert insert.main(["--data_path", papers, "--embedding_path", str(root / "emb.npy"), "--uri", uri]) == n
+    return str(root)
+
 
 WEB_EMB_SIZE = 64
 SAMPLE_CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")

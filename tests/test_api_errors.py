@@ -1,15 +1,13 @@
 """The project as a library: each error class of ns_common.errors raised in-process by the public API (no
 SystemExit, no exit code), and the interpreter carries on: the next call after each error works.
 
-The pipeline-shaped directory here is what SearchSystem.from_pipeline reads: the sample corpus in Milvus Lite at
-<dir>/milvus/neural_search.db (random vectors: only BM25 is searched), no models, no fitted ranking."""
-
-import os
+The pipeline-shaped directory here is what SearchSystem.from_pipeline reads: the sample's paper records in Milvus Lite
+at <dir>/milvus/neural_search.db (random vectors: only BM25 is searched), no models, no fitted ranking: the session's
+papers_pipeline (tests/conftest.py)."""
 
 import numpy as np
 import paddle
 import pytest
-from conftest import sample_file
 
 from ns_common.errors import (
     BadInputError,
@@ -22,19 +20,8 @@ from ns_common.errors import (
 
 
 @pytest.fixture(scope="module")
-def pipeline_dir(tmp_path_factory):
-    from recall.milvus import insert
-
-    root = tmp_path_factory.mktemp("api_pipeline")
-    corpus = sample_file("milvus", "milvus_data.csv")
-    with open(corpus, encoding="utf-8") as f:
-        n = len(f.read().splitlines())
-    vectors = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
-    np.save(root / "emb.npy", vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-    os.makedirs(root / "milvus")
-    uri = str(root / "milvus" / "neural_search.db")
-    assert insert.main(["--data_path", corpus, "--embedding_path", str(root / "emb.npy"), "--uri", uri]) == n
-    return str(root)
+def pipeline_dir(papers_pipeline):
+    return papers_pipeline
 
 
 def test_each_error_class_is_raised_in_process_and_the_interpreter_carries_on(pipeline_dir, tmp_path, monkeypatch):

@@ -6,7 +6,6 @@ models' modes, the ranking, the page and the connection guards: tests/test_searc
 import json
 import os
 
-import numpy as np
 import pytest
 from conftest import sample_file
 
@@ -14,19 +13,11 @@ from ns_common.errors import BadInputError, NeuralSearchError
 
 
 @pytest.fixture(scope="module")
-def papers_db(tmp_path_factory):
-    """The sample's paper records in Milvus Lite (random unit vectors: only BM25 and stored vectors are searched)."""
-    from recall.milvus import insert
-
-    root = tmp_path_factory.mktemp("search_api")
-    papers = sample_file("milvus", "papers.jsonl")
-    with open(papers, encoding="utf-8") as f:
+def papers_db(papers_pipeline):
+    """The session's papers_pipeline (tests/conftest.py): its database and the records it holds, line for line."""
+    with open(sample_file("milvus", "papers.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f]
-    vectors = np.random.default_rng(0).normal(size=(len(records), 8)).astype(np.float32)
-    np.save(root / "emb.npy", vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-    uri = str(root / "milvus.db")
-    assert insert.main(["--data_path", papers, "--embedding_path", str(root / "emb.npy"), "--uri", uri]) == len(records)
-    return uri, records
+    return os.path.join(papers_pipeline, "milvus", "neural_search.db"), records
 
 
 @pytest.fixture(scope="module")
