@@ -563,13 +563,6 @@ def test_browser_page_vector_and_search(chromium, served):
             titles = page.locator("#results .title").all_inner_texts()
             ids = [int(cards.nth(i).get_attribute("data-id")) for i in range(4)]
             assert all(corpus_lines()[i] == title for i, title in zip(ids, titles))  # the marks are text, not markup
-            os.makedirs(ARTIFACTS, exist_ok=True)
-            screenshot = os.path.join(ARTIFACTS, "web_search.png")
-            page.locator("#search-panel").screenshot(path=screenshot)
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":  # the README's image, refreshed on purpose only
-                os.makedirs(os.path.join(REPO, "docs", "images"), exist_ok=True)
-                shutil.copy(screenshot, os.path.join(REPO, "docs", "images", "web_search.png"))
-
             # the bars speak to a reader: a label in words, the feature's name in the tooltip
             names = page.locator("#results .why-name")
             for i in range(names.count()):
@@ -586,6 +579,12 @@ def test_browser_page_vector_and_search(chromium, served):
             marks = box.locator(".abstract-text mark").all_inner_texts()
             assert all(any(mark.lower() in word.lower() for word in query.split()) for mark in marks), marks
             assert marks or not any(word in abstract for word in query.split())
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            screenshot = os.path.join(ARTIFACTS, "web_search.png")
+            page.locator("#search-panel").screenshot(path=screenshot)
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":  # the README's image, refreshed on purpose only
+                os.makedirs(os.path.join(REPO, "docs", "images"), exist_ok=True)
+                shutil.copy(screenshot, os.path.join(REPO, "docs", "images", "web_search.png"))
 
             cards.first.locator("button.more").click()
             page.wait_for_selector("#more-like:not([hidden])", timeout=30000)
