@@ -74,7 +74,7 @@ class Reranker:
         cpu_threads=None,
         enable_mkldnn=True,
         precision="fp32",
-    ):
+    ) -> "Reranker":
         """The one loader of a reranker directory: an export of export_model.py (inference.json: Paddle Inference)
         or a train_pairwise.py checkpoint directory (model_state.pdparams: the dynamic graph); anything else is a
         one-line error naming the directory."""
@@ -92,7 +92,7 @@ class Reranker:
         return cls(params_path=directory, device=device, max_seq_length=max_seq_length, batch_size=batch_size)
 
     @classmethod
-    def from_reranker_dir(cls, args):
+    def from_reranker_dir(cls, args) -> "Reranker":
         """from_dir with a search command's flags: --reranker_dir, --device, --max_seq_length and the inference flags."""
         return cls.from_dir(
             args.reranker_dir,
@@ -104,7 +104,7 @@ class Reranker:
         )
 
     @classmethod
-    def from_args(cls, args):
+    def from_args(cls, args) -> "Reranker":
         """The reranker of a command line's add_reranker_args flags (--params_path / --model_name_or_path optional)."""
         return cls(
             args.model_dir,
@@ -118,7 +118,7 @@ class Reranker:
             precision=args.precision,
         )
 
-    def check_model(self, source):
+    def check_model(self, source) -> None:
         """One pair must give one probability: another model (e.g. the recall model's export, one vector a
         text) is a one-line error when it is loaded, not a failure of every later request."""
         input_ids, token_type_ids = self.encoder.encode_batch(["查询"], ["标题"])
@@ -136,7 +136,7 @@ class Reranker:
             )
 
     @property
-    def pairs_per_s(self):
+    def pairs_per_s(self) -> float:
         return self.pairs_scored / max(self.seconds, 1e-9)
 
     def _probabilities(self, input_ids, token_type_ids):
@@ -145,7 +145,7 @@ class Reranker:
         with paddle.no_grad():
             return self.model(paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids)).numpy().reshape(-1)
 
-    def score_pairs(self, queries, titles):
+    def score_pairs(self, queries, titles) -> np.ndarray:
         """Relevance probabilities (float32 array) of (queries[i], titles[i]), in input order."""
         if len(queries) != len(titles):
             raise ValueError(f"{len(queries)} queries for {len(titles)} titles")
@@ -161,11 +161,11 @@ class Reranker:
         self.seconds += time.time() - start
         return probs
 
-    def score(self, query, titles):
+    def score(self, query, titles) -> np.ndarray:
         """Relevance probabilities of each title for one query."""
         return self.score_pairs([query] * len(titles), list(titles))
 
-    def rerank(self, query, candidates, top_k=None):
+    def rerank(self, query, candidates, top_k=None) -> list:
         """candidates: dicts with at least `text` (plus e.g. `id` and the recall `score`), in recall order.
         Returns the top_k (all when None) as new dicts with `rerank_score` and `recall_rank` (1-based) added,
         best first; equal rerank scores keep the recall order."""
@@ -178,7 +178,7 @@ class Reranker:
         return reranked[:top_k] if top_k else reranked
 
 
-def reranker_kind(directory):
+def reranker_kind(directory) -> str:
     """ "exported" (inference.json / inference.pdmodel: Paddle Inference) or "checkpoint" (model_state.pdparams);
     a one-line error for anything else."""
     if not directory or not os.path.isdir(directory):

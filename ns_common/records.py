@@ -37,7 +37,7 @@ class Record:
     discipline: str = ""
     year: int = 0
 
-    def fields(self):
+    def fields(self) -> dict:
         """The stored fields besides the title, as the collection keeps them."""
         return {
             "paper_id": self.paper_id,
@@ -49,7 +49,7 @@ class Record:
         }
 
 
-def is_records_file(path):
+def is_records_file(path) -> bool:
     """A corpus of paper records (JSON Lines) rather than one title a line: decided by the name (.jsonl)."""
     return str(path).lower().endswith(RECORDS_SUFFIX)
 
@@ -62,7 +62,7 @@ def _text(value, name, limit=MAX_FIELD_CHARS):
     return clean_field(value)[:limit]
 
 
-def parse_record(text):
+def parse_record(text) -> "Record":
     """A Record from one JSON Lines line (already decoded); ValueError naming the reason when it is not one."""
     try:
         data = json.loads(text)
@@ -103,7 +103,7 @@ def parse_record(text):
     )
 
 
-def record_line(record):
+def record_line(record) -> str:
     """The JSON Lines line of a Record (what data/prepare_csl.py and data/make_sample.py write); empty fields left out."""
     data = {"id": record.paper_id, "title": record.title, "keywords": list(record.keywords)}
     data.update({"abstract": record.abstract, "category": record.category, "discipline": record.discipline})
@@ -111,7 +111,7 @@ def record_line(record):
     return json.dumps({k: v for k, v in data.items() if v not in ("", [], 0)}, ensure_ascii=False)
 
 
-def decode_corpus_line(raw, line_no, counter, records):
+def decode_corpus_line(raw, line_no, counter, records) -> "Record | str":
     """The document of one raw corpus line: a Record (records=True) or its text; a line that is undecodable, holds a
     NUL byte, is empty or (records) is not a paper record is kept as an empty document and counted in counter."""
     try:

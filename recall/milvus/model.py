@@ -2,6 +2,7 @@
 Paddle Inference model (--model_dir, the deployment path) or the dynamic graph of a checkpoint
 (--params_path + --model_name_or_path). Feature extraction and queries must use the same one."""
 
+import argparse
 import os
 import time
 
@@ -15,7 +16,7 @@ PROBE_TEXT = "中西方语言与文化的差异"  # embedded to tell two models 
 PROBE_DIMS = 32
 
 
-def add_model_args(parser, batch_size=64):
+def add_model_args(parser, batch_size=64) -> argparse.ArgumentParser:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model_dir",
@@ -45,7 +46,7 @@ def add_model_args(parser, batch_size=64):
     return parser
 
 
-def check_model_args(args):
+def check_model_args(args) -> None:
     """Flag checks that need no model loading (call before anything slow)."""
     if not args.model_dir and not args.params_path:
         raise ConfigError("give the model: --model_dir (exported model) or --params_path with --model_name_or_path")
@@ -114,7 +115,7 @@ class TextEncoder:
         self._fingerprint = False
 
     @property
-    def fingerprint(self):
+    def fingerprint(self) -> str | None:
         """sha1 of the weights (ns_common.io.weights_fingerprint), computed once: which model made a collection's vectors."""
         if self._fingerprint is False:
             from ns_common.io import weights_fingerprint
@@ -123,7 +124,7 @@ class TextEncoder:
         return self._fingerprint
 
     @property
-    def probe(self):
+    def probe(self) -> list:
         """The first PROBE_DIMS components of the embedding of PROBE_TEXT: the same model gives the same numbers as an
         export (inference.pdiparams) or a checkpoint (model_state.pdparams), whose weights files differ."""
         if getattr(self, "_probe", None) is None:
@@ -131,7 +132,7 @@ class TextEncoder:
         return self._probe
 
     @classmethod
-    def from_args(cls, args):
+    def from_args(cls, args) -> "TextEncoder":
         return cls(
             args.model_dir,
             args.model_name_or_path,
@@ -145,7 +146,7 @@ class TextEncoder:
             getattr(args, "precision", "fp32"),
         )
 
-    def encode(self, texts):
+    def encode(self, texts) -> np.ndarray:
         """float32 [len(texts), dim]; rows are L2-normalised by the model itself."""
         texts = list(texts)
         if not texts:
@@ -165,7 +166,7 @@ class TextEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         if self._dim is None:
             vectors = self.encode(["维度"])
             if vectors.ndim != 2 or not np.isfinite(vectors).all():
@@ -177,14 +178,14 @@ class TextEncoder:
             self._dim = int(vectors.shape[1])
         return self._dim
 
-    def n_tokens(self, text):
+    def n_tokens(self, text) -> int:
         """Tokens the text takes with [CLS] and [SEP], before truncation (counted in its first
         CHARS_PER_TOKEN * max_seq_length characters: enough to tell that it is cut)."""
         from ns_common.text import clip_text
 
         return len(self.tokenizer.tokenize(clip_text(text, self.max_seq_length))) + 2
 
-    def warn_if_truncated(self, texts, what="query"):
+    def warn_if_truncated(self, texts, what="query") -> int:
         too_long = [t for t in texts if self.n_tokens(t) > self.max_seq_length]
         if too_long:
             logger.warning(

@@ -28,7 +28,7 @@ class SearchError(BadInputError):
     """A request that cannot be served (empty query, unknown id, mode the collection lacks)."""
 
 
-def check_top_k(top_k):
+def check_top_k(top_k) -> int:
     """top_k as a Python int: an int or a numpy integer between 1 and 16384 (Milvus' limit); a bool, a float
     (even 5.0) or anything else is a SearchError, not Milvus' own exit."""
     if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)):
@@ -38,7 +38,7 @@ def check_top_k(top_k):
     return int(top_k)
 
 
-def check_model(info, config, encoder, allow_model_mismatch=False):
+def check_model(info, config, encoder, allow_model_mismatch=False) -> None:
     """ModelMismatchError when the collection's vectors were computed by another model than encoder's (its weights
     sha1 against the collection's meta["model"]); unknown on either side passes."""
     message = store.model_mismatch(
@@ -67,7 +67,7 @@ class Hit:
     recall_score: float | None = None  # a reranked hit's score and rank in the recall before the reranking
     recall_rank: int | None = None
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """id, score and text, and what else the hit carries (fields, matched, why) when it carries it."""
         data = {"id": self.id, "score": self.score, "text": self.text}
         data.update({k: v for k, v in (("fields", self.fields), ("matched", self.matched)) if v})
@@ -76,7 +76,7 @@ class Hit:
         return data
 
 
-def hit_fields(entity):
+def hit_fields(entity) -> dict:
     """The record fields of a Milvus reply's entity (empty ones left out: a title-only corpus has none)."""
     fields = {}
     for name in store.HIT_FIELDS:
@@ -88,7 +88,7 @@ def hit_fields(entity):
     return fields
 
 
-def check_filter(expression):
+def check_filter(expression) -> str:
     """A --filter as given (None / "" for none); SearchError when it is not text."""
     if expression is None:
         return ""
@@ -97,7 +97,7 @@ def check_filter(expression):
     return expression.strip()
 
 
-def excluding(doc_id, expression):
+def excluding(doc_id, expression) -> str:
     """The filter of "more like this": the paper itself left out, and the user's filter."""
     return f"id != {int(doc_id)}" + (f" and ({expression})" if expression else "")
 
@@ -137,7 +137,7 @@ class MilvusSearcher:
                 store.close(self.client, config)
                 raise
 
-    def close(self):
+    def close(self) -> None:
         store.close(self.client, self.config)
 
     def __enter__(self):
@@ -147,11 +147,11 @@ class MilvusSearcher:
         self.close()
 
     @property
-    def modes(self):
+    def modes(self) -> tuple:
         """Modes this collection can serve (bm25 and hybrid need the BM25 field and Milvus >= 2.5)."""
         return MODES if self.info.has_bm25 else ("dense",)
 
-    def check_request(self, queries, top_k, mode, have_vectors=False):
+    def check_request(self, queries, top_k, mode, have_vectors=False) -> list:
         """The queries, whitespace-normalised, when this collection can serve them in `mode`; SearchError if not."""
         if mode not in MODES:
             raise SearchError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -175,13 +175,13 @@ class MilvusSearcher:
             raise SearchError(f"empty query (query #{empty[0] + 1}): give some text to search for")
         return cleaned
 
-    def search(self, query, top_k=10, mode="dense", filter=None):  # noqa: A002 - Milvus' own name
+    def search(self, query, top_k=10, mode="dense", filter=None) -> list:  # noqa: A002 - Milvus' own name
         """Ranked hits (best first) of one query."""
         if not isinstance(query, str):
             raise SearchError(f"the query is {type(query).__name__}, not text (str)")
         return self.search_batch([query], top_k, mode, filter=filter)[0]
 
-    def search_batch(self, queries, top_k=10, mode="dense", vectors=None, filter=None):  # noqa: A002
+    def search_batch(self, queries, top_k=10, mode="dense", vectors=None, filter=None) -> list:  # noqa: A002
         """One ranked hit list per query. A route may return fewer than top_k hits (e.g. BM25 when no
         query word occurs in the corpus). vectors: the queries' embeddings when already computed. filter: a Milvus
         boolean expression over the paper fields (`category == "工学" and year >= 2015`, `array_contains(keywords,
@@ -205,7 +205,7 @@ class MilvusSearcher:
                 results.extend(self._search_chunk(chunk, top_k, mode, chunk_vectors, expression))
         return results
 
-    def search_vectors(self, vectors, top_k=10, filter=None):  # noqa: A002 - Milvus' own name
+    def search_vectors(self, vectors, top_k=10, filter=None) -> list:  # noqa: A002 - Milvus' own name
         """Dense search by query embeddings (float32 [n, dim]) computed elsewhere."""
         top_k = check_top_k(top_k)
         expression = check_filter(filter)
@@ -260,7 +260,7 @@ class MilvusSearcher:
         )
         return self._hits(raw)
 
-    def bm25_with_vectors(self, queries, top_k, with_vectors=True, filter=None):  # noqa: A002 - Milvus' own name
+    def bm25_with_vectors(self, queries, top_k, with_vectors=True, filter=None) -> list:  # noqa: A002
         """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
         The vectors come back in the search's own reply (no second request for them). filter: a Milvus boolean
         expression over the paper fields (search_batch)."""
@@ -346,7 +346,7 @@ class MilvusSearcher:
                     self.check_filter_expression(expression)  # raises SearchError when the filter is at fault
                 raise
 
-    def check_filter_expression(self, expression):
+    def check_filter_expression(self, expression) -> None:
         """SearchError naming the expression when Milvus cannot evaluate it over this collection (a syntax error,
         an unknown field, a value of the wrong type); None when it can."""
         from pymilvus.exceptions import MilvusException
@@ -357,7 +357,7 @@ class MilvusSearcher:
             message = str(getattr(e, "message", "") or e).splitlines()[0]
             raise SearchError(f"filter {expression!r}: Milvus cannot evaluate it ({message[:200]})") from None
 
-    def get_records(self, ids, with_vectors=False):
+    def get_records(self, ids, with_vectors=False) -> dict:
         """{id: {"text": title, "fields": {...}, "abstract": ...}} of stored papers (and "vector", the stored one,
         with_vectors); unknown ids are absent."""
         with store.milvus_errors(self.config, "get by id"):
@@ -379,7 +379,7 @@ class MilvusSearcher:
                 records[int(r["id"])]["vector"] = r[store.DENSE_FIELD]
         return records
 
-    def more_like_this(self, doc_id, top_k=10, filter=None, source=None):  # noqa: A002 - Milvus' own name
+    def more_like_this(self, doc_id, top_k=10, filter=None, source=None) -> list:  # noqa: A002
         """Papers like stored paper doc_id, itself left out: searched by its stored vector and by its title's BM25,
         fused by Milvus' RRF (its vector alone where the collection has no BM25 field). No model is needed.
         source: the paper's record with its vector (get_records(..., with_vectors=True)) when already fetched."""
@@ -396,7 +396,7 @@ class MilvusSearcher:
         with self._errors(f"more-like-this ({mode}) search", check_filter(filter)):
             return self._search_chunk([text], top_k, mode, vectors, expression)[0]
 
-    def get_by_id(self, ids, with_vectors=False):
+    def get_by_id(self, ids, with_vectors=False) -> dict:
         """{id: text} (or {id: (text, vector)}) of the stored documents; unknown ids are absent."""
         fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
         with store.milvus_errors(self.config, "get by id"):
@@ -410,7 +410,7 @@ class MilvusSearcher:
             return {int(r["id"]): (r[store.TEXT_FIELD], r[store.DENSE_FIELD]) for r in rows}
         return {int(r["id"]): r[store.TEXT_FIELD] for r in rows}
 
-    def search_by_id(self, doc_id, top_k=10):
+    def search_by_id(self, doc_id, top_k=10) -> list:
         """Neighbours of a stored document by its own vector (PaddleNLP's milvus_ann_search.py --index)."""
         found = self.get_by_id([doc_id], with_vectors=True)
         if doc_id not in found:
