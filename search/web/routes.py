@@ -38,9 +38,8 @@ System = Annotated[SearchSystem, Depends(get_system)]
 Config = Annotated[Settings, Depends(get_settings)]
 
 
-@router.api_route(
-    "/api/health", methods=["GET", "HEAD"], summary="Service status: model, collection, modes, reranker, limits"
-)
+@router.get("/api/health", summary="Service status: model, collection, modes, reranker, limits (HEAD too)")
+@router.head("/api/health", include_in_schema=False)  # the same route for HEAD, one operation in the OpenAPI
 def health(system: System, settings: Config):
     """Status, with a live count of the collection (so a broken Milvus shows here as a 503)."""
     return {
@@ -105,7 +104,8 @@ def more_like_this(request: MoreLikeThisRequest, system: System, settings: Confi
     return {**data, "source": results.source}
 
 
-@router.api_route("/api/paper/{paper_id}", methods=["GET", "HEAD"], summary="A stored paper: title, fields, abstract")
+@router.get("/api/paper/{paper_id}", summary="A stored paper: title, fields, abstract (HEAD too)")
+@router.head("/api/paper/{paper_id}", include_in_schema=False)
 def paper(paper_id: int, system: System):
     """What a card shows when it is opened (the abstract is not sent with every hit); an unknown id is a 404."""
     return system.paper(paper_id)
