@@ -512,7 +512,18 @@ class SearchSystem:
 
     @property
     def dim(self) -> int:
+        """The dimension of the collection's vectors."""
         return self.searcher.info.dim
+
+    @property
+    def collection(self) -> str:
+        """The Milvus collection searched."""
+        return self.searcher.config.collection
+
+    @property
+    def uri(self) -> str:
+        """Where it is: a Milvus Lite file or a server's URI."""
+        return self.searcher.config.uri
 
     @property
     def facets(self) -> dict:

@@ -48,6 +48,11 @@ def test_the_cli_and_the_web_service_hold_no_search_logic():
         assert not bad, f"{path} imports {bad}: searching and ranking belong to search/system.py (SearchSystem)"
     for path in ("search/query.py", "search/web/routes.py", "search/web/server.py"):  # each call goes through it
         assert "search.system.SearchSystem" in imports(path), path
+    for path in ADAPTERS:  # nor reach into the system's parts: its searcher (Milvus), its ranking
+        with open(os.path.join(REPO, path), encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        parts = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} & {"searcher", "ranking"}
+        assert not parts, f"{path} uses {sorted(parts)}: call SearchSystem instead"
 
 
 def test_the_web_package_is_small_modules_without_private_imports():

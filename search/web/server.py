@@ -37,7 +37,7 @@ def main(argv=None):
         settings = Settings.from_args(args)
         app = create_app(system, settings)
         logger.info(
-            f"loaded {settings.model_name} (dim {system.dim}) and collection {system.searcher.config.collection} "
+            f"loaded {settings.model_name} (dim {system.dim}) and collection {system.collection} "
             f"({system.documents()} documents, modes {', '.join(system.modes)}, default {system.mode}"
             f"{', reranker ' + settings.reranker_name if settings.reranker_name else ', no reranker'}) in "
             f"{time.time() - start:.1f}s; serving http://{args.host}:{args.port}/"
