@@ -1,4 +1,5 @@
-"""The default search path ("the system"): recall, then a learned ranking (the fine-ranking step, 精排).
+"""SearchSystem, the one way a query runs (the query command, the web service and the Python API all call it), and
+the default search path ("the system"): recall, then a learned ranking (the fine-ranking step, 精排).
 
     candidates  BM25's top CANDIDATES in Milvus (character uni+bigrams: the keyword-search bar), with their
                 stored vectors in the same reply when a dense feature is used
@@ -10,12 +11,14 @@
     fallback    BM25's own order, when no learned ranking beat it by a standard error in cross-validation
 
 search/fit.py chooses all of it by k-fold cross-validation over the training queries (never dev) and writes the
-ranking directory (ranking.json, the LightGBM models in their text format, the lexical statistics); query.py, the
-web service, the pipeline and this API load it. In one line, from what `make run` (scripts/pipeline.py) built:
+ranking directory (ranking.json, the LightGBM models in their text format, the lexical statistics); SearchSystem
+loads it. In one line, from what `make run` (scripts/pipeline.py) built:
 
     from search import SearchSystem
     with SearchSystem.from_pipeline("output/pipeline/sample") as system:
         results = system.search("语言 文化 差异", top_k=10)      # Results: Hits (id, text, score), .timings_ms
+        legs = system.search(["语言 文化 差异", "风险"], mode="bm25")  # one Results per query (mode: a leg)
+        similar = system.more_like_this(18, top_k=5)                # papers like paper 18
         vectors = system.encode(["中西方语言与文化的差异"])      # the recall model's vectors
 
 or piece by piece:
