@@ -19,6 +19,7 @@ SEARCH_LOGIC = (
     "recall.milvus.inference",
     "search.features",
     "search.learn",
+    "search.ranking",
     "ernie_matching",
     "ns_common.predictor",
 )
