@@ -72,8 +72,8 @@ def cosine_scores(args, queries, titles):
 
     set_device(args.device)
     model, tokenizer = load_encoder(args.model_name_or_path, args.params_path, args.output_emb_size)
-    q = embed_texts(model, tokenizer, queries, args.max_seq_length, args.batch_size)
-    t = embed_texts(model, tokenizer, titles, args.max_seq_length, args.batch_size)
+    q = embed_texts(model, tokenizer, queries, args.max_seq_length, args.batch_size, role="query")
+    t = embed_texts(model, tokenizer, titles, args.max_seq_length, args.batch_size, role="doc")
     return np.sum(q * t, axis=1)
 
 

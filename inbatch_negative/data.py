@@ -59,8 +59,8 @@ class InBatchCollator:
         for e in examples:
             k = min(self.negatives_per_query, len(e["negatives"]))
             negatives += self.rng.sample(e["negatives"], k) if k else []
-        q_ids, q_types = batch_encode(queries, self.tokenizer, self.max_seq_length)
-        d_ids, d_types = batch_encode(docs, self.tokenizer, self.max_seq_length)
+        q_ids, q_types = batch_encode(queries, self.tokenizer, self.max_seq_length, role="query")
+        d_ids, d_types = batch_encode(docs, self.tokenizer, self.max_seq_length, role="doc")
         batch = {
             "query_input_ids": q_ids,
             "query_token_type_ids": q_types,
@@ -70,6 +70,6 @@ class InBatchCollator:
         }
         if negatives:
             batch["neg_input_ids"], batch["neg_token_type_ids"] = batch_encode(
-                negatives, self.tokenizer, self.max_seq_length
+                negatives, self.tokenizer, self.max_seq_length, role="doc"
             )
         return batch

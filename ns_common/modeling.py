@@ -109,7 +109,13 @@ def backbone_from_config(name_or_path, **config_overrides):
 
 
 def load_tokenizer(name_or_path):
+    """The directory's tokenizer: a converted pretrained encoder's SentencePiece one (pretrained/convert.py) when it
+    holds sentencepiece.model, else the architecture's WordPiece tokenizer (ERNIE, ERNIE-Gram)."""
     check_name_or_path(name_or_path)
+    from ns_common.sentencepiece_tokenizer import MODEL_FILE, SentencePieceTokenizer
+
+    if os.path.isfile(os.path.join(name_or_path, MODEL_FILE)):
+        return SentencePieceTokenizer.from_pretrained(name_or_path)
     _, _, tokenizer_cls = _classes(model_type_of(name_or_path))
     return tokenizer_cls.from_pretrained(name_or_path)
 

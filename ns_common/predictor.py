@@ -15,7 +15,7 @@ import numpy as np
 
 from ns_common.cli import positive_int, str_to_bool
 from ns_common.errors import ConfigError
-from ns_common.text import batch_encode
+from ns_common.text import batch_encode, with_role
 
 MAX_DEFAULT_THREADS = 8
 ONEDNN_SHAPE_CACHE = 64  # input shapes whose oneDNN kernels are kept (query lengths x batch sizes seen)
@@ -109,9 +109,10 @@ class InferencePredictor:
         self.predictor.run()
         return self.output_handle.copy_to_cpu()
 
-    def encode(self, texts, tokenizer, max_seq_length=64, batch_size=64, text_pairs=None, progress=False):
-        """Runs texts (or text pairs) through the exported model in batches; returns stacked outputs."""
-        texts = list(texts)
+    def encode(self, texts, tokenizer, max_seq_length=64, batch_size=64, text_pairs=None, progress=False, role=None):
+        """Runs texts (or text pairs) through the exported model in batches; returns stacked outputs. role: "query" or
+        "doc" for a model trained with prefixes (ns_common.text.with_role)."""
+        texts = with_role(texts, tokenizer, role)
         pairs = list(text_pairs) if text_pairs is not None else None
         outputs = []
         starts = range(0, len(texts), batch_size)

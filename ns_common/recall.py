@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from ns_common.cli import add_encoder_args, check_files, check_outputs, entry_point, fail
+from ns_common.errors import ModelMismatchError
 from ns_common.io import read_corpus, read_similar_pairs, write_recall_result
 from ns_common.utils import Timer, logger, set_device, set_seed
 
@@ -86,8 +87,12 @@ def dense_recall(
     from ns_common.semantic import embed_texts
 
     if corpus_embeddings is None:
-        corpus_embeddings = embed_texts(model, tokenizer, corpus, max_seq_length, batch_size, progress=progress)
-    query_embeddings = embed_texts(model, tokenizer, queries, max_seq_length, batch_size, progress=progress)
+        corpus_embeddings = embed_texts(
+            model, tokenizer, corpus, max_seq_length, batch_size, progress=progress, role="doc"
+        )
+    query_embeddings = embed_texts(
+        model, tokenizer, queries, max_seq_length, batch_size, progress=progress, role="query"
+    )
     return search(query_embeddings, corpus_embeddings, recall_num, index)
 
 
@@ -108,10 +113,20 @@ def parse_args(argv=None):
     parser.add_argument(
         "--index", choices=INDEX_TYPES, default="exact", help="exact (ground truth) or hnsw (approximate)"
     )
+    parser.add_argument(
+        "--corpus_embedding_file",
+        default=None,
+        help="the corpus' embeddings by this model (.npy, a row a line of --corpus_file, e.g. feature_extract.py's "
+        "through Paddle Inference): only the queries are embedded",
+    )
     args = parser.parse_args(argv)
     if args.recall_num <= 0:
         fail(f"--recall_num must be positive, got {args.recall_num}")
-    check_files(("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file))
+    check_files(
+        ("corpus_file", args.corpus_file),
+        ("similar_text_pair_file", args.similar_text_pair_file),
+        ("corpus_embedding_file", args.corpus_embedding_file),
+    )
     check_outputs(
         files=[("recall_result_file", os.path.join(args.recall_result_dir, args.recall_result_file))],
         inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)],
@@ -135,6 +150,14 @@ def main(argv=None):
     model, tokenizer = load_encoder(
         args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
     )
+    corpus_embeddings = None
+    if args.corpus_embedding_file:
+        corpus_embeddings = np.load(args.corpus_embedding_file)
+        if corpus_embeddings.shape != (len(corpus), model.embedding_dim):
+            raise ModelMismatchError(
+                f"--corpus_embedding_file {args.corpus_embedding_file}: shape {list(corpus_embeddings.shape)}, expected "
+                f"[{len(corpus)}, {model.embedding_dim}] (a row for each line of --corpus_file, by this model)"
+            )
     timer = Timer()
     indices, scores = dense_recall(
         model,
@@ -145,6 +168,7 @@ def main(argv=None):
         args.max_seq_length,
         args.batch_size,
         args.index,
+        corpus_embeddings=corpus_embeddings,
         progress=True,
     )
     path = os.path.join(args.recall_result_dir, args.recall_result_file)

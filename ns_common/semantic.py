@@ -14,7 +14,7 @@ import paddle.nn.functional as F
 from ns_common.checkpoint import checkpoint_file, load_checkpoint, read_encoder_config
 from ns_common.errors import ModelMismatchError
 from ns_common.modeling import hidden_size_of, load_backbone, load_tokenizer
-from ns_common.text import batch_encode, batches
+from ns_common.text import batch_encode, batches, with_role
 
 POOLING_MODES = ("cls", "mean")
 
@@ -127,10 +127,11 @@ def load_encoder(
 
 
 @paddle.no_grad()
-def embed_texts(model, tokenizer, texts, max_seq_length=64, batch_size=64, progress=False):
-    """Normalised embeddings (float32 numpy, N x dim) of texts, with the dynamic graph, in input order."""
+def embed_texts(model, tokenizer, texts, max_seq_length=64, batch_size=64, progress=False, role=None):
+    """Normalised embeddings (float32 numpy, N x dim) of texts, with the dynamic graph, in input order. role: "query"
+    or "doc" for a model trained with prefixes (ns_common.text.with_role)."""
     model.eval()
-    texts = list(texts)
+    texts = with_role(texts, tokenizer, role)
     # batches of similar length waste less compute on padding; the result is put back in input order
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = []

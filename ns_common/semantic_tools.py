@@ -30,8 +30,8 @@ def predict_similarity(model, tokenizer, pairs, max_seq_length=64, batch_size=64
     """Cosine similarity of each (text_a, text_b) pair, as a float32 array."""
     from ns_common.semantic import embed_texts
 
-    a = embed_texts(model, tokenizer, [p[0] for p in pairs], max_seq_length, batch_size)
-    b = embed_texts(model, tokenizer, [p[1] for p in pairs], max_seq_length, batch_size)
+    a = embed_texts(model, tokenizer, [p[0] for p in pairs], max_seq_length, batch_size, role="query")
+    b = embed_texts(model, tokenizer, [p[1] for p in pairs], max_seq_length, batch_size, role="doc")
     return np.sum(a * b, axis=1).astype(np.float32)
 
 
@@ -101,7 +101,10 @@ def export_main(argv=None):
         "--model_name_or_path", required=True, help="the backbone directory (or name) the model was trained from"
     )
     parser.add_argument(
-        "--params_path", required=True, help="model_state.pdparams of a trained model (or its directory)"
+        "--params_path",
+        default=None,
+        help="model_state.pdparams of a trained model (or its directory); none: the backbone as it is (e.g. a "
+        "converted pretrained encoder, zero-shot)",
     )
     add_encoder_shape_args(parser)
     parser.add_argument(

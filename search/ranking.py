@@ -19,8 +19,8 @@ from search.features import FEATURES, LexicalStats, lexical_features
 RANKING_FILE = "ranking.json"
 FORMAT = "learned-ranking-1"
 # the neural model's inputs: the lexical model's score and the neural signals
-NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "rerank_logit"]
-DENSE_FEATURES = {"cosine", "cosine_rank"}
+NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rerank_logit"]
+DENSE_FEATURES = {"cosine", "cosine_rank", "cosine_gap"}
 
 
 def default_ranking_dir(model_dir) -> str | None:
@@ -142,11 +142,13 @@ class Ranking:
 
 def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None) -> np.ndarray:
     """[n, len(names)] inputs of the neural model: the lexical score, the dense cosine, its 1-based rank among the
-    candidates and the reranker's logit (a signal not computed: absent from names)."""
+    candidates, its gap to the best candidate's cosine and the reranker's logit (a signal not computed: absent from
+    names)."""
     columns = {"lexical_score": lexical_score}
     if cosine is not None:
         columns["cosine"] = cosine
         columns["cosine_rank"] = np.argsort(np.argsort(-cosine, kind="stable"), kind="stable") + 1.0
+        columns["cosine_gap"] = cosine - (cosine.max() if len(cosine) else 0.0)
     if rerank_logit is not None:
         columns["rerank_logit"] = rerank_logit
     return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])

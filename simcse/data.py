@@ -7,7 +7,7 @@ import random
 
 from ns_common.contrastive import false_negative_mask
 from ns_common.io import read_texts
-from ns_common.text import convert_example, pad_sequences
+from ns_common.text import convert_example, pad_sequences, with_role
 
 
 def read_simcse_texts(path):
@@ -54,14 +54,15 @@ class SimCSECollator:
         self.rng = random.Random(seed)
 
     def __call__(self, texts):
-        ids = [convert_example(t, self.tokenizer, self.max_seq_length)[0] for t in texts]
+        # a model trained with prefixes (ns_common.text.with_role) reads the text as a document, its keyword view as
+        # the query that would find it
+        docs = with_role(texts, self.tokenizer, "doc")
+        ids = [convert_example(t, self.tokenizer, self.max_seq_length)[0] for t in docs]
         pad = self.tokenizer.pad_token_id
         batch = {}
         if self.second_view == "keywords":
-            second = [
-                convert_example(keyword_view(t, self.rng, self.max_seq_length), self.tokenizer, self.max_seq_length)[0]
-                for t in texts
-            ]
+            views = with_role([keyword_view(t, self.rng, self.max_seq_length) for t in texts], self.tokenizer, "query")
+            second = [convert_example(v, self.tokenizer, self.max_seq_length)[0] for v in views]
         elif self.dup_rate > 0:
             ids, second = (
                 [word_repetition(x, self.dup_rate, self.rng, self.max_seq_length) for x in ids] for _ in range(2)

