@@ -180,7 +180,7 @@ def run_query_file(system, args, loaded=None) -> dict | None:
     results = system.search(queries, top_k=args.recall_num, filter=args.filter, candidates=args.recall_num)
     seconds = time.time() - start
     if args.rerank:
-        logger.info(f"reranked {system.reranker.pairs_scored} pairs at {system.reranker.pairs_per_s:.0f} pairs/s")
+        log_reranking(system)
     n_rows = write_lines(
         args.recall_result_file,
         ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits),
@@ -195,6 +195,10 @@ def run_query_file(system, args, loaded=None) -> dict | None:
     metrics = recall_metrics(queries, gold, ranked, args.recall_num)
     report(f"milvus-{args.mode}" + ("+rerank" if args.rerank else ""), metrics)
     return metrics
+
+
+def log_reranking(system) -> None:
+    logger.info(f"reranked {system.reranker.pairs_scored} pairs at {system.reranker.pairs_per_s:.0f} pairs/s")
 
 
 @entry_point
@@ -214,9 +218,7 @@ def main(argv=None):
                 args.query, top_k=args.top_k, filter=args.filter, explain=args.json, candidates=args.recall_num
             )
             if args.rerank:
-                logger.info(
-                    f"reranked {system.reranker.pairs_scored} pairs at {system.reranker.pairs_per_s:.0f} pairs/s"
-                )
+                log_reranking(system)
             print_hits({"query": args.query, "mode": args.mode + (" + rerank" if args.rerank else "")}, hits, args.json)
     sys.stdout.flush()
     return hits
