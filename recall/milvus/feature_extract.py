@@ -24,7 +24,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail, model_inputs
 from ns_common.errors import BadInputError
 from ns_common.io import atomic_write, weights_fingerprint
 from ns_common.utils import is_main_process, logger, rank, world_size
@@ -56,7 +56,10 @@ def parse_args(argv=None):
         fail("--chunk_size and --max_chunks must be positive")
     if not os.path.isfile(args.corpus_file):
         fail(f"--corpus_file {args.corpus_file}: file not found")
-    check_outputs(files=[("output_path", output_file(args.output_path))], inputs=[("corpus_file", args.corpus_file)])
+    check_outputs(
+        files=[("output_path", output_file(args.output_path))],
+        inputs=[("corpus_file", args.corpus_file), *model_inputs(args)],
+    )
     return args
 
 
