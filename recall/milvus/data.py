@@ -44,12 +44,15 @@ def iter_corpus_chunks(path, chunk_size, start_line=0, report=True):
 
 def _iter_chunks(path, chunk_size, start_line, report, records):
     counter = SkipCounter(path)
+    seen_ids = {} if records else None  # a record repeating an earlier paper id is kept empty
     chunk, first_id = [], start_line
     with open(check_file(path, "corpus file"), "rb") as f:
         for line_no, raw in enumerate(f):
             if line_no < start_line:
+                if records:  # a resumed run knows the ids before its first line as a whole run does
+                    decode_corpus_line(raw, line_no + 1, SkipCounter(path), records, seen_ids)
                 continue
-            chunk.append(decode_corpus_line(raw, line_no + 1, counter, records))
+            chunk.append(decode_corpus_line(raw, line_no + 1, counter, records, seen_ids))
             if len(chunk) == chunk_size:
                 yield first_id, chunk
                 first_id, chunk = first_id + len(chunk), []
