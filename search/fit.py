@@ -221,6 +221,8 @@ def main(argv=None):
         [train[q] for q in train_queries],
         stats,
     )
+    where = f"collection {searcher.config.collection} at {searcher.config.uri}"
+    check_gold_found(data, args.train_file, args, where)
     bm25_ranks = learn.baseline_ranks(data)
     lexical, table = choose(
         "lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
@@ -256,7 +258,7 @@ def main(argv=None):
     # 3. the neural ranking, over the held-out queries only
     if heldout and (encoder is not None or reranker is not None):
         neural, neural_rows = fit_neural(
-            args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker
+            args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker, where
         )
         table += neural_rows
         if neural:
@@ -280,7 +282,24 @@ def main(argv=None):
     return spec
 
 
-def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats, encoder, reranker):
+def check_gold_found(data, pairs_file, args, where):
+    """Cross-validation learns from the queries whose gold title is among their BM25 candidates: when the training
+    folds of some fold hold none (none at all, when the collection holds other texts than the pairs' gold titles),
+    a one-line BadInputError naming the file and what to check instead of LightGBM's "nothing to learn from"."""
+    has_gold = data.has_gold()
+    if len(data) >= args.folds:
+        folds = learn.fold_assignment(len(data), args.folds, args.seed)
+        if all(has_gold[folds != fold].any() for fold in range(args.folds)):
+            return
+    raise BadInputError(
+        f"{pairs_file}: {int(has_gold.sum())} of {len(data)} queries find their gold title among BM25's top "
+        f"{CANDIDATES} in {where}, too few to learn from in {args.folds}-fold cross-validation: check that the gold "
+        f"titles are the texts the collection holds (--corpus_file {args.corpus_file}: one title a line, or paper "
+        "records in a .jsonl file)"
+    )
+
+
+def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where):
     """The neural tier on the held-out queries: (winner with its GroupedData, or None; rows of the CV table)."""
     queries = list(heldout)
     # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
@@ -315,6 +334,7 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
         features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))
         labels.append(np.array([int(h.text in heldout[query]) for h in hits], dtype=np.int32))
     neural_data = learn.GroupedData(features, labels, queries, names)
+    check_gold_found(neural_data, args.heldout_file, args, where)
     sets = {name: f for name, f in NEURAL_SETS.items() if set(f) <= set(names)}
     bm25_ranks = learn.baseline_ranks(neural_data)
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
@@ -342,6 +362,8 @@ def write_ranking(output_dir, spec, stats, boosters):
         stats.save(os.path.join(staging, spec["stats_file"]))
         for name, booster in boosters.items():
             learn.save_model(booster, os.path.join(staging, spec[name]["model_file"]))
+        # the sha1 of each file: Ranking.load refuses a damaged one, or one of another fit, before LightGBM reads it
+        spec["sha1"] = {name: weights_fingerprint(os.path.join(staging, name)) for name in sorted(os.listdir(staging))}
         with open(os.path.join(staging, RANKING_FILE), "w", encoding="utf-8") as f:
             json.dump(spec, f, indent=2, ensure_ascii=False)
         why = replaceable_dir(output_dir, RANKING_FILES)  # checked again: the directory may have changed during the fit

@@ -3,14 +3,18 @@ failed before its fix: commands that replaced a directory or overwrote a databas
 damaged or foreign ranking directory, a fit that finds no gold, a half-filled collection, stale facets, filter
 errors of many lines, a Lite engine that outlived its parent."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
-from conftest import sample_file
+from conftest import REPO, sample_file
 
 from ns_common.cli import check_outputs, replaceable_dir
-from ns_common.errors import BadInputError
-from search.features import LexicalStats
+from ns_common.errors import BadInputError, ModelMismatchError
+from search.features import FEATURES, LexicalStats
 
 
 def one_error(capsys, call, code=2):
@@ -94,3 +98,149 @@ def test_outputs_never_land_on_the_database_or_inside_a_model(tmp_path, capsys, 
     # an output directory inside an input directory, and the library call itself
     with pytest.raises(BadInputError, match="inside"):
         check_outputs(dirs=[("save_dir", os.path.join(tiny_ernie, "sub"))], inputs=[("model_dir", tiny_ernie)])
+
+
+# --- 5. a damaged or foreign ranking directory -----------------------------------------------------------------
+
+
+def write_small_ranking(directory, seed=0):
+    """A real ranking directory as search.fit writes it (write_ranking), its lexical model fitted on made-up rows."""
+    import numpy as np
+
+    from search import fit, learn
+    from search.features import FEATURES
+
+    rng = np.random.RandomState(seed)
+    features = [rng.rand(8, len(FEATURES)) for _ in range(12)]
+    labels = [np.eye(8, dtype=np.int32)[rng.randint(8)] for _ in range(12)]
+    data = learn.GroupedData(features, labels, [f"q{i}" for i in range(12)])
+    booster = learn.fit_ranker(data, {"n_trees": 5, "num_leaves": 3, "min_child_samples": 2}, seed=seed)
+    spec = {"format": fit.FORMAT, "candidates": 50, "chosen": "lexical", "neural": None}
+    spec["lexical"] = {"features": list(FEATURES), "params": {}, "model_file": "lexical.txt", "set": "every"}
+    spec["fitted_with"] = {"corpus": None, "recall_model": None, "reranker": None}
+    fit.write_ranking(str(directory), spec, LexicalStats.from_texts(["语言 文化", "文化 差异"]), {"lexical": booster})
+    return str(directory)
+
+
+def edit_spec(directory, change):
+    path = os.path.join(directory, "ranking.json")
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
+    change(spec)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+
+
+def truncate(path):
+    with open(path, "rb") as f:
+        text = f.read()
+    with open(path, "wb") as f:
+        f.write(text[: len(text) // 2])
+
+
+DAMAGES = {
+    "lexical.txt truncated": (lambda d: truncate(os.path.join(d, "lexical.txt")), "lexical.txt: not the file"),
+    "lexical.txt empty": (lambda d: open(os.path.join(d, "lexical.txt"), "w").close(), "lexical.txt: not the file"),
+    "lexical.txt missing": (lambda d: os.remove(os.path.join(d, "lexical.txt")), "lexical.txt: missing"),
+    "lexical.txt of another fit": (
+        lambda d: shutil.copyfile(
+            os.path.join(write_small_ranking(d + "_other", seed=5), "lexical.txt"), d + "/lexical.txt"
+        ),
+        "lexical.txt: not the file",
+    ),
+    "the statistics changed": (
+        lambda d: truncate(os.path.join(d, "lexical_stats.json")),
+        "lexical_stats.json: not the file",
+    ),
+    "an unknown feature name": (
+        lambda d: edit_spec(d, lambda s: s["lexical"]["features"].__setitem__(0, "bm25_typo")),
+        "unknown feature 'bm25_typo'",
+    ),
+    "features as a string": (
+        lambda d: edit_spec(d, lambda s: s["lexical"].__setitem__("features", "bm25_rel")),
+        "features must be a list of feature names, got 'bm25_rel'",
+    ),
+    "fewer features than the model": (
+        lambda d: edit_spec(d, lambda s: s["lexical"]["features"].pop()),
+        "lexical.txt takes the features",
+    ),
+    "features reordered": (
+        lambda d: edit_spec(d, lambda s: s["lexical"]["features"].reverse()),
+        "lexical.txt takes the features",
+    ),
+    "a model file outside the directory": (
+        lambda d: edit_spec(d, lambda s: s["lexical"].__setitem__("model_file", "../lexical.txt")),
+        "is not a file of the ranking directory",
+    ),
+    "no checksums (an older fit)": (lambda d: edit_spec(d, lambda s: s.pop("sha1")), "keeps no checksum of"),
+    "ranking.json a list": (lambda d: open(os.path.join(d, "ranking.json"), "w").write("[]"), "not a ranking written"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_or_foreign_ranking_is_one_model_mismatch_line(tmp_path, damage):
+    from search.system import Ranking
+
+    directory = write_small_ranking(tmp_path / "ranking")
+    assert Ranking.load(directory).lexical_model.num_feature() == len(FEATURES)  # intact: served
+    harm, words = DAMAGES[damage]
+    harm(directory)
+    with pytest.raises(ModelMismatchError) as error:
+        Ranking.load(directory)
+    message = str(error.value)
+    assert words in message and "\n" not in message and "refit" in message, message
+
+
+def test_query_on_a_truncated_ranking_exits_with_one_line_instead_of_aborting(tmp_path):
+    """LightGBM aborted the process (SIGABRT, exit 134) on a truncated lexical.txt: run as the user does."""
+    directory = write_small_ranking(tmp_path / "ranking")
+    truncate(os.path.join(directory, "lexical.txt"))
+    done = subprocess.run(
+        [sys.executable, "-m", "search.query", "--query", "语言", "--ranking_dir", directory],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), (done.returncode, done.stderr)
+    assert "lexical.txt: not the file search.fit wrote" in lines[0]
+
+
+# --- a Milvus Lite collection of the sample's papers (random vectors: no model needed) ---------------------------
+
+PAPERS = os.path.join(REPO, "data", "sample", "milvus", "papers.jsonl")
+
+
+def unit_vectors(path, n, dim=8):
+    import numpy as np
+
+    vectors = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    np.save(path, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    return str(path)
+
+
+def insert_corpus(corpus, uri, *extra):
+    from recall.milvus import insert
+
+    with open(corpus, "rb") as f:
+        n = sum(1 for _ in f)
+    npy = unit_vectors(os.path.join(os.path.dirname(uri), os.path.basename(uri) + ".npy"), n)
+    return insert.main(["--data_path", corpus, "--embedding_path", npy, "--uri", uri, *extra])
+
+
+# --- 12. a fit where no training query finds its gold ---------------------------------------------------------
+
+
+def test_fit_where_no_query_finds_its_gold_is_one_line_naming_the_file(tmp_path, capsys):
+    from search import fit
+
+    as_titles = tmp_path / "papers_as_titles.csv"  # a records file's JSON lines given as a title corpus
+    shutil.copyfile(PAPERS, as_titles)
+    uri = str(tmp_path / "titles.db")
+    assert insert_corpus(str(as_titles), uri) == 500
+    train = sample_file("recall", "train.csv")
+    argv = ["--train_file", train, "--corpus_file", str(as_titles), "--uri", uri]
+    line = one_error(capsys, lambda: fit.main(argv + ["--output_dir", str(tmp_path / "ranking")]))
+    assert line.startswith(f"error: {train}: 0 of ") and "check that the gold titles are the texts" in line, line
+    assert str(as_titles) in line and not os.path.exists(tmp_path / "ranking")
