@@ -3,7 +3,9 @@ failed before its fix: commands that replaced a directory or overwrote a databas
 damaged or foreign ranking directory, a fit that finds no gold, a half-filled collection, stale facets, filter
 errors of many lines, a Lite engine that outlived its parent."""
 
+import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -244,3 +246,109 @@ def test_fit_where_no_query_finds_its_gold_is_one_line_naming_the_file(tmp_path,
     line = one_error(capsys, lambda: fit.main(argv + ["--output_dir", str(tmp_path / "ranking")]))
     assert line.startswith(f"error: {train}: 0 of ") and "check that the gold titles are the texts" in line, line
     assert str(as_titles) in line and not os.path.exists(tmp_path / "ranking")
+
+
+@pytest.fixture
+def warnings_logged():
+    """The warnings of the project's logger (it does not propagate to the root logger), as a list of texts."""
+    from ns_common.utils import logger
+
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+# --- 7. a collection half-filled by a stopped insert ------------------------------------------------------------
+
+
+def test_a_half_filled_collection_is_served_with_one_warning_naming_resume(tmp_path, warnings_logged):
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+
+    uri = str(tmp_path / "papers.db")
+    # what a killed insert leaves: the first batches only (--max_batches stops as a kill -9 would, rows kept)
+    assert insert_corpus(PAPERS, uri, "--batch_size", "100", "--max_batches", "2") is None
+    warnings_logged.clear()
+    with MilvusSearcher(load_config(uri=uri)) as searcher:
+        assert searcher.search("语言", top_k=5, mode="bm25")  # served
+    assert len(warnings_logged) == 1, warnings_logged
+    assert "holds 200 rows of the 500 documents of its corpus" in warnings_logged[0]
+    assert "--resume" in warnings_logged[0] and uri in warnings_logged[0]
+    assert insert_corpus(PAPERS, uri, "--batch_size", "100", "--resume") == 500
+    warnings_logged.clear()
+    with MilvusSearcher(load_config(uri=uri)) as searcher:
+        assert searcher.incomplete is None
+    assert warnings_logged == []
+
+
+# --- 9. facets of a collection whose records were upserted with other fields ---------------------------------
+
+
+def test_facets_follow_the_rows_after_an_upsert_renames_a_category(tmp_path):
+    from ns_common.records import parse_record, record_line
+    from recall.milvus.config import load_config
+    from recall.milvus.search import MilvusSearcher
+
+    uri = str(tmp_path / "papers.db")
+    assert insert_corpus(PAPERS, uri) == 500
+    with open(PAPERS, encoding="utf-8") as f:
+        records = [parse_record(line) for line in f]
+    old = records[0].category
+    renamed = tmp_path / "papers.jsonl"  # the same titles (the same corpus to insert), one category renamed
+    renamed.write_text(
+        "".join(
+            record_line(dataclasses.replace(r, category=old + "（新）" if r.category == old else r.category)) + "\n"
+            for r in records
+        ),
+        encoding="utf-8",
+    )
+    assert insert_corpus(str(renamed), uri) == 500  # accepted as an upsert of the same corpus
+    with MilvusSearcher(load_config(uri=uri)) as searcher:
+        facets = searcher.facets()
+        assert old not in facets["category"]
+        assert facets["category"][old + "（新）"] == sum(r.category == old for r in records)
+        assert facets["year"] == [min(r.year for r in records if r.year), max(r.year for r in records)]
+        hits = searcher.search(records[0].title, top_k=5, mode="bm25", filter=f'category == "{old}（新）"')
+        assert hits and hits[0].id == 0
+
+
+# --- 10. a bad --filter printed the engine's parser and C++ lines beside the error ------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression, words",
+    [
+        ("category == “语言学”", "is not a quote Milvus knows"),
+        ('category == "语言学', "is never closed"),
+        ("no_such_field == 1", "Milvus cannot evaluate it"),
+        ("category ==", "Milvus cannot evaluate it"),
+        ("year >= 2015 and and", "Milvus cannot evaluate it"),
+    ],
+)
+def test_a_bad_filter_is_exactly_one_stderr_line(tmp_path, expression, words):
+    uri = str(tmp_path / "papers.db")
+    assert insert_corpus(PAPERS, uri) == 500
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.query",
+            "--query",
+            "语言",
+            "--mode",
+            "bm25",
+            "--uri",
+            uri,
+            "--filter",
+            expression,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: filter {expression!r}: ") and words in done.stderr, done.stderr
