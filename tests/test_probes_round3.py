@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import REPO, sample_file
@@ -352,3 +354,73 @@ def test_a_bad_filter_is_exactly_one_stderr_line(tmp_path, expression, words):
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"error: filter {expression!r}: ") and words in done.stderr, done.stderr
+
+
+# --- 8. local_server --engine lite killed with -9 left its engine serving, and the database unlocked -------------
+
+
+def start_lite_launcher(data_dir):
+    """`python -m recall.milvus.local_server --engine lite` as a user starts it: (its process, the engine's pid)."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "recall.milvus.local_server", "--engine", "lite", "--data_dir", data_dir],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    for line in launcher.stdout:
+        seen.append(line)
+        if line.startswith("Milvus server at"):
+            engine = [int(x.split("pid ")[1].split(")")[0]) for x in seen if "milvus-lite engine (pid" in x]
+            return launcher, engine[0]
+    raise AssertionError(f"the launcher ended: {''.join(seen)}")
+
+
+def alive(pid):
+    """Whether process pid runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_lite_launcher_takes_its_engine_along_and_the_database_stays_locked_meanwhile(tmp_path):
+    data_dir = str(tmp_path / "lite")
+    launcher, engine = start_lite_launcher(data_dir)
+    try:
+        assert alive(engine)
+        second = subprocess.run(
+            [sys.executable, "-m", "recall.milvus.local_server", "--engine", "lite", "--data_dir", data_dir],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 2 and len(lines) == 1 and "is open in another process" in lines[0], second.stderr
+        client = subprocess.run(  # a Milvus Lite client on the served file is refused too
+            [sys.executable, "-m", "search.query", "--query", "语言", "--mode", "bm25"]
+            + ["--uri", os.path.join(data_dir, "milvus.db")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert client.returncode == 1 and "another process holds the lock" in client.stderr, client.stderr
+        launcher.kill()  # kill -9: no handler of the launcher runs
+        launcher.wait(timeout=30)
+        deadline = time.time() + 30
+        while alive(engine) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not alive(engine), "the engine outlived its launcher"
+        relaunched, engine = start_lite_launcher(data_dir)  # the file is free again
+        relaunched.terminate()
+        relaunched.wait(timeout=60)
+        assert not alive(engine)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        if alive(engine):
+            os.kill(engine, signal.SIGKILL)
