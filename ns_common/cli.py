@@ -2,6 +2,7 @@
 load a trained semantic encoder. Each check fails with one line for the user, before any model is loaded."""
 
 import argparse
+import fnmatch
 import functools
 import math
 import os
@@ -137,8 +138,8 @@ def _input_holding(path, inputs):
 
 def replaceable_dir(path, owned):
     """None when the command may replace directory `path` whole: it is absent, empty, or its own earlier output
-    (it holds the marker file owned[0], and nothing but the file names in `owned`); else why not. No command
-    deletes what it did not write."""
+    (it holds the marker file owned[0], and nothing but files matching the names or patterns in `owned`, e.g.
+    "chunk_*.npy"); else why not. No command deletes what it did not write."""
     if not os.path.exists(path):
         return None
     if not os.path.isdir(path):
@@ -148,7 +149,7 @@ def replaceable_dir(path, owned):
         return None
     if owned[0] not in entries:
         return f"is not empty and holds no {owned[0]} (not an output of this command); give a new or empty directory"
-    foreign = sorted(entries - set(owned))
+    foreign = sorted(e for e in entries if not any(fnmatch.fnmatchcase(e, pattern) for pattern in owned))
     if foreign:
         return f"holds {foreign[0]!r}, which this command did not write; give a new or empty directory"
     return None

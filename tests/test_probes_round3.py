@@ -82,6 +82,20 @@ def test_fit_never_replaces_a_directory_it_did_not_write(tmp_path, capsys, monke
     assert sorted(os.listdir(tmp_path)) == sorted(["export", "neural_search.db", "ranking"]), "a staging dir was left"
 
 
+def test_feature_extract_never_replaces_a_chunk_directory_it_did_not_write(tmp_path, capsys, tiny_ernie):
+    from recall.milvus import feature_extract
+
+    parts = tmp_path / "corpus_embedding.parts"  # where the command keeps its chunks: here a user's folder
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine")
+    argv = ["--corpus_file", sample_file("recall", "corpus.csv"), "--model_dir", tiny_ernie]
+    line = one_error(
+        capsys, lambda: feature_extract.main(argv + ["--output_path", str(tmp_path / "corpus_embedding.npy")])
+    )
+    assert str(parts) in line and "holds no manifest.json" in line, line
+    assert (parts / "notes.txt").read_text() == "mine"
+
+
 # --- 2. an output over the database or a model file -------------------------------------------------------------
 
 
