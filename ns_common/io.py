@@ -144,7 +144,8 @@ def read_corpus(path):
     counter = SkipCounter(path)
     records = is_records_file(path)
     with open(check_file(path), "rb") as f:
-        docs = [decode_corpus_line(raw, line_no, counter, records) for line_no, raw in enumerate(f, start=1)]
+        seen_ids = {}
+        docs = [decode_corpus_line(raw, n, counter, records, seen_ids) for n, raw in enumerate(f, start=1)]
     counter.report()
     return [doc.title for doc in docs] if records else docs
 
@@ -193,6 +194,37 @@ def read_pairwise_labeled(path, counter=None):
         yield q, t, int(label)
 
 
+def parse_json_line(text):
+    """The JSON value of one line of a JSON Lines file; ValueError naming why it is none: not JSON, nested too deeply
+    (thousands of brackets: json's RecursionError), an integer too long to convert (over 4,300 digits), or a text
+    (a key or a value at any depth) holding a lone surrogate (an escaped "\\ud800", which no UTF-8 file can hold) or a
+    NUL character (an escaped "\\u0000")."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg})") from None
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
+    except ValueError as e:  # e.g. int's digit limit: "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ValueError(f"not JSON ({str(e).split(';')[0]})") from None
+    pending = [value]  # walked without recursion: a value may nest up to json's own depth limit
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("a text holds a NUL character (\\u0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a text holds a lone surrogate (\\ud800-\\udfff: not a character)") from None
+    return value
+
+
 def read_jsonl(path, required=(), counter=None, check=None):
     """Yields dicts of a JSON Lines file; lines that don't parse, are not a JSON object ("text", 5, [...], null) or
     lack a required field are skipped and counted; check: optional function(obj) -> a reason to skip it, or None."""
@@ -202,9 +234,10 @@ def read_jsonl(path, required=(), counter=None, check=None):
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            counter.skip(line_no, "invalid JSON")
+            obj = parse_json_line(text)
+        except ValueError as e:
+            reason = "invalid JSON" if str(e).startswith("not JSON") else "lines holding a NUL or a lone surrogate"
+            counter.skip(line_no, reason, str(e))
             continue
         if not isinstance(obj, dict):
             counter.skip(line_no, "lines that are not a JSON object")

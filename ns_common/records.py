@@ -15,7 +15,7 @@ empty document, like an undecodable line of a title file, and is counted in one 
 import json
 from dataclasses import dataclass, field
 
-from ns_common.io import clean_field
+from ns_common.io import clean_field, parse_json_line
 
 RECORDS_SUFFIX = ".jsonl"
 TEXT_FIELDS = ("category", "discipline", "abstract")
@@ -64,10 +64,7 @@ def _text(value, name, limit=MAX_FIELD_CHARS):
 
 def parse_record(text):
     """A Record from one JSON Lines line (already decoded); ValueError naming the reason when it is not one."""
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"not JSON ({e.msg})") from None
+    data = parse_json_line(text)
     if not isinstance(data, dict):
         raise ValueError(f"a JSON {type(data).__name__}, expected an object")
     title = data.get("title")
@@ -111,9 +108,10 @@ def record_line(record):
     return json.dumps({k: v for k, v in data.items() if v not in ("", [], 0)}, ensure_ascii=False)
 
 
-def decode_corpus_line(raw, line_no, counter, records):
+def decode_corpus_line(raw, line_no, counter, records, seen_ids=None):
     """The document of one raw corpus line: a Record (records=True) or its text; a line that is undecodable, holds a
-    NUL byte, is empty or (records) is not a paper record is kept as an empty document and counted in counter."""
+    NUL byte, is empty or (records) is not a paper record is kept as an empty document and counted in counter.
+    seen_ids: {paper id: line} of the file's earlier records (filled here): a record repeating an id is kept empty."""
     try:
         text = raw.decode("utf-8").strip().lstrip("\ufeff")
     except UnicodeDecodeError:
@@ -130,7 +128,17 @@ def decode_corpus_line(raw, line_no, counter, records):
     if not text:
         return Record("")
     try:
-        return parse_record(text)
+        record = parse_record(text)
     except ValueError as e:
         counter.skip(line_no, "malformed records (kept as empty documents)", str(e))
         return Record("")
+    if seen_ids is not None and record.paper_id:
+        first = seen_ids.setdefault(record.paper_id, line_no)
+        if first != line_no:
+            counter.skip(
+                line_no,
+                "records repeating an earlier id (kept as empty documents)",
+                f"id {record.paper_id!r} of line {first}",
+            )
+            return Record("")
+    return record

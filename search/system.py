@@ -92,7 +92,7 @@ class Ranking:
     def load(cls, directory, model_dir=None, reranker_dir=None):
         """Reads the directory; one-line errors when it is missing, not a ranking, or fitted with other models
         than the model_dir / reranker_dir given for the signals it uses."""
-        from search.learn import load_model
+        from search.learn import check_ranking_file, load_ranking_model
 
         path = os.path.join(directory or "", RANKING_FILE)
         if not directory or not os.path.isfile(path):
@@ -105,10 +105,14 @@ class Ranking:
                 spec = json.load(f)
             if spec.get("format") != FORMAT:
                 raise ValueError(f"format {spec.get('format')!r}, expected {FORMAT!r}")
-            stats = LexicalStats.load(os.path.join(directory, spec["stats_file"]))
-            lexical = load_model(os.path.join(directory, spec["lexical"]["model_file"])) if spec["lexical"] else None
-            neural = load_model(os.path.join(directory, spec["neural"]["model_file"])) if spec["neural"] else None
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            # each file checked against its sha1 in ranking.json before it is read (a damaged one aborts LightGBM)
+            checksums = spec.get("sha1")
+            stats = LexicalStats.load(check_ranking_file(directory, spec["stats_file"], checksums, path))
+            lexical, neural = (
+                load_ranking_model(directory, spec[part], checksums, known, path) if spec[part] else None
+                for part, known in (("lexical", FEATURES), ("neural", NEURAL_FEATURES))
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelMismatchError(  # noqa: B904
                 f"{path}: not a ranking written by search.fit of this version ({type(e).__name__}: {e}); refit it "
                 "(python -m search.fit)"

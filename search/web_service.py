@@ -434,7 +434,7 @@ BAD_CHARACTERS = re.compile("[\ud800-\udfff\x00]")
 
 
 def collection_facets(meta):
-    """What the collection offers to filter on, from its description (insert computes it):
+    """What the collection offers to filter on, from meta["facets"] (MilvusSearcher.facets counts them over its rows):
     {"category": {value: papers}, "discipline": {value: papers}, "year": [first, last] or None}; empty values for a
     collection of titles only (or one built before the facets were kept)."""
     stored = (meta or {}).get("facets") or {}
@@ -541,7 +541,7 @@ class SearchService:
         with store.milvus_errors(config, "counting documents"):
             self.documents = store.count_entities(self.searcher.client, config)
         self.dim = self.searcher.info.dim
-        self.facets = collection_facets(self.searcher.info.meta)
+        self.facets = collection_facets({"facets": self.searcher.facets()})  # its rows', not its description's
         self.rerank_candidates = args.rerank_candidates
         # the first BM25 search loads Milvus' jieba dictionary (~1.5 s): pay it now, not on a user's query
         for mode in self.searcher.modes:
