@@ -51,6 +51,7 @@ LEXICAL_SETS = {
 # the neural feature sets, each on top of the lexical score
 NEURAL_SETS = {
     "+ dense cosine": ["lexical_score", "cosine", "cosine_rank", "cosine_gap"],
+    "+ dense cosine, rank fusion": ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion"],
     "+ reranker": ["lexical_score", "rerank_logit"],
     "+ dense cosine + reranker": NEURAL_FEATURES,
 }
@@ -328,7 +329,7 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
         logits = rerank_logits(reranker, query, [h.text for h in hits]) if reranker is not None and hits else None
         names = (
             ["lexical_score"]
-            + (["cosine", "cosine_rank", "cosine_gap"] if cosine is not None else [])
+            + (["cosine", "cosine_rank", "cosine_gap", "rank_fusion"] if cosine is not None else [])
             + (["rerank_logit"] if logits is not None else [])
         )
         features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))

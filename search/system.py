@@ -44,8 +44,9 @@ CANDIDATES = 50  # BM25 hits a query's ranking reorders
 RANKING_FILE = "ranking.json"
 FORMAT = "learned-ranking-1"
 # the neural model's inputs: the lexical model's score and the neural signals
-NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rerank_logit"]
-DENSE_FEATURES = {"cosine", "cosine_rank", "cosine_gap"}
+NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion", "rerank_logit"]
+DENSE_FEATURES = {"cosine", "cosine_rank", "cosine_gap", "rank_fusion"}
+RRF_K = 60  # reciprocal-rank fusion's constant (Milvus' RRFRanker default)
 
 
 def needed_components(mode, ranking=None, rerank=False):
@@ -206,6 +207,9 @@ def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None):
         columns["cosine"] = cosine
         columns["cosine_rank"] = np.argsort(np.argsort(-cosine, kind="stable"), kind="stable") + 1.0
         columns["cosine_gap"] = cosine - (cosine.max() if len(cosine) else 0.0)
+        # the two orders fused by reciprocal rank (a low-variance combination the trees can take as it is)
+        lexical_rank = np.argsort(np.argsort(-np.asarray(lexical_score), kind="stable"), kind="stable") + 1.0
+        columns["rank_fusion"] = 1.0 / (RRF_K + lexical_rank) + 1.0 / (RRF_K + columns["cosine_rank"])
     if rerank_logit is not None:
         columns["rerank_logit"] = rerank_logit
     return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
