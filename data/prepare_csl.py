@@ -154,11 +154,22 @@ def record_problem(obj, text_field):
 
 def read_csl_jsonl(csl_dir):
     """papers.jsonl (every title; dev papers carry abstract + keywords) and abstracts.jsonl (abstracts only). A line
-    that is not a JSON object, or a record whose title (abstract) is null, not text or empty, is skipped and counted
-    in one warning per file naming its lines."""
+    that is not a JSON object (or holds a NUL or a lone surrogate), a record whose title (abstract) is null, not text
+    or empty, or a paper repeating an earlier id is skipped and counted in one warning per file naming its lines."""
     papers_path = os.path.join(csl_dir, "papers.jsonl")
     abstracts_path = os.path.join(csl_dir, "abstracts.jsonl")
     check_file(abstracts_path)  # both files are needed: fail before reading the first one
+    seen_ids = set()
+
+    def paper_problem(obj):
+        problem = record_problem(obj, "title")
+        paper_id = obj.get("id")
+        if problem is None and isinstance(paper_id, str) and paper_id:
+            if paper_id in seen_ids:
+                return "records repeating an earlier id"
+            seen_ids.add(paper_id)
+        return problem
+
     papers = [
         paper(
             obj["title"],
@@ -168,7 +179,7 @@ def read_csl_jsonl(csl_dir):
             text_or_empty(obj.get("category")),
             text_or_empty(obj.get("discipline")),
         )
-        for obj in read_jsonl(papers_path, required=("title",), check=lambda obj: record_problem(obj, "title"))
+        for obj in read_jsonl(papers_path, required=("title",), check=paper_problem)
     ]
     extra_abstracts = [
         paper("", obj["abstract"], keyword_list(obj.get("keywords")))

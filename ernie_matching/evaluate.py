@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail, model_inputs
 from ns_common.io import DataFileError, read_pairwise_labeled
 from ns_common.metrics import auc
 from ns_common.predictor import add_inference_args
@@ -62,7 +62,9 @@ def parse_args(argv=None):
         )
     if args.model_dir and not os.path.isdir(args.model_dir):
         fail(f"--model_dir {args.model_dir}: no such directory")
-    check_outputs(files=[("results_file", args.results_file)], inputs=[("test_file", args.test_file)])
+    check_outputs(
+        files=[("results_file", args.results_file)], inputs=[("test_file", args.test_file), *model_inputs(args)]
+    )
     return args
 
 

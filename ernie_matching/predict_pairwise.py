@@ -15,7 +15,7 @@ import sys
 
 from ernie_matching.data import read_pairs_to_score
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
-from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail, model_inputs
 from ns_common.text import batches
 from ns_common.utils import Timer, logger, quiet_paddlenlp
 
@@ -26,7 +26,9 @@ def parse_args(argv=None):
     parser.add_argument("--output_file", default=None, help="JSON lines output (default: stdout)")
     add_reranker_args(parser, batch_size=64)
     args = parser.parse_args(argv)
-    check_outputs(files=[("output_file", args.output_file)], inputs=[("input_file", args.input_file)])
+    check_outputs(
+        files=[("output_file", args.output_file)], inputs=[("input_file", args.input_file), *model_inputs(args)]
+    )
     check_reranker_args(args)
     if args.max_seq_length <= 0 or args.batch_size <= 0:
         fail("--max_seq_length and --batch_size must be positive")

@@ -20,7 +20,7 @@ import argparse
 import os
 
 from ernie_matching.reranker import Reranker, add_reranker_args, check_reranker_args
-from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail, model_inputs
 from ns_common.errors import BadInputError
 from ns_common.evaluate import recall_metrics, report
 from ns_common.io import DataFileError, check_file, read_recall_result, read_similar_pairs, write_lines
@@ -73,6 +73,7 @@ def parse_args(argv=None):
         inputs=[
             ("recall_result_file", args.recall_result_file),
             ("similar_text_pair_file", args.similar_text_pair_file),
+            *model_inputs(args),
         ],
     )
     return args

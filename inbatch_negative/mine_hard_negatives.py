@@ -19,7 +19,7 @@ import argparse
 import random
 
 from inbatch_negative.data import write_hard_negatives
-from ns_common.cli import add_encoder_shape_args, check_files, check_outputs, entry_point, fail
+from ns_common.cli import add_encoder_shape_args, check_files, check_outputs, entry_point, fail, model_inputs
 from ns_common.io import read_corpus, read_similar_pairs, read_text_pairs
 from ns_common.negatives import mine_negatives
 from ns_common.recall import dense_recall
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     check_files(("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file))
     check_outputs(
         files=[("output_file", args.output_file)],
-        inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file)],
+        inputs=[("train_set_file", args.train_set_file), ("corpus_file", args.corpus_file), *model_inputs(args)],
     )
     if args.method == "model" and not (args.model_name_or_path and args.params_path):
         fail("--method model needs --model_name_or_path and --params_path (a trained recall model)")

@@ -8,6 +8,7 @@ contrastive  the in-batch loss and the training SimCSE and in-batch negatives sh
 train_utils  the training loop and its flags (every fine-tuning stage)
 recall       dense recall: exact / HNSW search and the recall command
 evaluate     Recall@K, MRR, nDCG of a recall result (and during training)
+sentencepiece_tokenizer  the tokenizer of a converted pretrained encoder (pretrained/convert.py)
 the rest     metrics, text (tokenisation), modeling (backbones), bootstrap, vocab, bm25, negatives, recipe,
              predictor (Paddle Inference), export, semantic_tools, progress, utils (logging, device, seed)
 """

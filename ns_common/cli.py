@@ -2,6 +2,7 @@
 load a trained semantic encoder. Each check fails with one line for the user, before any model is loaded."""
 
 import argparse
+import fnmatch
 import functools
 import math
 import os
@@ -114,13 +115,65 @@ def _creatable(path):
     return None
 
 
-def check_outputs(files=(), dirs=(), inputs=()):
+# flags naming a model, checkpoint or ranking a command reads (files or directories): every command that writes
+# passes model_inputs(args) to check_outputs, so no output lands on (or inside) one of them
+MODEL_INPUT_FLAGS = ("model_dir", "params_path", "model_name_or_path", "reranker_dir", "ranking_dir", "init_from_ckpt")
+
+
+def model_inputs(args):
+    """(flag, path) of each model, checkpoint, ranking and --config the command was given that exists on disk (a
+    --model_name_or_path that is a name, not a directory, is no file of this machine)."""
+    pairs = [(flag, getattr(args, flag, None)) for flag in MODEL_INPUT_FLAGS + ("config",)]
+    return [(flag, path) for flag, path in pairs if path and os.path.exists(path)]
+
+
+def _input_holding(path, inputs):
+    """The (flag, input path) that path is, or lies inside (an input directory), else None."""
+    real = os.path.realpath(path)
+    for flag, in_path in inputs:
+        if real == in_path or (os.path.isdir(in_path) and real.startswith(in_path.rstrip(os.sep) + os.sep)):
+            return flag, in_path
+    return None
+
+
+def replaceable_dir(path, owned):
+    """None when the command may replace directory `path` whole: it is absent, empty, or its own earlier output
+    (it holds the marker file owned[0], and nothing but files matching the names or patterns in `owned`, e.g.
+    "chunk_*.npy"); else why not. No command deletes what it did not write."""
+    if not os.path.exists(path):
+        return None
+    if not os.path.isdir(path):
+        return "exists and is not a directory"
+    entries = set(os.listdir(path))
+    if not entries:
+        return None
+    if owned[0] not in entries:
+        return f"is not empty and holds no {owned[0]} (not an output of this command); give a new or empty directory"
+    foreign = sorted(e for e in entries if not any(fnmatch.fnmatchcase(e, pattern) for pattern in owned))
+    if foreign:
+        return f"holds {foreign[0]!r}, which this command did not write; give a new or empty directory"
+    return None
+
+
+def check_outputs(files=(), dirs=(), inputs=(), replaced_dirs=()):
     """Before any work: each output file ((flag, path) pairs; None: not given) can be written, is not a directory
-    and is not one of the inputs (paths, or (flag, path) pairs: the same file by os.path.realpath, so no run
-    overwrites what it reads); each output directory ((flag, path) pairs) is a writable directory or can be
-    created. Raises BadInputError naming the flag."""
-    inputs = [(item if isinstance(item, (tuple, list)) else (None, item)) for item in inputs]
+    and is not one of the inputs nor inside an input directory (inputs: paths, or (flag, path) pairs, e.g.
+    model_inputs(args) and the Milvus Lite database: the same file by os.path.realpath, so no run overwrites what it
+    reads); each output directory ((flag, path) pairs) is a writable directory or can be created, and is no input
+    nor inside one. replaced_dirs: (flag, path, owned file names, marker first) of directories the command replaces
+    whole: refused unless replaceable_dir allows it. Raises BadInputError naming the flag."""
+    inputs = [(item if isinstance(item, (tuple, list)) else (None, item)) for item in inputs if item]
     inputs = [(flag, os.path.realpath(path)) for flag, path in inputs if path]
+
+    def refuse_input(name, path, what_kind):
+        held = _input_holding(path, inputs)
+        if held is None:
+            return
+        in_flag, in_path = held
+        what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
+        where = "is" if os.path.realpath(path) == in_path else f"is inside {in_path},"
+        raise BadInputError(f"{name}: {where} {what} of this run; writing it would destroy the input, {what_kind}")
+
     for flag, path in files:
         if path is None:
             continue
@@ -134,13 +187,8 @@ def check_outputs(files=(), dirs=(), inputs=()):
         why = _creatable(path)
         if why:
             raise BadInputError(f"{name}: cannot be written ({why})")
-        for in_flag, in_path in inputs:
-            if os.path.realpath(path) == in_path:
-                what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
-                raise BadInputError(
-                    f"{name}: is {what} of this run; writing it would destroy the input, give another path"
-                )
-    for flag, path in dirs:
+        refuse_input(name, path, "give another path")
+    for flag, path, *owned in list(dirs) + list(replaced_dirs):
         if path is None:
             continue
         name = f"--{flag.lstrip('-')} {path}"
@@ -153,11 +201,11 @@ def check_outputs(files=(), dirs=(), inputs=()):
             why = _creatable(path)
             if why:
                 raise BadInputError(f"{name}: cannot be created ({why})")
-        real = os.path.realpath(path)
-        for in_flag, in_path in inputs:
-            if in_path == real:
-                what = f"--{in_flag.lstrip('-')}" if in_flag else "an input"
-                raise BadInputError(f"{name}: is {what} of this run, give another directory")
+        refuse_input(name, path, "give another directory")
+        if owned:
+            why = replaceable_dir(path, owned[0])
+            if why:
+                raise BadInputError(f"{name}: {why}")
 
 
 def positive_int(text):

@@ -12,7 +12,7 @@ import os
 import tempfile
 
 from ns_common.errors import BadInputError
-from ns_common.records import decode_corpus_line, is_records_file
+from ns_common.records import decode_corpus_line, is_records_file, parse_json_line
 from ns_common.text import clean_field
 from ns_common.utils import logger
 
@@ -144,7 +144,8 @@ def read_corpus(path):
     counter = SkipCounter(path)
     records = is_records_file(path)
     with open(check_file(path), "rb") as f:
-        docs = [decode_corpus_line(raw, line_no, counter, records) for line_no, raw in enumerate(f, start=1)]
+        seen_ids = {}
+        docs = [decode_corpus_line(raw, n, counter, records, seen_ids) for n, raw in enumerate(f, start=1)]
     counter.report()
     return [doc.title for doc in docs] if records else docs
 
@@ -202,9 +203,10 @@ def read_jsonl(path, required=(), counter=None, check=None):
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            counter.skip(line_no, "invalid JSON")
+            obj = parse_json_line(text)
+        except ValueError as e:
+            reason = "invalid JSON" if str(e).startswith("not JSON") else "lines holding a NUL or a lone surrogate"
+            counter.skip(line_no, reason, str(e))
             continue
         if not isinstance(obj, dict):
             counter.skip(line_no, "lines that are not a JSON object")

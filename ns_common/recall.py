@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ns_common.cli import add_encoder_args, check_files, check_outputs, entry_point, fail
+from ns_common.cli import add_encoder_args, check_files, check_outputs, entry_point, fail, model_inputs
 from ns_common.errors import ModelMismatchError
 from ns_common.io import read_corpus, read_similar_pairs, write_recall_result
 from ns_common.utils import Timer, logger, set_device, set_seed
@@ -129,7 +129,12 @@ def parse_args(argv=None):
     )
     check_outputs(
         files=[("recall_result_file", os.path.join(args.recall_result_dir, args.recall_result_file))],
-        inputs=[("corpus_file", args.corpus_file), ("similar_text_pair_file", args.similar_text_pair_file)],
+        inputs=[
+            ("corpus_file", args.corpus_file),
+            ("similar_text_pair_file", args.similar_text_pair_file),
+            ("corpus_embedding_file", args.corpus_embedding_file),
+            *model_inputs(args),
+        ],
     )
     return args
 

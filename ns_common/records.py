@@ -62,12 +62,40 @@ def _text(value, name, limit=MAX_FIELD_CHARS):
     return clean_field(value)[:limit]
 
 
+def parse_json_line(text):
+    """The JSON value of one line of a JSON Lines file; ValueError naming why it is none: not JSON, nested too deeply
+    (thousands of brackets: json's RecursionError), an integer too long to convert (over 4,300 digits), or a text
+    (a key or a value at any depth) holding a lone surrogate (an escaped "\\ud800", which no UTF-8 file can hold) or a
+    NUL character (an escaped "\\u0000")."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg})") from None
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
+    except ValueError as e:  # e.g. int's digit limit: "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ValueError(f"not JSON ({str(e).split(';')[0]})") from None
+    pending = [value]  # walked without recursion: a value may nest up to json's own depth limit
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("a text holds a NUL character (\\u0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a text holds a lone surrogate (\\ud800-\\udfff: not a character)") from None
+    return value
+
+
 def parse_record(text) -> "Record":
     """A Record from one JSON Lines line (already decoded); ValueError naming the reason when it is not one."""
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"not JSON ({e.msg})") from None
+    data = parse_json_line(text)
     if not isinstance(data, dict):
         raise ValueError(f"a JSON {type(data).__name__}, expected an object")
     title = data.get("title")
@@ -111,9 +139,10 @@ def record_line(record) -> str:
     return json.dumps({k: v for k, v in data.items() if v not in ("", [], 0)}, ensure_ascii=False)
 
 
-def decode_corpus_line(raw, line_no, counter, records) -> "Record | str":
+def decode_corpus_line(raw, line_no, counter, records, seen_ids=None) -> "Record | str":
     """The document of one raw corpus line: a Record (records=True) or its text; a line that is undecodable, holds a
-    NUL byte, is empty or (records) is not a paper record is kept as an empty document and counted in counter."""
+    NUL byte, is empty or (records) is not a paper record is kept as an empty document and counted in counter.
+    seen_ids: {paper id: line} of the file's earlier records (filled here): a record repeating an id is kept empty."""
     try:
         text = raw.decode("utf-8").strip().lstrip("\ufeff")
     except UnicodeDecodeError:
@@ -130,7 +159,17 @@ def decode_corpus_line(raw, line_no, counter, records) -> "Record | str":
     if not text:
         return Record("")
     try:
-        return parse_record(text)
+        record = parse_record(text)
     except ValueError as e:
         counter.skip(line_no, "malformed records (kept as empty documents)", str(e))
         return Record("")
+    if seen_ids is not None and record.paper_id:
+        first = seen_ids.setdefault(record.paper_id, line_no)
+        if first != line_no:
+            counter.skip(
+                line_no,
+                "records repeating an earlier id (kept as empty documents)",
+                f"id {record.paper_id!r} of line {first}",
+            )
+            return Record("")
+    return record

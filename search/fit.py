@@ -31,11 +31,11 @@ import time
 
 import numpy as np
 
-from ns_common.cli import check_files, check_outputs, entry_point, fail
+from ns_common.cli import check_files, check_outputs, entry_point, fail, model_inputs, replaceable_dir
 from ns_common.errors import BadInputError
 from ns_common.io import weights_fingerprint
 from ns_common.utils import logger
-from recall.milvus.config import add_config_args, load_config
+from recall.milvus.config import add_config_args, database_input, load_config
 from recall.milvus.data import iter_corpus_chunks, read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
 from recall.milvus.search import MilvusSearcher
@@ -51,6 +51,7 @@ LEXICAL_SETS = {
 # the neural feature sets, each on top of the lexical score
 NEURAL_SETS = {
     "+ dense cosine": ["lexical_score", "cosine", "cosine_rank", "cosine_gap"],
+    "+ dense cosine, rank fusion": ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion"],
     "+ reranker": ["lexical_score", "rerank_logit"],
     "+ dense cosine + reranker": NEURAL_FEATURES,
 }
@@ -58,6 +59,8 @@ GRIDS = {  # hyperparameters tried per feature set; "small" for the held-out que
     "lexical": {"n_trees": (100, 200), "num_leaves": (4, 7), "learning_rate": (0.05,), "min_child_samples": (20, 50)},
     "neural": {"n_trees": (50, 100), "num_leaves": (3, 5), "learning_rate": (0.05,), "min_child_samples": (20,)},
 }
+# every file a ranking directory holds, its marker first: a directory --output_dir replaces whole holds nothing else
+RANKING_FILES = (RANKING_FILE, "lexical_stats.json", "lexical.txt", "neural.txt")
 
 
 def parse_args(argv=None):
@@ -88,23 +91,15 @@ def parse_args(argv=None):
         *((("heldout_file", args.heldout_file),) if args.heldout_file else ()),
     )
     check_outputs(
-        dirs=[("output_dir", args.output_dir)],
+        replaced_dirs=[("output_dir", args.output_dir, RANKING_FILES)],
         inputs=[
             ("train_file", args.train_file),
             ("corpus_file", args.corpus_file),
             ("heldout_file", args.heldout_file),
+            *database_input(args),
+            *model_inputs(args),
         ],
     )
-    for flag in (
-        "model_dir",
-        "reranker_dir",
-        "ranking_dir",
-    ):  # the ranking directory is replaced whole: never a model's
-        given = getattr(args, flag, None)
-        if given and os.path.realpath(given) == os.path.realpath(args.output_dir):
-            raise BadInputError(
-                f"--output_dir {args.output_dir}: is --{flag} of this run; it is replaced whole, give another directory"
-            )
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if args.folds < 2:
@@ -227,6 +222,8 @@ def main(argv=None):
         [train[q] for q in train_queries],
         stats,
     )
+    where = f"collection {searcher.config.collection} at {searcher.config.uri}"
+    check_gold_found(data, args.train_file, args, where)
     bm25_ranks = learn.baseline_ranks(data)
     lexical, table = choose(
         "lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
@@ -262,7 +259,7 @@ def main(argv=None):
     # 3. the neural ranking, over the held-out queries only
     if heldout and (encoder is not None or reranker is not None):
         neural, neural_rows = fit_neural(
-            args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker
+            args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker, where
         )
         table += neural_rows
         if neural:
@@ -286,7 +283,24 @@ def main(argv=None):
     return spec
 
 
-def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats, encoder, reranker):
+def check_gold_found(data, pairs_file, args, where):
+    """Cross-validation learns from the queries whose gold title is among their BM25 candidates: when the training
+    folds of some fold hold none (none at all, when the collection holds other texts than the pairs' gold titles),
+    a one-line BadInputError naming the file and what to check instead of LightGBM's "nothing to learn from"."""
+    has_gold = data.has_gold()
+    if len(data) >= args.folds:
+        folds = learn.fold_assignment(len(data), args.folds, args.seed)
+        if all(has_gold[folds != fold].any() for fold in range(args.folds)):
+            return
+    raise BadInputError(
+        f"{pairs_file}: {int(has_gold.sum())} of {len(data)} queries find their gold title among BM25's top "
+        f"{CANDIDATES} in {where}, too few to learn from in {args.folds}-fold cross-validation: check that the gold "
+        f"titles are the texts the collection holds (--corpus_file {args.corpus_file}: one title a line, or paper "
+        "records in a .jsonl file)"
+    )
+
+
+def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where):
     """The neural tier on the held-out queries: (winner with its GroupedData, or None; rows of the CV table)."""
     queries = list(heldout)
     # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
@@ -315,12 +329,13 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
         logits = rerank_logits(reranker, query, [h.text for h in hits]) if reranker is not None and hits else None
         names = (
             ["lexical_score"]
-            + (["cosine", "cosine_rank", "cosine_gap"] if cosine is not None else [])
+            + (["cosine", "cosine_rank", "cosine_gap", "rank_fusion"] if cosine is not None else [])
             + (["rerank_logit"] if logits is not None else [])
         )
         features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))
         labels.append(np.array([int(h.text in heldout[query]) for h in hits], dtype=np.int32))
     neural_data = learn.GroupedData(features, labels, queries, names)
+    check_gold_found(neural_data, args.heldout_file, args, where)
     sets = {name: f for name, f in NEURAL_SETS.items() if set(f) <= set(names)}
     bm25_ranks = learn.baseline_ranks(neural_data)
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
@@ -341,14 +356,25 @@ def write_ranking(output_dir, spec, stats, boosters):
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".ranking_", dir=parent)
-    spec = dict(spec, stats_file="lexical_stats.json", importance={name: importance(b) for name, b in boosters.items()})
-    stats.save(os.path.join(staging, spec["stats_file"]))
-    for name, booster in boosters.items():
-        learn.save_model(booster, os.path.join(staging, spec[name]["model_file"]))
-    with open(os.path.join(staging, RANKING_FILE), "w", encoding="utf-8") as f:
-        json.dump(spec, f, indent=2, ensure_ascii=False)
-    shutil.rmtree(output_dir, ignore_errors=True)
-    os.replace(staging, output_dir)
+    try:
+        spec = dict(
+            spec, stats_file="lexical_stats.json", importance={name: importance(b) for name, b in boosters.items()}
+        )
+        stats.save(os.path.join(staging, spec["stats_file"]))
+        for name, booster in boosters.items():
+            learn.save_model(booster, os.path.join(staging, spec[name]["model_file"]))
+        # the sha1 of each file: Ranking.load refuses a damaged one, or one of another fit, before LightGBM reads it
+        spec["sha1"] = {name: weights_fingerprint(os.path.join(staging, name)) for name in sorted(os.listdir(staging))}
+        with open(os.path.join(staging, RANKING_FILE), "w", encoding="utf-8") as f:
+            json.dump(spec, f, indent=2, ensure_ascii=False)
+        why = replaceable_dir(output_dir, RANKING_FILES)  # checked again: the directory may have changed during the fit
+        if why:
+            raise BadInputError(f"--output_dir {output_dir}: {why}")
+        if os.path.isdir(output_dir):  # empty, or this command's own ranking: only files it wrote are removed
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when it was moved in
     return spec
 
 

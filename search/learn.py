@@ -11,10 +11,13 @@ at most two threads, and folds come from a seeded shuffle, so the same inputs gi
 """
 
 import itertools
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ns_common.errors import ModelMismatchError
+from ns_common.io import weights_fingerprint
 from search.features import FEATURES, lexical_features
 
 # select_hyperparameters' choice over DEFAULT_GRID for FEATURES on CSL's 800 training queries (mean CV MRR@10 over
@@ -246,6 +249,53 @@ def load_model(path):
     import lightgbm as lgb
 
     return lgb.Booster(model_file=path)
+
+
+def check_ranking_file(directory, name, checksums, where):
+    """The path of file `name` of a ranking directory, when it is the file search.fit wrote: a plain name in the
+    directory whose sha1 is the one ranking.json keeps (checksums: {name: sha1}); else ModelMismatchError naming it.
+    LightGBM aborts the whole process on a damaged model file (a truncated lexical.txt: SIGABRT), so nothing reaches
+    it unchecked, and a valid model of another fit is no longer served silently."""
+    if not isinstance(name, str) or not name or os.path.basename(name) != name:
+        raise ModelMismatchError(f"{where}: file name {name!r} is not a file of the ranking directory; refit it")
+    path = os.path.join(directory, name)
+    expected = checksums.get(name) if isinstance(checksums, dict) else None
+    if expected is None:
+        raise ModelMismatchError(
+            f"{where} keeps no checksum of {name} (written by an older search.fit, or edited): refit it (python -m search.fit)"
+        )
+    found = weights_fingerprint(path) if os.path.isfile(path) else None
+    if found != expected:
+        what = (
+            "missing"
+            if found is None
+            else "not the file search.fit wrote with it (changed, truncated or of another fit)"
+        )
+        raise ModelMismatchError(f"{path}: {what}; refit the ranking (python -m search.fit)")
+    return path
+
+
+def load_ranking_model(directory, part, checksums, known_features, where):
+    """The LightGBM model of one part of a ranking directory (spec["lexical"] or spec["neural"]: its features and
+    model_file), checked before LightGBM reads it (check_ranking_file) and after: it takes exactly the features
+    ranking.json lists, known ones, in that order. ModelMismatchError naming the file and what is wrong."""
+    features = part.get("features") if isinstance(part, dict) else None
+    if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
+        raise ModelMismatchError(f"{where}: features must be a list of feature names, got {features!r}; refit it")
+    unknown = sorted(set(features) - set(known_features))
+    if unknown or len(set(features)) != len(features):
+        why = f"unknown feature {unknown[0]!r}" if unknown else "a feature listed twice"
+        raise ModelMismatchError(f"{where}: {why} (known: {', '.join(known_features)}); refit it")
+    path = check_ranking_file(directory, part.get("model_file"), checksums, where)
+    try:
+        booster = load_model(path)
+    except Exception as e:  # lightgbm.basic.LightGBMError on a file it cannot parse
+        raise ModelMismatchError(f"{path}: not a LightGBM model ({str(e).splitlines()[0]}); refit it") from None
+    if booster.feature_name() != features:
+        raise ModelMismatchError(
+            f"{path} takes the features {booster.feature_name()}, {where} lists {features}: refit the ranking"
+        )
+    return booster
 
 
 def feature_contributions(booster, features):

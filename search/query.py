@@ -32,11 +32,11 @@ import os
 import sys
 import time
 
-from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail, model_inputs
 from ns_common.errors import BadInputError
 from ns_common.io import write_lines
 from ns_common.utils import logger
-from recall.milvus.config import add_config_args
+from recall.milvus.config import add_config_args, database_input
 from recall.milvus.data import read_queries
 from recall.milvus.model import add_model_args, check_model_args
 from search.system import CANDIDATES, MODES, SearchSystem, default_ranking_dir, needed_components
@@ -99,11 +99,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         fail("--query is empty: give some text to search for")
     if args.query_file is not None and not os.path.isfile(args.query_file):
         fail(f"--query_file {args.query_file}: file not found")
-    if args.query_file is not None:
-        check_outputs(
-            files=[("recall_result_file", args.recall_result_file)],
-            inputs=[("query_file", args.query_file), ("config", getattr(args, "config", None))],
-        )
     if args.top_k < 1 or args.recall_num < 1:
         fail("--top_k and --recall_num must be positive")
     if args.rerank and not (args.reranker_dir and os.path.isdir(args.reranker_dir)):
@@ -127,6 +122,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             fail(
                 f"--recall_num {args.recall_num}: the system ranks BM25's top {CANDIDATES} a query (at most {CANDIDATES})"
             )
+    if args.query_file is not None:  # the database, models and ranking are inputs too (the ranking's default known)
+        check_outputs(
+            files=[("recall_result_file", args.recall_result_file)],
+            inputs=[("query_file", args.query_file), *database_input(args), *model_inputs(args)],
+        )
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if "encoder" in needed_components(search_mode(args), None, args.rerank) or (args.model_dir or args.params_path):

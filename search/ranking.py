@@ -19,8 +19,9 @@ from search.features import FEATURES, LexicalStats, lexical_features
 RANKING_FILE = "ranking.json"
 FORMAT = "learned-ranking-1"
 # the neural model's inputs: the lexical model's score and the neural signals
-NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rerank_logit"]
-DENSE_FEATURES = {"cosine", "cosine_rank", "cosine_gap"}
+NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion", "rerank_logit"]
+DENSE_FEATURES = {"cosine", "cosine_rank", "cosine_gap", "rank_fusion"}
+RRF_K = 60  # reciprocal-rank fusion's constant (Milvus' RRFRanker default)
 
 
 def default_ranking_dir(model_dir) -> str | None:
@@ -39,7 +40,7 @@ class Ranking:
     def load(cls, directory, model_dir=None, reranker_dir=None) -> "Ranking":
         """Reads the directory; one-line errors when it is missing, not a ranking, or fitted with other models
         than the model_dir / reranker_dir given for the signals it uses."""
-        from search.learn import load_model
+        from search.learn import check_ranking_file, load_ranking_model
 
         path = os.path.join(directory or "", RANKING_FILE)
         if not directory or not os.path.isfile(path):
@@ -52,10 +53,14 @@ class Ranking:
                 spec = json.load(f)
             if spec.get("format") != FORMAT:
                 raise ValueError(f"format {spec.get('format')!r}, expected {FORMAT!r}")
-            stats = LexicalStats.load(os.path.join(directory, spec["stats_file"]))
-            lexical = load_model(os.path.join(directory, spec["lexical"]["model_file"])) if spec["lexical"] else None
-            neural = load_model(os.path.join(directory, spec["neural"]["model_file"])) if spec["neural"] else None
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            # each file checked against its sha1 in ranking.json before it is read (a damaged one aborts LightGBM)
+            checksums = spec.get("sha1")
+            stats = LexicalStats.load(check_ranking_file(directory, spec["stats_file"], checksums, path))
+            lexical, neural = (
+                load_ranking_model(directory, spec[part], checksums, known, path) if spec[part] else None
+                for part, known in (("lexical", FEATURES), ("neural", NEURAL_FEATURES))
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelMismatchError(  # noqa: B904
                 f"{path}: not a ranking written by search.fit of this version ({type(e).__name__}: {e}); refit it "
                 "(python -m search.fit)"
@@ -149,6 +154,9 @@ def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None) -> np.nd
         columns["cosine"] = cosine
         columns["cosine_rank"] = np.argsort(np.argsort(-cosine, kind="stable"), kind="stable") + 1.0
         columns["cosine_gap"] = cosine - (cosine.max() if len(cosine) else 0.0)
+        # the two orders fused by reciprocal rank (a low-variance combination the trees can take as it is)
+        lexical_rank = np.argsort(np.argsort(-np.asarray(lexical_score), kind="stable"), kind="stable") + 1.0
+        columns["rank_fusion"] = 1.0 / (RRF_K + lexical_rank) + 1.0 / (RRF_K + columns["cosine_rank"])
     if rerank_logit is not None:
         columns["rerank_logit"] = rerank_logit
     return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])

@@ -49,6 +49,7 @@ from search.ranking import (  # noqa: F401
     FORMAT,
     NEURAL_FEATURES,
     RANKING_FILE,
+    RRF_K,
     Ranking,
     default_ranking_dir,
     neural_matrix,
@@ -166,6 +167,7 @@ class SearchSystem:
         self._owns_searcher = False
         self._lock = threading.Lock()
         self._closed = False
+        self._facets = None  # counted over the collection's rows when first asked
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="lexical-leg")
         self.timings = {}  # the seconds of each step of the last call (Results.timings_ms: the same, per call)
 
@@ -394,16 +396,19 @@ class SearchSystem:
 
     @property
     def facets(self) -> dict:
-        """What the collection offers to filter on, from its description (insert computes it):
-        {"category": {value: papers}, "discipline": {value: papers}, "year": [first, last] or None}; empty values
-        for a collection of titles only (or one built before the facets were kept)."""
-        from recall.milvus.data import FACET_FIELDS
+        """What the papers the collection holds offer to filter on: {"category": {value: papers}, "discipline":
+        {value: papers}, "year": [first, last] or None}, counted over its rows (MilvusSearcher.facets: not the
+        description written at insert, which an upsert of other fields leaves stale) once, when first asked; empty
+        values for a collection of titles only."""
+        if self._facets is None:
+            from recall.milvus.data import FACET_FIELDS
 
-        stored = (self.searcher.info.meta or {}).get("facets") or {}
-        facets = {name: dict(stored.get(name) or {}) for name in FACET_FIELDS}
-        years = stored.get("year")
-        facets["year"] = [int(years[0]), int(years[1])] if years else None
-        return facets
+            counted = self._locked(lambda steps: self.searcher.facets())[0]
+            facets = {name: dict(counted.get(name) or {}) for name in FACET_FIELDS}
+            years = counted.get("year")
+            facets["year"] = [int(years[0]), int(years[1])] if years else None
+            self._facets = facets
+        return self._facets
 
     def documents(self) -> int:
         """A live count of the collection's papers (a MilvusUnavailableError when Milvus fails)."""

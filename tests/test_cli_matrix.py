@@ -145,6 +145,18 @@ ENTRY_POINTS = [
 ]
 INPUT_CASES = ("missing", "empty", "directory", "binary", "not_utf8")
 OUTPUT_CASES = ("unwritable_output", "output_is_input")
+# the column "output = one of the command's other inputs": the companion each writing command also reads, a Milvus
+# Lite database ({uri}) or a model directory ({ernie} / {gram}); the output is set to the database (a directory
+# output: the directory holding it) or to a file of the model (a directory output: the model directory itself)
+OTHER_INPUTS = {
+    "search/query.py": "uri",
+    "search/fit.py": "uri",
+    "recall/milvus/feature_extract.py": "ernie",
+    "ns_common/recall.py": "ernie",
+    "ernie_matching/rerank_results.py": "gram",
+    "ernie_matching/evaluate.py": "gram",
+    "ernie_matching/predict_pairwise.py": "gram",
+}
 VALID = {
     "embedding_path": "{npy}",
     "corpus_file": "{corpus}",
@@ -237,6 +249,8 @@ def cases():
         kinds = INPUT_CASES + (OUTPUT_CASES if outputs else ())
         if inner:  # the output directory may be the input directory: the layout's files are not its files
             kinds = tuple(k for k in kinds if k != "output_is_input")
+        if script in OTHER_INPUTS:
+            kinds += ("output_is_other_input",)
         for kind in kinds:
             name = flag + (".jsonl" if "{in}.jsonl" in template else "")
             yield pytest.param(script, template, flag, inner, outputs, kind, id=f"{script}:{name}:{kind}")
@@ -272,6 +286,25 @@ def build_argv(files, case_dir, script, template, flag, inner, outputs, kind):
         shutil.copyfile((VALID_FOR.get((script, flag)) or VALID[flag]).format(**values), target)
     values["in"] = target
     out_key = "outdir" if outputs == "dir" else "out"
+    if kind == "output_is_other_input":
+        other = OTHER_INPUTS[script]
+        os.makedirs(os.path.join(case_dir, "other"))
+        if other == "uri":  # a copy of a database (its bytes do not matter: the check comes before Milvus opens it)
+            values["uri"] = target = os.path.join(case_dir, "other", "neural_search.db")
+            with open(target, "wb") as f:
+                f.write(b"milvus-lite database" * 100)
+            values[out_key] = os.path.dirname(target) if outputs == "dir" else target
+        else:  # a copy of the model: its weights file, or its directory
+            values[other] = model = shutil.copytree(values[other], os.path.join(case_dir, "other", "model"))
+            target = os.path.join(
+                model, sorted(f for f in os.listdir(model) if f.endswith((".pdparams", ".pdiparams")))[0]
+            )
+            values[out_key] = model if outputs == "dir" else target
+        argv = template.format(**values).split()
+        if "{out}.npy" in template:  # feature_extract's --output_path: a .npy file or a directory to write it into
+            values[out_key] = os.path.dirname(target)
+            argv[argv.index("--output_path") + 1] = values[out_key]
+        return argv, values[out_key], target
     if kind == "unwritable_output":
         blocker = os.path.join(case_dir, "regular_file")
         open(blocker, "w").close()
@@ -306,6 +339,8 @@ def test_cli_matrix(files, tmp_path, capsys, script, template, flag, inner, outp
     assert exit_info.value.code == 2, f"exit {exit_info.value.code}:\n{err[-2000:]}"
     assert len(error_lines) == 1 and "Traceback" not in err, err[-2000:]
     assert named in error_lines[0] or f"--{flag}" in error_lines[0], error_lines[0]
+    if kind == "output_is_other_input":  # refused as an output, not by a later failure to open the database or model
+        assert "of this run" in error_lines[0] or "of this command" in error_lines[0], error_lines[0]
     if before is not None:
         assert open(guarded, "rb").read() == before, "the input was overwritten"
     assert time.time() - start < 20, "a bad file is refused before any slow work"

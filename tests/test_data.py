@@ -318,7 +318,7 @@ def test_prepare_csl_jsonl_with_bad_records(tmp_path, capsys):
         ["--csl_dir", src, "--output_dir", out, "--dev_ratio", "0.3", "--neg_per_query", "2", "--neg_pool", "3"]
     )
     summary = capsys.readouterr().out
-    assert "31 papers read, 11 with keywords" in summary  # 30 good + the duplicate; the 3 broken ones skipped
+    assert "30 papers read, 10 with keywords" in summary  # 30 good; the duplicate id and the 3 broken ones skipped
     d = load_layout(out)
     check_layout_consistency(d)
     assert len(d["corpus"]) == 30

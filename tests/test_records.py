@@ -169,6 +169,103 @@ def test_malformed_records_are_kept_as_empty_documents_and_named_in_one_warning(
     assert corpus_fingerprint(path) == corpus_fingerprint(str(titles))
 
 
+# every kind of malformed line a records corpus may hold, each as line 2 of a three-line file (raw bytes); the last
+# ones crashed insert, feature_extract and prepare_csl before issue 31, or were accepted silently
+MALFORMED_LINES = {
+    "not JSON": b"{not json",
+    "truncated object": b'{"title": "t"',
+    "text after the object": b'{"title": "t"} x',
+    "single quotes": b"{'title': 't'}",
+    "raw CR inside a text": b'{"title": "a\rb"}',
+    "raw tab inside a text": b'{"title": "a\tb"}',
+    "an array at top level": b'["title"]',
+    "a string at top level": b'"a title"',
+    "a number at top level": b"5",
+    "null at top level": b"null",
+    "NaN literal": b'{"title": "t", "year": NaN}',
+    "Infinity literal": b'{"title": "t", "year": Infinity}',
+    "no title": b'{"id": "x"}',
+    "empty title": b'{"title": ""}',
+    "blank title": b'{"title": " \\t\\u3000 "}',
+    "title a number": b'{"title": 5}',
+    "title a list": b'{"title": ["x"]}',
+    "title an object": b'{"title": {"zh": "x"}}',
+    "id a bool": b'{"title": "t", "id": true}',
+    "id a list": b'{"title": "t", "id": [1]}',
+    "keywords a number": b'{"title": "t", "keywords": 7}',
+    "keywords an object": b'{"title": "t", "keywords": {"a": 1}}',
+    "a keyword a number": b'{"title": "t", "keywords": ["a", 3]}',
+    "category a number": b'{"title": "t", "category": 5}',
+    "abstract an object": b'{"title": "t", "abstract": {"zh": "x"}}',
+    "year text": b'{"title": "t", "year": "abc"}',
+    "year negative": b'{"title": "t", "year": -1}',
+    "year too large": b'{"title": "t", "year": 10000}',
+    "year a fraction": b'{"title": "t", "year": 2019.5}',
+    "year a list": b'{"title": "t", "year": [2019]}',
+    "invalid UTF-8": '{"title": "中文"}'.encode("gbk"),
+    "a NUL byte": b'{"title": "a\x00b"}',
+    "empty line": b"",
+    "a BOM only": b"\xef\xbb\xbf",
+    # issue 31
+    "3,000 nested brackets": b'{"title": "t", "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "an integer over 4,300 digits": b'{"title": "t", "year": ' + b"9" * 5000 + b"}",
+    "an escaped lone surrogate": b'{"title": "\\ud800"}',
+    "an escaped lone surrogate in a keyword": b'{"title": "t", "keywords": ["\\udfff"]}',
+    "an escaped NUL in the title": b'{"title": "a\\u0000b"}',
+    "a repeated paper id": b'{"id": "p1", "title": "again"}',
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED_LINES))
+def test_each_malformed_line_is_kept_empty_and_counted_with_its_line_number(tmp_path, warnings_logged, kind):
+    from ns_common.io import read_corpus
+    from recall.milvus.data import corpus_summary, iter_corpus_chunks, iter_record_chunks
+
+    path = tmp_path / "papers.jsonl"
+    good = ['{"id": "p1", "title": "第一篇", "year": 2019}', '{"id": "p3", "title": "第三篇"}']
+    path.write_bytes(good[0].encode() + b"\n" + MALFORMED_LINES[kind] + b"\n" + good[1].encode() + b"\n")
+    records = [record for _, chunk in iter_record_chunks(str(path), 2) for record in chunk]
+    assert records == [Record("第一篇", paper_id="p1", year=2019), Record(""), Record("第三篇", paper_id="p3")]
+    assert [t for _, chunk in iter_corpus_chunks(str(path), 2, start_line=2) for t in chunk] == ["第三篇"]
+    assert read_corpus(str(path)) == ["第一篇", "", "第三篇"]
+    facets = {}
+    assert corpus_summary(str(path), facets)[::2] == (3, 2)  # what insert and feature_extract count: no crash
+    assert facets["year"] == [2019, 2019]
+    # one warning per whole reading (a resumed one from line 3 has nothing to say), naming the file and the line
+    assert len(warnings_logged) == 2, warnings_logged
+    for warning in warnings_logged:
+        assert str(path) in warning and "skipped 1:" in warning and "(line 2" in warning, warning
+
+
+CRASHING_LINES = ("3,000 nested brackets", "an integer over 4,300 digits", "an escaped lone surrogate")
+
+
+def test_prepare_csl_skips_the_lines_that_crashed_it_and_repeated_ids(tmp_path, capsys, caplog):
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "data"))
+    import prepare_csl
+
+    kinds = CRASHING_LINES + ("an escaped NUL in the title", "a repeated paper id")
+    papers = [b'{"id": "p1", "title": "\xe7\xac\xac\xe4\xb8\x80\xe7\xaf\x87", "keywords": ["k1", "k2"]}']
+    papers += [MALFORMED_LINES[kind] for kind in kinds]
+    papers += [f'{{"id": "p{i}", "title": "标题{i}", "keywords": ["词{i}", "语{i}"]}}'.encode() for i in range(2, 30)]
+    src = tmp_path / "csl"
+    src.mkdir()
+    (src / "papers.jsonl").write_bytes(b"\n".join(papers) + b"\n")
+    (src / "abstracts.jsonl").write_bytes(b'{"abstract": "\\ud800"}\n{"abstract": "\xe6\x91\x98\xe8\xa6\x81"}\n')
+    prepare_csl.main(["--csl_dir", str(src), "--output_dir", str(tmp_path / "out")])
+    assert "wrote" in capsys.readouterr().out
+    with open(tmp_path / "out" / "milvus" / "papers.jsonl", encoding="utf-8") as f:
+        titles = [json.loads(line)["title"] for line in f]
+    assert titles == ["第一篇"] + [f"标题{i}" for i in range(2, 30)]
+    papers_warning, abstracts_warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "2 invalid JSON (line 2, 3; first line 2: not JSON (nested too deeply))" in papers_warning
+    assert "2 lines holding a NUL or a lone surrogate (line 4, 5;" in papers_warning
+    assert "1 records repeating an earlier id (line 6)" in papers_warning
+    assert "abstracts.jsonl" in abstracts_warning and "lone surrogate (line 1;" in abstracts_warning
+
+
 def test_the_sample_records_are_the_sample_titles():
     from recall.milvus.data import corpus_facets, corpus_fingerprint
 

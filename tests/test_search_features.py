@@ -146,3 +146,20 @@ def test_hyperparameter_selection_scores_every_combination(train_data):
     best, table = learn.select_hyperparameters(train_data, grid, n_folds=3)
     assert len(table) == 2 and best in [params for params, _ in table]
     assert max(m["MRR@10"] for _, m in table) == dict((str(p), m) for p, m in table)[str(best)]["MRR@10"]
+
+
+def test_neural_matrix_dense_columns():
+    """The dense columns of the neural tier: the cosine's 1-based rank, its gap to the best candidate's and the
+    reciprocal-rank fusion of the lexical and the dense orders (k = 60)."""
+    from search.system import RRF_K, neural_matrix
+
+    lexical = np.array([3.0, 1.0, 2.0])
+    cosine = np.array([0.5, 0.9, 0.7])
+    names = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion"]
+    m = neural_matrix(names, lexical, cosine)
+    assert m[:, 2].tolist() == [3.0, 1.0, 2.0]
+    assert np.allclose(m[:, 3], [-0.4, 0.0, -0.2])
+    lexical_rank = np.array([1.0, 3.0, 2.0])
+    assert np.allclose(m[:, 4], 1 / (RRF_K + lexical_rank) + 1 / (RRF_K + m[:, 2]))
+    # the candidate best in both orders gets the largest fusion; one absent signal drops its columns
+    assert neural_matrix(["lexical_score"], lexical).shape == (3, 1)

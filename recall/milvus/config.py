@@ -64,6 +64,18 @@ def is_lite_uri(uri):
     return not uri.lower().startswith(("http://", "https://", "tcp://", "unix:"))
 
 
+def database_input(args):
+    """[("uri", path)] for a command's Milvus Lite database (the flag, else --config's or config.yml's), an input that
+    no output may overwrite (ns_common.cli.check_outputs); [] for a server address."""
+    uri = getattr(args, "uri", None)
+    if uri is None:
+        try:
+            uri = load_config(args).uri
+        except ConfigError:
+            return []  # the command's own load_config names what is wrong
+    return [("uri", uri)] if is_lite_uri(uri) else []
+
+
 def _optional_int(text):
     return None if str(text).lower() in ("", "none", "null", "auto") else int(text)
 

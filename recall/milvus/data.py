@@ -44,12 +44,15 @@ def iter_corpus_chunks(path, chunk_size, start_line=0, report=True):
 
 def _iter_chunks(path, chunk_size, start_line, report, records):
     counter = SkipCounter(path)
+    seen_ids = {} if records else None  # a record repeating an earlier paper id is kept empty
     chunk, first_id = [], start_line
     with open(check_file(path, "corpus file"), "rb") as f:
         for line_no, raw in enumerate(f):
             if line_no < start_line:
+                if records:  # a resumed run knows the ids before its first line as a whole run does
+                    decode_corpus_line(raw, line_no + 1, SkipCounter(path), records, seen_ids)
                 continue
-            chunk.append(decode_corpus_line(raw, line_no + 1, counter, records))
+            chunk.append(decode_corpus_line(raw, line_no + 1, counter, records, seen_ids))
             if len(chunk) == chunk_size:
                 yield first_id, chunk
                 first_id, chunk = first_id + len(chunk), []
@@ -66,30 +69,49 @@ def corpus_fingerprint(path):
     return corpus_summary(path)[:2]
 
 
+class FacetCounter:
+    """What papers offer to filter on, counted one paper at a time (a corpus file's records, or the rows a collection
+    holds): {"category": {value: papers}, "discipline": {...}, "year": [first, last] or None}."""
+
+    def __init__(self):
+        self.values = {name: {} for name in FACET_FIELDS}
+        self.years = None
+
+    def add(self, fields):
+        """fields: a mapping with the paper's category, discipline and year ("" / 0: unknown)."""
+        for name in FACET_FIELDS:
+            value = fields.get(name)
+            if value:
+                self.values[name][value] = self.values[name].get(value, 0) + 1
+        year = fields.get("year")
+        if year:
+            self.years = [min(self.years[0], year), max(self.years[1], year)] if self.years else [year, year]
+
+    def facets(self):
+        """The counts, the most frequent values first; a field of too many values offers its MAX_FACET_VALUES first."""
+        facets = {
+            name: dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FACET_VALUES])
+            for name, counts in self.values.items()
+        }
+        facets["year"] = list(self.years) if self.years else None
+        return facets
+
+
 def corpus_summary(path, facets=None):
     """(documents, sha1 as corpus_fingerprint, documents with text) in one pass: a corpus whose every line is empty,
     undecodable or binary has no text to embed or search. facets: a dict filled with the values the records' filter
     fields take (corpus_facets)."""
     digest, n_docs, n_texts = hashlib.sha1(), 0, 0
-    values = {name: {} for name in FACET_FIELDS}
-    years = []
+    counter = FacetCounter()
     for _, docs in iter_record_chunks(path, 65536, report=False):
         for doc in docs:
             digest.update((("\n" if n_docs else "") + doc.title).encode("utf-8"))
             n_docs += 1
             n_texts += bool(doc.title)
             if facets is not None:
-                for name in FACET_FIELDS:
-                    value = getattr(doc, name)
-                    if value:
-                        values[name][value] = values[name].get(value, 0) + 1
-                if doc.year:
-                    years.append(doc.year)
+                counter.add({"category": doc.category, "discipline": doc.discipline, "year": doc.year})
     if facets is not None:
-        for name, counts in values.items():  # the most frequent first; a field of too many values is not offered
-            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FACET_VALUES]
-            facets[name] = dict(top)
-        facets["year"] = [min(years), max(years)] if years else None
+        facets.update(counter.facets())
     return n_docs, digest.hexdigest(), n_texts
 
 

@@ -24,7 +24,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ns_common.cli import check_outputs, entry_point, fail
+from ns_common.cli import check_outputs, entry_point, fail, model_inputs, replaceable_dir
 from ns_common.errors import BadInputError
 from ns_common.io import atomic_write, weights_fingerprint
 from ns_common.utils import is_main_process, logger, rank, world_size
@@ -56,8 +56,21 @@ def parse_args(argv=None):
         fail("--chunk_size and --max_chunks must be positive")
     if not os.path.isfile(args.corpus_file):
         fail(f"--corpus_file {args.corpus_file}: file not found")
-    check_outputs(files=[("output_path", output_file(args.output_path))], inputs=[("corpus_file", args.corpus_file)])
+    check_outputs(
+        files=[("output_path", output_file(args.output_path))],
+        inputs=[("corpus_file", args.corpus_file), *model_inputs(args)],
+        replaced_dirs=[("output_path", parts_dir_of(output_file(args.output_path)), PARTS_FILES)],
+    )
     return args
+
+
+# what a chunk directory (<output>.parts) holds, its marker first: one holding anything else is not replaced
+PARTS_FILES = ("manifest.json", "chunk_*.npy")
+
+
+def parts_dir_of(npy_path):
+    """The directory of an embedding file's finished chunks while it is computed: corpus_embedding.parts."""
+    return npy_path[: -len(".npy")] + ".parts"
 
 
 def output_file(output_path):
@@ -126,6 +139,9 @@ def prepare_parts_dir(parts_dir, manifest):
                 done = sorted(int(os.path.basename(p)[6:12]) for p in glob.glob(os.path.join(parts_dir, "chunk_*.npy")))
                 return set(done)
         logger.warning(f"{parts_dir}: chunks of an earlier run with another corpus/model/settings; starting over")
+    why = replaceable_dir(parts_dir, PARTS_FILES)  # checked again: only chunks this command wrote are removed
+    if why:
+        raise BadInputError(f"{parts_dir}: {why}")
     shutil.rmtree(parts_dir, ignore_errors=True)
     os.makedirs(parts_dir)
     with open(manifest_file, "w", encoding="utf-8") as f:
@@ -218,7 +234,7 @@ def main(argv=None):
             f"--corpus_file {args.corpus_file}: no line holds text (every line empty, not UTF-8 or binary)"
         )
     n_chunks = math.ceil(n_docs / args.chunk_size)
-    parts_dir = path[: -len(".npy")] + ".parts"
+    parts_dir = parts_dir_of(path)
     manifest = run_manifest(args, n_docs)
     if args.device == "gpu" and world_size() > 1:
         args.device = f"gpu:{os.environ.get('FLAGS_selected_gpus', rank())}"  # the GPU the launcher gave this process  # noqa: SIM112

@@ -19,6 +19,8 @@ with this project's).
 
 import argparse
 import contextlib
+import fcntl
+import functools
 import os
 import signal
 import socket
@@ -151,53 +153,91 @@ class LocalMilvusServer:
         self.stop()
 
 
+def _engine_child(lock_fd, parent_pid):
+    """Runs in the engine's process between fork and exec (Popen's preexec_fn): it gets SIGTERM when its parent dies
+    (prctl PR_SET_PDEATHSIG: a `kill -9` of the launcher never leaves the engine serving, unwatched), and it takes
+    the database's lock itself (a POSIX lock belongs to a process: taken here, it lasts as long as the engine)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before prctl: no signal will come
+        os._exit(1)
+    fcntl.lockf(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 class LiteEngineServer:
-    """milvus-lite's own server (milvus_lite.server.Server) serving data_dir/<db_name> over gRPC on a free
-    loopback port (or `port`): the embedded engine, reachable from other processes like a Milvus server."""
+    """milvus-lite's engine serving data_dir/<db_name> over gRPC on a free loopback port (or `port`): the embedded
+    engine, reachable from other processes like a Milvus server.
+
+    Started here rather than by milvus_lite.server.Server, which serves an address with neither of the two guards a
+    shared database needs: the engine holds milvus-lite's own lock on the database (`.<db_name>.lock`, what a Milvus
+    Lite client takes), so a second engine or a client on the same file is refused while it runs, and it dies with
+    this process (a `kill -9` included), so it never serves on, unwatched and unauthenticated, after its launcher."""
 
     def __init__(self, data_dir, port=None, db_name="milvus.db", startup_timeout_s=60):
         self.data_dir = os.path.abspath(data_dir)
         self.db_file = os.path.join(self.data_dir, db_name)
+        self.lock_file = os.path.join(self.data_dir, f".{db_name}.lock")
         self.port = port
         self.startup_timeout_s = startup_timeout_s
-        self.server = None
+        self.process = None
 
     @property
     def uri(self):
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def process(self):
-        return self.server._p if self.server else None
-
     def start(self):
-        from milvus_lite.server import Server
+        from milvus_lite.server import BIN_PATH, Server
 
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = self.port or free_ports(1)[0]
-        self.server = Server(self.db_file, address=f"127.0.0.1:{self.port}")
-        if not self.server.init() or not self.server.start():
-            self.server = None
-            raise RuntimeError(
-                f"milvus-lite could not serve {self.db_file} on port {self.port} (another process has it open?)"
-            )
+        lock_fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:  # asked first for a clear message; the engine takes the lock itself
+                fcntl.lockf(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.lockf(lock_fd, fcntl.LOCK_UN)
+            except OSError:
+                raise RuntimeError(
+                    f"{self.db_file} is open in another process (another engine, or a Milvus Lite client): stop it first"
+                ) from None
+            library_path = ":".join(p for p in (BIN_PATH, os.environ.get("LD_LIBRARY_PATH")) if p)
+            try:
+                self.process = subprocess.Popen(
+                    [os.path.join(BIN_PATH, Server.MILVUS_BIN), self.db_file, f"127.0.0.1:{self.port}", "ERROR"],
+                    env=dict(os.environ, LD_LIBRARY_PATH=library_path),
+                    cwd=self.data_dir,
+                    pass_fds=(lock_fd,),
+                    preexec_fn=functools.partial(_engine_child, lock_fd, os.getpid()),  # the launcher has one thread
+                )
+            except subprocess.SubprocessError:  # the lock was taken between the question and the engine's start
+                raise RuntimeError(f"{self.db_file} is open in another process: stop it first") from None
+        finally:
+            os.close(lock_fd)  # the engine keeps its own descriptor, and with it the lock
         deadline = time.time() + self.startup_timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"milvus-lite's server exited with code {self.process.returncode}")
+                raise RuntimeError(f"milvus-lite's engine exited with code {self.process.returncode}")
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                     logger.info(f"milvus-lite engine (pid {self.process.pid}) serving {self.db_file} at {self.uri}")
                     return self
             time.sleep(0.1)
         self.stop()
-        raise TimeoutError(f"milvus-lite's server not listening on port {self.port} after {self.startup_timeout_s}s")
+        raise TimeoutError(f"milvus-lite's engine not listening on port {self.port} after {self.startup_timeout_s}s")
 
     def stop(self):
-        """Releases the .db's lock, which ends the server process (killed if it lingers)."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        """SIGTERM to the engine (SIGKILL if it lingers); its lock on the database goes with it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self.process = None
 
     def __enter__(self):
         return self.start()

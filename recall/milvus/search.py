@@ -88,18 +88,63 @@ def hit_fields(entity) -> dict:
     return fields
 
 
+# quotes an editor or input method types that Milvus' expression language does not know (it quotes with " or ')
+TYPOGRAPHIC_QUOTES = "“”„‟‘’‚‛「」『』＂＇«»"
+
+
 def check_filter(expression) -> str:
-    """A --filter as given (None / "" for none); SearchError when it is not text."""
+    """A --filter as given (None / "" for none); SearchError when it is not text, or its quoting is not Milvus' (a
+    typographic quote outside a string, a string never closed): caught here, the expression never reaches Milvus,
+    whose parser would only say "invalid parameter"."""
     if expression is None:
         return ""
     if not isinstance(expression, str):
         raise SearchError(f"the filter is {type(expression).__name__}, not a Milvus boolean expression (str)")
-    return expression.strip()
+    expression = expression.strip()
+    quote, start, escaped = None, 0, False
+    for position, char in enumerate(expression):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote, start = char, position
+        elif char in TYPOGRAPHIC_QUOTES:
+            raise SearchError(
+                f"filter {expression!r}: {char} (character {position + 1}) is not a quote Milvus knows: quote texts "
+                f'with " or \', e.g. category == "工学"'
+            )
+    if quote:
+        raise SearchError(f"filter {expression!r}: the text opened by {quote} at character {start + 1} is never closed")
+    return expression
 
 
 def excluding(doc_id, expression) -> str:
     """The filter of "more like this": the paper itself left out, and the user's filter."""
     return f"id != {int(doc_id)}" + (f" and ({expression})" if expression else "")
+
+
+def incomplete_collection(info, config, count_rows):
+    """The one-line warning for a collection whose rows are not the documents of the corpus its description names
+    (an insert killed or stopped half-way: other hits, other BM25 statistics), naming the repair; None when they agree
+    or cannot be compared (no corpus recorded, or a --partition, which holds a part). count_rows: () -> live rows."""
+    documents = ((info.meta or {}).get("corpus") or {}).get("documents")
+    if not documents or config.partition:
+        return None
+    rows = count_rows()
+    if rows == documents:
+        return None
+    where = f"collection {config.collection} at {config.uri}"
+    if rows < documents:
+        return (
+            f"{where} holds {rows} rows of the {documents} documents of its corpus (an insert stopped before the end): "
+            f"searches miss the rest until it is completed, run python -m recall.milvus.insert with the same "
+            f"--data_path, --embedding_path and --uri {config.uri} and --resume"
+        )
+    return f"{where} holds {rows} rows for the {documents} documents of its corpus: rebuild it with {store.REBUILD}"
 
 
 class MilvusSearcher:
@@ -136,6 +181,36 @@ class MilvusSearcher:
             except ModelMismatchError:
                 store.close(self.client, config)
                 raise
+        with store.milvus_errors(config, "counting the collection's rows"):
+            self.incomplete = incomplete_collection(
+                self.info, config, lambda: store.count_entities(self.client, config)
+            )
+        if self.incomplete:
+            from ns_common.utils import logger
+
+            logger.warning(self.incomplete)
+
+    def facets(self):
+        """What the papers the collection holds offer to filter on ({"category": {value: papers}, "discipline": {...},
+        "year": [first, last] or None}), counted over its rows when asked: not the description written when the
+        collection was created, which a later insert of the same titles with other fields would leave stale."""
+        from recall.milvus.data import FACET_FIELDS, FacetCounter
+
+        counter = FacetCounter()
+        with store.milvus_errors(self.config, "reading the collection's facets"):
+            rows = self.client.query_iterator(
+                self.config.collection,
+                batch_size=16384,
+                output_fields=[*FACET_FIELDS, "year"],
+                partition_names=store.partition_names(self.config),
+            )
+            try:
+                while batch := rows.next():
+                    for row in batch:
+                        counter.add(row)
+            finally:
+                rows.close()
+        return counter.facets()
 
     def close(self) -> None:
         store.close(self.client, self.config)

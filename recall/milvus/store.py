@@ -173,7 +173,7 @@ def connect(config, must_exist=False, replace_foreign=False):
         os.makedirs(os.path.dirname(os.path.abspath(config.uri)), exist_ok=True)
     lite_errors = _LiteErrors()
     try:
-        with lite_errors:
+        with lite_errors, _engine_stderr(config):
             client = MilvusClient(uri=config.uri, token=config.token, timeout=CONNECT_TIMEOUT_S)
         client.list_collections()
     except Exception as e:  # noqa: BLE001 - MilvusException, grpc and OS errors: one line each
@@ -229,6 +229,37 @@ def check_lite_generation(path, replace=False):
         f"--drop: removing {path}, a milvus-lite {found}.x database this milvus-lite {lite_version()[1]} cannot open"
     )
     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def engine_log(uri):
+    """Where a milvus-lite 2.x engine started by this project writes its own stderr: `.<database>.engine.log` beside
+    the database (hidden, appended to)."""
+    path = os.path.abspath(uri)
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.engine.log")
+
+
+@contextlib.contextmanager
+def _engine_stderr(config):
+    """While a client connects: milvus-lite 2.x starts its engine then, as a child process that inherits this process'
+    stderr, where its expression parser and C++ core print every error they meet (a filter with typographic quotes:
+    ~15 lines) beside the one-line error the command prints. During the start fd 2 points at engine_log(uri), so the
+    engine keeps writing there; this process' own stderr is restored at once."""
+    if not config.is_lite or lite_version()[0][0] != 2:
+        yield
+        return
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(engine_log(config.uri), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
 
 
 class _LiteErrors(logging.Filter):
