@@ -141,6 +141,7 @@ const FEATURE_LABELS = {
   cosine: "meaning match (vectors)",
   cosine_rank: "place by meaning",
   cosine_gap: "meaning match vs the best",
+  rank_fusion: "keyword and meaning places fused",
   rerank_logit: "the reranker's judgement",
 };
 
