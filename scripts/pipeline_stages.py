@@ -376,17 +376,7 @@ def variant_embeddings(pipe, c):
             continue
         export_dir = c.P("variants", name, "export")
         cmds.append(
-            py(
-                "inbatch_negative/export_model.py",
-                "--model_name_or_path",
-                backbone,
-                "--params_path",
-                ckpt,
-                "--output_emb_size",
-                c.emb if ckpt else "0",
-                "--output_path",
-                export_dir,
-            )
+            py("inbatch_negative/export_model.py", *encoder_flags(c, backbone, ckpt), "--output_path", export_dir)
         )
         cmds.append(
             py(
@@ -423,16 +413,16 @@ def recall_eval(pipe, c):
     pipe.stage("recall_eval", cmds, outputs=outputs)
 
 
+def encoder_flags(c, backbone, ckpt):
+    """The flags that load a dense variant: its backbone and checkpoint (none: the untrained model, no projection)."""
+    return ["--model_name_or_path", backbone, "--params_path", ckpt, "--output_emb_size", c.emb if ckpt else "0"]
+
+
 def exact_recall_commands(c, name, backbone, ckpt, pairs, results, metrics):
     """The variant's recall list for the queries of pairs, then its metrics (no checkpoint: the untrained model, no projection)."""
     recall = py(
         "inbatch_negative/recall.py",
-        "--model_name_or_path",
-        backbone,
-        "--params_path",
-        ckpt,
-        "--output_emb_size",
-        c.emb if ckpt else "0",
+        *encoder_flags(c, backbone, ckpt),
         "--corpus_file",
         c.corpus,
         "--similar_text_pair_file",
