@@ -11,6 +11,7 @@ paddle and the project are imported inside the helpers, so tests that need neith
 
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -451,3 +452,16 @@ def web_index(tmp_path_factory):
     if not os.path.isfile(SAMPLE_CORPUS):
         pytest.skip(f"bundled sample missing: {SAMPLE_CORPUS}")
     return build_models_and_index(str(tmp_path_factory.mktemp("web_index")))
+
+
+@pytest.fixture
+def warnings_logged():
+    """The warnings of the project's logger (it does not propagate to the root logger), as a list of texts."""
+    from ns_common.utils import logger
+
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)

@@ -5,7 +5,6 @@ errors of many lines, a Lite engine that outlived its parent."""
 
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import signal
@@ -262,19 +261,6 @@ def test_fit_where_no_query_finds_its_gold_is_one_line_naming_the_file(tmp_path,
     line = one_error(capsys, lambda: fit.main(argv + ["--output_dir", str(tmp_path / "ranking")]))
     assert line.startswith(f"error: {train}: 0 of ") and "check that the gold titles are the texts" in line, line
     assert str(as_titles) in line and not os.path.exists(tmp_path / "ranking")
-
-
-@pytest.fixture
-def warnings_logged():
-    """The warnings of the project's logger (it does not propagate to the root logger), as a list of texts."""
-    from ns_common.utils import logger
-
-    messages = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
 
 
 # --- 7. a collection half-filled by a stopped insert ------------------------------------------------------------

@@ -4,7 +4,6 @@ Lite (every row with its fields, idempotent, a malformed line inserted empty, a 
 record fields refused)."""
 
 import json
-import logging
 import os
 
 import numpy as np
@@ -15,19 +14,6 @@ from ns_common.records import Record, parse_record, record_line
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPERS = os.path.join(REPO, "data", "sample", "milvus", "papers.jsonl")
 TITLES = os.path.join(REPO, "data", "sample", "milvus", "milvus_data.csv")
-
-
-@pytest.fixture
-def warnings_logged():
-    """The warnings of the project's logger (it does not propagate to the root logger), as a list of texts."""
-    from ns_common.utils import logger
-
-    messages = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
 
 
 # ---------------------------------------------------------------- one record
