@@ -86,6 +86,20 @@ class Layout:
             for stage in ("pretrain_ernie", "simcse")
         }
         self.train_model, self.train_fit = P("split", "train_model.csv"), P("split", "train_fit.csv")
+        # cross-fitting (the recipe's inbatch option crossfit_folds: K > 1): K-1 more recall models, each trained
+        # like the served one on every training query but one fold's, so that the learned ranking's dense signals
+        # are out of fold on every training query, not only on the fit part (search/fit.py --fold_model_dirs)
+        self.crossfit_folds = int(self.recipe["ernie"].option("inbatch", "crossfit_folds", 0) or 0)
+        self.folds = [
+            {
+                "train": P("split", f"fold{i}_train.csv"),
+                "heldout": P("split", f"fold{i}_heldout.csv"),
+                "hard_negatives": P("crossfit", f"fold{i}", "hard_negatives.tsv"),
+                "ckpt": os.path.join(P("crossfit", f"fold{i}", "inbatch"), "model_final"),
+                "export": P("crossfit", f"fold{i}", "export"),
+            }
+            for i in range(1, self.crossfit_folds)
+        ]
         self.data_prefix = {
             "ernie": P("pretrain_data", "ernie"),
             "ernie-gram": P("pretrain_data", "ernie" if self.shared_vocab else "ernie-gram"),
@@ -146,6 +160,8 @@ def define_stages(args, pipe):
         simcse(pipe, c, "simcse", c.domain["ernie"], c.simcse_ckpt)
     hard_negatives(pipe, c)
     inbatch(pipe, c, "inbatch", c.domain["ernie"], c.final_ckpt, init=c.simcse_ckpt, hard_negatives=c.hard_negatives)
+    if c.folds:
+        crossfit(pipe, c)
     if args.ablation and not c.pretrained:  # the pretrained chain's rows are its own variants (Layout.variants)
         ablation(pipe, c)
     # 4. exact-search recall + Recall@K of every dense variant (a pretrained encoder's: after its corpus
@@ -221,10 +237,11 @@ def bootstrap(pipe, c):
 def split_train(pipe, c):
     """The labelled training queries: 3/4 train the neural models, 1/4 is held out to fit the search system's
     fusion and final-ranking weights (on the models' own training queries their scores are overconfident)."""
+    folds = ["--folds", str(c.crossfit_folds)] if c.folds else []
     pipe.stage(
         "split_train",
-        py("data/split_train.py", "--train_file", c.train_pairs, "--output_dir", c.P("split")),
-        outputs=[c.train_model, c.train_fit],
+        py("data/split_train.py", "--train_file", c.train_pairs, "--output_dir", c.P("split"), *folds),
+        outputs=[c.train_model, c.train_fit, *(fold[part] for fold in c.folds for part in ("train", "heldout"))],
     )
 
 
@@ -306,23 +323,23 @@ def simcse(pipe, c, stage, backbone, ckpt):
 
 def hard_negatives(pipe, c):
     """BM25 hard negatives of the training queries."""
-    pipe.stage(
-        "hard_negatives",
-        py(
-            "inbatch_negative/mine_hard_negatives.py",
-            "--train_set_file",
-            c.train_model,
-            "--corpus_file",
-            c.corpus,
-            "--output_file",
-            c.hard_negatives,
-            *c.recipe["ernie"].flags("hard_negatives"),
-        ),
-        outputs=[c.hard_negatives],
+    pipe.stage("hard_negatives", mine_command(c, c.train_model, c.hard_negatives), outputs=[c.hard_negatives])
+
+
+def mine_command(c, train_file, output_file):
+    return py(
+        "inbatch_negative/mine_hard_negatives.py",
+        "--train_set_file",
+        train_file,
+        "--corpus_file",
+        c.corpus,
+        "--output_file",
+        output_file,
+        *c.recipe["ernie"].flags("hard_negatives"),
     )
 
 
-def inbatch(pipe, c, stage, backbone, ckpt, init=None, hard_negatives=None):
+def inbatch(pipe, c, stage, backbone, ckpt, init=None, hard_negatives=None, train_file=None):
     """In-batch negatives from the backbone (or a checkpoint of it: init); ckpt: <save_dir>/model_final."""
     save_dir = os.path.dirname(ckpt)
     pipe.stage(
@@ -330,7 +347,7 @@ def inbatch(pipe, c, stage, backbone, ckpt, init=None, hard_negatives=None):
         py(
             "inbatch_negative/train_batch_neg.py",
             "--train_set_file",
-            c.train_model,
+            train_file or c.train_model,
             "--model_name_or_path",
             backbone,
             "--init_from_ckpt",
@@ -344,6 +361,32 @@ def inbatch(pipe, c, stage, backbone, ckpt, init=None, hard_negatives=None):
         ),
         outputs=[os.path.join(ckpt, "model_state.pdparams")],
         distributed=True,
+    )
+
+
+def crossfit(pipe, c):
+    """Cross-fitting: per extra fold, the served recall model's training (same start, recipe and hard-negative
+    mining) on every training query but the fold's, then its export (search/fit.py embeds the fold's candidates)."""
+    pipe.stage(
+        "crossfit_hard_negatives",
+        [mine_command(c, fold["train"], fold["hard_negatives"]) for fold in c.folds],
+        outputs=[fold["hard_negatives"] for fold in c.folds],
+    )
+    for i, fold in enumerate(c.folds, start=1):
+        inbatch(
+            pipe,
+            c,
+            f"crossfit_inbatch{i}",
+            c.domain["ernie"],
+            fold["ckpt"],
+            init=c.simcse_ckpt,
+            hard_negatives=fold["hard_negatives"],
+            train_file=fold["train"],
+        )
+    pipe.stage(
+        "crossfit_export",
+        [export_command(c, fold["ckpt"], fold["export"]) for fold in c.folds],
+        outputs=[os.path.join(fold["export"], "inference.pdiparams") for fold in c.folds],
     )
 
 
@@ -464,18 +507,23 @@ def evaluate_command(pairs, recall_result, name, output_json):
 def export_recall(pipe, c):
     pipe.stage(
         "export",
-        py(
-            "inbatch_negative/export_model.py",
-            "--params_path",
-            c.final_ckpt,
-            "--model_name_or_path",
-            c.domain["ernie"],
-            "--output_emb_size",
-            c.emb,
-            "--output_path",
-            c.recall_export,
-        ),
+        export_command(c, c.final_ckpt, c.recall_export),
         outputs=[os.path.join(c.recall_export, "inference.pdiparams")],
+    )
+
+
+def export_command(c, ckpt, output_path):
+    """A recall checkpoint (of the domain ERNIE) -> an exported model for Paddle Inference."""
+    return py(
+        "inbatch_negative/export_model.py",
+        "--params_path",
+        ckpt,
+        "--model_name_or_path",
+        c.domain["ernie"],
+        "--output_emb_size",
+        c.emb,
+        "--output_path",
+        output_path,
     )
 
 
@@ -700,7 +748,14 @@ def rerank_eval(pipe, c):
 
 def fit_ranking(pipe, c):
     """The learned ranking over BM25's candidates, fitted by cross-validation over the training queries (the lexical
-    model on all of them, the neural signals only on the held-out quarter the models never trained on)."""
+    model on all of them, the neural signals only on queries the models never trained on: the held-out quarter, or
+    with cross-fitting every training query, each scored by the fold model that never saw it; the reranker, trained
+    on three quarters, then stays out of the fit)."""
+    folds = (
+        ["--fold_model_dirs", *(fold["export"] for fold in c.folds)]
+        if c.folds
+        else ["--reranker_dir", c.reranker_export]
+    )
     pipe.stage(
         "fit_ranking",
         py(
@@ -709,12 +764,12 @@ def fit_ranking(pipe, c):
             c.train_pairs,
             "--heldout_file",
             c.train_fit,
+            *(fold["heldout"] for fold in c.folds),
             "--corpus_file",
             c.milvus_corpus,
             "--model_dir",
             c.recall_export,
-            "--reranker_dir",
-            c.reranker_export,
+            *folds,
             "--output_dir",
             c.ranking_dir,
             *c.milvus,

@@ -75,7 +75,18 @@ def parse_args(argv=None):
         "--output_dir", required=True, help="the ranking directory to write (the pipeline: <output>/export/ranking)"
     )
     parser.add_argument(
-        "--heldout_file", default=None, help="pairs the neural models never trained on: fit the neural ranking on them"
+        "--heldout_file",
+        nargs="+",
+        default=None,
+        help="pairs the neural models never trained on: fit the neural ranking on them; cross-fitting: one file per "
+        "recall model, the first --model_dir's, then one per --fold_model_dirs",
+    )
+    parser.add_argument(
+        "--fold_model_dirs",
+        nargs="+",
+        default=[],
+        help="cross-fitting: exported recall models, the i-th trained on every training query but those of the "
+        "(i+1)-th --heldout_file, so the dense signals of every held-out file are out of fold",
     )
     parser.add_argument(
         "--reranker_dir", default=None, help="exported reranker (or checkpoint dir): its logit is a candidate signal"
@@ -85,17 +96,19 @@ def parse_args(argv=None):
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
+    args.heldout_file = args.heldout_file or []
     check_files(
         ("train_file", args.train_file),
         ("corpus_file", args.corpus_file),
-        *((("heldout_file", args.heldout_file),) if args.heldout_file else ()),
+        *(("heldout_file", path) for path in args.heldout_file),
     )
     check_outputs(
         replaced_dirs=[("output_dir", args.output_dir, RANKING_FILES)],
         inputs=[
             ("train_file", args.train_file),
             ("corpus_file", args.corpus_file),
-            ("heldout_file", args.heldout_file),
+            *(("heldout_file", path) for path in args.heldout_file),
+            *(("fold_model_dirs", path) for path in args.fold_model_dirs),
             *database_input(args),
             *model_inputs(args),
         ],
@@ -104,11 +117,35 @@ def parse_args(argv=None):
         fail(f"--reranker_dir {args.reranker_dir}: no such directory")
     if args.folds < 2:
         fail(f"--folds must be at least 2, got {args.folds}")
+    if len(args.heldout_file) > 1 and not args.fold_model_dirs:
+        fail("several --heldout_file: give the recall model of each after the first (--fold_model_dirs)")
     if args.heldout_file and not (args.model_dir or args.params_path or args.reranker_dir):
         fail("--heldout_file fits the neural ranking: give --model_dir (dense cosine) and/or --reranker_dir")
+    if args.fold_model_dirs:
+        check_crossfit_args(args)
     if args.model_dir or args.params_path:
         check_model_args(args)
     return args
+
+
+def check_crossfit_args(args):
+    """Cross-fitting pairs each --heldout_file with the recall model that never saw its queries: one file per model,
+    exported models only, and no reranker (it trained on the queries of every fold but one)."""
+    if not args.model_dir:
+        fail("--fold_model_dirs cross-fits the exported --model_dir: give --model_dir (not --params_path)")
+    if len(args.heldout_file) != 1 + len(args.fold_model_dirs):
+        fail(
+            f"--heldout_file: {len(args.heldout_file)} files for {1 + len(args.fold_model_dirs)} recall models "
+            "(--model_dir and each --fold_model_dirs): give one held-out file per model, --model_dir's first"
+        )
+    if args.reranker_dir:
+        fail(
+            "--reranker_dir with --fold_model_dirs: the reranker trained on the queries of other folds, so its logit "
+            "is not out of fold there; fit the cross-fitted ranking without it"
+        )
+    for path in args.fold_model_dirs:
+        if not os.path.isfile(os.path.join(path, "inference.pdiparams")):
+            fail(f"--fold_model_dirs {path}: not an exported model (no inference.pdiparams)")
 
 
 def read_pairs(path):
@@ -120,6 +157,17 @@ def read_pairs(path):
     for query, gold in zip(queries, golds):
         pairs.setdefault(" ".join(query.split()), set()).add(gold)
     return pairs
+
+
+def read_heldout(paths):
+    """({query: gold titles} over every held-out file, {query: index of its file}); a query in two files fails."""
+    heldout, fold_of = {}, {}
+    for fold, path in enumerate(paths):
+        for query, golds in read_pairs(path).items():
+            if query in fold_of:
+                fail(f"--heldout_file {path}: query {query!r} is held out in {paths[fold_of[query]]} too")
+            heldout[query], fold_of[query] = golds, fold
+    return heldout, fold_of
 
 
 def out_of_fold_scores(data, params, folds, seed):
@@ -187,7 +235,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     train = read_pairs(args.train_file)
-    heldout = read_pairs(args.heldout_file) if args.heldout_file else {}
+    heldout, fold_of = read_heldout(args.heldout_file)
     if len(train) < 2 * args.folds:
         fail(
             f"--train_file {args.train_file}: {len(train)} queries; need at least {2 * args.folds} for {args.folds}-fold cross-validation"
@@ -236,6 +284,7 @@ def main(argv=None):
         "train_file": args.train_file,
         "heldout_file": args.heldout_file,
         "queries": {"train": len(train), "heldout": len(heldout)},
+        "fold_models": [weights_fingerprint(path) for path in args.fold_model_dirs],
         "folds": args.folds,
         "seed": args.seed,
         "fitted_with": {
@@ -259,7 +308,7 @@ def main(argv=None):
     # 3. the neural ranking, over the held-out queries only
     if heldout and (encoder is not None or reranker is not None):
         neural, neural_rows = fit_neural(
-            args, heldout, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker, where
+            args, heldout, fold_of, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker, where
         )
         table += neural_rows
         if neural:
@@ -300,7 +349,42 @@ def check_gold_found(data, pairs_file, args, where):
     )
 
 
-def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where):
+def dense_cosines(args, queries, fold_of, candidates, encoder):
+    """Each held-out query's cosine with each of its candidates, by the recall model that never trained on it: the
+    served --model_dir against the collection's stored vectors, or a fold model (cross-fitting) against its own
+    embedding of the candidates' texts. None without a recall model."""
+    if encoder is None:
+        return None
+    cosines = {}
+    for fold in range(1 + len(args.fold_model_dirs)):
+        mine = [q for q in queries if fold_of[q] == fold]
+        if not mine:
+            continue
+        if not fold:
+            vectors = encoder.encode(mine)
+            for query, vector in zip(mine, vectors):
+                cosines[query] = np.array([float(np.dot(stored, vector)) for _, stored in candidates[query]])
+            continue
+        model = TextEncoder(
+            args.fold_model_dirs[fold - 1],
+            max_seq_length=args.max_seq_length,
+            batch_size=args.batch_size,
+            device=args.device,
+            cpu_threads=args.cpu_threads,
+            enable_mkldnn=args.enable_mkldnn,
+        )
+        texts = list(dict.fromkeys(h.text for q in mine for h, _ in candidates[q]))
+        row = {text: i for i, text in enumerate(texts)}
+        docs = model.encode(texts, role="doc")
+        for query, vector in zip(mine, model.encode(mine)):
+            cosines[query] = np.array([float(docs[row[h.text]] @ vector) for h, _ in candidates[query]])
+        logger.info(
+            f"fold {fold}: {len(mine)} held-out queries, {len(texts)} candidate texts embedded by {model.source}"
+        )
+    return cosines
+
+
+def fit_neural(args, heldout, fold_of, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where):
     """The neural tier on the held-out queries: (winner with its GroupedData, or None; rows of the CV table)."""
     queries = list(heldout)
     # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
@@ -310,9 +394,9 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
         if lexical
         else None
     )
-    vectors = encoder.encode(queries) if encoder is not None else None
+    cosines = dense_cosines(args, queries, fold_of, candidates, encoder)
     features, labels = [], []
-    for i, query in enumerate(queries):
+    for query in queries:
         found = candidates[query]
         hits = [h for h, _ in found]
         bm25 = np.array([h.score for h in hits], dtype=np.float64)
@@ -325,7 +409,7 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
                 [query], [[h.text for h in hits]], [bm25], [heldout[query]], stats
             ).select_features(lexical["features"])
             score = learn.score_groups(lexical_booster, x)[0]
-        cosine = np.array([float(np.dot(stored, vectors[i])) for _, stored in found]) if vectors is not None else None
+        cosine = cosines[query] if cosines is not None else None
         logits = rerank_logits(reranker, query, [h.text for h in hits]) if reranker is not None and hits else None
         names = (
             ["lexical_score"]
@@ -335,7 +419,7 @@ def fit_neural(args, heldout, candidates, data, lexical, lexical_booster, stats,
         features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))
         labels.append(np.array([int(h.text in heldout[query]) for h in hits], dtype=np.int32))
     neural_data = learn.GroupedData(features, labels, queries, names)
-    check_gold_found(neural_data, args.heldout_file, args, where)
+    check_gold_found(neural_data, " ".join(args.heldout_file), args, where)
     sets = {name: f for name, f in NEURAL_SETS.items() if set(f) <= set(names)}
     bm25_ranks = learn.baseline_ranks(neural_data)
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])

@@ -547,3 +547,30 @@ def test_domain_corpus_does_not_leak_labelled_pairs():
     for query, title in pairs:
         for doc in (d for d in docs if d.startswith(title)):
             assert "，".join(query.split()) not in doc and "关键词" not in doc
+
+
+def test_split_train_folds_cover_every_query_once_and_keep_the_fit_part(tmp_path, capsys):
+    """--folds 4: train_fit.csv is the same quarter --fit_ratio 0.25 holds out; each other fold's held-out queries
+    are disjoint from the rest, together with the fit part they are every training query once, and each fold's
+    training file is every pair but its held-out queries'."""
+    import split_train
+
+    train = os.path.join(SAMPLE, "recall", "train.csv")
+    split_train.main(["--train_file", train, "--output_dir", str(tmp_path / "plain")])
+    split_train.main(["--train_file", train, "--output_dir", str(tmp_path / "folds"), "--folds", "4"])
+    folds = tmp_path / "folds"
+    for name in ("train_fit.csv", "train_model.csv"):
+        assert (folds / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    pairs = list(read_text_pairs(train))
+    queries = {q for q, _ in pairs}
+    held = [{q for q, _ in read_text_pairs(str(folds / "train_fit.csv"))}]
+    for i in (1, 2, 3):
+        heldout = list(read_text_pairs(str(folds / f"fold{i}_heldout.csv")))
+        held.append({q for q, _ in heldout})
+        assert sorted(read_text_pairs(str(folds / f"fold{i}_train.csv"))) == sorted(
+            p for p in pairs if p[0] not in held[-1]
+        )
+    assert sum(len(h) for h in held) == len(queries) and set().union(*held) == queries
+    assert max(len(h) for h in held) - min(len(h) for h in held) <= 1
+    with pytest.raises(SystemExit):
+        split_train.main(["--train_file", train, "--output_dir", str(tmp_path / "one"), "--folds", "1"])

@@ -450,6 +450,12 @@ def test_pretrained_start_runs_end_to_end(tmp_path):
     stdout = result.stdout
     for stage in ("convert", "variant_embeddings", "inbatch", "recall_eval", "fit_ranking", "system_eval"):
         assert said(stdout, stage) == "run", stage
+    for stage in ("crossfit_hard_negatives", "crossfit_inbatch1", "crossfit_inbatch3", "crossfit_export"):
+        assert said(stdout, stage) == "run", stage  # the recipe's crossfit_folds: 4
+    ranking = json.load(open(out / "export" / "ranking" / "ranking.json"))
+    # cross-fitted: the neural tier fits on every training query, each scored by a recall model that never saw it
+    assert ranking["queries"]["heldout"] == ranking["queries"]["train"] and len(ranking["fold_models"]) == 3
+    assert len(set(ranking["fold_models"])) == 3 and ranking["fitted_with"]["reranker"] is None
     for stage in ("pretrain_ernie", "simcse"):
         assert said(stdout, stage) is None, stage  # the recipe leaves them out
     conversion = json.load(open(out / "pretrained" / "e5-small" / "conversion.json"))

@@ -9,6 +9,8 @@ recall model), LightGBM models fitted on the sample's training queries.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from ns_common.errors import ConfigError, ModelMismatchError
 pytestmark = pytest.mark.slow  # tiny models exported and LightGBM fits
 
 EMB = 32
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -553,3 +556,55 @@ def test_the_python_api_refuses_bad_arguments_with_one_line(sample, fitted):
                 call()
     finally:
         searcher.close()
+
+
+def test_cross_fitting_scores_each_fold_by_its_own_model_and_fits_on_every_query(sample, tmp_path, capsys):
+    """search/fit.py --fold_model_dirs: a fold model embeds its queries' candidates itself; one with the served
+    model's weights gives the cosines the served model gives from the collection's stored vectors. The neural tier is
+    then fitted on every training query (each in one --heldout_file); mismatched inputs are refused in one line."""
+    from recall.milvus.config import load_config
+    from recall.milvus.model import TextEncoder
+    from recall.milvus.search import MilvusSearcher
+    from search import fit
+
+    split = ["data/split_train.py", "--train_file", sample["train"], "--output_dir", str(tmp_path / "split")]
+    subprocess.run([sys.executable, *split, "--folds", "3"], cwd=ROOT, check=True, capture_output=True)
+    heldout = [str(tmp_path / "split" / name) for name in ("train_fit.csv", "fold1_heldout.csv", "fold2_heldout.csv")]
+    folds = []
+    for i in (1, 2):  # fold models with the served model's weights: their cosines must equal the stored vectors'
+        shutil.copytree(sample["export"], tmp_path / f"fold{i}")
+        folds.append(str(tmp_path / f"fold{i}"))
+    argv = ["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--uri", sample["uri"], "--folds", "3"]
+    argv += ["--model_dir", sample["export"], "--output_dir", str(tmp_path / "ranking"), "--heldout_file", *heldout]
+    args = fit.parse_args(argv + ["--fold_model_dirs", *folds])
+    pairs, fold_of = fit.read_heldout(args.heldout_file)
+    assert sorted(set(fold_of.values())) == [0, 1, 2] and set(pairs) == set(fit.read_pairs(sample["train"]))
+    queries = [q for q in pairs if fold_of[q]][:40]
+    encoder = TextEncoder(model_dir=sample["export"])
+    with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
+        candidates = dict(zip(queries, searcher.bm25_with_vectors(queries, fit.CANDIDATES)))
+    by_folds = fit.dense_cosines(args, queries, fold_of, candidates, encoder)
+    stored = fit.dense_cosines(args, queries, dict.fromkeys(queries, 0), candidates, encoder)
+    for query in queries:
+        assert len(by_folds[query]) == len(candidates[query]) > 0
+        np.testing.assert_allclose(by_folds[query], stored[query], atol=1e-4)
+
+    spec = fit.main(argv + ["--fold_model_dirs", *folds])
+    train_queries = len(fit.read_pairs(sample["train"]))
+    assert spec["queries"] == {"train": train_queries, "heldout": train_queries} and len(spec["fold_models"]) == 2
+    neural_rows = [row for row in spec["cross_validation"] if row["tier"] == "neural"]
+    assert neural_rows and all(row["queries"] == train_queries for row in neural_rows)
+
+    capsys.readouterr()
+    for extra, message in (
+        (["--fold_model_dirs", folds[0]], "3 files for 2 recall models"),
+        (["--fold_model_dirs", *folds, "--reranker_dir", folds[0]], "not out of fold"),
+    ):
+        with pytest.raises(SystemExit):
+            fit.main(argv + extra)
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    with pytest.raises(SystemExit):  # a query held out twice
+        fit.main(argv[:-4] + ["--heldout_file", heldout[0], heldout[0], "--fold_model_dirs", folds[0]])
+    err = capsys.readouterr().err.strip()
+    assert "is held out in" in err and len(err.splitlines()) == 1, err
