@@ -48,17 +48,27 @@ LEXICAL_SETS = {
     "BM25 signals only": ["bm25_rel", "bm25_rank", "bm25_uni", "bm25_bi", "bm25_word"],
     "every lexical feature": FEATURES,
 }
-# the neural feature sets, each on top of the lexical score
+# the neural feature sets: each on top of the lexical model's score (stacked), or the lexical features and the dense
+# cosine in one model (joint: the trees see which lexical evidence the cosine confirms or contradicts)
+DENSE = ["cosine", "cosine_rank", "cosine_gap"]
 NEURAL_SETS = {
-    "+ dense cosine": ["lexical_score", "cosine", "cosine_rank", "cosine_gap"],
-    "+ dense cosine, rank fusion": ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion"],
+    "+ dense cosine": ["lexical_score", *DENSE],
+    "+ dense cosine, rank fusion": ["lexical_score", *DENSE, "rank_fusion"],
     "+ reranker": ["lexical_score", "rerank_logit"],
     "+ dense cosine + reranker": NEURAL_FEATURES,
+    "every lexical feature + dense cosine": FEATURES + DENSE,
 }
-GRIDS = {  # hyperparameters tried per feature set; "small" for the held-out queries' few hundred
+GRIDS = {  # hyperparameters tried per feature set; "neural" (small) for models over the lexical score
     "lexical": {"n_trees": (100, 200), "num_leaves": (4, 7), "learning_rate": (0.05,), "min_child_samples": (20, 50)},
     "neural": {"n_trees": (50, 100), "num_leaves": (3, 5), "learning_rate": (0.05,), "min_child_samples": (20,)},
 }
+
+
+def grid_for(features, tier_grid):
+    """A set holding the lexical features themselves needs a model the size of the lexical one: the lexical grid."""
+    return GRIDS["lexical"] if set(FEATURES) <= set(features) else tier_grid
+
+
 # every file a ranking directory holds, its marker first: a directory --output_dir replaces whole holds nothing else
 RANKING_FILES = (RANKING_FILE, "lexical_stats.json", "lexical.txt", "neural.txt")
 
@@ -206,7 +216,7 @@ def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, fo
     tried = []
     for name, features in sets.items():
         subset = data.select_features(features)
-        params, _ = learn.select_hyperparameters(subset, grid, folds, seeds=(seed,))
+        params, _ = learn.select_hyperparameters(subset, grid_for(features, grid), folds, seeds=(seed,))
         ranks = learn.cross_validate(subset, params, folds, seed)
         tried.append({"name": name, "features": features, "params": params, "ranks": ranks})
         rows.append(cv_row(tier, f"{tier}: {name}", ranks, bm25_ranks, params, features))
@@ -400,23 +410,27 @@ def fit_neural(args, heldout, fold_of, candidates, data, lexical, lexical_booste
         found = candidates[query]
         hits = [h for h, _ in found]
         bm25 = np.array([h.score for h in hits], dtype=np.float64)
+        if query in position:
+            matrix = data.features[position[query]]
+        else:
+            matrix = learn.build_grouped_data([query], [[h.text for h in hits]], [bm25], [heldout[query]], stats)
+            matrix = matrix.features[0]
         if not lexical:
             score = bm25
         elif query in position:
             score = oof[position[query]]
         else:
-            x = learn.build_grouped_data(
-                [query], [[h.text for h in hits]], [bm25], [heldout[query]], stats
-            ).select_features(lexical["features"])
-            score = learn.score_groups(lexical_booster, x)[0]
+            columns = [FEATURES.index(name) for name in lexical["features"]]
+            score = lexical_booster.predict(matrix[:, columns], num_threads=1)
         cosine = cosines[query] if cosines is not None else None
         logits = rerank_logits(reranker, query, [h.text for h in hits]) if reranker is not None and hits else None
         names = (
             ["lexical_score"]
             + (["cosine", "cosine_rank", "cosine_gap", "rank_fusion"] if cosine is not None else [])
             + (["rerank_logit"] if logits is not None else [])
+            + FEATURES
         )
-        features.append(neural_matrix(names, score, cosine, logits) if hits else np.zeros((0, len(names))))
+        features.append(neural_matrix(names, score, cosine, logits, matrix) if hits else np.zeros((0, len(names))))
         labels.append(np.array([int(h.text in heldout[query]) for h in hits], dtype=np.int32))
     neural_data = learn.GroupedData(features, labels, queries, names)
     check_gold_found(neural_data, " ".join(args.heldout_file), args, where)

@@ -18,8 +18,10 @@ from search.features import FEATURES, LexicalStats, lexical_features
 
 RANKING_FILE = "ranking.json"
 FORMAT = "learned-ranking-1"
-# the neural model's inputs: the lexical model's score and the neural signals
+# the neural model's inputs: the lexical model's score and the neural signals, or the lexical features themselves
+# beside them (one model over both: search/fit.py's joint set)
 NEURAL_FEATURES = ["lexical_score", "cosine", "cosine_rank", "cosine_gap", "rank_fusion", "rerank_logit"]
+NEURAL_INPUTS = NEURAL_FEATURES + FEATURES
 DENSE_FEATURES = {"cosine", "cosine_rank", "cosine_gap", "rank_fusion"}
 RRF_K = 60  # reciprocal-rank fusion's constant (Milvus' RRFRanker default)
 
@@ -58,7 +60,7 @@ class Ranking:
             stats = LexicalStats.load(check_ranking_file(directory, spec["stats_file"], checksums, path))
             lexical, neural = (
                 load_ranking_model(directory, spec[part], checksums, known, path) if spec[part] else None
-                for part, known in (("lexical", FEATURES), ("neural", NEURAL_FEATURES))
+                for part, known in (("lexical", FEATURES), ("neural", NEURAL_INPUTS))
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelMismatchError(  # noqa: B904
@@ -111,11 +113,14 @@ class Ranking:
             )
 
     def lexical_matrix(self, query, hits) -> np.ndarray | None:
-        """[n, features] inputs of the lexical model (None when BM25's order was kept: nothing to compute)."""
-        if self.lexical_model is None:
+        """[n, len(FEATURES)] lexical features of the candidates (None when no model reads them: BM25's order)."""
+        if self.lexical_model is None and not set(FEATURES) & set(self.neural_features):
             return None
         bm25 = np.array([h.score for h in hits], dtype=np.float64)
-        matrix = lexical_features(query, [h.text for h in hits], bm25, self.stats)
+        return lexical_features(query, [h.text for h in hits], bm25, self.stats)
+
+    def _lexical_inputs(self, matrix) -> np.ndarray:
+        """The lexical model's columns of a lexical_matrix."""
         return matrix[:, [FEATURES.index(name) for name in self.spec["lexical"]["features"]]]
 
     def explain(self, matrix, neural_inputs, rows) -> list:
@@ -125,7 +130,7 @@ class Ranking:
         if self.neural_model is not None:
             model, names, inputs = self.neural_model, self.neural_features, neural_inputs
         elif self.lexical_model is not None:
-            model, names, inputs = self.lexical_model, self.spec["lexical"]["features"], matrix
+            model, names, inputs = self.lexical_model, self.spec["lexical"]["features"], self._lexical_inputs(matrix)
         else:
             return [None for _ in rows]
         contributions = model.predict(inputs[rows], pred_contrib=True, num_threads=1)
@@ -142,14 +147,16 @@ class Ranking:
         """The lexical model's score of each hit (BM25's own score where no lexical model was kept)."""
         if self.lexical_model is None:
             return np.array([h.score for h in hits], dtype=np.float64)
-        return self.lexical_model.predict(matrix, num_threads=1)
+        return self.lexical_model.predict(self._lexical_inputs(matrix), num_threads=1)
 
 
-def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None) -> np.ndarray:
+def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None, lexical=None) -> np.ndarray:
     """[n, len(names)] inputs of the neural model: the lexical score, the dense cosine, its 1-based rank among the
     candidates, its gap to the best candidate's cosine and the reranker's logit (a signal not computed: absent from
-    names)."""
+    names), and the lexical features by name from lexical, a Ranking.lexical_matrix ([n, len(FEATURES)])."""
     columns = {"lexical_score": lexical_score}
+    if lexical is not None:
+        columns.update({name: lexical[:, j] for j, name in enumerate(FEATURES)})
     if cosine is not None:
         columns["cosine"] = cosine
         columns["cosine_rank"] = np.argsort(np.argsort(-cosine, kind="stable"), kind="stable") + 1.0

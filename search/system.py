@@ -636,7 +636,7 @@ class SearchSystem:
             if self.ranking.uses_reranker:
                 steps["rerank"] += time.perf_counter() - t
             t = time.perf_counter()
-            neural_inputs = neural_matrix(self.ranking.neural_features, scores, cosine, logits)
+            neural_inputs = neural_matrix(self.ranking.neural_features, scores, cosine, logits, matrix)
             scores = self.ranking.neural_model.predict(neural_inputs, num_threads=1)
             steps["rank"] += time.perf_counter() - t
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:top_k]  # ties keep BM25's order

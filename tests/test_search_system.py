@@ -165,32 +165,33 @@ def test_the_one_standard_error_rule_keeps_only_a_clear_gain():
     assert winner is None and [row["row"] for row in rows if row["chosen"]] == ["baseline"]
 
 
-def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(sample, fitted, tmp_path, capsys):
-    """A ranking whose neural model uses the dense cosine: SearchSystem computes the cosine of each candidate's
-    stored vector, the lexical score and the model's score exactly as a direct computation does; loading it with
-    another recall model (other weights) or serving it without one is a one-line error."""
+@pytest.mark.parametrize("joint", [False, True], ids=["stacked", "joint"])
+def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(sample, fitted, tmp_path, capsys, joint):
+    """A ranking whose neural model uses the dense cosine, over the lexical score (stacked) or beside every lexical
+    feature (joint): SearchSystem computes the cosine of each candidate's stored vector, the lexical features and
+    the model's score exactly as a direct computation does; loading it with another recall model (other weights)
+    or serving it without one is a one-line error."""
     from ns_common.io import weights_fingerprint
     from recall.milvus.config import load_config
     from recall.milvus.model import TextEncoder
     from recall.milvus.search import MilvusSearcher
     from search import learn
-    from search.features import LexicalStats
+    from search.features import FEATURES, LexicalStats
     from search.fit import read_pairs, write_ranking
     from search.system import Ranking, SearchSystem, neural_matrix
 
     output, spec = fitted
     lexical = Ranking.load(output)
     encoder = TextEncoder(model_dir=sample["export"])
-    names = ["lexical_score", "cosine", "cosine_rank"]
+    names = FEATURES + ["cosine", "cosine_rank"] if joint else ["lexical_score", "cosine", "cosine_rank"]
     pairs = list(read_pairs(sample["train"]).items())[:80]
     features, labels = [], []
     with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
         for (query, golds), found in zip(pairs, searcher.bm25_with_vectors([q for q, _ in pairs], 50)):
             hits = [h for h, _ in found]
             cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
-            features.append(
-                neural_matrix(names, lexical.lexical_scores(hits, lexical.lexical_matrix(query, hits)), cosine)
-            )
+            matrix = lexical.lexical_matrix(query, hits)
+            features.append(neural_matrix(names, lexical.lexical_scores(hits, matrix), cosine, lexical=matrix))
             labels.append(np.array([int(h.text in golds) for h in hits], dtype=np.int32))
     booster = learn.fit_ranker(
         learn.GroupedData(features, labels, feature_names=names),
@@ -201,7 +202,7 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
     neural_spec = dict(
         spec,
         chosen="neural",
-        neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "+ dense cosine"},
+        neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "joint" if joint else "stacked"},
         fitted_with=dict(spec["fitted_with"], recall_model=weights_fingerprint(sample["export"])),
     )
     write_ranking(neural_dir, neural_spec, LexicalStats.load(os.path.join(output, "lexical_stats.json")), boosters)
@@ -214,8 +215,9 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
         found = searcher.bm25_with_vectors([query], 50)[0]
         candidates = [h for h, _ in found]
         cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
+        matrix = lexical.lexical_matrix(query, candidates)
         expected = booster.predict(
-            neural_matrix(names, lexical.lexical_scores(candidates, lexical.lexical_matrix(query, candidates)), cosine)
+            neural_matrix(names, lexical.lexical_scores(candidates, matrix), cosine, lexical=matrix)
         )
         order = sorted(range(len(candidates)), key=lambda i: (-expected[i], i))[:5]
         assert [h.id for h in hits] == [candidates[i].id for i in order]
