@@ -50,9 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--search_by_id",
         "--index",
         dest="search_by_id",
-        type=int,
         default=None,
-        help="id (corpus line number) of a stored document: its nearest neighbours",
+        help="id of a stored paper (its corpus line, or its own id in a collection keyed by paper ids): papers like it",
     )
     what.add_argument(
         "--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line"
@@ -211,7 +210,7 @@ def main(argv=None):
             return run_query_file(system, args, loaded)
         if args.search_by_id is not None:
             hits = system.more_like_this(args.search_by_id, top_k=args.top_k, filter=args.filter)
-            title = {"more_like": args.search_by_id, "title": hits.source["text"], "mode": hits.mode}
+            title = {"more_like": hits.source["id"], "title": hits.source["text"], "mode": hits.mode}
             print_hits(title, hits, args.json)
         else:
             hits = system.search(
