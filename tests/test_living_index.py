@@ -411,3 +411,22 @@ def test_csl_built_on_80_percent_then_updated_searches_as_a_build_on_all(tmp_pat
             answers.append((bm25, dense))
     assert len(queries) == 200 and all(answers[0][0])
     assert answers[0] == answers[1]
+
+
+def test_the_delete_route_is_off_by_default_and_refused_over_a_collection_keyed_by_lines(papers_pipeline):
+    """POST /api/delete: a 403 unless the service allows it (--allow_delete), a 409 over a collection keyed by corpus
+    lines; in-process (FastAPI's TestClient) over the session's sample collection (keyed by lines), nothing deleted."""
+    from fastapi.testclient import TestClient
+
+    from search.system import SearchSystem
+    from search.web.app import create_app
+    from search.web.settings import Settings
+
+    with SearchSystem.from_pipeline(papers_pipeline, mode="bm25") as system:
+        documents = system.documents()
+        for allow, status, said in ((False, 403, "--allow_delete"), (True, 409, "keyed by corpus lines")):
+            settings = Settings(model_name="(none)", reranker_name=None, max_seq_length=64, allow_delete=allow)
+            client = TestClient(create_app(system, settings), base_url="http://127.0.0.1")
+            answer = client.post("/api/delete", json={"ids": ["sample-00001"]})
+            assert answer.status_code == status and said in answer.json()["error"]
+        assert system.documents() == documents

@@ -124,6 +124,10 @@ def delete(request: DeleteRequest, system: System, settings: Config):
     searching the collection, no longer finds them. Refused (403) unless the service runs with --allow_delete."""
     if not settings.allow_delete:
         raise ApiError(403, "deleting papers is off: start the service with --allow_delete to allow it")
+    if not system.keyed_by_paper:
+        raise ApiError(
+            409, f"collection {system.collection} is keyed by corpus lines, not paper ids: nothing to delete by id"
+        )
     if not request.ids:
         raise ApiError(422, "ids is empty: give the ids of the papers to delete")
     deleted = system.delete(request.ids)
