@@ -182,7 +182,9 @@ def npy_vectors(embeddings):
     """vectors_of for write_plan from feature_extract's .npy: row i is line i of the corpus file it embedded."""
 
     def vectors_of(lines, titles):
-        return np.asarray(embeddings[np.asarray(lines, dtype=np.int64)], dtype=np.float32).reshape(len(lines), -1)
+        if not lines:  # a batch of papers whose other fields alone changed: nothing to read
+            return np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+        return np.asarray(embeddings[np.asarray(lines, dtype=np.int64)], dtype=np.float32)
 
     return vectors_of
 
