@@ -194,12 +194,80 @@ def test_deleted_papers_are_gone_from_every_leg_and_from_more_like_this(living, 
     assert set(stored(uri)) == {r["id"] for r in records[:BASE]} - {gone, kept}
 
 
+def test_keyed_by_paper_ids_by_default_answers_as_keyed_by_lines(living, tmp_path):
+    """Paper ids are the default key of records with ids: the same file and vectors keyed by ids (the default) and by
+    lines (--primary_key line) answer every query in every mode, and more-like-this, with the same texts and scores in
+    the same order (hybrid's RRF: papers of exactly equal fused scores are ordered by primary key, so among those only
+    the order may differ); only the ids differ (a hit's id is its paper's own id, the record's at that line), in hits
+    and in the companion of a query file's recall result (recall_result.ids.txt)."""
+    from conftest import sample_file
+
+    from ns_common.io import recall_ids_file
+    from recall.milvus import insert
+    from search import query
+
+    def read_rows(path):
+        with open(path, encoding="utf-8") as f:
+            return [tuple(line.rstrip("\n").split("\t")) for line in f]
+
+    corpus, npy = living["files"]["all"]
+    by_ids, by_lines = str(tmp_path / "ids.db"), str(tmp_path / "lines.db")
+    assert insert.main(["--data_path", corpus, "--embedding_path", npy, "--uri", by_ids]) == len(living["records"])
+    argv = ["--data_path", corpus, "--embedding_path", npy, "--uri", by_lines, "--primary_key", "line"]
+    assert insert.main(argv) == len(living["records"])
+    with open(sample_file("recall", "dev.csv"), encoding="utf-8") as f:
+        queries = [line.split("\t")[0] for line in f][:100]
+    probes = unit_vectors(len(queries), 5)
+    paper_of_line = [r["id"] for r in living["records"]]
+    answers = {}
+    for uri in (by_ids, by_lines):
+        with searcher(uri) as s:
+            answers[uri] = {
+                "bm25": s.search_batch(queries, 20, "bm25"),
+                "dense": s.search_vectors(probes, top_k=20),
+                "hybrid": s.search_batch(queries, 20, "hybrid", vectors=probes),
+                "more like this": [  # a paper named as the collection names it: its own id, or its line
+                    s.more_like_this(paper_of_line[line] if uri == by_ids else line, top_k=20)
+                    for line in (18, 250, 499)
+                ],
+            }
+            assert s.keyed_by_paper == (uri == by_ids)
+    by_paper = {r["id"]: r["title"] for r in living["records"]}
+
+    def shown(lists, own_id):
+        return [[(own_id(h.id), h.text, round(h.score, 6)) for h in hits] for hits in lists]
+
+    for mode, with_ids in answers[by_ids].items():
+        with_lines = shown(answers[by_lines][mode], lambda line: paper_of_line[line])
+        with_ids = shown(with_ids, lambda paper: paper)
+        assert all(with_ids) and all(by_paper[paper] == text for hits in with_ids for paper, text, _ in hits), mode
+        if mode in ("bm25", "dense"):
+            assert with_ids == with_lines, mode
+        else:  # Milvus orders papers of exactly the same RRF score by primary key: among them only, the order differs
+            assert [[score for *_, score in hits] for hits in with_ids] == [
+                [score for *_, score in hits] for hits in with_lines
+            ], mode
+            assert [sorted(hits) for hits in with_ids] == [sorted(hits) for hits in with_lines], mode
+    # search.query --query_file: recall_result.txt keyed by text (the same either way), its companion
+    # recall_result.ids.txt naming the same rows by id (the paper's own, or its corpus line)
+    written = {}
+    for uri in (by_ids, by_lines):
+        result = str(tmp_path / f"{os.path.basename(uri)}.recall_result.txt")
+        argv = ["--uri", uri, "--mode", "bm25", "--query_file", sample_file("recall", "dev.csv"), "--recall_num", "5"]
+        assert query.main([*argv, "--recall_result_file", result])["recall@1"] > 0
+        written[uri] = [read_rows(result), read_rows(recall_ids_file(result))]
+    texts, ids = written[by_ids]
+    assert texts == written[by_lines][0] and len(texts) == len(ids) > 0
+    assert [(q, by_paper[i], score) for q, i, score in ids] == texts
+    assert [(q, paper_of_line[int(i)], score) for q, i, score in written[by_lines][1]] == ids
+
+
 def test_delete_refuses_a_collection_keyed_by_lines(living, tmp_path, capsys):
     from recall.milvus import delete, insert
 
     uri = str(tmp_path / "lines.db")
     corpus, npy = living["files"]["base"]
-    assert insert.main(["--data_path", corpus, "--embedding_path", npy, "--uri", uri]) == BASE
+    assert insert.main(["--data_path", corpus, "--embedding_path", npy, "--uri", uri, "--primary_key", "line"]) == BASE
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         delete.main(["--ids", living["records"][0]["id"], "--uri", uri])
@@ -368,8 +436,8 @@ def test_ids_that_cannot_key_a_paper_are_one_line_before_anything_is_written(
     np.save(tmp_path / "titles.npy", living["vectors"][:BASE])
     lines_uri = str(tmp_path / "titles.db")
     args = ["--data_path", str(titles), "--embedding_path", str(tmp_path / "titles.npy"), "--uri", lines_uri]
-    assert insert.main([*args, "--primary_key", "paper_id"]) == BASE
-    said = "490 of the 490 papers of {} have no id (a title file has none): the collection is keyed by corpus lines"
+    assert insert.main(args) == BASE  # paper ids are the default: a title file has none
+    said = "{}: 490 of its 490 papers have no id (a title file has none): the collection is keyed by corpus lines"
     assert any(said.format(titles) in warning for warning in warnings_logged), warnings_logged
     with searcher(lines_uri) as s:
         assert not s.keyed_by_paper and s.search(records[3]["title"], top_k=1, mode="bm25")[0].id == 3
@@ -413,20 +481,31 @@ def test_csl_built_on_80_percent_then_updated_searches_as_a_build_on_all(tmp_pat
     assert answers[0] == answers[1]
 
 
-def test_the_delete_route_is_off_by_default_and_refused_over_a_collection_keyed_by_lines(papers_pipeline):
-    """POST /api/delete: a 403 unless the service allows it (--allow_delete), a 409 over a collection keyed by corpus
-    lines; in-process (FastAPI's TestClient) over the session's sample collection (keyed by lines), nothing deleted."""
+def test_the_delete_route_is_off_by_default_and_refused_over_a_collection_keyed_by_lines(
+    living, papers_pipeline, tmp_path
+):
+    """POST /api/delete: a 403 unless the service allows it (--allow_delete: over the session's sample collection,
+    keyed by paper ids by default), a 409 over a collection keyed by corpus lines (--primary_key line); in-process
+    (FastAPI's TestClient), nothing deleted."""
     from fastapi.testclient import TestClient
 
+    from recall.milvus import insert
     from search.system import SearchSystem
     from search.web.app import create_app
     from search.web.settings import Settings
 
-    with SearchSystem.from_pipeline(papers_pipeline, mode="bm25") as system:
-        documents = system.documents()
-        for allow, status, said in ((False, 403, "--allow_delete"), (True, 409, "keyed by corpus lines")):
+    lines_uri = str(tmp_path / "lines.db")
+    corpus, npy = living["files"]["base"]
+    assert insert.main(["--data_path", corpus, "--embedding_path", npy, "--uri", lines_uri, "--primary_key", "line"])
+    cases = (
+        (SearchSystem.from_pipeline(papers_pipeline, mode="bm25"), False, 403, "--allow_delete"),
+        (SearchSystem.from_pipeline(papers_pipeline, mode="bm25", uri=lines_uri), True, 409, "keyed by corpus lines"),
+    )
+    for system, allow, status, said in cases:
+        with system:
+            documents = system.documents()
             settings = Settings(model_name="(none)", reranker_name=None, max_seq_length=64, allow_delete=allow)
             client = TestClient(create_app(system, settings), base_url="http://127.0.0.1")
             answer = client.post("/api/delete", json={"ids": ["sample-00001"]})
             assert answer.status_code == status and said in answer.json()["error"]
-        assert system.documents() == documents
+            assert system.documents() == documents

@@ -40,8 +40,11 @@ def sample(tiny_ernie, tmp_path_factory):
     np.save(root / "corpus_embedding.npy", TextEncoder(model_dir=str(root / "recall")).encode(texts))
     uri = str(root / "milvus.db")
     papers = sample_file("milvus", "papers.jsonl")  # the same titles as records: the fields to filter on
+    # keyed by corpus lines (--primary_key line: these tests name papers by line; keyed by their own ids, the default:
+    # tests/test_search_api.py, tests/test_living_index.py)
     assert insert.main(
         ["--data_path", papers, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]
+        + ["--primary_key", "line"]
     ) == len(texts)
     return {
         "export": str(root / "recall"),

@@ -43,7 +43,7 @@ class MilvusConfig:
     bm25_b: float
     hybrid_candidates: int
     rrf_k: int
-    primary_key: str = "line"
+    primary_key: str = "paper_id"
 
     @property
     def is_lite(self):
@@ -108,8 +108,9 @@ SETTINGS = {
     "rrf_k": (int, "k of reciprocal rank fusion"),
     "primary_key": (
         str,
-        "what names a paper in a new collection: line (its corpus line; rebuilt whole) or paper_id (the records' own "
-        "ids: papers added, changed and deleted by id); an existing collection keeps its own",
+        "what names a paper in a new collection: paper_id (the default: the records' own ids, papers added, changed "
+        "and deleted by id; a file without ids is keyed by line, said in one line) or line (its corpus line; rebuilt "
+        "whole); an existing collection keeps its own",
     ),
 }
 

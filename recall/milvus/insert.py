@@ -291,9 +291,9 @@ def choose_key(client, config, data_path, drop) -> str:
     papers, with_id = update.count_ids(data_path)
     if with_id < papers:
         logger.warning(
-            f"--primary_key paper_id: {papers - with_id} of the {papers} papers of {data_path} have no id (a title file "
-            "has none): the collection is keyed by corpus lines, as before (rebuilt whole when the corpus changes, no "
-            "delete by id)"
+            f"{data_path}: {papers - with_id} of its {papers} papers have no id (a title file has none): the collection "
+            "is keyed by corpus lines (hits name papers by line; rebuilt whole when the corpus changes, no delete by "
+            "id); paper records with an id each are keyed by their ids"
         )
         return store.KEY_LINE
     return store.KEY_PAPER
