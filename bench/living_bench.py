@@ -16,6 +16,8 @@ and a year cycled from the sample; vectors synthetic (bench/milvus_bench.py: dim
              writes' seconds and rows/s (only those papers written)
     delete   --delete papers by id (recall.milvus.update.delete_papers), seconds
     after    the same searches again
+    embed    with --model_dir: feature extraction docs/s through Paddle Inference on --embed_sample titles, and the
+             hours for --num_docs extrapolated from it (labelled so: the million is not embedded)
 
 Writes bench/results/living_bench.md and living_bench.json.
 """
@@ -63,11 +65,21 @@ def parse_args(argv=None):
     parser.add_argument(
         "--corpus_file", default=None, help="texts to cycle (default: CSL's papers.jsonl, else the sample)"
     )
+    parser.add_argument(
+        "--model_dir",
+        default=None,
+        help="an exported recall model (export/recall): feature extraction through Paddle Inference is measured on "
+        "--embed_sample titles and extrapolated to --num_docs (not run over them); without it, not measured",
+    )
+    parser.add_argument("--embed_sample", type=int, default=2000, help="titles embedded to measure docs/s")
+    parser.add_argument("--device", default="cpu", help="with --model_dir: cpu, gpu or gpu:N")
     parser.add_argument("--time_box_s", type=float, default=None, help="stop a backend's row after this long")
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "results"))
     args = parser.parse_args(argv)
     if args.num_docs < 100 or not 0 < args.update_fraction <= 1:
         parser.error("--num_docs must be at least 100 and --update_fraction in (0, 1]")
+    if args.embed_sample < 1:
+        parser.error("--embed_sample must be positive")
     return args
 
 
@@ -195,7 +207,32 @@ def living_worker(payload):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def markdown(rows, args, load):
+def feature_extraction(model_dir, texts, sample, num_docs, device="cpu") -> dict:
+    """Docs/s of feature_extract's encoder (recall.milvus.model.TextEncoder: Paddle Inference, its default threads and
+    batch) over `sample` titles cycled from texts and made unique like the bench's papers, after one warm-up batch;
+    the hours for num_docs are that rate extrapolated, not measured."""
+    from recall.milvus.model import TextEncoder
+
+    encoder = TextEncoder(model_dir=model_dir, device=device)
+    titles = [f"{texts[i % len(texts)]} {i}" for i in range(sample)]
+    encoder.encode(titles[: encoder.batch_size], role="doc")  # warm-up: the predictor's first run plans its kernels
+    start = time.perf_counter()
+    vectors = encoder.encode(titles, role="doc")
+    seconds = time.perf_counter() - start
+    rate = sample / max(seconds, 1e-9)
+    return {
+        "model_dir": model_dir,
+        "device": device,
+        "sample_docs": sample,
+        "dim": int(vectors.shape[1]),
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(rate, 1),
+        "extrapolated_docs": num_docs,
+        "extrapolated_hours": round(num_docs / rate / 3600, 2),
+    }
+
+
+def markdown(rows, args, load, extraction=None):
     lines = [
         f"# A living index: {args.num_docs:,} papers (`{command_line()}`)",
         "",
@@ -218,6 +255,14 @@ def markdown(rows, args, load):
             f"{u['plan_seconds']:.1f}, {u['write_seconds']:.1f} ({u['rows_per_s']:,.0f}) | {r['delete']['seconds']:.2f} | "
             f"{a['bm25']['p50_ms']:.1f} / {a['dense']['p50_ms']:.1f} | {rss:,.0f} |"
         )
+    if extraction:
+        lines += [
+            "",
+            f"Feature extraction (Paddle Inference, `{extraction['model_dir']}`, {extraction['device']}, dim "
+            f"{extraction['dim']}): {extraction['docs_per_s']:,.0f} docs/s measured on {extraction['sample_docs']:,} "
+            f"titles; **extrapolated**, not run: {extraction['extrapolated_docs']:,} papers would take "
+            f"~{extraction['extrapolated_hours']:.1f} h at that rate.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -240,17 +285,29 @@ def main(argv=None):
         "facets": facets,
         "keyword_queries": keyword_queries(corpus_file, args.queries),
     }
+    extraction = None
+    if args.model_dir:  # in this process, before the backends' (one measurement at a time on a small machine)
+        extraction = feature_extraction(args.model_dir, texts, args.embed_sample, args.num_docs, args.device)
+        logger.info(f"feature extraction: {json.dumps(extraction)}")
     rows = []
     for backend in args.backends:
         rows.append({"backend": backend, **run_isolated(backend, __file__, payload, args.time_box_s)})
         logger.info(f"{backend}: {json.dumps(rows[-1])}")
     os.makedirs(args.output_dir, exist_ok=True)
-    report = markdown(rows, args, load)
+    report = markdown(rows, args, load, extraction)
     with open(os.path.join(args.output_dir, "living_bench.md"), "w", encoding="utf-8") as f:
         f.write(report)
     with open(os.path.join(args.output_dir, "living_bench.json"), "w", encoding="utf-8") as f:
         json.dump(
-            {"command": command_line(), "load_average": load, "corpus_file": corpus_file, "rows": rows}, f, indent=2
+            {
+                "command": command_line(),
+                "load_average": load,
+                "corpus_file": corpus_file,
+                "feature_extraction": extraction,
+                "rows": rows,
+            },
+            f,
+            indent=2,
         )
     print(report)
 
