@@ -277,6 +277,7 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     export/ranking, milvus/neural_search.db): the README's example runs on it and serves what the CLI serves."""
     import re
 
+    from recall.milvus import insert
     from search import SearchSystem, query
 
     output, _ = fitted
@@ -285,7 +286,9 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     os.makedirs(pipeline / "milvus")
     os.symlink(sample["export"], pipeline / "export" / "recall")
     os.symlink(output, pipeline / "export" / "ranking")
-    shutil.copy(sample["uri"], pipeline / "milvus" / "neural_search.db")
+    # what the pipeline's milvus_insert builds: the paper records keyed by their own ids (the default)
+    argv = ["--data_path", sample["papers"], "--embedding_path", sample["embeddings"]]
+    assert insert.main([*argv, "--uri", str(pipeline / "milvus" / "neural_search.db")]) == 500
     with SearchSystem.from_pipeline(str(pipeline)) as system:
         results = system.search("语言 文化 差异", top_k=5)
         assert len(results) == 5 and {"search", "features", "rank", "total"} <= set(results.timings_ms)
@@ -317,7 +320,7 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     capsys.readouterr()
     exec(compile(code.replace('"output/pipeline/sample"', repr(str(pipeline))), "README.md", "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len([line for line in lines if re.match(r"^\d+ -?[\d.]+(e-?\d+)? \S", line)]) == 5, lines
+    assert len([line for line in lines if re.match(r"^sample-\d+ -?[\d.]+(e-?\d+)? \S", line)]) == 5, lines
     assert lines[-1] == f"(1, {EMB})"
     exec(compile(code.replace('"output/pipeline/sample"', repr(str(tmp_path / "nothing"))), "README.md", "exec"), {})
     assert "no pipeline output directory" in capsys.readouterr().out  # the example's except branch
