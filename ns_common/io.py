@@ -240,6 +240,14 @@ def write_lines(path, rows, header=None):
     return n
 
 
+def recall_ids_file(path) -> str:
+    """The companion of a recall result file that names its documents by id, row for row (query<TAB>id<TAB>score):
+    recall_result.txt -> recall_result.ids.txt. The id is the paper's own (a collection keyed by paper ids, records
+    with ids) or its 0-based corpus line. The result file itself stays keyed by text (what evaluation reads)."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.ids{ext or '.txt'}"
+
+
 def write_recall_result(path, queries, corpus, indices, scores):
     """recall_result.txt: query<TAB>doc<TAB>score, one row per recalled doc, best first."""
     rows = (

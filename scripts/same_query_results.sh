@@ -9,7 +9,8 @@
 #
 # Arguments: REVISION (the other side: a commit, branch or tag), OUTPUT_DIR [output/pipeline/sample] (what
 # scripts/pipeline.py wrote: export/recall, export/reranker, export/ranking, milvus/neural_search.db), QUERY_FILE
-# [data/sample/recall/dev.csv]. The other revision is checked out with `git archive` into a temporary directory,
+# [data/sample/recall/dev.csv]; environment PAPER [sample-00018]: the paper more-like-this starts from (its own id in a
+# collection of records with ids, the default key; its corpus line, e.g. 18, in one keyed by lines). The other revision is checked out with `git archive` into a temporary directory,
 # removed at the end; the outputs go to $WORK [a new temporary directory], which the script prints. Exit 0 when
 # every output is the same, 1 when one differs (named), 2 for bad arguments.
 set -uo pipefail
@@ -57,7 +58,7 @@ for side in other this; do
       --recall_result_file "$WORK/$side/hybrid_rerank.txt"
   fi
   run "$side" "$code" one_query "${rerank[@]}" --query "$(head -n 1 "$QUERIES" | cut -f 1)" --json
-  run "$side" "$code" more_like_this --search_by_id 18 --json
+  run "$side" "$code" more_like_this --search_by_id "${PAPER:-sample-00018}" --json
 done
 status=$failed
 for file in "$WORK"/other/*.txt "$WORK"/other/*.out; do

@@ -12,11 +12,12 @@
         --rerank --reranker_dir output/pipeline/sample/export/reranker --recall_num 50 --top_k 10
     # only some papers: a Milvus boolean expression over the record fields (a corpus of paper records, .jsonl)
     python -m search.query --query "语言 文化 差异" --filter 'category == "语言学" and year >= 2015' ...
-    # more like paper 18: its stored vector and its title (hybrid; vector only without BM25), itself left out
-    # (PaddleNLP's milvus_ann_search.py --search --index 18)
-    python -m search.query --search_by_id 18
+    # more like a paper: its stored vector and its title (hybrid; vector only without BM25), itself left out; the
+    # paper's own id (records with ids, the default key), or its corpus line (PaddleNLP's --search --index 18)
+    python -m search.query --search_by_id sample-00018
     # batch: query<TAB>gold lines (or plain queries) -> recall_result.txt (query<TAB>doc<TAB>score,
-    # --recall_num rows a query), scored right away when the file has gold docs
+    # --recall_num rows a query), scored right away when the file has gold docs; beside it recall_result.ids.txt,
+    # the same rows with each paper's id instead of its text (query<TAB>id<TAB>score)
     python -m search.query --model_dir output/pipeline/sample/export/recall --mode hybrid \
         --query_file data/sample/recall/dev.csv --recall_result_file output/milvus/recall_result_hybrid.txt
 
@@ -50,9 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--search_by_id",
         "--index",
         dest="search_by_id",
-        type=int,
         default=None,
-        help="id (corpus line number) of a stored document: its nearest neighbours",
+        help="id of a stored paper (its corpus line, or its own id in a collection keyed by paper ids): papers like it",
     )
     what.add_argument(
         "--query_file", default=None, help="query<TAB>gold doc lines (e.g. recall/dev.csv) or one query a line"
@@ -124,7 +124,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             )
     if args.query_file is not None:  # the database, models and ranking are inputs too (the ranking's default known)
         check_outputs(
-            files=[("recall_result_file", args.recall_result_file)],
+            files=[("recall_result_file", args.recall_result_file), ("recall_result_file", ids_file(args))],
             inputs=[("query_file", args.query_file), *database_input(args), *model_inputs(args)],
         )
     if args.reranker_dir and not os.path.isdir(args.reranker_dir):
@@ -165,6 +165,13 @@ def load_query_file(path) -> tuple:
     return queries, golds
 
 
+def ids_file(args) -> str:
+    """Where --query_file's papers are written by id, beside --recall_result_file (ns_common.io.recall_ids_file)."""
+    from ns_common.io import recall_ids_file
+
+    return recall_ids_file(args.recall_result_file)
+
+
 def run_query_file(system, args, loaded=None) -> dict | None:
     """Writes recall_result.txt for every query of the file; returns the metrics when golds are given. loaded: the
     file's (queries, golds) when already read (load_query_file)."""
@@ -185,9 +192,11 @@ def run_query_file(system, args, loaded=None) -> dict | None:
         args.recall_result_file,
         ((q, hit.text, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits),
     )
+    # its companion, row for row: the papers by id (their own in a collection keyed by paper ids, else corpus lines)
+    write_lines(ids_file(args), ((q, hit.id, f"{hit.score:.6f}") for q, hits in zip(queries, results) for hit in hits))
     logger.info(
         f"{len(queries)} queries ({args.mode}) in {seconds:.1f}s = {len(queries) / max(seconds, 1e-9):.1f} queries/s: "
-        f"{n_rows} rows -> {args.recall_result_file}"
+        f"{n_rows} rows -> {args.recall_result_file} (ids: {ids_file(args)})"
     )
     if golds is None:
         return None
@@ -211,7 +220,7 @@ def main(argv=None):
             return run_query_file(system, args, loaded)
         if args.search_by_id is not None:
             hits = system.more_like_this(args.search_by_id, top_k=args.top_k, filter=args.filter)
-            title = {"more_like": args.search_by_id, "title": hits.source["text"], "mode": hits.mode}
+            title = {"more_like": hits.source["id"], "title": hits.source["text"], "mode": hits.mode}
             print_hits(title, hits, args.json)
         else:
             hits = system.search(

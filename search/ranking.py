@@ -112,6 +112,18 @@ class Ranking:
                 f"{str(built.get('sha1'))[:12]}): refit it (python -m search.fit) on that collection"
             )
 
+    def stale_statistics(self, papers) -> str | None:
+        """The one-line warning for lexical statistics counted over another number of papers than the collection holds
+        now (a living index updated since: its document frequencies and mean lengths drift), naming the refresh; None
+        when the counts agree."""
+        if papers == self.stats.n_docs:
+            return None
+        return (
+            f"{os.path.join(self.directory, 'lexical_stats.json')}: lexical statistics of {self.stats.n_docs} papers, the "
+            f"collection holds {papers} now: refresh them with python -m search.refresh_stats --ranking_dir "
+            f"{self.directory} --uri ..."
+        )
+
     def lexical_matrix(self, query, hits) -> np.ndarray | None:
         """[n, len(FEATURES)] lexical features of the candidates (None when no model reads them: BM25's order)."""
         if self.lexical_model is None and not set(FEATURES) & set(self.neural_features):

@@ -57,6 +57,7 @@ from search.ranking import (  # noqa: F401
 )
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
+FACETS_MAX_AGE_S = 30  # a living index's facets are counted again after this long: papers added elsewhere show up
 MAX_ID = 2**63 - 1  # Milvus' INT64 primary key
 
 
@@ -147,6 +148,10 @@ class SearchSystem:
                     "the fitted ranking uses the reranker: give the reranker it was fitted with (--reranker_dir)"
                 )
             ranking.check_corpus(searcher.info.meta, f"{searcher.config.uri} ({searcher.config.collection})")
+            if getattr(searcher, "keyed_by_paper", False):
+                stale = ranking.stale_statistics(store_count(searcher))
+                if stale:
+                    logger.warning(stale)
         elif "ranking" in needed:
             raise ConfigError("mode system needs the fitted ranking (search/fit.py's output, --ranking_dir)")
         if "reranker" in needed and reranker is None:
@@ -167,7 +172,8 @@ class SearchSystem:
         self._owns_searcher = False
         self._lock = threading.Lock()
         self._closed = False
-        self._facets = None  # counted over the collection's rows when first asked
+        self._facets = None  # counted over the collection's rows when first asked, again FACETS_MAX_AGE_S later
+        self._facets_at = 0.0
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="lexical-leg")
         self.timings = {}  # the seconds of each step of the last call (Results.timings_ms: the same, per call)
 
@@ -380,6 +386,12 @@ class SearchSystem:
         return (["system"] if self.ranking is not None else []) + legs
 
     @property
+    def keyed_by_paper(self) -> bool:
+        """Whether the collection names papers by their own ids (a living index: papers added, changed and deleted by
+        id; Hit.id is the paper's id), else by corpus line (Hit.id an int)."""
+        return bool(getattr(self.searcher, "keyed_by_paper", False))
+
+    @property
     def dim(self) -> int:
         """The dimension of the collection's vectors."""
         return self.searcher.info.dim
@@ -400,14 +412,17 @@ class SearchSystem:
         {value: papers}, "year": [first, last] or None}, counted over its rows (MilvusSearcher.facets: not the
         description written at insert, which an upsert of other fields leaves stale) once, when first asked; empty
         values for a collection of titles only."""
-        if self._facets is None:
+        # a collection keyed by paper ids changes while it is served (updates in other processes): counted again
+        # once they are FACETS_MAX_AGE_S old (a pass over the rows: about a second at 100k papers)
+        expired = self.keyed_by_paper and time.monotonic() - self._facets_at > FACETS_MAX_AGE_S
+        if self._facets is None or expired:
             from recall.milvus.data import FACET_FIELDS
 
             counted = self._locked(lambda steps: self.searcher.facets())[0]
             facets = {name: dict(counted.get(name) or {}) for name in FACET_FIELDS}
             years = counted.get("year")
             facets["year"] = [int(years[0]), int(years[1])] if years else None
-            self._facets = facets
+            self._facets, self._facets_at = facets, time.monotonic()
         return self._facets
 
     def documents(self) -> int:
@@ -486,15 +501,16 @@ class SearchSystem:
         return results[0] if one else results
 
     def more_like_this(self, paper_id, *, top_k=10, filter=None) -> "Results":  # noqa: A002 - Milvus' own name
-        """Papers like stored paper paper_id (an int, or a string of digits: the paper's line in the corpus), itself
+        """Papers like stored paper paper_id (its own id in a collection keyed by paper ids; else an int, or a string of
+        digits: the paper's line in the corpus), itself
         left out, by its stored vector and its title (MilvusSearcher.more_like_this), as Results with `source`, the
         paper's record; `matched`: the paper's keywords (else its title's words) they share. An unknown id is a
         SearchError."""
-        paper_id, top_k, expression = check_paper_id(paper_id), check_top_k(top_k), check_filter(filter)
+        paper_id, top_k, expression = self._paper_id(paper_id), check_top_k(top_k), check_filter(filter)
 
         def run(steps):
             start = time.perf_counter()
-            known = 0 <= paper_id <= MAX_ID
+            known = isinstance(paper_id, str) or 0 <= paper_id <= MAX_ID
             source = self.searcher.get_records([paper_id], with_vectors=True).get(paper_id) if known else None
             if source is None:
                 raise UnknownPaperError(paper_id, self.searcher.config.collection, self.searcher.config.uri)
@@ -512,16 +528,42 @@ class SearchSystem:
     def paper(self, paper_id) -> dict:
         """A stored paper's record: {"id", "text" (its title), "fields", "abstract"} (what a page shows when a card is
         opened); an unknown id is an UnknownPaperError (a SearchError)."""
-        paper_id = check_paper_id(paper_id)
+        paper_id = self._paper_id(paper_id)
 
         def run(steps):
-            known = 0 <= paper_id <= MAX_ID
+            known = isinstance(paper_id, str) or 0 <= paper_id <= MAX_ID
             record = self.searcher.get_records([paper_id]).get(paper_id) if known else None
             if record is None:
                 raise UnknownPaperError(paper_id, self.searcher.config.collection, self.searcher.config.uri)
             return {"id": paper_id, **record}
 
         return self._locked(run)[0]
+
+    def delete(self, paper_ids) -> list:
+        """Deletes stored papers by their own ids (a list of texts) from a collection keyed by paper ids (a ConfigError
+        for one keyed by corpus lines); returns the ids that were there. Every later call, here and in any process
+        searching the collection, no longer finds them; the facets are counted again."""
+        if isinstance(paper_ids, (str, bytes)) or not isinstance(paper_ids, (list, tuple)):
+            raise BadInputError(f"paper_ids must be a list of paper ids, got {type(paper_ids).__name__}")
+        ids = [self._paper_id(paper_id) for paper_id in paper_ids]
+
+        def run(steps):
+            deleted = self.searcher.delete(ids)
+            self._facets = None
+            return deleted
+
+        return self._locked(run)[0]
+
+    def _paper_id(self, paper_id):
+        """A paper id as the collection names papers: its own id (a non-empty text; an int is taken as its text) where
+        the collection is keyed by paper ids, else its corpus line (check_paper_id). Anything else: a SearchError."""
+        if not getattr(self.searcher, "keyed_by_paper", False):
+            return check_paper_id(paper_id)
+        if isinstance(paper_id, (int, np.integer)) and not isinstance(paper_id, bool):
+            return str(int(paper_id))
+        if not isinstance(paper_id, str) or not paper_id.strip():
+            raise SearchError(f"a paper id is the paper's own id (text), got {type(paper_id).__name__} {paper_id!r}")
+        return paper_id.strip()
 
     def close(self) -> None:
         """Stops the worker thread; closes the Milvus connection when open() / from_pipeline opened it. Later calls
@@ -693,6 +735,14 @@ def check_paper_id(paper_id) -> int:
             f"{paper_id!r}"
         )
     return int(paper_id)
+
+
+def store_count(searcher) -> int:
+    """The live number of papers the searcher's collection holds."""
+    from recall.milvus import store
+
+    with store.milvus_errors(searcher.config, "counting documents"):
+        return store.count_entities(searcher.client, searcher.config)
 
 
 def _ms(steps):

@@ -421,6 +421,8 @@ def build_models_and_index(root):
             os.path.join(paths["embeddings"], "corpus_embedding.npy"),
             "--uri",
             paths["milvus.db"],
+            "--primary_key",  # tests/test_web_service.py names papers by line (by paper id: test_living_index.py)
+            "line",
         ]
     )
     # as tests/test_search_system.py: the lexical tier on the training queries, so mode system explains its scores

@@ -272,14 +272,15 @@ def test_a_half_filled_collection_is_served_with_one_warning_naming_resume(tmp_p
 
     uri = str(tmp_path / "papers.db")
     # what a killed insert leaves: the first batches only (--max_batches stops as a kill -9 would, rows kept)
-    assert insert_corpus(PAPERS, uri, "--batch_size", "100", "--max_batches", "2") is None
+    line_keys = ("--primary_key", "line")  # --resume is the line-keyed collection's (one keyed by ids rolls forward)
+    assert insert_corpus(PAPERS, uri, "--batch_size", "100", "--max_batches", "2", *line_keys) is None
     warnings_logged.clear()
     with MilvusSearcher(load_config(uri=uri)) as searcher:
         assert searcher.search("语言", top_k=5, mode="bm25")  # served
     assert len(warnings_logged) == 1, warnings_logged
     assert "holds 200 rows of the 500 documents of its corpus" in warnings_logged[0]
     assert "--resume" in warnings_logged[0] and uri in warnings_logged[0]
-    assert insert_corpus(PAPERS, uri, "--batch_size", "100", "--resume") == 500
+    assert insert_corpus(PAPERS, uri, "--batch_size", "100", "--resume", *line_keys) == 500
     warnings_logged.clear()
     with MilvusSearcher(load_config(uri=uri)) as searcher:
         assert searcher.incomplete is None
@@ -314,7 +315,7 @@ def test_facets_follow_the_rows_after_an_upsert_renames_a_category(tmp_path):
         assert facets["category"][old + "（新）"] == sum(r.category == old for r in records)
         assert facets["year"] == [min(r.year for r in records if r.year), max(r.year for r in records)]
         hits = searcher.search(records[0].title, top_k=5, mode="bm25", filter=f'category == "{old}（新）"')
-        assert hits and hits[0].id == 0
+        assert hits and hits[0].id == records[0].paper_id  # keyed by the papers' own ids (the default)
 
 
 # --- 10. a bad --filter printed the engine's parser and C++ lines beside the error ------------------------------

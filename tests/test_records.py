@@ -289,17 +289,20 @@ def test_insert_stores_the_records_fields_and_a_rerun_changes_nothing(unit_vecto
     assert insert.main(argv) == 500  # upserted by id: nothing duplicated
     papers = sample_records()
     category = papers[7].category
+    seventh = "sample-00007"  # records with ids: the collection names papers by them (primary_key paper_id)
     with MilvusSearcher(load_config(uri=uri)) as searcher:
-        stored = searcher.get_records([0, 7, 499])
-        assert stored[7]["text"] == papers[7].title and stored[7]["abstract"] == papers[7].abstract
-        assert stored[7]["fields"]["category"] == category and stored[7]["fields"]["year"] == papers[7].year
-        assert stored[7]["fields"]["keywords"] == list(papers[7].keywords)
-        assert stored[7]["fields"]["paper_id"] == "sample-00007"
-        assert searcher.info.meta["facets"]["category"][category] == sum(p.category == category for p in papers)
+        assert searcher.keyed_by_paper
+        stored = searcher.get_records(["sample-00000", seventh, "sample-00499"])
+        assert len(stored) == 3 and stored[seventh]["text"] == papers[7].title
+        assert stored[seventh]["abstract"] == papers[7].abstract
+        assert stored[seventh]["fields"]["category"] == category and stored[seventh]["fields"]["year"] == papers[7].year
+        assert stored[seventh]["fields"]["keywords"] == list(papers[7].keywords)
+        assert stored[seventh]["fields"]["paper_id"] == seventh
+        assert searcher.facets()["category"][category] == sum(p.category == category for p in papers)
         hits = searcher.search(papers[7].title, top_k=10, mode="bm25", filter=f'category == "{category}"')
-        assert hits and hits[0].id == 7 and all(h.fields["category"] == category for h in hits)
+        assert hits and hits[0].id == seventh and all(h.fields["category"] == category for h in hits)
         hits = searcher.search(papers[7].title, top_k=10, mode="bm25", filter=f"year > {papers[7].year}")
-        assert hits and 7 not in [h.id for h in hits] and all(h.fields["year"] > papers[7].year for h in hits)
+        assert hits and seventh not in [h.id for h in hits] and all(h.fields["year"] > papers[7].year for h in hits)
 
 
 def test_the_embeddings_of_the_titles_serve_their_records(unit_vectors, tmp_path, capsys):
@@ -340,7 +343,9 @@ def test_a_malformed_record_is_inserted_empty_and_named(unit_vectors, tmp_path, 
     broken = tmp_path / "papers.jsonl"
     broken.write_text("".join(lines), encoding="utf-8")
     uri = str(tmp_path / "broken.db")
-    assert insert.main(["--data_path", str(broken), "--embedding_path", unit_vectors, "--uri", uri]) == 500
+    # keyed by corpus lines (a malformed record is then an empty row at its line; keyed by paper ids it is skipped)
+    argv = ["--data_path", str(broken), "--embedding_path", unit_vectors, "--uri", uri, "--primary_key", "line"]
+    assert insert.main(argv) == 500
     named = [w for w in warnings_logged if "malformed records" in w]
     assert named and all("(line 10; first line 10: field year is 'abc'" in w for w in named), warnings_logged
     with MilvusSearcher(load_config(uri=uri)) as searcher:

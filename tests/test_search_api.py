@@ -14,10 +14,16 @@ from ns_common.errors import BadInputError, NeuralSearchError
 
 @pytest.fixture(scope="module")
 def papers_db(papers_pipeline):
-    """The session's papers_pipeline (tests/conftest.py): its database and the records it holds, line for line."""
+    """The session's papers_pipeline (tests/conftest.py): its database (keyed by the papers' own ids, the default) and
+    the records it holds, by id."""
     with open(sample_file("milvus", "papers.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f]
-    return os.path.join(papers_pipeline, "milvus", "neural_search.db"), records
+    return os.path.join(papers_pipeline, "milvus", "neural_search.db"), {r["id"]: r for r in records}
+
+
+def line_id(records, line):
+    """The own id of the paper at a line of the sample's papers.jsonl."""
+    return list(records)[line]
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +68,15 @@ def test_a_filter_and_more_like_this(system, papers_db):
     query, _ = first_dev_pair()
     hits = system.search(query, top_k=10, filter="year >= 2015")
     assert hits and all(records[h.id]["year"] >= 2015 for h in hits)
-    similar = system.more_like_this(18, top_k=5, filter='category == "语言学"')
-    assert len(similar) == 5 and 18 not in [h.id for h in similar]
+    paper = line_id(records, 18)
+    similar = system.more_like_this(paper, top_k=5, filter='category == "语言学"')
+    assert len(similar) == 5 and paper not in [h.id for h in similar]
     assert all(records[h.id]["category"] == "语言学" for h in similar)
-    assert similar.source["text"] == records[18]["title"] and similar.mode == "hybrid"
-    assert [h.id for h in system.more_like_this("18", top_k=5, filter='category == "语言学"')] == [
-        h.id for h in similar
-    ]
-    assert system.paper(18)["abstract"] == records[18]["abstract"]
+    assert similar.source["text"] == records[paper]["title"] and similar.mode == "hybrid"
+    assert similar.source["id"] == paper and all(h.fields["paper_id"] == h.id for h in similar)
+    assert system.paper(paper)["abstract"] == records[paper]["abstract"]
+    with pytest.raises(BadInputError, match="no document with id 18 "):  # a line number is not a paper's id
+        system.more_like_this(18)
 
 
 @pytest.mark.parametrize(
@@ -86,10 +93,11 @@ def test_a_filter_and_more_like_this(system, papers_db):
         (lambda s: s.search("语言", rerank=True), "no reranker is loaded"),
         (lambda s: s.search("语言", filter=3), "the filter is int"),
         (lambda s: s.search("语言", filter="colour == 1"), "filter 'colour == 1': Milvus cannot evaluate it"),
-        (lambda s: s.more_like_this(None), "a paper id is an integer"),
+        (lambda s: s.more_like_this(None), "a paper id is the paper's own id (text), got NoneType"),
         (lambda s: s.more_like_this(10**30), "no document with id 1000000000000000000000000000000"),
         (lambda s: s.more_like_this(-1), "no document with id -1"),
-        (lambda s: s.paper("x"), "a paper id is an integer"),
+        (lambda s: s.paper(" "), "a paper id is the paper's own id (text), got str"),
+        (lambda s: s.paper("x"), "no document with id x"),
         (lambda s: s.encode(None), "texts must be a string or a list of strings"),
         (lambda s: s.encode([1]), "texts[0] is int, not text (str)"),
     ],
@@ -106,17 +114,23 @@ def test_the_api_translates_requests_and_results(client, papers_db):
     query, gold = first_dev_pair()
     health = client.get("/api/health").json()
     assert health["documents"] == 500 and health["modes"] == ["bm25"] and health["default_mode"] == "bm25"
-    assert set(health["facets"]["category"]) == {r["category"] for r in records}
+    assert set(health["facets"]["category"]) == {r["category"] for r in records.values()}
     data = client.post("/api/search", json={"query": query, "top_k": 3}).json()
     assert data["mode"] == "bm25" and data["hits"][0]["text"] == gold and [h["rank"] for h in data["hits"]] == [1, 2, 3]
     assert set(data["timings_ms"]) == {"wait", "milvus", "total"} and data["hits"][0]["highlights"]
-    filters = {"category": [records[0]["category"]], "year_min": 2010}
-    data = client.post("/api/more_like_this", json={"id": 0, "top_k": 5, "filters": filters}).json()
-    assert data["source"]["id"] == 0 and all(
-        records[h["id"]]["category"] == records[0]["category"] and records[h["id"]]["year"] >= 2010
-        for h in data["hits"]
+    first = line_id(records, 0)
+    assert data["hits"][0]["id"] in records and data["hits"][0]["fields"]["paper_id"] == data["hits"][0]["id"]
+    filters = {"category": [records[first]["category"]], "year_min": 2010}
+    data = client.post("/api/more_like_this", json={"id": first, "top_k": 5, "filters": filters}).json()
+    assert (
+        data["source"]["id"] == first
+        and data["hits"]
+        and all(
+            records[h["id"]]["category"] == records[first]["category"] and records[h["id"]]["year"] >= 2010
+            for h in data["hits"]
+        )
     )
-    assert client.get("/api/paper/0").json()["abstract"] == records[0]["abstract"]
+    assert client.get(f"/api/paper/{first}").json()["abstract"] == records[first]["abstract"]
     assert client.get("/").status_code == 200 and client.head("/api/health").status_code == 200
 
 
@@ -162,6 +176,6 @@ def test_a_closed_system_says_so(papers_db):
     system = SearchSystem.open(load_config(uri=uri), mode="bm25")
     system.close()
     system.close()  # twice is harmless
-    for call in (lambda: system.search("语言"), lambda: system.more_like_this(1), lambda: system.documents()):
+    for call in (lambda: system.search("语言"), lambda: system.more_like_this("sample-00001"), system.documents):
         with pytest.raises(NeuralSearchError, match="this SearchSystem is closed"):
             call()

@@ -43,8 +43,11 @@ def sample(tiny_ernie, tmp_path_factory):
     np.save(root / "corpus_embedding.npy", TextEncoder(model_dir=str(root / "recall")).encode(texts))
     uri = str(root / "milvus.db")
     papers = sample_file("milvus", "papers.jsonl")  # the same titles as records: the fields to filter on
+    # keyed by corpus lines (--primary_key line: these tests name papers by line; keyed by their own ids, the default:
+    # tests/test_search_api.py, tests/test_living_index.py)
     assert insert.main(
         ["--data_path", papers, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]
+        + ["--primary_key", "line"]
     ) == len(texts)
     return {
         "export": str(root / "recall"),
@@ -279,6 +282,7 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     export/ranking, milvus/neural_search.db): the README's example runs on it and serves what the CLI serves."""
     import re
 
+    from recall.milvus import insert
     from search import SearchSystem, query
 
     output, _ = fitted
@@ -287,7 +291,9 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     os.makedirs(pipeline / "milvus")
     os.symlink(sample["export"], pipeline / "export" / "recall")
     os.symlink(output, pipeline / "export" / "ranking")
-    shutil.copy(sample["uri"], pipeline / "milvus" / "neural_search.db")
+    # what the pipeline's milvus_insert builds: the paper records keyed by their own ids (the default)
+    argv = ["--data_path", sample["papers"], "--embedding_path", sample["embeddings"]]
+    assert insert.main([*argv, "--uri", str(pipeline / "milvus" / "neural_search.db")]) == 500
     with SearchSystem.from_pipeline(str(pipeline)) as system:
         results = system.search("语言 文化 差异", top_k=5)
         assert len(results) == 5 and {"search", "features", "rank", "total"} <= set(results.timings_ms)
@@ -319,7 +325,7 @@ def test_the_python_api_loads_a_pipeline_layout_and_the_readme_example_runs(samp
     capsys.readouterr()
     exec(compile(code.replace('"output/pipeline/sample"', repr(str(pipeline))), "README.md", "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len([line for line in lines if re.match(r"^\d+ -?[\d.]+(e-?\d+)? \S", line)]) == 5, lines
+    assert len([line for line in lines if re.match(r"^sample-\d+ -?[\d.]+(e-?\d+)? \S", line)]) == 5, lines
     assert lines[-1] == f"(1, {EMB})"
     exec(compile(code.replace('"output/pipeline/sample"', repr(str(tmp_path / "nothing"))), "README.md", "exec"), {})
     assert "no pipeline output directory" in capsys.readouterr().out  # the example's except branch

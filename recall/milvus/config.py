@@ -16,6 +16,9 @@ METRIC_TYPES = ("IP", "COSINE", "L2")
 # char_ngram: the client writes each text's character uni+bigrams into a field of its own under the `standard`
 # tokenizer (the keyword-search bar); jieba / standard: Milvus analyses the text field itself
 ANALYZERS = ("char_ngram", "jieba", "standard")
+# line: the primary key is the corpus line (the collection is rebuilt whole); paper_id: derived from each paper
+# record's own id (recall.milvus.store.paper_key), so papers are added, changed and deleted by id
+PRIMARY_KEYS = ("line", "paper_id")
 
 
 @dataclass
@@ -40,6 +43,7 @@ class MilvusConfig:
     bm25_b: float
     hybrid_candidates: int
     rrf_k: int
+    primary_key: str = "paper_id"
 
     @property
     def is_lite(self):
@@ -102,6 +106,12 @@ SETTINGS = {
     "bm25_b": (float, "BM25 b (length normalisation, 0..1)"),
     "hybrid_candidates": (int, "hits taken from each route before hybrid RRF fusion"),
     "rrf_k": (int, "k of reciprocal rank fusion"),
+    "primary_key": (
+        str,
+        "what names a paper in a new collection: paper_id (the default: the records' own ids, papers added, changed "
+        "and deleted by id; a file without ids is keyed by line, said in one line) or line (its corpus line; rebuilt "
+        "whole); an existing collection keeps its own",
+    ),
 }
 
 
@@ -160,6 +170,8 @@ def validate(config):
         raise ConfigError(f"--index_type {config.index_type}: expected one of {', '.join(INDEX_TYPES)}")
     if config.metric_type not in METRIC_TYPES:
         raise ConfigError(f"--metric_type {config.metric_type}: expected one of {', '.join(METRIC_TYPES)}")
+    if config.primary_key not in PRIMARY_KEYS:
+        raise ConfigError(f"--primary_key {config.primary_key}: expected one of {', '.join(PRIMARY_KEYS)}")
     if config.analyzer not in ANALYZERS:
         raise ConfigError(f"--analyzer {config.analyzer}: expected one of {', '.join(ANALYZERS)}")
     if not (0 < config.bm25_k1 < 100 and 0 <= config.bm25_b <= 1):

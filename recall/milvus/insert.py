@@ -7,6 +7,11 @@
 Entity id = 0-based line number of the corpus = row of the .npy. Rows are upserted by id, so running
 the command again never duplicates anything. --resume skips the batches the collection already holds
 in full (after a killed run, or one stopped by --max_batches); --drop deletes the collection first.
+
+A collection keyed by paper ids (--primary_key paper_id when it is created from records with ids) is a living index:
+insert then writes only the papers of the file that are new or changed, with the vectors of --embedding_path (the
+.npy of this file) or of --model_dir (only those papers embedded), and a killed run rolls forward when run again
+(recall/milvus/update.py).
 """
 
 import argparse
@@ -21,7 +26,7 @@ from ns_common.bm25 import lexical_text
 from ns_common.cli import entry_point, fail
 from ns_common.errors import BadInputError, ModelMismatchError
 from ns_common.utils import logger
-from recall.milvus import store
+from recall.milvus import store, update
 from recall.milvus.config import add_config_args, load_config
 from recall.milvus.data import corpus_summary, count_lines, iter_record_chunks
 
@@ -37,8 +42,18 @@ def parse_args(argv=None):
         "the fields to filter on, ns_common/records.py) with the same titles in the same order",
     )
     parser.add_argument(
-        "--embedding_path", default="output/milvus/corpus_embedding.npy", help="feature_extract.py's output"
+        "--embedding_path",
+        default=None,
+        help="feature_extract.py's output for this file (row i = line i; default output/milvus/corpus_embedding.npy)",
     )
+    parser.add_argument(
+        "--model_dir",
+        default=None,
+        help="instead of --embedding_path, for a collection keyed by paper ids: the exported recall model, which "
+        "embeds only the papers new or changed (the collection's model must be this one)",
+    )
+    parser.add_argument("--max_seq_length", type=int, default=64, help="with --model_dir: tokens per title")
+    parser.add_argument("--device", default="cpu", help="with --model_dir: cpu, gpu or gpu:N")
     parser.add_argument(
         "--drop", action="store_true", help="drop the collection first and rebuild it (on purpose only)"
     )
@@ -51,8 +66,14 @@ def parse_args(argv=None):
     )
     add_config_args(parser)
     args = parser.parse_args(argv)
+    if args.model_dir and args.embedding_path:
+        fail("--model_dir and --embedding_path are alternatives: give one")
+    if args.model_dir and not os.path.isdir(args.model_dir):
+        fail(f"--model_dir {args.model_dir}: no such directory")
+    if not args.model_dir:
+        args.embedding_path = args.embedding_path or "output/milvus/corpus_embedding.npy"
     for path, flag in ((args.data_path, "--data_path"), (args.embedding_path, "--embedding_path")):
-        if not os.path.isfile(path):
+        if path is not None and not os.path.isfile(path):
             fail(f"{flag} {path}: file not found")
     if args.max_batches is not None and args.max_batches < 1:
         fail("--max_batches must be positive")
@@ -120,8 +141,9 @@ def check_provenance(embedding_path, data_path, corpus):
     return {"model": model, "probe": probe} if model else None
 
 
-def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None, facets=None):
-    """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now)."""
+def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=None, facets=None, key=store.KEY_LINE):
+    """Creates the collection (or checks the existing one) and loads it; returns (CollectionInfo, created now). key:
+    how a new collection names its papers (store.KEY_LINE, store.KEY_PAPER)."""
     engine = store.engine(client)
     if drop and client.has_collection(config.collection):
         client.drop_collection(config.collection)
@@ -137,13 +159,14 @@ def open_collection(client, config, dim, drop, n_rows=None, corpus=None, model=N
             )
         model = model or {}
         info = store.create_collection(
-            client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe"), facets
+            client, config, dim, with_bm25, n_rows, corpus, model.get("model"), model.get("probe"), facets, key
         )
         settings = ", ".join(f"{k} {v}" for k, v in info.index_settings.items())
         logger.info(
             f"created collection {config.collection} on {engine.name} (dim {dim}, {info.index_type}"
             f"{' ' + settings if settings else ''}/{config.metric_type}"
-            f"{', BM25 ' + config.analyzer if with_bm25 else ', dense only'}) at {config.uri}"
+            f"{', BM25 ' + config.analyzer if with_bm25 else ', dense only'}, keyed by {key.replace('_', ' ')}s) "
+            f"at {config.uri}"
         )
     elif info.dim != dim:
         fail(
@@ -258,12 +281,61 @@ def insert_corpus(
     )
 
 
+def choose_key(client, config, data_path, drop) -> str:
+    """How the collection names its papers: an existing collection's own key (store.CollectionInfo.key); a new one's
+    from --primary_key, where paper_id needs an id on every paper of the file (else: corpus lines, said in one line)."""
+    if client.has_collection(config.collection) and not drop:
+        return store.describe(client, config).key
+    if config.primary_key != store.KEY_PAPER:
+        return store.KEY_LINE
+    papers, with_id = update.count_ids(data_path)
+    if with_id < papers:
+        logger.warning(
+            f"{data_path}: {papers - with_id} of its {papers} papers have no id (a title file has none): the collection "
+            "is keyed by corpus lines (hits name papers by line; rebuilt whole when the corpus changes, no delete by "
+            "id); paper records with an id each are keyed by their ids"
+        )
+        return store.KEY_LINE
+    return store.KEY_PAPER
+
+
+def update_collection(client, config, data_path, embeddings, model, encoder, drop=False, max_batches=None):
+    """Creates or updates a collection keyed by paper ids from data_path (recall/milvus/update.py): plans, then writes
+    only the new and changed papers; vectors from embeddings (the .npy of data_path) or encoder (a TextEncoder, only
+    the papers to write embedded). Returns InsertStats (skipped: the papers found unchanged)."""
+    if encoder is not None:
+        model = {"model": encoder.fingerprint, "probe": encoder.probe}
+    dim = embeddings.shape[1] if embeddings is not None else encoder.dim
+    info, created = open_collection(client, config, dim, drop, count_lines(data_path), None, model, key=store.KEY_PAPER)
+    if info.key != store.KEY_PAPER:
+        raise BadInputError(f"collection {config.collection} at {config.uri} is keyed by corpus lines, not paper ids")
+    plan = update.plan_update(client, config, data_path, created)
+    logger.info(
+        f"{data_path}: {len(plan.new)} new papers, {len(plan.changed_text)} with another title (embedded again), "
+        f"{len(plan.changed_fields)} with other fields only, {plan.unchanged} unchanged"
+    )
+    vectors_of = update.npy_vectors(embeddings) if embeddings is not None else update.model_vectors(encoder)
+    start = time.time()
+    written, stopped = update.write_plan(client, config, info, data_path, plan, vectors_of, created, max_batches)
+    insert_seconds = time.time() - start
+    client.flush(config.collection)
+    if stopped:
+        return InsertStats(None, written, plan.unchanged, insert_seconds, 0.0, info.index_type)
+    store.wait_for_index(client, config)
+    store.wait_until_served(client, config)
+    index_seconds = time.time() - start - insert_seconds
+    return InsertStats(
+        store.count_entities(client, config), written, plan.unchanged, insert_seconds, index_seconds, info.index_type
+    )
+
+
 @entry_point
 def main(argv=None):
     args = parse_args(argv)
     config = load_config(args)
-    embeddings = load_embeddings(args.embedding_path, args.data_path, config)
-    n_docs = len(embeddings)
+    embeddings = model = encoder = None
+    if args.embedding_path:
+        embeddings = load_embeddings(args.embedding_path, args.data_path, config)
     facets = {}
     n_lines, sha1, n_texts = corpus_summary(args.data_path, facets)
     if n_texts == 0:
@@ -271,21 +343,38 @@ def main(argv=None):
             f"--data_path {args.data_path}: no line holds text (every line empty, not UTF-8, binary or not a paper record)"
         )
     corpus = (n_lines, sha1)
-    model = check_provenance(args.embedding_path, args.data_path, corpus)
+    if embeddings is not None:
+        model = check_provenance(args.embedding_path, args.data_path, corpus)
     client = store.connect(config, replace_foreign=args.drop)
     with store.milvus_errors(config, "insert"):
-        stats = insert_corpus(
-            client,
-            config,
-            args.data_path,
-            embeddings,
-            args.drop,
-            args.resume,
-            args.max_batches,
-            model,
-            corpus,
-            facets,
-        )
+        keyed_by_paper = choose_key(client, config, args.data_path, args.drop) == store.KEY_PAPER
+        if args.model_dir and not keyed_by_paper:
+            fail(
+                f"--model_dir embeds the papers of a collection keyed by paper ids; collection {config.collection} is "
+                "keyed by corpus lines: give feature_extract.py's .npy (--embedding_path), or create the collection "
+                "with --primary_key paper_id from records with ids"
+            )
+        if args.model_dir:
+            from recall.milvus.model import TextEncoder
+
+            encoder = TextEncoder(model_dir=args.model_dir, max_seq_length=args.max_seq_length, device=args.device)
+        if keyed_by_paper:
+            stats = update_collection(
+                client, config, args.data_path, embeddings, model, encoder, args.drop, args.max_batches
+            )
+        else:
+            stats = insert_corpus(
+                client,
+                config,
+                args.data_path,
+                embeddings,
+                args.drop,
+                args.resume,
+                args.max_batches,
+                model,
+                corpus,
+                facets,
+            )
     start = time.time()
     store.close(client, config)  # Milvus Lite first finishes its background compaction (merging segments)
     close_seconds = time.time() - start
@@ -293,19 +382,20 @@ def main(argv=None):
     if stats.count is None:
         logger.info(
             f"stopped after {args.max_batches} batches as asked (--max_batches): {stats.inserted} rows inserted "
-            f"({rate:.0f}/s); run again with --resume to continue"
+            f"({rate:.0f}/s); run again {'as it is' if keyed_by_paper else 'with --resume'} to continue"
         )
         return None
+    present = "unchanged" if keyed_by_paper else "already present"
     logger.info(
         f"collection {config.collection} at {config.uri}: {stats.count} entities; inserted {stats.inserted} rows "
-        f"({stats.skipped} already present) in {stats.insert_seconds:.1f}s = {rate:.0f} rows/s; "
+        f"({stats.skipped} {present}) in {stats.insert_seconds:.1f}s = {rate:.0f} rows/s; "
         f"{stats.index_type} index ready {stats.index_seconds:.1f}s after the last insert"
         + (f", compaction done {close_seconds:.1f}s later" if close_seconds > 1 else "")
     )
-    if stats.count != n_docs:
+    if not keyed_by_paper and stats.count != n_lines:
         logger.warning(
-            f"the collection holds {stats.count} entities for {n_docs} corpus lines "
-            f"({'ids of an earlier, larger corpus remain: use --drop to rebuild' if stats.count > n_docs else 'some rows are missing'})"
+            f"the collection holds {stats.count} entities for {n_lines} corpus lines "
+            f"({'ids of an earlier, larger corpus remain: use --drop to rebuild' if stats.count > n_lines else 'some rows are missing'})"
         )
     return stats.count
 

@@ -58,7 +58,7 @@ def check_model(info, config, encoder, allow_model_mismatch=False) -> None:
 
 @dataclass
 class Hit:
-    id: int
+    id: int | str  # the paper's own id in a collection keyed by paper ids, else its corpus line
     score: float  # dense: inner product (cosine); bm25: BM25 score; hybrid: RRF score. Higher is better.
     text: str
     fields: dict = field(default_factory=dict)  # the paper's stored fields (store.HIT_FIELDS), when it has any
@@ -372,7 +372,7 @@ class MilvusSearcher:
             [
                 (
                     Hit(
-                        int(h["id"]),
+                        self._hit_id(h),
                         abs(float(h["distance"])),
                         h["entity"].get(store.TEXT_FIELD, ""),
                         hit_fields(h["entity"]),
@@ -397,15 +397,46 @@ class MilvusSearcher:
         )
         return self._hits(raw)
 
-    @staticmethod
-    def _hits(raw):
+    def _hits(self, raw):
         return [
             [
-                Hit(int(h["id"]), float(h["distance"]), h["entity"].get(store.TEXT_FIELD, ""), hit_fields(h["entity"]))
+                Hit(
+                    self._hit_id(h),
+                    float(h["distance"]),
+                    h["entity"].get(store.TEXT_FIELD, ""),
+                    hit_fields(h["entity"]),
+                )
                 for h in hits
             ]
             for hits in raw
         ]
+
+    # ------------------------------------------------------------------ ids: corpus lines or the papers' own ids
+
+    @property
+    def keyed_by_paper(self) -> bool:
+        """Whether papers are named by their own ids (a living index, store.KEY_PAPER), else by corpus line."""
+        return self.info.key == store.KEY_PAPER
+
+    def _hit_id(self, hit):
+        return hit["entity"]["paper_id"] if self.keyed_by_paper else int(hit["id"])
+
+    def key_of(self, paper_id) -> int:
+        """The primary key of a paper as callers name it: its own id (text; an int is taken as its text) in a
+        collection keyed by paper ids, its corpus line (an int) otherwise."""
+        return store.paper_key(str(paper_id)) if self.keyed_by_paper else int(paper_id)
+
+    def _by_key(self, ids):
+        """{primary key: the id as given} of ids."""
+        return {self.key_of(i): (str(i) if self.keyed_by_paper else int(i)) for i in ids}
+
+    def delete(self, paper_ids) -> list:
+        """Deletes stored papers by their own ids (a collection keyed by paper ids; ConfigError otherwise); returns
+        those that were there. Searches see it at once (flushed)."""
+        from recall.milvus import update
+
+        with store.milvus_errors(self.config, "delete"):
+            return update.delete_papers(self.client, self.config, self.info, paper_ids)
 
     @contextlib.contextmanager
     def _errors(self, action, expression):
@@ -435,23 +466,27 @@ class MilvusSearcher:
     def get_records(self, ids, with_vectors=False) -> dict:
         """{id: {"text": title, "fields": {...}, "abstract": ...}} of stored papers (and "vector", the stored one,
         with_vectors); unknown ids are absent."""
+        by_key = self._by_key(ids)
         with store.milvus_errors(self.config, "get by id"):
             rows = self.client.get(
                 self.config.collection,
-                ids=[int(i) for i in ids],
+                ids=list(by_key),
                 output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS, "abstract"]
                 + ([store.DENSE_FIELD] if with_vectors else []),
                 partition_names=store.partition_names(self.config),
             )
         records = {}
         for r in rows:
-            records[int(r["id"])] = {
+            paper = by_key[int(r["id"])]
+            if self.keyed_by_paper and r["paper_id"] != paper:
+                continue  # another paper's id with the same key: never stored (insert refuses it), never answered
+            records[paper] = {
                 "text": r[store.TEXT_FIELD],
                 "fields": hit_fields(r),
                 "abstract": r.get("abstract") or "",
             }
             if with_vectors:
-                records[int(r["id"])]["vector"] = r[store.DENSE_FIELD]
+                records[paper]["vector"] = r[store.DENSE_FIELD]
         return records
 
     def more_like_this(self, doc_id, top_k=10, filter=None, source=None) -> list:  # noqa: A002
@@ -459,7 +494,7 @@ class MilvusSearcher:
         fused by Milvus' RRF (its vector alone where the collection has no BM25 field). No model is needed.
         source: the paper's record with its vector (get_records(..., with_vectors=True)) when already fetched."""
         top_k = check_top_k(top_k)
-        expression = excluding(doc_id, check_filter(filter))
+        expression = excluding(self.key_of(doc_id), check_filter(filter))
         source = source or self.get_records([doc_id], with_vectors=True).get(doc_id)
         if source is None:
             raise SearchError(
@@ -474,16 +509,17 @@ class MilvusSearcher:
     def get_by_id(self, ids, with_vectors=False) -> dict:
         """{id: text} (or {id: (text, vector)}) of the stored documents; unknown ids are absent."""
         fields = [store.TEXT_FIELD] + ([store.DENSE_FIELD] if with_vectors else [])
+        by_key = self._by_key(ids)
         with store.milvus_errors(self.config, "get by id"):
             rows = self.client.get(
                 self.config.collection,
-                ids=[int(i) for i in ids],
+                ids=list(by_key),
                 output_fields=fields,
                 partition_names=store.partition_names(self.config),
             )
         if with_vectors:
-            return {int(r["id"]): (r[store.TEXT_FIELD], r[store.DENSE_FIELD]) for r in rows}
-        return {int(r["id"]): r[store.TEXT_FIELD] for r in rows}
+            return {by_key[int(r["id"])]: (r[store.TEXT_FIELD], r[store.DENSE_FIELD]) for r in rows}
+        return {by_key[int(r["id"])]: r[store.TEXT_FIELD] for r in rows}
 
     def search_by_id(self, doc_id, top_k=10) -> list:
         """Neighbours of a stored document by its own vector (PaddleNLP's milvus_ann_search.py --index)."""

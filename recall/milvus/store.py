@@ -1,7 +1,9 @@
 """The Milvus side: connecting (Milvus Lite file or server), the collection's schema and indexes, counts.
 
-Schema of a collection (one entity per corpus line):
-    id         INT64 primary key = 0-based line number of the corpus file
+Schema of a collection (one entity per paper):
+    id         INT64 primary key: the 0-based line number of the corpus file (primary_key line, the default), or,
+               in a collection keyed by paper ids (primary_key paper_id), paper_key(the record's own id): 63 bits of
+               its BLAKE2b hash, a collision refused (see recall/milvus/README.md, "Keeping the index current")
     text       VARCHAR, the document (cut to text_max_length characters), shown in results
     embedding  FLOAT_VECTOR(dim), the normalised semantic vector
     lexical    VARCHAR (analyzer char_ngram, the default): the text's character uni+bigrams as ASCII words
@@ -48,6 +50,18 @@ SCHEMA_VERSION = 3
 RECORD_FIELDS = ("paper_id", "category", "discipline", "year", "keywords", "abstract")
 HIT_FIELDS = ("paper_id", "category", "discipline", "year", "keywords")
 REBUILD = "python -m recall.milvus.insert ... --drop"
+# how a collection's primary key names a paper (its description's "key"; an older collection: line)
+KEY_LINE, KEY_PAPER = "line", "paper_id"
+
+
+def paper_key(paper_id) -> int:
+    """The INT64 primary key of a paper id in a collection keyed by paper ids: the first 63 bits of the BLAKE2b hash
+    of its UTF-8 text (non-negative, stable across runs and machines). Two ids giving one key are refused where they
+    meet (insert), never stored over each other."""
+    import hashlib
+
+    digest = hashlib.blake2b(str(paper_id).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 @dataclass
@@ -58,6 +72,12 @@ class CollectionInfo:
     index_type: str = "FLAT"  # the dense index as Milvus stores it (read back), which decides the search parameters
     index_settings: dict | None = None  # its build parameters as stored, e.g. {"M": 16, "efConstruction": 200}
     meta: dict | None = None  # the description: what built the collection ({"schema": 2, ...})
+
+    @property
+    def key(self) -> str:
+        """KEY_PAPER when the primary key is derived from the papers' own ids (a living index: papers added, changed
+        and deleted by id), else KEY_LINE (the corpus line: a collection rebuilt whole)."""
+        return (self.meta or {}).get("key", KEY_LINE)
 
 
 @dataclass(frozen=True)
@@ -501,23 +521,29 @@ def _bm25_analyzer(fields):
     return analyzer.get("tokenizer", "standard")
 
 
-def create_collection(client, config, dim, with_bm25, n_rows=None, corpus=None, model=None, probe=None, facets=None):
+def create_collection(
+    client, config, dim, with_bm25, n_rows=None, corpus=None, model=None, probe=None, facets=None, key=KEY_LINE
+):
     """Creates config.collection (the schema above); n_rows, the corpus size, sizes an IVF_FLAT index; corpus:
     (documents, sha1) of the corpus file (data.corpus_fingerprint), kept in the description, as is model, the
     weights sha1 of the model that computed the vectors (ns_common.io.weights_fingerprint), and facets, the values
-    the records' filter fields take (data.corpus_facets: what the web service offers)."""
+    the records' filter fields take (data.corpus_facets: what the web service offers). key: KEY_LINE or KEY_PAPER
+    (paper_key). A collection keyed by paper ids is bound to its model and settings only, not to a corpus file: what
+    it holds changes with every update, and its live row count says how much (count_entities)."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     engine_ = engine(client)
     index_type, settings = choose_dense_index(engine_, config, n_rows)
     meta = {"schema": SCHEMA_VERSION, "analyzer": config.analyzer if with_bm25 else None}
-    if corpus:
+    if key != KEY_LINE:
+        meta["key"] = key
+    if corpus and key == KEY_LINE:
         meta["corpus"] = {"documents": corpus[0], "sha1": corpus[1]}
     if model:
         meta["model"] = model
     if probe:
         meta["probe"] = probe
-    if facets:
+    if facets and key == KEY_LINE:
         meta["facets"] = facets
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=json.dumps(meta))
     schema.add_field("id", DataType.INT64, is_primary=True)

@@ -204,7 +204,7 @@ function abstractBox(hit, words) {
     if (!box.open || box.dataset.loaded) return;
     box.dataset.loaded = "true";
     try {
-      const response = await fetch(`/api/paper/${hit.id}`);
+      const response = await fetch(`/api/paper/${encodeURIComponent(hit.id)}`);
       const paper = await response.json();
       if (!response.ok) throw new Error(paper.error || `HTTP ${response.status}`);
       box.append(paper.abstract ? markedText("p", "abstract-text", paper.abstract, words) : element("p", "muted", "(no abstract stored)"));

@@ -16,7 +16,7 @@ from ns_common.text import has_visible_text
 from search.highlight import highlight_spans
 from search.system import SearchSystem
 from search.web.errors import ApiError, printable
-from search.web.schemas import EmbedRequest, MoreLikeThisRequest, SearchRequest
+from search.web.schemas import DeleteRequest, EmbedRequest, MoreLikeThisRequest, SearchRequest
 from search.web.settings import Settings
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
@@ -98,6 +98,8 @@ def more_like_this(request: MoreLikeThisRequest, system: System, settings: Confi
     """Papers like stored paper `id` among those the filters hold for; a hit's `matched`: the paper's keywords
     (else its title's words) it shares."""
     check_top_k(request.top_k, settings)
+    if not system.keyed_by_paper and not isinstance(request.id, int):
+        raise ApiError(422, "id: Input should be a valid integer (the paper's line in the corpus)")
     filters = given_filters(request)
     results = system.more_like_this(request.id, top_k=request.top_k, filter=filter_expression(filters, system.facets))
     data = answer(results.source["text"], "more_like_this", False, request.top_k, filters, results)
@@ -106,9 +108,30 @@ def more_like_this(request: MoreLikeThisRequest, system: System, settings: Confi
 
 @router.get("/api/paper/{paper_id}", summary="A stored paper: title, fields, abstract (HEAD too)")
 @router.head("/api/paper/{paper_id}", include_in_schema=False)
-def paper(paper_id: int, system: System):
-    """What a card shows when it is opened (the abstract is not sent with every hit); an unknown id is a 404."""
+def paper(paper_id: str, system: System):
+    """What a card shows when it is opened (the abstract is not sent with every hit); an unknown id is a 404. The id is
+    the paper's own (a collection keyed by paper ids) or its corpus line, an integer (else a 422)."""
+    if not system.keyed_by_paper and not paper_id.isdecimal():
+        raise ApiError(
+            422, f"paper id {printable(paper_id)!r}: an integer (the paper's line in the corpus) is expected"
+        )
     return system.paper(paper_id)
+
+
+@router.post("/api/delete", summary="Remove stored papers by their own ids (only with --allow_delete)")
+def delete(request: DeleteRequest, system: System, settings: Config):
+    """Deletes papers of a collection keyed by paper ids; every search after the answer, here and in any process
+    searching the collection, no longer finds them. Refused (403) unless the service runs with --allow_delete."""
+    if not settings.allow_delete:
+        raise ApiError(403, "deleting papers is off: start the service with --allow_delete to allow it")
+    if not system.keyed_by_paper:
+        raise ApiError(
+            409, f"collection {system.collection} is keyed by corpus lines, not paper ids: nothing to delete by id"
+        )
+    if not request.ids:
+        raise ApiError(422, "ids is empty: give the ids of the papers to delete")
+    deleted = system.delete(request.ids)
+    return {"deleted": deleted, "not_found": [i for i in request.ids if i not in set(deleted)]}
 
 
 @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)

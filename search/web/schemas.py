@@ -51,6 +51,13 @@ class SearchRequest(BaseModel):
 
 class MoreLikeThisRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: StrictInt = Field(description="a stored paper's id (its line in the corpus file)")
+    id: StrictInt | StrictStr = Field(
+        description="a stored paper's id: its own (a collection keyed by paper ids) or its line in the corpus file"
+    )
     top_k: StrictInt = Field(10, description="hits to return, 1..--max_top_k")
     filters: Filters | None = FILTERS_FIELD
+
+
+class DeleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[StrictStr] = Field(description="the papers' own ids (a collection keyed by paper ids)", max_length=10000)

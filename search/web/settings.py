@@ -32,6 +32,7 @@ class Settings:
     body_timeout: float = 10.0
     max_connections: int = 64
     allowed_hosts: frozenset = frozenset(LOCAL_HOSTS)
+    allow_delete: bool = False  # POST /api/delete removes papers (off: a 403)
     started: float = field(default_factory=time.time)  # when the service started: /api/health's uptime
 
     @classmethod
@@ -51,6 +52,7 @@ class Settings:
             body_timeout=args.body_timeout,
             max_connections=args.max_connections,
             allowed_hosts=frozenset(args.allowed_hosts),
+            allow_delete=args.allow_delete,
         )
 
     @property
@@ -117,6 +119,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="comma-separated names the Host header may carry (port ignored; `*`: any); other Host headers "
         "get a 400 (DNS rebinding). Default: localhost, 127.0.0.1, ::1 and --host when it is one address",
+    )
+    parser.add_argument(
+        "--allow_delete",
+        action="store_true",
+        help="let POST /api/delete remove papers by id from a collection keyed by paper ids (off: a 403)",
     )
     parser.add_argument("--log_level", default="info", choices=("debug", "info", "warning", "error"))
     add_model_args(parser, batch_size=32)
