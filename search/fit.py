@@ -5,6 +5,9 @@ queries, never on dev, and writes the ranking directory that query.py, the web s
         --uri output/pipeline/sample/milvus/neural_search.db --output_dir output/pipeline/sample/export/ranking \
         [--heldout_file output/pipeline/sample/split/train_fit.csv --model_dir output/pipeline/sample/export/recall \
          --reranker_dir output/pipeline/sample/export/reranker]
+    # cross-fitted: one held-out file per recall model, --model_dir's first
+    python -m search.fit ... --model_dir P/export/recall --heldout_file P/split/train_fit.csv P/split/fold1_heldout.csv \
+        P/split/fold2_heldout.csv P/split/fold3_heldout.csv --fold_model_dirs P/crossfit/fold{1,2,3}/export
 
 1. Candidates: each training query's BM25 top 50 from the collection (the gold title among them or not).
 2. Lexical ranking: LambdaMART over search.features, for each candidate feature set its hyperparameters picked by
@@ -12,7 +15,10 @@ queries, never on dev, and writes the ranking directory that query.py, the web s
    a neural model was trained on.
 3. Neural ranking (with --heldout_file and a model): on the held-out queries only (queries the recall model
    and the reranker never trained on), LambdaMART over the lexical model's score (out of fold) and the neural
-   signals (dense cosine and its rank, the reranker's logit), each set cross-validated the same way.
+   signals (dense cosine and its rank, the reranker's logit), or over every lexical feature and the dense cosine
+   in one model, each set cross-validated the same way. Cross-fitting (--fold_model_dirs, one per extra
+   --heldout_file): each held-out file's queries are scored by a recall model that never trained on them, so the
+   neural ranking fits on all of them (the pipeline: every training query, recipes/pretrained.yml).
 4. The one-standard-error rule at each step: a learned ranking is kept only when its cross-validated MRR@10
    beats the simpler one (BM25's order; then the lexical score alone) by at least one standard error of the
    per-query difference; else the simpler one is served, and ranking.json says so.
