@@ -13,9 +13,9 @@ import time
 import pytest
 from tqdm import tqdm
 
-from ns_common.progress import StageProgress
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))  # the pipeline's own modules live beside it
+from stage_progress import StageProgress  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

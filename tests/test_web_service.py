@@ -1006,6 +1006,8 @@ def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
         assert [h["id"] for h in data["hits"]] == [h["id"] for h in printed["hits"]]
         status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "rerank": True})
         assert status == 400 and "already ranks with the neural signals" in data["error"]
+        status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "top_k": 51})
+        assert status == 400 and "the search system ranks BM25's top 50" in data["error"]
     finally:
         running.stop()
     assert_clean_log(running.log_text())
