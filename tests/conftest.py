@@ -468,7 +468,7 @@ def build_models_and_index(root):
 def web_index(tmp_path_factory):
     """The bundled sample's 500 paper records in Milvus Lite with a from-scratch recall model's vectors, an untrained
     exported reranker and a ranking fitted on the sample's training queries (build_models_and_index): built once a
-    session, only read (a test that writes copies it)."""
+    session for tests/test_web_service.py and tests/test_search_system.py, only read (a test that writes copies it)."""
     if not os.path.isfile(SAMPLE_CORPUS):
         pytest.skip(f"bundled sample missing: {SAMPLE_CORPUS}")
     return build_models_and_index(str(tmp_path_factory.mktemp("web_index")))
