@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 
+from stage_progress import StageProgress, format_duration
+
 from ns_common import QUIET_WARNINGS
 from ns_common.errors import ConfigError
-from ns_common.progress import StageProgress, format_duration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable

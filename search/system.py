@@ -603,13 +603,14 @@ class SearchSystem:
             )
         if not isinstance(queries, (str, list, tuple)):
             raise SearchError(f"the query is {type(queries).__name__}, not text (str) or a list of texts")
-        top_k = check_top_k(top_k)
+        leg = "bm25" if mode == "system" else mode  # the system's candidates are BM25's
+        cleaned, top_k = self.searcher.check_request(
+            [queries] if isinstance(queries, str) else queries, top_k, leg, True
+        )
         if mode == "system" and top_k > CANDIDATES:
             raise SearchError(
                 f"the search system ranks BM25's top {CANDIDATES} a query: top_k must be between 1 and {CANDIDATES}, got {top_k}"
             )
-        leg = "bm25" if mode == "system" else mode  # the system's candidates are BM25's
-        cleaned = self.searcher.check_request([queries] if isinstance(queries, str) else queries, top_k, leg, True)
         return cleaned, top_k, check_filter(filter)
 
     def _locked(self, run):

@@ -353,6 +353,24 @@ SAMPLE_CORPUS = os.path.join(SAMPLE, "milvus", "milvus_data.csv")
 SAMPLE_PAPERS = os.path.join(SAMPLE, "milvus", "papers.jsonl")  # the same titles, line for line, with their fields
 
 
+def spread_embeddings(encoder, tokenizer, texts):
+    """Sets the projection's bias of an untrained recall encoder to minus the projected mean of its input over texts.
+    A from-scratch encoder maps every text to nearly the same direction (cosines ~0.99), so rankings would hinge on
+    float rounding; after this its embeddings spread out like a trained model's, and Milvus-versus-exact comparisons
+    test the index, not rounding."""
+    import paddle
+
+    from ns_common.text import batch_encode
+
+    encoder.eval()
+    linear, pooled = encoder.emb_reduce_linear, []
+    hook = linear.register_forward_pre_hook(lambda layer, inputs: pooled.append(inputs[0]))  # whatever the pooling
+    with paddle.no_grad():
+        encoder(*[paddle.to_tensor(a) for a in batch_encode(texts, tokenizer, 64)])
+        linear.bias.set_value(-paddle.matmul(pooled[0].mean(axis=0, keepdim=True), linear.weight)[0])
+    hook.remove()
+
+
 def build_models_and_index(root):
     """Bootstrap -> exported recall encoder + exported reranker -> embeddings -> Milvus Lite index of the paper
     records -> a ranking fitted on it (lexical tier). Returns the paths; the index is also copied (milvus_rerank.db,
@@ -393,6 +411,8 @@ def build_models_and_index(root):
     )
     set_seed(1000)
     encoder, tokenizer = load_encoder(os.path.join(paths["bootstrap"], "ernie"), output_emb_size=WEB_EMB_SIZE)
+    with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+        spread_embeddings(encoder, tokenizer, f.read().splitlines())
     export_encoder(encoder, tokenizer, paths["recall_export"])
 
     gram_dir = os.path.join(paths["bootstrap"], "ernie-gram")
@@ -450,7 +470,7 @@ def build_models_and_index(root):
 def web_index(tmp_path_factory):
     """The bundled sample's 500 paper records in Milvus Lite with a from-scratch recall model's vectors, an untrained
     exported reranker and a ranking fitted on the sample's training queries (build_models_and_index): built once a
-    session, only read (a test that writes copies it)."""
+    session for tests/test_web_service.py and tests/test_search_system.py, only read (a test that writes copies it)."""
     if not os.path.isfile(SAMPLE_CORPUS):
         pytest.skip(f"bundled sample missing: {SAMPLE_CORPUS}")
     return build_models_and_index(str(tmp_path_factory.mktemp("web_index")))

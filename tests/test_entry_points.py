@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, sample_file
+from conftest import REPO, sample_file, spread_embeddings
 
 EMB = 16
 
@@ -40,21 +40,13 @@ def encoder(tiny_ernie, tmp_path_factory):
 
     from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
-    from ns_common.text import batch_encode
 
     root = tmp_path_factory.mktemp("entry_encoder")
     paddle.seed(11)
     model, tokenizer = load_encoder(tiny_ernie, output_emb_size=EMB, pooling="mean")
-    model.eval()
     with open(sample_file("milvus", "milvus_data.csv"), encoding="utf-8") as f:
         corpus = f.read().splitlines()
-    pooled = []
-    hook = model.emb_reduce_linear.register_forward_pre_hook(lambda layer, inputs: pooled.append(inputs[0]))
-    with paddle.no_grad():
-        model(*[paddle.to_tensor(a) for a in batch_encode(corpus, tokenizer, 64)])
-        linear = model.emb_reduce_linear
-        linear.bias.set_value(-paddle.matmul(pooled[0].mean(axis=0, keepdim=True), linear.weight)[0])
-    hook.remove()
+    spread_embeddings(model, tokenizer, corpus)
     ckpt = root / "ckpt"
     ckpt.mkdir()
     paddle.save(model.state_dict(), str(ckpt / "model_state.pdparams"))

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import spread_embeddings
 
 from ns_common.errors import ConfigError, ModelMismatchError
 
@@ -30,17 +31,14 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(CORPUS), reason=f"bundled sam
 def model(tmp_path_factory):
     """Bootstrap mini ERNIE -> SemanticIndexBase(output_emb_size 32): exported dir (with tokenizer) + checkpoint.
 
-    A from-scratch encoder maps every text to nearly the same direction, so rankings would hinge on float
-    rounding. The projection's bias is set to minus the projected mean of its input over the corpus:
-    embeddings then spread out like a trained model's, and Milvus-versus-exact comparisons test the
-    index, not rounding."""
+    Its embeddings are spread out (conftest.spread_embeddings), so Milvus-versus-exact comparisons test the index,
+    not float rounding."""
     import paddle
 
     from ns_common import bootstrap
     from ns_common.checkpoint import save_encoder_config
     from ns_common.semantic import load_encoder
     from ns_common.semantic_tools import export_encoder
-    from ns_common.text import batch_encode
     from ns_common.utils import quiet_paddlenlp, set_seed
 
     quiet_paddlenlp()
@@ -60,13 +58,7 @@ def model(tmp_path_factory):
     )
     set_seed(1000)
     encoder, tokenizer = load_encoder(str(root / "bootstrap"), output_emb_size=EMB_SIZE)
-    encoder.eval()
-    linear, pooled = encoder.emb_reduce_linear, []
-    hook = linear.register_forward_pre_hook(lambda layer, inputs: pooled.append(inputs[0]))  # whatever the pooling
-    with paddle.no_grad():
-        encoder(*[paddle.to_tensor(a) for a in batch_encode(corpus_lines(), tokenizer, 64)])
-        linear.bias.set_value(-paddle.matmul(pooled[0].mean(axis=0, keepdim=True), linear.weight)[0])
-    hook.remove()
+    spread_embeddings(encoder, tokenizer, corpus_lines())
     paddle.save(encoder.state_dict(), str(root / "model_state.pdparams"))
     save_encoder_config(encoder, str(root))  # the pooling, for the dynamic-graph path
     export_encoder(encoder, tokenizer, str(root / "export"))

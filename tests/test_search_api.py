@@ -87,6 +87,10 @@ def test_a_filter_and_more_like_this(system, papers_db):
         (lambda s: s.search(None), "the query is NoneType"),
         (lambda s: s.search("语言", top_k=0), "top_k must be between 1 and 16384"),
         (lambda s: s.search("语言", top_k=2.0), "top_k must be an integer"),
+        # the searcher's own batch routes share its one request check
+        (lambda s: s.searcher.search_batch(["语言"], top_k=0, mode="bm25"), "top_k must be between 1 and 16384"),
+        (lambda s: s.searcher.bm25_with_vectors(["语言"], top_k=True), "top_k must be an integer, got bool"),
+        (lambda s: s.searcher.bm25_with_vectors("语言", top_k=5), "queries must be a list of texts"),
         (lambda s: s.search("语言", mode="fuzzy"), "unknown mode 'fuzzy'"),
         (lambda s: s.search("语言", mode="dense"), "mode dense is not available: no recall model is loaded"),
         (lambda s: s.search("语言", mode="system"), "mode system is not available: no fitted ranking is loaded"),

@@ -2,8 +2,9 @@
 alike, the one-standard-error rule, a neural ranking served with its models and refused with others, and a
 ranking of another corpus refused.
 
-Everything is real: the bundled sample's 500 titles in Milvus Lite (BM25 field + the vectors of a tiny exported
-recall model), LightGBM models fitted on the sample's training queries.
+Everything is real: the bundled sample's 500 paper records in Milvus Lite (BM25 field + the vectors of a from-scratch
+exported recall model), LightGBM models fitted on the sample's training queries: the session's web_index
+(tests/conftest.py), shared with tests/test_web_service.py and only read.
 """
 
 import json
@@ -14,74 +15,37 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import sample_file
+from conftest import WEB_EMB_SIZE, sample_file
 
 from ns_common.errors import ConfigError, ModelMismatchError
 
-pytestmark = pytest.mark.slow  # tiny models exported and LightGBM fits
+pytestmark = pytest.mark.slow  # a model exported and LightGBM fits (web_index)
 
-EMB = 32
+EMB = WEB_EMB_SIZE
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def sample(tiny_ernie, tmp_path_factory):
-    """{"export": a tiny exported recall model, "corpus", "uri": the sample in Milvus Lite, "train", "dev"}."""
-    from ns_common.semantic import load_encoder
-    from ns_common.semantic_tools import export_encoder
-    from ns_common.utils import set_seed
-    from recall.milvus import insert
-    from recall.milvus.model import TextEncoder
-
-    root = tmp_path_factory.mktemp("search_system")
-    set_seed(1000)
-    model, tokenizer = load_encoder(tiny_ernie, output_emb_size=EMB)
-    export_encoder(model, tokenizer, str(root / "recall"))
-    corpus = sample_file("milvus", "milvus_data.csv")
-    with open(corpus, encoding="utf-8") as f:
-        texts = f.read().splitlines()
-    np.save(root / "corpus_embedding.npy", TextEncoder(model_dir=str(root / "recall")).encode(texts))
-    uri = str(root / "milvus.db")
-    papers = sample_file("milvus", "papers.jsonl")  # the same titles as records: the fields to filter on
-    # keyed by corpus lines (--primary_key line: these tests name papers by line; keyed by their own ids, the default:
-    # tests/test_search_api.py, tests/test_living_index.py)
-    assert insert.main(
-        ["--data_path", papers, "--embedding_path", str(root / "corpus_embedding.npy"), "--uri", uri]
-        + ["--primary_key", "line"]
-    ) == len(texts)
+def sample(web_index):
+    """{"export": an exported recall model, "corpus", "uri": the sample's papers in Milvus Lite, "train", "dev"}: the
+    session's web_index (tests/conftest.py), only read here."""
     return {
-        "export": str(root / "recall"),
-        "embeddings": str(root / "corpus_embedding.npy"),
-        "papers": papers,
-        "corpus": corpus,
-        "uri": uri,
-        "root": root,
+        "export": web_index["recall_export"],
+        "embeddings": os.path.join(web_index["embeddings"], "corpus_embedding.npy"),
+        "papers": sample_file("milvus", "papers.jsonl"),  # the same titles as records: the fields to filter on
+        "corpus": sample_file("milvus", "milvus_data.csv"),
+        "uri": web_index["milvus.db"],
         "train": sample_file("recall", "train.csv"),
         "dev": sample_file("recall", "dev.csv"),
     }
 
 
 @pytest.fixture(scope="module")
-def fitted(sample):
-    """search/fit.py on the sample's training queries (lexical tier only): its ranking directory and spec."""
-    from search import fit
-
-    output = str(sample["root"] / "ranking")
-    spec = fit.main(
-        [
-            "--train_file",
-            sample["train"],
-            "--corpus_file",
-            sample["corpus"],
-            "--output_dir",
-            output,
-            "--uri",
-            sample["uri"],
-            "--folds",
-            "3",
-        ]
-    )
-    return output, spec
+def fitted(web_index):
+    """search/fit.py on the sample's training queries (lexical tier only, 3 folds; web_index fitted it on the
+    index): its ranking directory and spec."""
+    with open(os.path.join(web_index["ranking"], "ranking.json"), encoding="utf-8") as f:
+        return web_index["ranking"], json.load(f)
 
 
 def test_fit_writes_a_ranking_chosen_by_cross_validation(fitted):
@@ -190,9 +154,12 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
     pairs = list(read_pairs(sample["train"]).items())[:80]
     features, labels = [], []
     with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
-        for (query, golds), found in zip(pairs, searcher.bm25_with_vectors([q for q, _ in pairs], 50)):
+        query_vectors = encoder.encode([q for q, _ in pairs])  # each query embedded once
+        for (query, golds), found, query_vector in zip(
+            pairs, searcher.bm25_with_vectors([q for q, _ in pairs], 50), query_vectors
+        ):
             hits = [h for h, _ in found]
-            cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
+            cosine = np.array([float(np.dot(v, query_vector)) for _, v in found])
             matrix = lexical.lexical_matrix(query, hits)
             features.append(neural_matrix(names, lexical.lexical_scores(hits, matrix), cosine, lexical=matrix))
             labels.append(np.array([int(h.text in golds) for h in hits], dtype=np.int32))
@@ -217,7 +184,8 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
         hits = SearchSystem(searcher, ranking, encoder).search(query, top_k=5)
         found = searcher.bm25_with_vectors([query], 50)[0]
         candidates = [h for h, _ in found]
-        cosine = np.array([float(np.dot(v, encoder.encode([query])[0])) for _, v in found])
+        query_vector = encoder.encode([query])[0]
+        cosine = np.array([float(np.dot(v, query_vector)) for _, v in found])
         matrix = lexical.lexical_matrix(query, candidates)
         expected = booster.predict(
             neural_matrix(names, lexical.lexical_scores(candidates, matrix), cosine, lexical=matrix)
@@ -251,7 +219,7 @@ def test_a_ranking_of_another_corpus_is_refused(sample, fitted, tmp_path, capsys
         lines = f.read().splitlines()
     corpus = tmp_path / "fewer.csv"
     corpus.write_text("\n".join(lines[:400]) + "\n", encoding="utf-8")
-    np.save(tmp_path / "fewer.npy", np.load(sample["root"] / "corpus_embedding.npy")[:400])
+    np.save(tmp_path / "fewer.npy", np.load(sample["embeddings"])[:400])
     uri = str(tmp_path / "fewer.db")
     assert (
         insert.main(["--data_path", str(corpus), "--embedding_path", str(tmp_path / "fewer.npy"), "--uri", uri]) == 400

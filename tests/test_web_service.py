@@ -958,10 +958,13 @@ def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
     with the time of each step it computes."""
     from search import fit, query
 
-    train = os.path.join(os.path.dirname(DEV), "train.csv")
-    heldout = str(tmp_path / "heldout.csv")
-    with open(train, encoding="utf-8") as f:
-        lines = f.readlines()
+    # half the training queries (a quarter of them held out): enough for the neural tier to be tried, and its
+    # reranker scores 50 candidates a query
+    train, heldout = str(tmp_path / "train.csv"), str(tmp_path / "heldout.csv")
+    with open(os.path.join(os.path.dirname(DEV), "train.csv"), encoding="utf-8") as f:
+        lines = f.readlines()[:120]
+    with open(train, "w", encoding="utf-8") as f:
+        f.writelines(lines)
     with open(heldout, "w", encoding="utf-8") as f:
         f.writelines(lines[::4])
     ranking_dir = str(tmp_path / "ranking")
@@ -1006,6 +1009,8 @@ def test_the_default_mode_is_the_search_system(index, tmp_path, capsys):
         assert [h["id"] for h in data["hits"]] == [h["id"] for h in printed["hits"]]
         status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "rerank": True})
         assert status == 400 and "already ranks with the neural signals" in data["error"]
+        status, data = post(running, "/api/search", {"query": query_text, "mode": "system", "top_k": 51})
+        assert status == 400 and "the search system ranks BM25's top 50" in data["error"]
     finally:
         running.stop()
     assert_clean_log(running.log_text())
@@ -1015,24 +1020,11 @@ def test_a_collection_without_bm25_serves_its_legs_despite_a_ranking(index, tmp_
     """A dense-only collection (a Milvus 2.3 server, or bm25: false) cannot serve the search system: the service
     starts with the modes it has, says why, and a request without a mode gets dense."""
     from recall.milvus import insert
-    from search import fit
 
     export = tmp_path / "export"
     shutil.copytree(index["recall_export"], export / "recall")
-    fit.main(
-        [
-            "--train_file",
-            os.path.join(os.path.dirname(DEV), "train.csv"),
-            "--corpus_file",
-            CORPUS,
-            "--output_dir",
-            str(export / "ranking"),
-            "--uri",
-            index["milvus_rerank.db"],
-            "--folds",
-            "3",
-        ]
-    )  # a ranking where the service looks for one: beside the model
+    # a ranking where the service looks for one: beside the model (web_index's, fitted on this corpus)
+    shutil.copytree(index["ranking"], export / "ranking")
     uri = str(tmp_path / "dense_only.db")
     insert.main(
         [

@@ -226,8 +226,10 @@ class MilvusSearcher:
         """Modes this collection can serve (bm25 and hybrid need the BM25 field and Milvus >= 2.5)."""
         return MODES if self.info.has_bm25 else ("dense",)
 
-    def check_request(self, queries, top_k, mode, have_vectors=False) -> list:
-        """The queries, whitespace-normalised, when this collection can serve them in `mode`; SearchError if not."""
+    def check_request(self, queries, top_k, mode, have_vectors=False) -> tuple:
+        """(the queries whitespace-normalised, top_k as an int) when this collection can serve them in `mode`;
+        SearchError if not. The one check of a batch request's arguments (search_batch, bm25_with_vectors, and
+        SearchSystem before it searches)."""
         if mode not in MODES:
             raise SearchError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
         if mode not in self.modes:
@@ -248,7 +250,7 @@ class MilvusSearcher:
         empty = [i for i, q in enumerate(cleaned) if not q]
         if empty:
             raise SearchError(f"empty query (query #{empty[0] + 1}): give some text to search for")
-        return cleaned
+        return cleaned, top_k
 
     def search(self, query, top_k=10, mode="dense", filter=None) -> list:  # noqa: A002 - Milvus' own name
         """Ranked hits (best first) of one query."""
@@ -261,8 +263,7 @@ class MilvusSearcher:
         query word occurs in the corpus). vectors: the queries' embeddings when already computed. filter: a Milvus
         boolean expression over the paper fields (`category == "工学" and year >= 2015`, `array_contains(keywords,
         "深度学习")`): only papers it holds for are searched; one Milvus cannot evaluate is a SearchError."""
-        queries = self.check_request(queries, top_k, mode, have_vectors=vectors is not None)
-        top_k = check_top_k(top_k)
+        queries, top_k = self.check_request(queries, top_k, mode, have_vectors=vectors is not None)
         expression = check_filter(filter)
         if vectors is not None and len(vectors) != len(queries):
             raise SearchError(f"{len(vectors)} vectors for {len(queries)} queries")
@@ -339,8 +340,7 @@ class MilvusSearcher:
         """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
         The vectors come back in the search's own reply (no second request for them). filter: a Milvus boolean
         expression over the paper fields (search_batch)."""
-        queries = self.check_request(queries, top_k, "bm25")
-        top_k = check_top_k(top_k)
+        queries, top_k = self.check_request(queries, top_k, "bm25")
         expression = check_filter(filter)
         with self._errors("bm25 search", expression):
             return [
