@@ -42,13 +42,13 @@ require_data() {  # require_data FILE...: files of DATA_DIR the script reads
 
 recipe_flags() {  # recipe_flags STAGE: the recipe's flags for STAGE (recipes/*.yml) into the array RECIPE_FLAGS
     local text
-    text=$("$PYTHON" -m ns_common.recipe flags "$1" --recipe "$RECIPE" --budget "$BUDGET" --data_dir "$DATA_DIR" --preset "$PRESET") || exit 2
+    text=$("$PYTHON" scripts/recipe.py flags "$1" --recipe "$RECIPE" --budget "$BUDGET" --data_dir "$DATA_DIR" --preset "$PRESET") || exit 2
     RECIPE_FLAGS=()
     if [[ -n "$text" ]]; then mapfile -t RECIPE_FLAGS <<< "$text"; fi
 }
 
 recipe_option() {  # recipe_option STAGE KEY: prints a setting of the recipe that is not a flag
-    "$PYTHON" -m ns_common.recipe option "$1" "$2" --recipe "$RECIPE" --budget "$BUDGET" --data_dir "$DATA_DIR" --preset "$PRESET" || exit 2
+    "$PYTHON" scripts/recipe.py option "$1" "$2" --recipe "$RECIPE" --budget "$BUDGET" --data_dir "$DATA_DIR" --preset "$PRESET" || exit 2
 }
 
 bootstrap_models() {  # from-scratch ERNIE + ERNIE-Gram on one vocabulary from the data, into $OUTPUT_DIR/bootstrap (once)

@@ -17,10 +17,10 @@ import os
 
 from pipeline_runner import Pipeline
 from pipeline_stages import define_stages, finish
+from recipe import BUDGETS, FULL_BUDGET_FROM, RecipeError, default_budget, recipe_path
 
 from ns_common.cli import entry_point
 from ns_common.errors import ConfigError
-from ns_common.recipe import BUDGETS, FULL_BUDGET_FROM, RecipeError, default_budget, recipe_path
 
 
 def parse_args(argv=None):

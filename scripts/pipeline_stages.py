@@ -11,8 +11,7 @@ import os
 import subprocess
 
 from pipeline_runner import PYTHON, ROOT, read_json, stage_env
-
-from ns_common.recipe import Recipe
+from recipe import Recipe
 
 MODES = ("dense", "bm25", "hybrid")  # the Milvus search modes: dense (HNSW), BM25 (Milvus full-text), hybrid (RRF)
 # the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = 60)

@@ -27,7 +27,7 @@ NAME=${NAME:-domain_simcse_inbatch}
 PAIRS=${PAIRS:-$DATA_DIR/recall/dev.csv}
 params=()
 if [[ -n "$PARAMS_PATH" ]]; then
-    params=(--params_path "$PARAMS_PATH" --output_emb_size "${EMB:-$("$PYTHON" -m ns_common.recipe setting inbatch output_emb_size --recipe "$RECIPE" --preset "$PRESET")}")
+    params=(--params_path "$PARAMS_PATH" --output_emb_size "${EMB:-$("$PYTHON" scripts/recipe.py setting inbatch output_emb_size --recipe "$RECIPE" --preset "$PRESET")}")
 else
     params=(--output_emb_size 0)
 fi

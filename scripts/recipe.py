@@ -2,7 +2,7 @@
 scripts/pipeline.py and by the stage scripts in scripts/ (through this module's command line), so that
 the pipeline's stage and the stage's script run with the same flags by construction.
 
-    python -m ns_common.recipe flags simcse --recipe offline --budget sample --preset mini
+    python scripts/recipe.py flags simcse --recipe offline --budget sample --preset mini
     # -> one argument a line: --output_emb_size / 0 / --max_steps / 30 / ...
 
 A recipe is `offline` (from-scratch models), `paddlenlp` (PaddleNLP's pretrained models) or the path of a
