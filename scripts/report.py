@@ -223,15 +223,22 @@ def ranking_section(ranking):
     served = {
         "bm25": "BM25's own order (no learned ranking beat it by a standard error)",
         "lexical": f"the lexical model ({(ranking.get('lexical') or {}).get('set')})",
-        "neural": f"the lexical model, then the neural one ({(ranking.get('neural') or {}).get('set')})",
+        "neural": f"the neural model ({(ranking.get('neural') or {}).get('set')})",
     }[ranking["chosen"]]
     queries = ranking.get("queries", {})
+    folds = len(ranking.get("fold_models") or [])
+    neural_queries = (
+        f"over all {queries.get('heldout')} training queries, each scored by a recall model that never trained on it "
+        f"(cross-fitting: the served model and {folds} fold models)"
+        if folds
+        else f"over the {queries.get('heldout')} held-out ones the neural models never trained on"
+    )
     lines = [
         "",
         "## The learned ranking (cross-validated over the training queries; never dev)",
         "",
         f"Serves {served}. Lexical rows: {ranking.get('folds')}-fold cross-validation over all {queries.get('train')} training "
-        f"queries; neural rows: over the {queries.get('heldout')} held-out ones the neural models never trained on. Fixed / broken: "
+        f"queries; neural rows: {neural_queries}. Fixed / broken: "
         "BM25's rank-1 failures the row gets right / BM25's rank-1 successes it loses; gain: mean per-query reciprocal-rank "
         "gain over BM25 (MRR@10 points) and its standard error; * = served.",
         "",

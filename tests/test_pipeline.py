@@ -182,7 +182,7 @@ def test_the_readme_python_api_example_runs_on_what_the_pipeline_built(pipeline_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    hits = [line for line in lines if re.match(r"^\d+ -?[\d.]+(e-?\d+)? \S", line)]
+    hits = [line for line in lines if re.match(r"^\S+ -?[\d.]+(e-?\d+)? \S", line)]  # paper id, score, title
     assert len(hits) == 5 and re.fullmatch(r"\(1, \d+\)", lines[-1]), result.stdout  # five hits, the vectors' shape
     # and the example's except branch: a directory the pipeline never wrote is one line naming the command
     result = subprocess.run(
