@@ -89,6 +89,9 @@ class Layout:
         # like the served one on every training query but one fold's, so that the learned ranking's dense signals
         # are out of fold on every training query, not only on the fit part (search/fit.py --fold_model_dirs)
         self.crossfit_folds = int(self.recipe["ernie"].option("inbatch", "crossfit_folds", 0) or 0)
+        # the candidate pools the fit tries for the neural ranking (the recipe's inbatch option dense_candidates: the
+        # dense leg's top k united with BM25's 50, for each k listed; 0: BM25's alone; search/fit.py)
+        self.dense_candidates = [int(k) for k in self.recipe["ernie"].option("inbatch", "dense_candidates", [0]) or [0]]
         self.folds = [
             {
                 "train": P("split", f"fold{i}_train.csv"),
@@ -749,7 +752,7 @@ def fit_ranking(pipe, c):
     """The learned ranking over BM25's candidates, fitted by cross-validation over the training queries (the lexical
     model on all of them, the neural signals only on queries the models never trained on: the held-out quarter, or
     with cross-fitting every training query, each scored by the fold model that never saw it; the reranker, trained
-    on three quarters, then stays out of the fit)."""
+    on three quarters, then stays out of the fit). The recipe's dense_candidates: the pools tried besides BM25's."""
     folds = (
         ["--fold_model_dirs", *(fold["export"] for fold in c.folds)]
         if c.folds
@@ -769,6 +772,8 @@ def fit_ranking(pipe, c):
             "--model_dir",
             c.recall_export,
             *folds,
+            "--dense_candidates",
+            *map(str, c.dense_candidates),
             "--output_dir",
             c.ranking_dir,
             *c.milvus,

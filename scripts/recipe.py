@@ -90,8 +90,9 @@ class Recipe:
         return argv
 
     def option(self, stage, key, default=None):
-        """A setting of the stage that is not a flag (e.g. train_reranker.pseudo_queries)."""
-        return self._stage(stage).get(key, default)
+        """A setting of the stage that is not a flag (e.g. train_reranker.pseudo_queries), by budget / preset as flags."""
+        options = self._stage(stage)
+        return self._value(stage, key, options[key]) if key in options else default
 
 
 @entry_point

@@ -19,6 +19,10 @@ queries, never on dev, and writes the ranking directory that query.py, the web s
    in one model, each set cross-validated the same way. Cross-fitting (--fold_model_dirs, one per extra
    --heldout_file): each held-out file's queries are scored by a recall model that never trained on them, so the
    neural ranking fits on all of them (the pipeline: every training query, recipes/pretrained.yml).
+   --dense_candidates K ...: the joint set is also tried over BM25's top 50 united with the dense leg's top k
+   (search.ranking.united_pool; each query's top k by the recall model that never trained on it: the served one
+   through the collection, a fold model over its own embedding of the corpus); the best pool and set by
+   cross-validated MRR@10 wins, and the search system then unites the legs the same way.
 4. The one-standard-error rule at each step: a learned ranking is kept only when its cross-validated MRR@10
    beats the simpler one (BM25's order; then the lexical score alone) by at least one standard error of the
    per-query difference; else the simpler one is served, and ranking.json says so.
@@ -44,10 +48,18 @@ from ns_common.utils import logger
 from recall.milvus.config import add_config_args, database_input, load_config
 from recall.milvus.data import iter_corpus_chunks, read_queries
 from recall.milvus.model import TextEncoder, add_model_args, check_model_args
-from recall.milvus.search import MilvusSearcher
+from recall.milvus.search import Hit, MilvusSearcher
 from search import learn
-from search.features import FEATURES, LexicalStats
-from search.system import CANDIDATES, FORMAT, NEURAL_FEATURES, RANKING_FILE, neural_matrix, rerank_logits
+from search.features import FEATURES, LexicalStats, lexical_features
+from search.system import (
+    CANDIDATES,
+    FORMAT,
+    NEURAL_FEATURES,
+    RANKING_FILE,
+    neural_matrix,
+    rerank_logits,
+    united_pool,
+)
 
 # the lexical feature sets compared (each with its own hyperparameters): BM25's signals alone, then every feature
 LEXICAL_SETS = {
@@ -107,6 +119,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--reranker_dir", default=None, help="exported reranker (or checkpoint dir): its logit is a candidate signal"
     )
+    parser.add_argument(
+        "--dense_candidates",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="candidate pools tried for the neural ranking: BM25's top 50 united with the dense leg's top k, for each "
+        "k given (0: BM25's alone); cross-validation picks one (needs --model_dir and --heldout_file)",
+    )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (by query)")
     parser.add_argument("--seed", type=int, default=1000, help="seeds the folds and LightGBM")
     add_model_args(parser, batch_size=64)
@@ -137,6 +157,10 @@ def parse_args(argv=None):
         fail("several --heldout_file: give the recall model of each after the first (--fold_model_dirs)")
     if args.heldout_file and not (args.model_dir or args.params_path or args.reranker_dir):
         fail("--heldout_file fits the neural ranking: give --model_dir (dense cosine) and/or --reranker_dir")
+    if any(k < 0 for k in args.dense_candidates):
+        fail(f"--dense_candidates: each k must be 0 or more, got {' '.join(map(str, args.dense_candidates))}")
+    if max(args.dense_candidates) and not (args.heldout_file and (args.model_dir or args.params_path)):
+        fail("--dense_candidates above 0 unites the dense leg's hits: give --model_dir and --heldout_file")
     if args.fold_model_dirs:
         check_crossfit_args(args)
     if args.model_dir or args.params_path:
@@ -215,11 +239,10 @@ def cv_row(tier, name, ranks, bm25_ranks, params=None, features=None):
     }
 
 
-def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
-    """Cross-validates every feature set of one tier; returns (the winner or None when the baseline is kept by the
-    one-standard-error rule, rows of the CV table). The winner: {"name", "features", "params", "ranks"}."""
-    rows = [cv_row(tier, baseline_name, baseline_ranks, bm25_ranks)]
-    tried = []
+def cross_validate_sets(tier, data, sets, grid, bm25_ranks, folds, seed):
+    """Cross-validates every feature set of one tier, each with its hyperparameters from the grid: (tried, CV rows);
+    tried: [{"name", "features", "params", "ranks"}, ...]."""
+    tried, rows = [], []
     for name, features in sets.items():
         subset = data.select_features(features)
         params, _ = learn.select_hyperparameters(subset, grid_for(features, grid), folds, seeds=(seed,))
@@ -227,6 +250,12 @@ def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, fo
         tried.append({"name": name, "features": features, "params": params, "ranks": ranks})
         rows.append(cv_row(tier, f"{tier}: {name}", ranks, bm25_ranks, params, features))
         logger.info(f"{tier}: {name}: {learn.ranking_metrics(ranks)} with {params}")
+    return tried, rows
+
+
+def keep_best(tier, tried, rows, baseline_name, baseline_ranks):
+    """The best cross-validated set of `tried` (MRR@10; ties: fewer features) if it beats the baseline by the
+    one-standard-error rule, else None (the baseline is served); marks the chosen row of `rows`."""
     best = max(tried, key=lambda t: (learn.ranking_metrics(t["ranks"])["MRR@10"], -len(t["features"])))
     against = learn.paired_comparison(best["ranks"], baseline_ranks)
     keep = against["rr_gain"] > 0 and against["rr_gain"] >= against["rr_gain_se"]
@@ -236,7 +265,15 @@ def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, fo
     )
     for row in rows:
         row["chosen"] = row["row"] == (f"{tier}: {best['name']}" if keep else baseline_name)
-    return (best if keep else None), rows
+    return best if keep else None
+
+
+def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
+    """Cross-validates every feature set of one tier; returns (the winner or None when the baseline is kept by the
+    one-standard-error rule, rows of the CV table). The winner: {"name", "features", "params", "ranks"}."""
+    tried, rows = cross_validate_sets(tier, data, sets, grid, bm25_ranks, folds, seed)
+    rows = [cv_row(tier, baseline_name, baseline_ranks, bm25_ranks)] + rows
+    return keep_best(tier, tried, rows, baseline_name, baseline_ranks), rows
 
 
 def importance(booster):
@@ -275,6 +312,8 @@ def main(argv=None):
         candidates = dict(
             zip(queries, searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=encoder is not None))
         )
+        united = max(args.dense_candidates) if heldout and encoder is not None else 0
+        tops = dense_tops(args, list(heldout), fold_of, searcher, encoder, texts, united) if united else None
     logger.info(f"{len(queries)} queries: BM25 top {CANDIDATES} from the collection")
 
     # 2. the lexical ranking, over every training query
@@ -324,7 +363,18 @@ def main(argv=None):
     # 3. the neural ranking, over the held-out queries only
     if heldout and (encoder is not None or reranker is not None):
         neural, neural_rows = fit_neural(
-            args, heldout, fold_of, candidates, data, lexical, boosters.get("lexical"), stats, encoder, reranker, where
+            args,
+            heldout,
+            fold_of,
+            candidates,
+            data,
+            lexical,
+            boosters.get("lexical"),
+            stats,
+            encoder,
+            reranker,
+            where,
+            tops,
         )
         table += neural_rows
         if neural:
@@ -336,6 +386,7 @@ def main(argv=None):
                 "params": neural["params"],
                 "model_file": "neural.txt",
                 "set": neural["name"],
+                "dense_candidates": neural["dense_candidates"],
             }
     spec["chosen"] = "neural" if spec["neural"] else "lexical" if spec["lexical"] else "bm25"
     spec["cross_validation"] = table
@@ -365,6 +416,18 @@ def check_gold_found(data, pairs_file, args, where):
     )
 
 
+def fold_encoder(args, fold):
+    """The recall model of a cross-fitting fold (1-based: --fold_model_dirs[fold - 1]), with --model_dir's settings."""
+    return TextEncoder(
+        args.fold_model_dirs[fold - 1],
+        max_seq_length=args.max_seq_length,
+        batch_size=args.batch_size,
+        device=args.device,
+        cpu_threads=args.cpu_threads,
+        enable_mkldnn=args.enable_mkldnn,
+    )
+
+
 def dense_cosines(args, queries, fold_of, candidates, encoder):
     """Each held-out query's cosine with each of its candidates, by the recall model that never trained on it: the
     served --model_dir against the collection's stored vectors, or a fold model (cross-fitting) against its own
@@ -381,14 +444,7 @@ def dense_cosines(args, queries, fold_of, candidates, encoder):
             for query, vector in zip(mine, vectors):
                 cosines[query] = np.array([float(np.dot(stored, vector)) for _, stored in candidates[query]])
             continue
-        model = TextEncoder(
-            args.fold_model_dirs[fold - 1],
-            max_seq_length=args.max_seq_length,
-            batch_size=args.batch_size,
-            device=args.device,
-            cpu_threads=args.cpu_threads,
-            enable_mkldnn=args.enable_mkldnn,
-        )
+        model = fold_encoder(args, fold)
         texts = list(dict.fromkeys(h.text for q in mine for h, _ in candidates[q]))
         row = {text: i for i, text in enumerate(texts)}
         docs = model.encode(texts, role="doc")
@@ -400,8 +456,37 @@ def dense_cosines(args, queries, fold_of, candidates, encoder):
     return cosines
 
 
-def fit_neural(args, heldout, fold_of, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where):
-    """The neural tier on the held-out queries: (winner with its GroupedData, or None; rows of the CV table)."""
+def dense_tops(args, queries, fold_of, searcher, encoder, corpus_texts, top_k):
+    """Each held-out query's dense top_k over the whole collection, [(Hit, cosine), ...], by the recall model that never
+    trained on it: the served --model_dir through the collection (its stored vectors, as the search system serves it),
+    or a fold model (cross-fitting) over its own embedding of every corpus text."""
+    tops = {}
+    for fold in range(1 + len(args.fold_model_dirs)):
+        mine = [q for q in queries if fold_of[q] == fold]
+        if not mine:
+            continue
+        if not fold:
+            vectors = encoder.encode(mine)
+            for query, vector, found in zip(mine, vectors, searcher.dense_with_vectors(vectors, top_k)):
+                tops[query] = [(hit, float(np.dot(stored, vector))) for hit, stored in found]
+            continue
+        model = fold_encoder(args, fold)
+        docs = model.encode(corpus_texts, role="doc")
+        for query, vector in zip(mine, model.encode(mine)):
+            cosines = docs @ vector
+            best = np.argsort(-cosines, kind="stable")[:top_k]
+            tops[query] = [(Hit(int(row), float(cosines[row]), corpus_texts[row]), float(cosines[row])) for row in best]
+        logger.info(f"fold {fold}: the corpus ({len(corpus_texts)} texts) embedded by {model.source}")
+    return tops
+
+
+def fit_neural(
+    args, heldout, fold_of, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where, tops
+):
+    """The neural tier on the held-out queries: (winner with its GroupedData and its "dense_candidates", or None;
+    rows of the CV table). Over BM25's candidates every neural set; over BM25's united with the dense leg's top k
+    (each k of --dense_candidates, with `tops` from dense_tops) the sets without the lexical model's score (it is out
+    of fold on BM25's candidates only)."""
     queries = list(heldout)
     # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
     position = {q: i for i, q in enumerate(data.queries)}
@@ -444,13 +529,47 @@ def fit_neural(args, heldout, fold_of, candidates, data, lexical, lexical_booste
     bm25_ranks = learn.baseline_ranks(neural_data)
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
     baseline = f"held-out queries: lexical {'model' if lexical else 'BM25'} alone (out of fold)"
-    rows = [dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False)]
-    winner, neural_rows = choose(
-        "neural", neural_data, sets, GRIDS["neural"], baseline, lexical_ranks, bm25_ranks, args.folds, args.seed
+    rows = [
+        dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False),
+        cv_row("neural", baseline, lexical_ranks, bm25_ranks),
+    ]
+    tried, set_rows = cross_validate_sets(
+        "neural", neural_data, sets, GRIDS["neural"], bm25_ranks, args.folds, args.seed
     )
-    if winner:
-        winner["data"] = neural_data
-    return winner, rows + neural_rows
+    for entry in tried:
+        entry.update(data=neural_data, dense_candidates=0)
+    rows += set_rows
+    for k in (k for k in args.dense_candidates if k and cosines is not None):
+        united_data = united_neural_data(queries, candidates, cosines, tops, k, heldout, stats)
+        united_sets = {
+            f"{name}, + dense top {k}": f for name, f in sets.items() if not {"lexical_score", "rerank_logit"} & set(f)
+        }
+        more, more_rows = cross_validate_sets(
+            "neural", united_data, united_sets, GRIDS["neural"], bm25_ranks, args.folds, args.seed
+        )
+        for entry in more:
+            entry.update(data=united_data, dense_candidates=k)
+        tried += more
+        rows += more_rows
+    return keep_best("neural", tried, rows, baseline, lexical_ranks), rows
+
+
+def united_neural_data(queries, candidates, cosines, tops, k, heldout, stats):
+    """The neural inputs over BM25's candidates united with the dense leg's top k (search.ranking.united_pool, as the
+    search system unites them): every lexical feature and the dense cosine of each candidate."""
+    names = [*DENSE, *FEATURES]
+    features, labels = [], []
+    for query in queries:
+        bm25_found = [(hit, cosine) for (hit, _), cosine in zip(candidates[query], cosines[query])]
+        pool = united_pool(bm25_found, tops[query][:k])
+        hits = [hit for hit, _ in pool]
+        bm25 = np.array([hit.score for hit in hits], dtype=np.float64)
+        cosine = np.array([c for _, c in pool], dtype=np.float64)
+        matrix = lexical_features(query, [hit.text for hit in hits], bm25, stats)
+        # no lexical score among these inputs (neural_matrix's first argument only feeds rank_fusion, not asked for)
+        features.append(neural_matrix(names, bm25, cosine, None, matrix))
+        labels.append(np.array([int(hit.text in heldout[query]) for hit in hits], dtype=np.int32))
+    return learn.GroupedData(features, labels, list(queries), names)
 
 
 def write_ranking(output_dir, spec, stats, boosters):

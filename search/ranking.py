@@ -9,6 +9,7 @@ that combine them. Ranking.load reads and checks it; SearchSystem (search/system
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 
@@ -90,6 +91,11 @@ class Ranking:
         return self.spec["neural"]["features"] if self.neural_model is not None else []
 
     @property
+    def dense_candidates(self) -> int:
+        """The dense leg's top k united with BM25's candidates (united_pool); 0: BM25's candidates alone."""
+        return int(self.spec["neural"].get("dense_candidates", 0)) if self.neural_model is not None else 0
+
+    @property
     def uses_dense(self) -> bool:
         return bool(DENSE_FEATURES & set(self.neural_features))
 
@@ -160,6 +166,19 @@ class Ranking:
         if self.lexical_model is None:
             return np.array([h.score for h in hits], dtype=np.float64)
         return self.lexical_model.predict(self._lexical_inputs(matrix), num_threads=1)
+
+
+def united_pool(bm25_found, dense_found) -> list:
+    """The candidates of one query when the fit united the legs: BM25's, as found, then the dense leg's whose title is
+    not among them, in the dense order, each with a BM25 score of 0 (what the lexical features see of a title BM25
+    did not rank: bm25_rel 0, bm25_rank after BM25's). Both lists and the result: [(Hit, stored vector), ...]."""
+    seen = {hit.text for hit, _ in bm25_found}
+    extra = []
+    for hit, vector in dense_found:
+        if hit.text not in seen:
+            seen.add(hit.text)
+            extra.append((replace(hit, score=0.0), vector))
+    return list(bm25_found) + extra
 
 
 def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None, lexical=None) -> np.ndarray:

@@ -54,6 +54,7 @@ from search.ranking import (  # noqa: F401
     default_ranking_dir,
     neural_matrix,
     rerank_logits,
+    united_pool,
 )
 
 CANDIDATES = 50  # BM25 hits a query's ranking reorders
@@ -632,7 +633,8 @@ class SearchSystem:
         return result, steps
 
     def _system(self, queries, top_k, expression, explain, steps):
-        """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's)."""
+        """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's). The candidates: BM25's
+        top CANDIDATES, united with the dense leg's top k where the fit chose so (Ranking.dense_candidates)."""
         start = time.perf_counter()
         uses_dense = self.ranking.uses_dense
         # the lexical leg needs no query vector: it runs in a second thread while the queries are encoded
@@ -641,7 +643,11 @@ class SearchSystem:
         )
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
+        united = self.ranking.dense_candidates
+        dense = self.searcher.dense_with_vectors(vectors, united, filter=expression) if united else None
         legs = lexical.result()
+        if dense is not None:
+            legs = [united_pool(found, extra) for found, extra in zip(legs, dense)]
         if uses_dense:
             steps["encode"] = encoded - start
         steps["search"] = time.perf_counter() - encoded

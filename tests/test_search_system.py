@@ -132,16 +132,22 @@ def test_the_one_standard_error_rule_keeps_only_a_clear_gain():
     assert winner is None and [row["row"] for row in rows if row["chosen"]] == ["baseline"]
 
 
-@pytest.mark.parametrize("joint", [False, True], ids=["stacked", "joint"])
-def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(sample, fitted, tmp_path, capsys, joint):
+@pytest.mark.parametrize(
+    "joint, united", [(False, 0), (True, 0), (True, 20)], ids=["stacked", "joint", "joint-united-with-dense-top-20"]
+)
+def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(
+    sample, fitted, tmp_path, capsys, joint, united
+):
     """A ranking whose neural model uses the dense cosine, over the lexical score (stacked) or beside every lexical
-    feature (joint): SearchSystem computes the cosine of each candidate's stored vector, the lexical features and
-    the model's score exactly as a direct computation does; loading it with another recall model (other weights)
-    or serving it without one is a one-line error."""
+    feature (joint), over BM25's candidates or over them united with the dense leg's top 20: SearchSystem computes
+    the pool (BM25's 50, then the dense hits whose title BM25 did not find, in the dense order, with a BM25 score of
+    0), the cosine of each candidate's stored vector, the lexical features and the model's score exactly as a direct
+    computation does; loading it with another recall model (other weights) or serving it without one is a one-line
+    error."""
     from ns_common.io import weights_fingerprint
     from recall.milvus.config import load_config
     from recall.milvus.model import TextEncoder
-    from recall.milvus.search import MilvusSearcher
+    from recall.milvus.search import Hit, MilvusSearcher
     from search import learn
     from search.features import FEATURES, LexicalStats
     from search.fit import read_pairs, write_ranking
@@ -172,19 +178,33 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(samp
     neural_spec = dict(
         spec,
         chosen="neural",
-        neural={"features": names, "params": {}, "model_file": "neural.txt", "set": "joint" if joint else "stacked"},
+        neural={
+            "features": names,
+            "params": {},
+            "model_file": "neural.txt",
+            "set": "joint" if joint else "stacked",
+            "dense_candidates": united,
+        },
         fitted_with=dict(spec["fitted_with"], recall_model=weights_fingerprint(sample["export"])),
     )
     write_ranking(neural_dir, neural_spec, LexicalStats.load(os.path.join(output, "lexical_stats.json")), boosters)
 
     ranking = Ranking.load(neural_dir, model_dir=sample["export"])
-    assert ranking.uses_dense and not ranking.uses_reranker
-    query = pairs[0][0]
+    assert ranking.uses_dense and not ranking.uses_reranker and ranking.dense_candidates == united
     with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
+        for query, _ in pairs:  # united: a query whose dense top 20 holds titles BM25's 50 lack
+            found = searcher.bm25_with_vectors([query], 50)[0]
+            query_vector = encoder.encode([query])[0]
+            extra = []
+            for hit, vector in searcher.dense_with_vectors(query_vector[None], united)[0] if united else []:
+                if hit.text not in {h.text for h, _ in found + extra}:
+                    extra.append((Hit(hit.id, 0.0, hit.text, hit.fields), vector))
+            if extra or not united:
+                break
+        assert bool(extra) == bool(united)
         hits = SearchSystem(searcher, ranking, encoder).search(query, top_k=5)
-        found = searcher.bm25_with_vectors([query], 50)[0]
+        found = found + extra
         candidates = [h for h, _ in found]
-        query_vector = encoder.encode([query])[0]
         cosine = np.array([float(np.dot(v, query_vector)) for _, v in found])
         matrix = lexical.lexical_matrix(query, candidates)
         expected = booster.predict(
@@ -565,11 +585,23 @@ def test_cross_fitting_scores_each_fold_by_its_own_model_and_fits_on_every_query
         assert len(by_folds[query]) == len(candidates[query]) > 0
         np.testing.assert_allclose(by_folds[query], stored[query], atol=1e-4)
 
-    spec = fit.main(argv + ["--fold_model_dirs", *folds])
+    texts = [line.rstrip("\n") for line in open(sample["corpus"], encoding="utf-8")]
+    with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
+        by_fold_tops = fit.dense_tops(args, queries, fold_of, searcher, encoder, texts, 5)
+        stored_tops = fit.dense_tops(args, queries, dict.fromkeys(queries, 0), searcher, encoder, texts, 5)
+    for query in queries:  # the same top 5 (ties aside) with the same cosines, from the corpus or the collection
+        mine, theirs = by_fold_tops[query], stored_tops[query]
+        np.testing.assert_allclose([c for _, c in mine], [c for _, c in theirs], atol=1e-4)
+        assert [h.text for h, _ in mine][:1] == [h.text for h, _ in theirs][:1]
+
+    spec = fit.main(argv + ["--fold_model_dirs", *folds, "--dense_candidates", "0", "10"])
     train_queries = len(fit.read_pairs(sample["train"]))
     assert spec["queries"] == {"train": train_queries, "heldout": train_queries} and len(spec["fold_models"]) == 2
     neural_rows = [row for row in spec["cross_validation"] if row["tier"] == "neural"]
     assert neural_rows and all(row["queries"] == train_queries for row in neural_rows)
+    united = [row for row in neural_rows if row["row"].endswith(", + dense top 10")]
+    assert [row["features"] for row in united] == [fit.FEATURES + fit.DENSE]  # the joint set alone
+    assert spec["neural"] is None or spec["neural"]["dense_candidates"] in (0, 10)
 
     capsys.readouterr()
     for extra, message in (
@@ -578,6 +610,15 @@ def test_cross_fitting_scores_each_fold_by_its_own_model_and_fits_on_every_query
     ):
         with pytest.raises(SystemExit):
             fit.main(argv + extra)
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    lexical_only = argv[: argv.index("--model_dir")] + ["--output_dir", str(tmp_path / "lexical_ranking")]
+    for bad, message in (
+        (argv + ["--fold_model_dirs", *folds, "--dense_candidates", "-1"], "each k must be 0 or more"),
+        (lexical_only + ["--dense_candidates", "10"], "give --model_dir and --heldout_file"),
+    ):
+        with pytest.raises(SystemExit):
+            fit.main(bad)
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     with pytest.raises(SystemExit):  # a query held out twice

@@ -293,6 +293,21 @@ class MilvusSearcher:
                 for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k, expression)
             ]
 
+    def dense_with_vectors(self, vectors, top_k, filter=None) -> list:  # noqa: A002 - Milvus' own name
+        """Dense hits of query embeddings (float32 [n, dim]), each with its stored vector: [[(Hit, vector), ...], ...],
+        as bm25_with_vectors (the search system unites the two legs' candidates, search/ranking.py united_pool)."""
+        top_k = check_top_k(top_k)
+        expression = check_filter(filter)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
+        with self._errors("dense search", expression):
+            return [
+                hits
+                for start in range(0, len(vectors), QUERIES_PER_REQUEST)
+                for hits in self._dense(
+                    vectors[start : start + QUERIES_PER_REQUEST], top_k, expression, with_vectors=True
+                )
+            ]
+
     def _bm25_data(self, queries):
         """What a BM25 request sends: the query's character n-grams for a char_ngram collection, else the text."""
         if self.info.analyzer == "char_ngram":
@@ -384,7 +399,8 @@ class MilvusSearcher:
             for hits in raw
         ]
 
-    def _dense(self, vectors, top_k, expression=""):
+    def _dense(self, vectors, top_k, expression="", with_vectors=False):
+        """One dense request: [[Hit, ...], ...], or with_vectors [[(Hit, stored vector), ...], ...]."""
         raw = self.client.search(
             self.config.collection,
             data=vectors.tolist(),
@@ -392,10 +408,18 @@ class MilvusSearcher:
             limit=top_k,
             filter=expression,
             search_params=self.config.search_params(self.info.index_type, top_k),
-            output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS],
+            output_fields=[store.TEXT_FIELD, *store.HIT_FIELDS] + ([store.DENSE_FIELD] if with_vectors else []),
             partition_names=store.partition_names(self.config),
         )
-        return self._hits(raw)
+        if not with_vectors:
+            return self._hits(raw)
+        return [
+            [
+                (hit, np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32))
+                for hit, h in zip(self._hits([hits])[0], hits)
+            ]
+            for hits in raw
+        ]
 
     def _hits(self, raw):
         return [
