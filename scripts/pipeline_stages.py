@@ -14,8 +14,9 @@ from pipeline_runner import PYTHON, ROOT, read_json, stage_env
 from recipe import Recipe
 
 MODES = ("dense", "bm25", "hybrid")  # the Milvus search modes: dense (HNSW), BM25 (Milvus full-text), hybrid (RRF)
-# the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = 60)
-RERANKINGS = (("rerank", []), ("fused", ["--fuse_recall_rank", "60"]))
+# the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = FUSION_K)
+RERANKINGS = ("rerank", "fused")
+FUSION_K = 60
 # recall evaluated on the dev queries (reported) and on the held-out training queries (what a choice between variants may use):
 # (results directory, metrics directory, Layout attribute of the query pairs)
 EVALUATIONS = (("recall", "metrics", "dev_pairs"), ("recall_fit", "metrics_fit", "train_fit"))
@@ -717,27 +718,32 @@ def reranker_auc(pipe, c):
 
 
 def rerank_eval(pipe, c):
-    """Every mode's dev list reranked in every way (RERANKINGS), each scored again."""
+    """Every mode's dev list reranked once, written in both orders (the reranker's, and fused with the recall ranks:
+    RERANKINGS), each scored again."""
     cmds, outputs = [], []
     for mode in MODES:
-        for kind, fuse in RERANKINGS:
-            reranked, name = c.milvus_result("dev", f"{mode}_{kind}"), f"milvus_{mode}_{kind}"
-            cmds.append(
-                py(
-                    "ernie_matching/rerank_results.py",
-                    "--recall_result_file",
-                    c.milvus_result("dev", mode),
-                    "--output_file",
-                    reranked,
-                    "--model_dir",
-                    c.reranker_export,
-                    "--recall_num",
-                    "50",
-                    *fuse,
-                    *c.common,
-                )
+        reranked = {kind: c.milvus_result("dev", f"{mode}_{kind}") for kind in RERANKINGS}
+        cmds.append(
+            py(
+                "ernie_matching/rerank_results.py",
+                "--recall_result_file",
+                c.milvus_result("dev", mode),
+                "--output_file",
+                reranked["rerank"],
+                "--fused_output_file",
+                reranked["fused"],
+                "--fuse_recall_rank",
+                str(FUSION_K),
+                "--model_dir",
+                c.reranker_export,
+                "--recall_num",
+                "50",
+                *c.common,
             )
-            cmds.append(evaluate_command(c.dev_pairs, reranked, name, c.P("metrics", f"{name}.json")))
+        )
+        for kind in RERANKINGS:
+            name = f"milvus_{mode}_{kind}"
+            cmds.append(evaluate_command(c.dev_pairs, reranked[kind], name, c.P("metrics", f"{name}.json")))
             outputs.append(c.P("metrics", f"{name}.json"))
     pipe.stage("rerank_eval", cmds, outputs=outputs)
 
