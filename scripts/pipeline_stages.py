@@ -777,6 +777,7 @@ def fit_ranking(pipe, c):
             *folds,
             "--output_dir",
             c.ranking_dir,
+            *c.recipe["ernie"].flags("fit_ranking"),
             *c.milvus,
             *c.common,
         ),

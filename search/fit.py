@@ -70,9 +70,16 @@ GRIDS = {  # hyperparameters tried per feature set; "neural" (small) for models 
 }
 
 
-def grid_for(features, tier_grid):
+def grid_for(features, tier, grids):
     """A set holding the lexical features themselves needs a model the size of the lexical one: the lexical grid."""
-    return GRIDS["lexical"] if set(FEATURES) <= set(features) else tier_grid
+    return grids["lexical"] if set(FEATURES) <= set(features) else grids[tier]
+
+
+def tier_grids(grid):
+    """GRIDS (--grid full), or each cut to its first combination (--grid first: no search)."""
+    if grid == "full":
+        return GRIDS
+    return {tier: {name: values[:1] for name, values in tier_grid.items()} for tier, tier_grid in GRIDS.items()}
 
 
 # every file a ranking directory holds, its marker first: a directory --output_dir replaces whole holds nothing else
@@ -109,6 +116,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (by query)")
     parser.add_argument("--seed", type=int, default=1000, help="seeds the folds and LightGBM")
+    parser.add_argument(
+        "--grid",
+        choices=("full", "first"),
+        default="full",
+        help="hyperparameters per feature set: full: every combination of the tier's grid, chosen by "
+        "cross-validation; first: only the grid's first (no search: the smoke budget, whose tests check the flow)",
+    )
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
@@ -215,14 +229,14 @@ def cv_row(tier, name, ranks, bm25_ranks, params=None, features=None):
     }
 
 
-def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
+def choose(tier, data, sets, grids, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
     """Cross-validates every feature set of one tier; returns (the winner or None when the baseline is kept by the
     one-standard-error rule, rows of the CV table). The winner: {"name", "features", "params", "ranks"}."""
     rows = [cv_row(tier, baseline_name, baseline_ranks, bm25_ranks)]
     tried = []
     for name, features in sets.items():
         subset = data.select_features(features)
-        params, _ = learn.select_hyperparameters(subset, grid_for(features, grid), folds, seeds=(seed,))
+        params, _ = learn.select_hyperparameters(subset, grid_for(features, tier, grids), folds, seeds=(seed,))
         ranks = learn.cross_validate(subset, params, folds, seed)
         tried.append({"name": name, "features": features, "params": params, "ranks": ranks})
         rows.append(cv_row(tier, f"{tier}: {name}", ranks, bm25_ranks, params, features))
@@ -290,7 +304,15 @@ def main(argv=None):
     check_gold_found(data, args.train_file, args, where)
     bm25_ranks = learn.baseline_ranks(data)
     lexical, table = choose(
-        "lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
+        "lexical",
+        data,
+        LEXICAL_SETS,
+        tier_grids(args.grid),
+        "BM25 alone",
+        bm25_ranks,
+        bm25_ranks,
+        args.folds,
+        args.seed,
     )
     spec = {
         "format": FORMAT,
@@ -302,6 +324,7 @@ def main(argv=None):
         "queries": {"train": len(train), "heldout": len(heldout)},
         "fold_models": [weights_fingerprint(path) for path in args.fold_model_dirs],
         "folds": args.folds,
+        "grid": args.grid,
         "seed": args.seed,
         "fitted_with": {
             "corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
@@ -446,7 +469,7 @@ def fit_neural(args, heldout, fold_of, candidates, data, lexical, lexical_booste
     baseline = f"held-out queries: lexical {'model' if lexical else 'BM25'} alone (out of fold)"
     rows = [dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False)]
     winner, neural_rows = choose(
-        "neural", neural_data, sets, GRIDS["neural"], baseline, lexical_ranks, bm25_ranks, args.folds, args.seed
+        "neural", neural_data, sets, tier_grids(args.grid), baseline, lexical_ranks, bm25_ranks, args.folds, args.seed
     )
     if winner:
         winner["data"] = neural_data
