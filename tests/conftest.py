@@ -70,15 +70,38 @@ def chromium():
 
 
 def pytest_terminal_summary(terminalreporter):
+    # from the skip reports, not SKIPPED alone: under pytest-xdist the tests ran in the workers' processes
+    reasons = " ".join(str(report.longrepr) for report in terminalreporter.stats.get("skipped", []))
     skipped = [
         f"{name} ({variable}={os.environ[variable]})"
         for component, (name, variable, _) in COMPONENTS.items()
-        if component in SKIPPED
+        if component in SKIPPED or f"needs {name}: skipped on request" in reasons
     ]
     if skipped:
         terminalreporter.write_line(
             f"opted out of {', '.join(skipped)}: the tests that need it were skipped", yellow=True
         )
+
+
+# ---------------------------------------------------------------- two workers (make test: pytest-xdist)
+
+# files whose module fixtures build the costliest things run first: the long ones do not end the run alone
+FIRST = ("test_pipeline.py", "web_index", "test_recipes.py", "test_pretrained.py", "test_milvus_server.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """For `pytest -n 2 --dist loadgroup` (make test): each file runs whole in one worker, so that its module
+    fixtures are built once, and the files that read the session's web_index in the same one (it is built once a
+    worker); the costliest groups are handed out first. Without xdist the marks change nothing but the order of
+    the files, each still in collection order inside."""
+    groups = {}
+    for item in items:
+        name = os.path.basename(str(item.path))
+        groups[name] = "web_index" if "web_index" in item.fixturenames or groups.get(name) == "web_index" else name
+    position = {group: i for i, group in enumerate(FIRST)}
+    items.sort(key=lambda item: position.get(groups[os.path.basename(str(item.path))], len(FIRST)))  # stable
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[os.path.basename(str(item.path))]))
 
 
 # ---------------------------------------------------------------- the bundled sample, tiny models
