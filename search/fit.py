@@ -70,9 +70,9 @@ GRIDS = {  # hyperparameters tried per feature set; "neural" (small) for models 
 }
 
 
-def grid_for(features, tier, grids):
+def grid_for(features, tier_grid, lexical_grid):
     """A set holding the lexical features themselves needs a model the size of the lexical one: the lexical grid."""
-    return grids["lexical"] if set(FEATURES) <= set(features) else grids[tier]
+    return lexical_grid if set(FEATURES) <= set(features) else tier_grid
 
 
 def tier_grids(grid):
@@ -229,14 +229,15 @@ def cv_row(tier, name, ranks, bm25_ranks, params=None, features=None):
     }
 
 
-def choose(tier, data, sets, grids, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
+def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed, lexical_grid=None):
     """Cross-validates every feature set of one tier; returns (the winner or None when the baseline is kept by the
     one-standard-error rule, rows of the CV table). The winner: {"name", "features", "params", "ranks"}."""
     rows = [cv_row(tier, baseline_name, baseline_ranks, bm25_ranks)]
+    lexical_grid = GRIDS["lexical"] if lexical_grid is None else lexical_grid
     tried = []
     for name, features in sets.items():
         subset = data.select_features(features)
-        params, _ = learn.select_hyperparameters(subset, grid_for(features, tier, grids), folds, seeds=(seed,))
+        params, _ = learn.select_hyperparameters(subset, grid_for(features, grid, lexical_grid), folds, seeds=(seed,))
         ranks = learn.cross_validate(subset, params, folds, seed)
         tried.append({"name": name, "features": features, "params": params, "ranks": ranks})
         rows.append(cv_row(tier, f"{tier}: {name}", ranks, bm25_ranks, params, features))
@@ -303,16 +304,9 @@ def main(argv=None):
     where = f"collection {searcher.config.collection} at {searcher.config.uri}"
     check_gold_found(data, args.train_file, args, where)
     bm25_ranks = learn.baseline_ranks(data)
+    grids = tier_grids(args.grid)
     lexical, table = choose(
-        "lexical",
-        data,
-        LEXICAL_SETS,
-        tier_grids(args.grid),
-        "BM25 alone",
-        bm25_ranks,
-        bm25_ranks,
-        args.folds,
-        args.seed,
+        "lexical", data, LEXICAL_SETS, grids["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
     )
     spec = {
         "format": FORMAT,
@@ -468,8 +462,18 @@ def fit_neural(args, heldout, fold_of, candidates, data, lexical, lexical_booste
     lexical_ranks = np.array([learn.gold_rank(x[:, 0], y) for x, y in zip(features, labels)])
     baseline = f"held-out queries: lexical {'model' if lexical else 'BM25'} alone (out of fold)"
     rows = [dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False)]
+    grids = tier_grids(args.grid)
     winner, neural_rows = choose(
-        "neural", neural_data, sets, tier_grids(args.grid), baseline, lexical_ranks, bm25_ranks, args.folds, args.seed
+        "neural",
+        neural_data,
+        sets,
+        grids["neural"],
+        baseline,
+        lexical_ranks,
+        bm25_ranks,
+        args.folds,
+        args.seed,
+        lexical_grid=grids["lexical"],
     )
     if winner:
         winner["data"] = neural_data

@@ -85,19 +85,22 @@ def pytest_terminal_summary(terminalreporter):
 
 # ---------------------------------------------------------------- two workers (make test: pytest-xdist)
 
-# files whose module fixtures build the costliest things run first: the long ones do not end the run alone
-FIRST = ("test_pipeline.py", "web_index", "test_recipes.py", "test_pretrained.py", "test_milvus_server.py")
+# session fixtures that index the sample (below): the files that read one run in one worker, "sample_indexes"
+SHARED_INDEXES = ("web_index", "papers_pipeline")
+# the costliest groups are handed out first, so that no long one starts last and ends the run alone
+FIRST = ("test_pipeline.py", "sample_indexes", "test_recipes.py", "test_pretrained.py", "test_milvus_server.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    """For `pytest -n 2 --dist loadgroup` (make test): each file runs whole in one worker, so that its module
-    fixtures are built once, and the files that read the session's web_index in the same one (it is built once a
-    worker); the costliest groups are handed out first. Without xdist the marks change nothing but the order of
-    the files, each still in collection order inside."""
+    """For `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (pyproject.toml's addopts): each file runs whole in
+    one worker, so that its module fixtures are built once, and the files that read a session index of the sample
+    (SHARED_INDEXES: built once a worker) all in the same one; FIRST sets the order the groups are handed out in.
+    Without xdist the marks change nothing but the order of the files, each still in collection order inside."""
     groups = {}
     for item in items:
         name = os.path.basename(str(item.path))
-        groups[name] = "web_index" if "web_index" in item.fixturenames or groups.get(name) == "web_index" else name
+        shared = groups.get(name) == "sample_indexes" or any(f in item.fixturenames for f in SHARED_INDEXES)
+        groups[name] = "sample_indexes" if shared else name
     position = {group: i for i, group in enumerate(FIRST)}
     items.sort(key=lambda item: position.get(groups[os.path.basename(str(item.path))], len(FIRST)))  # stable
     for item in items:
