@@ -70,41 +70,15 @@ def chromium():
 
 
 def pytest_terminal_summary(terminalreporter):
-    # from the skip reports, not SKIPPED alone: under pytest-xdist the tests ran in the workers' processes
-    reasons = " ".join(str(report.longrepr) for report in terminalreporter.stats.get("skipped", []))
     skipped = [
         f"{name} ({variable}={os.environ[variable]})"
         for component, (name, variable, _) in COMPONENTS.items()
-        if component in SKIPPED or f"needs {name}: skipped on request" in reasons
+        if component in SKIPPED
     ]
     if skipped:
         terminalreporter.write_line(
             f"opted out of {', '.join(skipped)}: the tests that need it were skipped", yellow=True
         )
-
-
-# ---------------------------------------------------------------- two workers (make test: pytest-xdist)
-
-# session fixtures that index the sample (below): the files that read one run in one worker, "sample_indexes"
-SHARED_INDEXES = ("web_index", "papers_pipeline")
-# the costliest groups are handed out first, so that no long one starts last and ends the run alone
-FIRST = ("test_pipeline.py", "sample_indexes", "test_recipes.py", "test_pretrained.py", "test_milvus_server.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    """For `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (pyproject.toml's addopts): each file runs whole in
-    one worker, so that its module fixtures are built once, and the files that read a session index of the sample
-    (SHARED_INDEXES: built once a worker) all in the same one; FIRST sets the order the groups are handed out in.
-    Without xdist the marks change nothing but the order of the files, each still in collection order inside."""
-    groups = {}
-    for item in items:
-        name = os.path.basename(str(item.path))
-        shared = groups.get(name) == "sample_indexes" or any(f in item.fixturenames for f in SHARED_INDEXES)
-        groups[name] = "sample_indexes" if shared else name
-    position = {group: i for i, group in enumerate(FIRST)}
-    items.sort(key=lambda item: position.get(groups[os.path.basename(str(item.path))], len(FIRST)))  # stable
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[os.path.basename(str(item.path))]))
 
 
 # ---------------------------------------------------------------- the bundled sample, tiny models
