@@ -306,7 +306,16 @@ def main(argv=None):
     bm25_ranks = learn.baseline_ranks(data)
     grids = tier_grids(args.grid)
     lexical, table = choose(
-        "lexical", data, LEXICAL_SETS, grids["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
+        "lexical",
+        data,
+        LEXICAL_SETS,
+        grids["lexical"],
+        "BM25 alone",
+        bm25_ranks,
+        bm25_ranks,
+        args.folds,
+        args.seed,
+        lexical_grid=grids["lexical"],
     )
     spec = {
         "format": FORMAT,
