@@ -13,7 +13,9 @@ and after reranking (the same numbers ns_common/evaluate.py gives for the two fi
 --fuse_recall_rank K (beyond PaddleNLP, off by default) orders each list by reciprocal-rank fusion of the
 reranker's ranks and the recall ranks, sum of 1 / (K + rank), and writes that sum as the score: the
 recall's own evidence (BM25's IDF above all) is kept where the reranker is unsure. K = 60 is the usual
-RRF constant, and Milvus' RRFRanker default.
+RRF constant, and Milvus' RRFRanker default. With --fused_output_file as well, one run writes both orders from
+the same reranker scores: --output_file the reranker's, --fused_output_file the fused one (the pipeline's
+rerank_eval: each list reranked once, not once per order).
 """
 
 import argparse
@@ -52,9 +54,17 @@ def parse_args(argv=None):
         metavar="K",
         help="order by reciprocal-rank fusion of reranker and recall ranks, 1/(K+rank) summed (0: the reranker's order alone)",
     )
+    parser.add_argument(
+        "--fused_output_file",
+        default=None,
+        help="with --fuse_recall_rank: the fused order goes here and --output_file keeps the reranker's order "
+        "(both from one reranking)",
+    )
     add_reranker_args(parser, batch_size=128)
     args = parser.parse_args(argv)
     check_reranker_args(args)
+    if args.fused_output_file and not args.fuse_recall_rank:
+        fail("--fused_output_file needs --fuse_recall_rank K (the fusion's constant)")
     if args.recall_num < 0 or args.top_k < 0 or args.fuse_recall_rank < 0:
         fail("--recall_num, --top_k and --fuse_recall_rank must be >= 0")
     if args.recall_num and args.top_k > args.recall_num:
@@ -68,8 +78,14 @@ def parse_args(argv=None):
         args.output_file = os.path.splitext(args.recall_result_file)[0] + "_reranked.txt"
     if os.path.abspath(args.output_file) == os.path.abspath(args.recall_result_file):
         fail("--output_file must differ from --recall_result_file (the recall result is kept for comparison)")
+    if args.fused_output_file and os.path.abspath(args.fused_output_file) == os.path.abspath(args.output_file):
+        fail("--fused_output_file must differ from --output_file (each holds one order)")
     check_outputs(
-        files=[("output_file", args.output_file), ("result_file", args.result_file)],
+        files=[
+            ("output_file", args.output_file),
+            ("fused_output_file", args.fused_output_file),
+            ("result_file", args.result_file),
+        ],
         inputs=[
             ("recall_result_file", args.recall_result_file),
             ("similar_text_pair_file", args.similar_text_pair_file),
@@ -85,6 +101,11 @@ def fuse_ranks(recall_docs, reranked_docs, k):
     recall_rank = {doc: rank for rank, doc in enumerate(recall_docs, 1)}
     fused = [(doc, 1.0 / (k + rank) + 1.0 / (k + recall_rank[doc])) for rank, doc in enumerate(reranked_docs, 1)]
     return sorted(fused, key=lambda pair: -pair[1])
+
+
+def result_rows(reranked):
+    """{query: [(doc, score)]} -> recall_result.txt rows."""
+    return ((query, doc, f"{score:.6f}") for query, docs in reranked.items() for doc, score in docs)
 
 
 @entry_point
@@ -105,16 +126,17 @@ def main(argv=None):
     from tqdm import tqdm
 
     timer = Timer()
-    reranked = {}
+    by_reranker, fused = {}, {}
     for query, docs in tqdm(candidates.items(), desc="reranking", unit="query"):
+        ordered = [(c["text"], c["rerank_score"]) for c in reranker.rerank(query, [{"text": doc} for doc in docs])]
+        by_reranker[query] = ordered[: args.top_k or None]
         if args.fuse_recall_rank:
-            ordered = [c["text"] for c in reranker.rerank(query, [{"text": doc} for doc in docs])]
-            reranked[query] = fuse_ranks(docs, ordered, args.fuse_recall_rank)[: args.top_k or None]
-        else:
-            top = reranker.rerank(query, [{"text": doc} for doc in docs], top_k=args.top_k or None)
-            reranked[query] = [(c["text"], c["rerank_score"]) for c in top]
-    rows = ((query, doc, f"{score:.6f}") for query, docs in reranked.items() for doc, score in docs)
-    n_rows = write_lines(args.output_file, rows)
+            fused[query] = fuse_ranks(docs, [doc for doc, _ in ordered], args.fuse_recall_rank)[: args.top_k or None]
+    # --fuse_recall_rank alone: the fused order is the output; with --fused_output_file it goes there instead
+    reranked = fused if args.fuse_recall_rank and not args.fused_output_file else by_reranker
+    n_rows = write_lines(args.output_file, result_rows(reranked))
+    if args.fused_output_file:
+        write_lines(args.fused_output_file, result_rows(fused))
     cache = reranker.encoder
     logger.info(
         f"reranked {len(reranked)} queries ({reranker.pairs_scored} pairs) in {timer.seconds:.1f}s: "
@@ -125,11 +147,13 @@ def main(argv=None):
     if args.similar_text_pair_file:
         queries, gold = gold_pairs
         before = recall_metrics(queries, gold, candidates, args.recall_num or None)
-        after = recall_metrics(
-            queries, gold, {q: [doc for doc, _ in docs] for q, docs in reranked.items()}, args.recall_num or None
-        )
         report(f"recall   {args.recall_result_file}", before, args.result_file)
-        report(f"reranked {args.output_file}", after, args.result_file)
+        outputs = [(args.output_file, reranked)] + ([(args.fused_output_file, fused)] if args.fused_output_file else [])
+        for path, lists in outputs:
+            after = recall_metrics(
+                queries, gold, {q: [doc for doc, _ in docs] for q, docs in lists.items()}, args.recall_num or None
+            )
+            report(f"reranked {path}", after, args.result_file)
     return reranked
 
 

@@ -14,8 +14,9 @@ from pipeline_runner import PYTHON, ROOT, read_json, stage_env
 from recipe import Recipe
 
 MODES = ("dense", "bm25", "hybrid")  # the Milvus search modes: dense (HNSW), BM25 (Milvus full-text), hybrid (RRF)
-# the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = 60)
-RERANKINGS = (("rerank", []), ("fused", ["--fuse_recall_rank", "60"]))
+# the reranker's order, and (beyond PaddleNLP) that order fused with the recall ranks (RRF, k = FUSION_K)
+RERANKINGS = ("rerank", "fused")
+FUSION_K = 60
 # recall evaluated on the dev queries (reported) and on the held-out training queries (what a choice between variants may use):
 # (results directory, metrics directory, Layout attribute of the query pairs)
 EVALUATIONS = (("recall", "metrics", "dev_pairs"), ("recall_fit", "metrics_fit", "train_fit"))
@@ -89,9 +90,11 @@ class Layout:
         # like the served one on every training query but one fold's, so that the learned ranking's dense signals
         # are out of fold on every training query, not only on the fit part (search/fit.py --fold_model_dirs)
         self.crossfit_folds = int(self.recipe["ernie"].option("inbatch", "crossfit_folds", 0) or 0)
-        # the candidate pools the fit tries for the neural ranking (the recipe's inbatch option dense_candidates: the
-        # dense leg's top k united with BM25's 50, for each k listed; 0: BM25's alone; search/fit.py)
-        self.dense_candidates = [int(k) for k in self.recipe["ernie"].option("inbatch", "dense_candidates", [0]) or [0]]
+        # the candidate pools the fit tries for the neural ranking (the recipe's fit_ranking option dense_candidates:
+        # the dense leg's top k united with BM25's 50, for each k listed; 0: BM25's alone; search/fit.py)
+        self.dense_candidates = [
+            int(k) for k in self.recipe["ernie"].option("fit_ranking", "dense_candidates", [0]) or [0]
+        ]
         self.folds = [
             {
                 "train": P("split", f"fold{i}_train.csv"),
@@ -720,27 +723,32 @@ def reranker_auc(pipe, c):
 
 
 def rerank_eval(pipe, c):
-    """Every mode's dev list reranked in every way (RERANKINGS), each scored again."""
+    """Every mode's dev list reranked once, written in both orders (the reranker's, and fused with the recall ranks:
+    RERANKINGS), each scored again."""
     cmds, outputs = [], []
     for mode in MODES:
-        for kind, fuse in RERANKINGS:
-            reranked, name = c.milvus_result("dev", f"{mode}_{kind}"), f"milvus_{mode}_{kind}"
-            cmds.append(
-                py(
-                    "ernie_matching/rerank_results.py",
-                    "--recall_result_file",
-                    c.milvus_result("dev", mode),
-                    "--output_file",
-                    reranked,
-                    "--model_dir",
-                    c.reranker_export,
-                    "--recall_num",
-                    "50",
-                    *fuse,
-                    *c.common,
-                )
+        reranked = {kind: c.milvus_result("dev", f"{mode}_{kind}") for kind in RERANKINGS}
+        cmds.append(
+            py(
+                "ernie_matching/rerank_results.py",
+                "--recall_result_file",
+                c.milvus_result("dev", mode),
+                "--output_file",
+                reranked["rerank"],
+                "--fused_output_file",
+                reranked["fused"],
+                "--fuse_recall_rank",
+                str(FUSION_K),
+                "--model_dir",
+                c.reranker_export,
+                "--recall_num",
+                "50",
+                *c.common,
             )
-            cmds.append(evaluate_command(c.dev_pairs, reranked, name, c.P("metrics", f"{name}.json")))
+        )
+        for kind in RERANKINGS:
+            name = f"milvus_{mode}_{kind}"
+            cmds.append(evaluate_command(c.dev_pairs, reranked[kind], name, c.P("metrics", f"{name}.json")))
             outputs.append(c.P("metrics", f"{name}.json"))
     pipe.stage("rerank_eval", cmds, outputs=outputs)
 
@@ -776,6 +784,7 @@ def fit_ranking(pipe, c):
             *map(str, c.dense_candidates),
             "--output_dir",
             c.ranking_dir,
+            *c.recipe["ernie"].flags("fit_ranking"),
             *c.milvus,
             *c.common,
         ),

@@ -62,13 +62,14 @@ class Recipe:
             raise RecipeError(f"{self.path}: no stage {stage!r} (stages: {', '.join(self.stages)})")
         return self.stages[stage]
 
-    def _value(self, stage, flag, value):
-        """A setting, or the one for this budget / preset from a mapping by budget or by preset."""
+    def _value(self, where, value):
+        """A setting (where: its place in the file, stage.flags.name or stage.option), or the one for this budget /
+        preset from a mapping by budget or by preset."""
         if isinstance(value, dict):
             key = self.budget if set(value) <= set(BUDGETS) else self.preset if set(value) <= set(PRESETS) else None
             if key is None or key not in value:
                 raise RecipeError(
-                    f"{self.path}: {stage}.flags.{flag}: expected a value for budget {self.budget} or preset {self.preset}, got {value}"
+                    f"{self.path}: {where}: expected a value for budget {self.budget} or preset {self.preset}, got {value}"
                 )
             return value[key]
         return value
@@ -76,13 +77,13 @@ class Recipe:
     def setting(self, stage, flag, default=None):
         """One flag's value for this budget / preset (default when the stage does not set it)."""
         flags = self._stage(stage).get("flags") or {}
-        return self._value(stage, flag, flags[flag]) if flag in flags else default
+        return self._value(f"{stage}.flags.{flag}", flags[flag]) if flag in flags else default
 
     def flags(self, stage):
         """The stage's flags as argv items, in the recipe's order."""
         argv = []
         for flag, value in (self._stage(stage).get("flags") or {}).items():
-            value = self._value(stage, flag, value)
+            value = self._value(f"{stage}.flags.{flag}", value)
             if value is True:
                 argv.append(f"--{flag}")
             elif value is not False and value is not None:
@@ -90,9 +91,9 @@ class Recipe:
         return argv
 
     def option(self, stage, key, default=None):
-        """A setting of the stage that is not a flag (e.g. train_reranker.pseudo_queries), by budget / preset as flags."""
-        options = self._stage(stage)
-        return self._value(stage, key, options[key]) if key in options else default
+        """A setting of the stage that is not a flag (e.g. train_reranker.pseudo_queries), itself or by budget /
+        preset."""
+        return self._value(f"{stage}.{key}", self._stage(stage).get(key, default))
 
 
 @entry_point

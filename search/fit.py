@@ -82,9 +82,16 @@ GRIDS = {  # hyperparameters tried per feature set; "neural" (small) for models 
 }
 
 
-def grid_for(features, tier_grid):
+def grid_for(features, tier_grid, lexical_grid):
     """A set holding the lexical features themselves needs a model the size of the lexical one: the lexical grid."""
-    return GRIDS["lexical"] if set(FEATURES) <= set(features) else tier_grid
+    return lexical_grid if set(FEATURES) <= set(features) else tier_grid
+
+
+def tier_grids(grid):
+    """GRIDS (--grid full), or each cut to its first combination (--grid first: no search)."""
+    if grid == "full":
+        return GRIDS
+    return {tier: {name: values[:1] for name, values in tier_grid.items()} for tier, tier_grid in GRIDS.items()}
 
 
 # every file a ranking directory holds, its marker first: a directory --output_dir replaces whole holds nothing else
@@ -129,6 +136,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (by query)")
     parser.add_argument("--seed", type=int, default=1000, help="seeds the folds and LightGBM")
+    parser.add_argument(
+        "--grid",
+        choices=("full", "first"),
+        default="full",
+        help="hyperparameters per feature set: full: every combination of the tier's grid, chosen by "
+        "cross-validation; first: only the grid's first (no search: the smoke budget, whose tests check the flow)",
+    )
     add_model_args(parser, batch_size=64)
     add_config_args(parser, skip=("batch_size",))
     args = parser.parse_args(argv)
@@ -239,13 +253,14 @@ def cv_row(tier, name, ranks, bm25_ranks, params=None, features=None):
     }
 
 
-def cross_validate_sets(tier, data, sets, grid, bm25_ranks, folds, seed):
-    """Cross-validates every feature set of one tier, each with its hyperparameters from the grid: (tried, CV rows);
-    tried: [{"name", "features", "params", "ranks"}, ...]."""
+def cross_validate_sets(tier, data, sets, grid, bm25_ranks, folds, seed, lexical_grid=None):
+    """Cross-validates every feature set of one tier, each with its hyperparameters from the grid (the lexical grid
+    for a set holding the lexical features): (tried, CV rows); tried: [{"name", "features", "params", "ranks"}, ...]."""
+    lexical_grid = GRIDS["lexical"] if lexical_grid is None else lexical_grid
     tried, rows = [], []
     for name, features in sets.items():
         subset = data.select_features(features)
-        params, _ = learn.select_hyperparameters(subset, grid_for(features, grid), folds, seeds=(seed,))
+        params, _ = learn.select_hyperparameters(subset, grid_for(features, grid, lexical_grid), folds, seeds=(seed,))
         ranks = learn.cross_validate(subset, params, folds, seed)
         tried.append({"name": name, "features": features, "params": params, "ranks": ranks})
         rows.append(cv_row(tier, f"{tier}: {name}", ranks, bm25_ranks, params, features))
@@ -268,10 +283,10 @@ def keep_best(tier, tried, rows, baseline_name, baseline_ranks):
     return best if keep else None
 
 
-def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed):
+def choose(tier, data, sets, grid, baseline_name, baseline_ranks, bm25_ranks, folds, seed, lexical_grid=None):
     """Cross-validates every feature set of one tier; returns (the winner or None when the baseline is kept by the
     one-standard-error rule, rows of the CV table). The winner: {"name", "features", "params", "ranks"}."""
-    tried, rows = cross_validate_sets(tier, data, sets, grid, bm25_ranks, folds, seed)
+    tried, rows = cross_validate_sets(tier, data, sets, grid, bm25_ranks, folds, seed, lexical_grid)
     rows = [cv_row(tier, baseline_name, baseline_ranks, bm25_ranks)] + rows
     return keep_best(tier, tried, rows, baseline_name, baseline_ranks), rows
 
@@ -328,8 +343,18 @@ def main(argv=None):
     where = f"collection {searcher.config.collection} at {searcher.config.uri}"
     check_gold_found(data, args.train_file, args, where)
     bm25_ranks = learn.baseline_ranks(data)
+    grids = tier_grids(args.grid)
     lexical, table = choose(
-        "lexical", data, LEXICAL_SETS, GRIDS["lexical"], "BM25 alone", bm25_ranks, bm25_ranks, args.folds, args.seed
+        "lexical",
+        data,
+        LEXICAL_SETS,
+        grids["lexical"],
+        "BM25 alone",
+        bm25_ranks,
+        bm25_ranks,
+        args.folds,
+        args.seed,
+        lexical_grid=grids["lexical"],
     )
     spec = {
         "format": FORMAT,
@@ -341,6 +366,7 @@ def main(argv=None):
         "queries": {"train": len(train), "heldout": len(heldout)},
         "fold_models": [weights_fingerprint(path) for path in args.fold_model_dirs],
         "folds": args.folds,
+        "grid": args.grid,
         "seed": args.seed,
         "fitted_with": {
             "corpus": {"documents": stats.n_docs, "sha1": stats.sha1},
@@ -533,8 +559,9 @@ def fit_neural(
         dict(cv_row("neural", "held-out queries: BM25 alone", bm25_ranks, bm25_ranks), chosen=False),
         cv_row("neural", baseline, lexical_ranks, bm25_ranks),
     ]
+    grids = tier_grids(args.grid)
     tried, set_rows = cross_validate_sets(
-        "neural", neural_data, sets, GRIDS["neural"], bm25_ranks, args.folds, args.seed
+        "neural", neural_data, sets, grids["neural"], bm25_ranks, args.folds, args.seed, lexical_grid=grids["lexical"]
     )
     for entry in tried:
         entry.update(data=neural_data, dense_candidates=0)
@@ -545,7 +572,14 @@ def fit_neural(
             f"{name}, + dense top {k}": f for name, f in sets.items() if not {"lexical_score", "rerank_logit"} & set(f)
         }
         more, more_rows = cross_validate_sets(
-            "neural", united_data, united_sets, GRIDS["neural"], bm25_ranks, args.folds, args.seed
+            "neural",
+            united_data,
+            united_sets,
+            grids["neural"],
+            bm25_ranks,
+            args.folds,
+            args.seed,
+            lexical_grid=grids["lexical"],
         )
         for entry in more:
             entry.update(data=united_data, dense_candidates=k)

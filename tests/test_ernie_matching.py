@@ -528,6 +528,19 @@ def test_rerank_results_rewrites_recall_result_and_reports_before_and_after(trai
         expected = {d: 1 / (2 + by_reranker.index(d) + 1) + 1 / (2 + recalled.index(d) + 1) for d in recalled}
         assert [d for d, _ in fused[query]] == sorted(recalled, key=lambda d: (-expected[d], by_reranker.index(d)))
         assert all(abs(score - expected[d]) < 1e-9 for d, score in fused[query])
+    # both orders from one reranking (the pipeline's rerank_eval): the same two files as the two runs above
+    both = [tmp_path / "both_reranked.txt", tmp_path / "both_fused.txt"]
+    rerank_results.main(
+        ["--recall_result_file", str(recall_file), "--output_file", str(both[0]), "--fused_output_file", str(both[1])]
+        + ["--params_path", ckpt, "--recall_num", "4", "--fuse_recall_rank", "2"]
+    )
+    assert [f.read_text(encoding="utf-8") for f in both] == [
+        f.read_text(encoding="utf-8") for f in (output, fused_file)
+    ]
+    with pytest.raises(SystemExit):  # the fused order needs its constant
+        rerank_results.main(
+            ["--recall_result_file", str(recall_file), "--params_path", ckpt, "--fused_output_file", str(both[1])]
+        )
 
 
 def test_rank_fusion_on_a_hand_made_case():

@@ -571,6 +571,7 @@ def test_cross_fitting_scores_each_fold_by_its_own_model_and_fits_on_every_query
         shutil.copytree(sample["export"], tmp_path / f"fold{i}")
         folds.append(str(tmp_path / f"fold{i}"))
     argv = ["--train_file", sample["train"], "--corpus_file", sample["corpus"], "--uri", sample["uri"], "--folds", "3"]
+    argv += ["--grid", "first"]  # no hyperparameter search: the cross-fitting is what is checked (the search: fitted)
     argv += ["--model_dir", sample["export"], "--output_dir", str(tmp_path / "ranking"), "--heldout_file", *heldout]
     args = fit.parse_args(argv + ["--fold_model_dirs", *folds])
     pairs, fold_of = fit.read_heldout(args.heldout_file)
