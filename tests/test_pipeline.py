@@ -466,6 +466,9 @@ def test_pretrained_start_runs_end_to_end(tmp_path):
     assert ranking["queries"]["heldout"] == ranking["queries"]["train"] and len(ranking["fold_models"]) == 1
     assert ranking["fold_models"][0] != ranking["fitted_with"]["recall_model"]
     assert ranking["fitted_with"]["reranker"] is None
+    # the recipe's fit_ranking.dense_candidates at the smoke budget, 0 and 10: the joint set over the united pool too
+    united = [row for row in ranking["cross_validation"] if row["row"].endswith(", + dense top 10")]
+    assert len(united) == 1 and united[0]["queries"] == ranking["queries"]["train"]
     for stage in ("pretrain_ernie", "simcse"):
         assert said(stdout, stage) is None, stage  # the recipe leaves them out
     assert said(stdout, "rerank_eval") == "skipped"
