@@ -113,7 +113,7 @@ def worker_main(payload_file, work):
     try:
         result = work(payload)
     except BaseException as e:  # noqa: BLE001 - report, never hang the parent
-        result = {"error": f"{type(e).__name__}: {e}"}
+        result = {**read_partial(payload["result_file"]), "error": f"{type(e).__name__}: {e}"}
     with open(payload["result_file"] + ".tmp", "w", encoding="utf-8") as f:
         json.dump(result, f)
     os.replace(payload["result_file"] + ".tmp", payload["result_file"])
