@@ -72,11 +72,28 @@ def run_isolated(backend, script, payload, time_box_s=None):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            return {"error": f"not finished within the time box of {time_box_s:.0f} s"}
+            return {**read_partial(result_file), "error": f"not finished within the time box of {time_box_s:.0f} s"}
         if not os.path.isfile(result_file):
-            return {"error": f"worker exited with code {code}"}
+            return {**read_partial(result_file), "error": f"worker exited with code {code}"}
         with open(result_file, encoding="utf-8") as f:
             return json.load(f)
+
+
+def save_partial(payload, result) -> None:
+    """What a worker has measured so far (a JSON-able dict): run_isolated returns it beside the error when the worker
+    runs past its time box or dies, so a row says what it finished."""
+    partial = payload["result_file"] + ".partial"
+    with open(partial + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    os.replace(partial + ".tmp", partial)
+
+
+def read_partial(result_file) -> dict:
+    try:
+        with open(result_file + ".partial", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 class Terminated(BaseException):
@@ -96,7 +113,7 @@ def worker_main(payload_file, work):
     try:
         result = work(payload)
     except BaseException as e:  # noqa: BLE001 - report, never hang the parent
-        result = {"error": f"{type(e).__name__}: {e}"}
+        result = {**read_partial(payload["result_file"]), "error": f"{type(e).__name__}: {e}"}
     with open(payload["result_file"] + ".tmp", "w", encoding="utf-8") as f:
         json.dump(result, f)
     os.replace(payload["result_file"] + ".tmp", payload["result_file"])
