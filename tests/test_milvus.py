@@ -236,6 +236,29 @@ def test_insert_resume_is_exact_and_rerun_never_duplicates(embeddings, tmp_path)
     assert texts == {0: lines[0], 239: lines[239], 240: lines[240], 499: lines[499]}
 
 
+def test_write_requests_stay_under_the_vector_byte_cap_and_resume_by_them(embeddings, tmp_path, monkeypatch):
+    """Milvus Lite 2.5 writes requests of more than ~6 MB of vectors several times slower: --batch_size is cut to
+    store.MAX_REQUEST_VECTOR_BYTES of vectors (5,000 rows of 384 floats -> 2,730), and --max_batches / --resume
+    count those requests."""
+    import numpy as np
+
+    from recall.milvus import insert, store
+    from recall.milvus.config import load_config
+
+    assert store.rows_per_request(load_config(batch_size=5000), 384) == 2730
+    assert store.rows_per_request(load_config(batch_size=100), 384) == 100
+    dim = np.load(embeddings, mmap_mode="r").shape[1]
+    monkeypatch.setattr(store, "MAX_REQUEST_VECTOR_BYTES", 150 * 4 * dim)  # 150 rows a request
+    uri = str(tmp_path / "capped.db")
+    common = ["--data_path", CORPUS, "--embedding_path", embeddings, "--uri", uri, "--batch_size", "5000"]
+    assert insert.main(common + ["--max_batches", "2"]) is None
+    config = load_config(uri=uri)
+    client = store.connect(config)
+    assert store.count_entities(client, config) == 300  # two requests of 150, not the 500 of --batch_size
+    store.close(client, config)
+    assert insert.main(common + ["--resume"]) == 500
+
+
 def test_insert_rejects_mismatches(embeddings, lite_index, tmp_path, capsys):
     from recall.milvus import insert
 

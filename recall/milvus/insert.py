@@ -230,12 +230,13 @@ def insert_corpus(
     # --resume: the batches the collection holds in full, asked before anything is written (no query runs over
     # rows of this run before they are flushed)
     complete = set()
-    for first in range(0, n_docs, config.batch_size) if resume else ():
-        last = min(first + config.batch_size, n_docs)
+    batch_size = store.rows_per_request(config, dim)
+    for first in range(0, n_docs, batch_size) if resume else ():
+        last = min(first + batch_size, n_docs)
         if store.count_entities(client, config, (first, last)) == last - first:
             complete.add(first)
     with tqdm(total=n_docs, desc="inserting", unit="doc") as progress:
-        for first_id, records in iter_record_chunks(data_path, config.batch_size):
+        for first_id, records in iter_record_chunks(data_path, batch_size):
             texts = [record.title for record in records]
             end_id = first_id + len(texts)
             if first_id in complete:

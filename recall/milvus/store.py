@@ -623,6 +623,17 @@ def add_record_fields(schema):
     schema.add_field("abstract", DataType.VARCHAR, max_length=4 * MAX_ABSTRACT_CHARS)
 
 
+# Milvus Lite 2.5 writes a request carrying more than ~6 MB of vectors 7-18x slower (CSL, 8,999 rows of 384
+# floats: 198 rows/s in requests of 5,000, 1,477 in requests of 2,500; docs/benchmarks.md): requests stay under this
+MAX_REQUEST_VECTOR_BYTES = 4 * 1024 * 1024
+
+
+def rows_per_request(config, dim) -> int:
+    """Rows per write request: config.batch_size, fewer when that many dim-wide float32 vectors would pass
+    MAX_REQUEST_VECTOR_BYTES."""
+    return max(1, min(config.batch_size, MAX_REQUEST_VECTOR_BYTES // (4 * dim)))
+
+
 def lexical_max_chars(config):
     """Characters of a text that fit the lexical field (65,535 bytes, up to 26 bytes per character)."""
     return min(config.text_max_length, 2500)

@@ -162,14 +162,15 @@ def write_plan(client, config, info, data_path, plan, vectors_of, created=False,
         logger.info(f"wrote batch {batches}: {written}/{total} papers")
         pending.clear()
 
-    for first, records in iter_record_chunks(data_path, config.batch_size, report=False):
+    batch_size = store.rows_per_request(config, info.dim)
+    for first, records in iter_record_chunks(data_path, batch_size, report=False):
         for line, record in enumerate(records, first):
             if line not in wanted:
                 continue
             if max_batches is not None and batches == max_batches:
                 return written, True
             pending.append((line, record))
-            if len(pending) == config.batch_size:
+            if len(pending) == batch_size:
                 flush_batch()
     if pending:
         if max_batches is not None and batches == max_batches:
