@@ -454,6 +454,14 @@ def fold_encoder(args, fold):
     )
 
 
+def by_fold(args, queries, fold_of):
+    """(fold, its queries in order) for the served model's fold 0 and each fold model's, the empty ones left out."""
+    for fold in range(1 + len(args.fold_model_dirs)):
+        mine = [q for q in queries if fold_of[q] == fold]
+        if mine:
+            yield fold, mine
+
+
 def dense_cosines(args, queries, fold_of, candidates, encoder):
     """Each held-out query's cosine with each of its candidates, by the recall model that never trained on it: the
     served --model_dir against the collection's stored vectors, or a fold model (cross-fitting) against its own
@@ -461,10 +469,7 @@ def dense_cosines(args, queries, fold_of, candidates, encoder):
     if encoder is None:
         return None
     cosines = {}
-    for fold in range(1 + len(args.fold_model_dirs)):
-        mine = [q for q in queries if fold_of[q] == fold]
-        if not mine:
-            continue
+    for fold, mine in by_fold(args, queries, fold_of):
         if not fold:
             vectors = encoder.encode(mine)
             for query, vector in zip(mine, vectors):
@@ -487,13 +492,10 @@ def dense_tops(args, queries, fold_of, searcher, encoder, corpus_texts, top_k):
     trained on it: the served --model_dir through the collection (its stored vectors, as the search system serves it),
     or a fold model (cross-fitting) over its own embedding of every corpus text."""
     tops = {}
-    for fold in range(1 + len(args.fold_model_dirs)):
-        mine = [q for q in queries if fold_of[q] == fold]
-        if not mine:
-            continue
+    for fold, mine in by_fold(args, queries, fold_of):
         if not fold:
             vectors = encoder.encode(mine)
-            for query, vector, found in zip(mine, vectors, searcher.dense_with_vectors(vectors, top_k)):
+            for query, vector, found in zip(mine, vectors, searcher.search_vectors(vectors, top_k, with_vectors=True)):
                 tops[query] = [(hit, float(np.dot(stored, vector))) for hit, stored in found]
             continue
         model = fold_encoder(args, fold)

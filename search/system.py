@@ -644,7 +644,7 @@ class SearchSystem:
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
         united = self.ranking.dense_candidates
-        dense = self.searcher.dense_with_vectors(vectors, united, filter=expression) if united else None
+        dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True) if united else None
         legs = lexical.result()
         if dense is not None:
             legs = [united_pool(found, extra) for found, extra in zip(legs, dense)]

@@ -196,7 +196,9 @@ def test_a_neural_ranking_is_served_with_its_model_and_refused_with_another(
             found = searcher.bm25_with_vectors([query], 50)[0]
             query_vector = encoder.encode([query])[0]
             extra = []
-            for hit, vector in searcher.dense_with_vectors(query_vector[None], united)[0] if united else []:
+            for hit, vector in (
+                searcher.search_vectors(query_vector[None], united, with_vectors=True)[0] if united else []
+            ):
                 if hit.text not in {h.text for h, _ in found + extra}:
                     extra.append((Hit(hit.id, 0.0, hit.text, hit.fields), vector))
             if extra or not united:

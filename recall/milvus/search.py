@@ -281,8 +281,10 @@ class MilvusSearcher:
                 results.extend(self._search_chunk(chunk, top_k, mode, chunk_vectors, expression))
         return results
 
-    def search_vectors(self, vectors, top_k=10, filter=None) -> list:  # noqa: A002 - Milvus' own name
-        """Dense search by query embeddings (float32 [n, dim]) computed elsewhere."""
+    def search_vectors(self, vectors, top_k=10, filter=None, with_vectors=False) -> list:  # noqa: A002 - Milvus' own name
+        """Dense search by query embeddings (float32 [n, dim]) computed elsewhere: [[Hit, ...], ...], or with_vectors
+        each hit with its stored vector, [[(Hit, vector), ...], ...], as bm25_with_vectors (the search system unites
+        the two legs' candidates: search/ranking.py united_pool)."""
         top_k = check_top_k(top_k)
         expression = check_filter(filter)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
@@ -290,22 +292,7 @@ class MilvusSearcher:
             return [
                 hits
                 for start in range(0, len(vectors), QUERIES_PER_REQUEST)
-                for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k, expression)
-            ]
-
-    def dense_with_vectors(self, vectors, top_k, filter=None) -> list:  # noqa: A002 - Milvus' own name
-        """Dense hits of query embeddings (float32 [n, dim]), each with its stored vector: [[(Hit, vector), ...], ...],
-        as bm25_with_vectors (the search system unites the two legs' candidates, search/ranking.py united_pool)."""
-        top_k = check_top_k(top_k)
-        expression = check_filter(filter)
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim)
-        with self._errors("dense search", expression):
-            return [
-                hits
-                for start in range(0, len(vectors), QUERIES_PER_REQUEST)
-                for hits in self._dense(
-                    vectors[start : start + QUERIES_PER_REQUEST], top_k, expression, with_vectors=True
-                )
+                for hits in self._dense(vectors[start : start + QUERIES_PER_REQUEST], top_k, expression, with_vectors)
             ]
 
     def _bm25_data(self, queries):
