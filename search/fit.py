@@ -328,7 +328,8 @@ def main(argv=None):
             zip(queries, searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=encoder is not None))
         )
         united = max(args.dense_candidates) if heldout and encoder is not None else 0
-        tops = dense_tops(args, list(heldout), fold_of, searcher, encoder, texts, united) if united else None
+        embedded = {}  # the fold models' corpus embeddings: their candidates' cosines read from them
+        tops = dense_tops(args, list(heldout), fold_of, searcher, encoder, texts, united, embedded) if united else None
     logger.info(f"{len(queries)} queries: BM25 top {CANDIDATES} from the collection")
 
     # 2. the lexical ranking, over every training query
@@ -401,6 +402,7 @@ def main(argv=None):
             reranker,
             where,
             tops,
+            embedded,
         )
         table += neural_rows
         if neural:
@@ -462,10 +464,11 @@ def by_fold(args, queries, fold_of):
             yield fold, mine
 
 
-def dense_cosines(args, queries, fold_of, candidates, encoder):
+def dense_cosines(args, queries, fold_of, candidates, encoder, embedded=None):
     """Each held-out query's cosine with each of its candidates, by the recall model that never trained on it: the
     served --model_dir against the collection's stored vectors, or a fold model (cross-fitting) against its own
-    embedding of the candidates' texts. None without a recall model."""
+    embedding of the candidates' texts (taken from `embedded`, {fold: {text: vector}} of dense_tops, where that fold's
+    model embedded the corpus already). None without a recall model."""
     if encoder is None:
         return None
     cosines = {}
@@ -476,21 +479,22 @@ def dense_cosines(args, queries, fold_of, candidates, encoder):
                 cosines[query] = np.array([float(np.dot(stored, vector)) for _, stored in candidates[query]])
             continue
         model = fold_encoder(args, fold)
-        texts = list(dict.fromkeys(h.text for q in mine for h, _ in candidates[q]))
-        row = {text: i for i, text in enumerate(texts)}
-        docs = model.encode(texts, role="doc")
+        known = (embedded or {}).get(fold, {})
+        texts = [t for t in dict.fromkeys(h.text for q in mine for h, _ in candidates[q]) if t not in known]
+        docs = {**known, **dict(zip(texts, model.encode(texts, role="doc")))} if texts else known
         for query, vector in zip(mine, model.encode(mine)):
-            cosines[query] = np.array([float(docs[row[h.text]] @ vector) for h, _ in candidates[query]])
+            cosines[query] = np.array([float(docs[h.text] @ vector) for h, _ in candidates[query]])
         logger.info(
             f"fold {fold}: {len(mine)} held-out queries, {len(texts)} candidate texts embedded by {model.source}"
         )
     return cosines
 
 
-def dense_tops(args, queries, fold_of, searcher, encoder, corpus_texts, top_k):
+def dense_tops(args, queries, fold_of, searcher, encoder, corpus_texts, top_k, embedded=None):
     """Each held-out query's dense top_k over the whole collection, [(Hit, cosine), ...], by the recall model that never
     trained on it: the served --model_dir through the collection (its stored vectors, as the search system serves it),
-    or a fold model (cross-fitting) over its own embedding of every corpus text."""
+    or a fold model (cross-fitting) over its own embedding of every corpus text (kept in `embedded`, a dict given,
+    as {fold: {text: vector}} for dense_cosines: the corpus embedded once)."""
     tops = {}
     for fold, mine in by_fold(args, queries, fold_of):
         if not fold:
@@ -500,6 +504,8 @@ def dense_tops(args, queries, fold_of, searcher, encoder, corpus_texts, top_k):
             continue
         model = fold_encoder(args, fold)
         docs = model.encode(corpus_texts, role="doc")
+        if embedded is not None:
+            embedded[fold] = dict(zip(corpus_texts, docs))
         for query, vector in zip(mine, model.encode(mine)):
             cosines = docs @ vector
             best = np.argsort(-cosines, kind="stable")[:top_k]
@@ -509,12 +515,12 @@ def dense_tops(args, queries, fold_of, searcher, encoder, corpus_texts, top_k):
 
 
 def fit_neural(
-    args, heldout, fold_of, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where, tops
+    args, heldout, fold_of, candidates, data, lexical, lexical_booster, stats, encoder, reranker, where, tops, embedded
 ):
     """The neural tier on the held-out queries: (winner with its GroupedData and its "dense_candidates", or None;
     rows of the CV table). Over BM25's candidates every neural set; over BM25's united with the dense leg's top k
     (each k of --dense_candidates, with `tops` from dense_tops) the sets without the lexical model's score (it is out
-    of fold on BM25's candidates only)."""
+    of fold on BM25's candidates only). embedded: the fold models' corpus embeddings dense_tops kept."""
     queries = list(heldout)
     # the lexical score of a held-out query: out of fold when it was a training query of the lexical model
     position = {q: i for i, q in enumerate(data.queries)}
@@ -523,7 +529,7 @@ def fit_neural(
         if lexical
         else None
     )
-    cosines = dense_cosines(args, queries, fold_of, candidates, encoder)
+    cosines = dense_cosines(args, queries, fold_of, candidates, encoder, embedded)
     features, labels = [], []
     for query in queries:
         found = candidates[query]

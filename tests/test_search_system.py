@@ -590,8 +590,12 @@ def test_cross_fitting_scores_each_fold_by_its_own_model_and_fits_on_every_query
 
     texts = [line.rstrip("\n") for line in open(sample["corpus"], encoding="utf-8")]
     with MilvusSearcher(load_config(uri=sample["uri"]), encoder) as searcher:
-        by_fold_tops = fit.dense_tops(args, queries, fold_of, searcher, encoder, texts, 5)
+        embedded = {}
+        by_fold_tops = fit.dense_tops(args, queries, fold_of, searcher, encoder, texts, 5, embedded)
         stored_tops = fit.dense_tops(args, queries, dict.fromkeys(queries, 0), searcher, encoder, texts, 5)
+    reused = fit.dense_cosines(args, queries, fold_of, candidates, encoder, embedded)  # the corpus embedded once
+    for query in queries:
+        np.testing.assert_allclose(reused[query], by_folds[query], atol=1e-4)
     for query in queries:  # the same top 5 (ties aside) with the same cosines, from the corpus or the collection
         mine, theirs = by_fold_tops[query], stored_tops[query]
         np.testing.assert_allclose([c for _, c in mine], [c for _, c in theirs], atol=1e-4)
