@@ -637,14 +637,21 @@ class SearchSystem:
         top CANDIDATES, united with the dense leg's top k where the fit chose so (Ranking.dense_candidates)."""
         start = time.perf_counter()
         uses_dense = self.ranking.uses_dense
-        # BM25's leg and its candidates' lexical features need no query vector: a second thread does them while the
-        # queries are encoded (Paddle Inference lets go of the GIL while it runs)
-        lexical = self.pool.submit(self._bm25_candidates, queries, expression, uses_dense)
+        # BM25's leg and its candidates' lexical features need no query vector: the second thread does them while the
+        # queries are encoded (Paddle Inference lets go of the GIL while it runs); the features after the search
+        bm25 = self.pool.submit(
+            self.searcher.bm25_with_vectors, queries, CANDIDATES, with_vectors=uses_dense, filter=expression
+        )
+        features = self.pool.submit(self._lexical_matrices, queries, bm25)
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
         united = self.ranking.dense_candidates
-        dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True) if united else None
-        legs, matrices, steps["features"] = lexical.result()
+        dense = None
+        if united:
+            bm25.result()  # one Milvus request at a time (the client is not called from two threads at once)
+            dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True)
+        legs = bm25.result()
+        matrices, steps["features"] = features.result()
         if uses_dense:
             steps["encode"] = encoded - start
         steps["search"] = time.perf_counter() - encoded  # the dense leg, then what is left of BM25's and its features
@@ -663,13 +670,13 @@ class SearchSystem:
             )
         return results
 
-    def _bm25_candidates(self, queries, expression, with_vectors) -> tuple:
-        """(BM25's top CANDIDATES of each query [[(Hit, stored vector or None), ...], ...], their lexical_matrix each,
-        the seconds spent on the features)."""
-        legs = self.searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=with_vectors, filter=expression)
+    def _lexical_matrices(self, queries, bm25) -> tuple:
+        """(the lexical_matrix of each query's BM25 candidates, the seconds spent on them); bm25: the future of
+        bm25_with_vectors."""
+        legs = bm25.result()
         start = time.perf_counter()
         matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
-        return legs, matrices, time.perf_counter() - start
+        return matrices, time.perf_counter() - start
 
     def _unite(self, query, found, matrix, dense_found, steps) -> tuple:
         """BM25's candidates and their features, united with the dense leg's (united_pool): the extras' rows appended."""
