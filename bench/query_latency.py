@@ -20,7 +20,8 @@ Modes, each query alone (nq = 1), the web service's steps:
     system_full             SearchSystem with every signal: BM25's top 50 with their stored vectors, the query
                             encoded, the lexical features and model, the reranker on all 50, the neural model: the
                             default path when the fit keeps the neural ranking with both signals
-Per step p50 / p99 over --queries queries, after warm-up queries. Corpora: `csl` = data/csl/milvus/milvus_data.csv
+Per step p50 / p99 over --queries queries, after warm-up queries, the query encoder warmed first as the web service
+warms it at start (every query length's oneDNN kernels: SearchSystem.warm_up). Corpora: `csl` = data/csl/milvus/milvus_data.csv
 (or the titles of ../shared/data/csl/papers.jsonl) with the queries of data/csl/recall/dev.csv, the collection built
 from data/csl/milvus/papers.jsonl where it exists (the same titles with their fields); `synthetic_N` = N
 titles drawn from a character bigram model of the bundled sample's titles, queries = spans of 4-12 characters of
@@ -395,6 +396,7 @@ def row_worker(payload):
         build = {"documents": len(read_lines(corpus)), "settings": encoder.predictor.settings}
         start = time.perf_counter()
         embeddings = embeddings_of(corpus_name, corpus, encoder, recall_dir, args.work_dir)
+        build["warm_up_lengths"] = encoder.warm_up()  # as the web service does at start (SearchSystem.warm_up)
         build["embed_s"] = round(time.perf_counter() - start, 1)
         with milvus_uri(backend, root) as (uri, _):
             config = load_config(uri=uri, collection="latency")

@@ -34,7 +34,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -175,7 +174,6 @@ class SearchSystem:
         self._closed = False
         self._facets = None  # counted over the collection's rows when first asked, again FACETS_MAX_AGE_S later
         self._facets_at = 0.0
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lexical-leg")
         self.timings = {}  # the seconds of each step of the last call (Results.timings_ms: the same, per call)
 
     # ------------------------------------------------------------------ loading: the one loader of the models
@@ -438,7 +436,10 @@ class SearchSystem:
 
     def warm_up(self) -> None:
         """One search in each mode served: the first BM25 search loads Milvus' jieba dictionary (~1.5 s), the first
-        model call its kernels; pay it now, not on a user's query."""
+        model call its kernels; and the recall model's kernels for every query length (TextEncoder.warm_up): pay it
+        now, not on a user's query."""
+        if self.encoder is not None and hasattr(self.encoder, "warm_up"):
+            self.encoder.warm_up()
         for mode in self.modes:
             if mode in ("dense", "hybrid") and self.encoder is None:
                 continue
@@ -567,11 +568,9 @@ class SearchSystem:
         return paper_id.strip()
 
     def close(self) -> None:
-        """Stops the worker thread; closes the Milvus connection when open() / from_pipeline opened it. Later calls
-        are a SystemClosedError."""
+        """Closes the Milvus connection when open() / from_pipeline opened it. Later calls are a SystemClosedError."""
         with self._lock:
             self._closed = True
-            self.pool.shutdown(wait=True)
             if self._owns_searcher:
                 self._owns_searcher = False
                 self.searcher.close()
@@ -637,24 +636,22 @@ class SearchSystem:
         top CANDIDATES, united with the dense leg's top k where the fit chose so (Ranking.dense_candidates)."""
         start = time.perf_counter()
         uses_dense = self.ranking.uses_dense
-        # BM25's leg and its candidates' lexical features need no query vector: the second thread does them while the
-        # queries are encoded (Paddle Inference lets go of the GIL while it runs); the features after the search
-        bm25 = self.pool.submit(
-            self.searcher.bm25_with_vectors, queries, CANDIDATES, with_vectors=uses_dense, filter=expression
-        )
-        features = self.pool.submit(self._lexical_matrices, queries, bm25)
+        # BM25's request leaves first and Milvus answers it while the query is encoded (a gRPC future; a Python thread
+        # for it waited on the GIL, which Paddle Inference holds while it runs, and slowed the encoder's two threads by
+        # more than BM25 takes); its reply is read before the dense request leaves: one Milvus request at a time
+        read_bm25 = self.searcher.send_bm25(queries, CANDIDATES, with_vectors=uses_dense, filter=expression)
+        sent = time.perf_counter()
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
+        legs = read_bm25()
         united = self.ranking.dense_candidates
-        dense = None
-        if united:
-            bm25.result()  # one Milvus request at a time (the client is not called from two threads at once)
-            dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True)
-        legs = bm25.result()
-        matrices, steps["features"] = features.result()
+        dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True) if united else None
+        featured = time.perf_counter()
+        matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
+        steps["features"] = time.perf_counter() - featured
         if uses_dense:
-            steps["encode"] = encoded - start
-        steps["search"] = time.perf_counter() - encoded  # the dense leg, then what is left of BM25's and its features
+            steps["encode"] = encoded - sent
+        steps["search"] = (sent - start) + (featured - encoded)  # what the searches add to the encoder
         steps["rank"] = 0.0
         if self.ranking.uses_reranker:
             steps["rerank"] = 0.0
@@ -669,14 +666,6 @@ class SearchSystem:
                 annotate(query, self._rank(query, found, matrix, vector, steps, top_k, explain)) if found else []
             )
         return results
-
-    def _lexical_matrices(self, queries, bm25) -> tuple:
-        """(the lexical_matrix of each query's BM25 candidates, the seconds spent on them); bm25: the future of
-        bm25_with_vectors."""
-        legs = bm25.result()
-        start = time.perf_counter()
-        matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
-        return matrices, time.perf_counter() - start
 
     def _unite(self, query, found, matrix, dense_found, steps) -> tuple:
         """BM25's candidates and their features, united with the dense leg's (united_pool): the extras' rows appended."""

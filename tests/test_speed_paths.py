@@ -103,6 +103,22 @@ def test_exported_encoder_on_the_fast_path_equals_the_dynamic_graph(recall_model
     assert np.abs(dynamic[:, None] - dynamic[None]).max() > 0.1  # the vectors depend on the text
 
 
+def test_warm_up_runs_every_query_length_and_changes_no_vector(recall_model):
+    """TextEncoder.warm_up (what the web service and the latency benchmark run at start): one input of each length
+    through the exported model, so that oneDNN builds those kernels before the first query; vectors unchanged."""
+    from recall.milvus.model import TextEncoder
+
+    backbone, params, export_dir = recall_model
+    texts = texts_of_every_shape()[:12]
+    fast = TextEncoder(model_dir=export_dir, max_seq_length=32)
+    before = fast.encode(texts)
+    assert fast.warm_up() == 30  # lengths 3..32
+    assert fast.warm_up(longest=10) == 8
+    assert np.array_equal(fast.encode(texts), before)
+    dynamic = TextEncoder(model_name_or_path=backbone, params_path=params, output_emb_size=64)
+    assert dynamic.warm_up() == 0  # the dynamic graph keeps no kernels per shape
+
+
 def test_exports_hold_no_dropout_op_and_the_model_keeps_its_outputs(recall_model, reranker_model):
     """An eval-mode dropout is still exported as an op that copies its input and, on CPU, moves it out of oneDNN's
     layout and back: the export sets them to 0 (ns_common.export.without_inference_dropout). The fast path's outputs

@@ -170,6 +170,22 @@ class TextEncoder:
             vectors = embed_texts(self.model, self.tokenizer, texts, self.max_seq_length, self.batch_size, role=role)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def warm_up(self, longest=None) -> int:
+        """Runs a text of each token length from 3 to `longest` (default: max_seq_length; at most the oneDNN shape
+        cache holds) through the exported model, one at a time: oneDNN builds its kernels for an input shape on the
+        first call with it (tens of ms for the 12-layer encoder), so a service pays that at start instead of on its
+        users' first query of each length. Returns the lengths run (0 for the dynamic graph, which has no such cache)."""
+        if self.kind != "inference":
+            return 0
+        from ns_common.predictor import ONEDNN_SHAPE_CACHE
+
+        longest = min(longest or self.max_seq_length, ONEDNN_SHAPE_CACHE)
+        token = self.tokenizer.cls_token_id  # any id but padding (the pooling leaves padding out)
+        for length in range(3, longest + 1):
+            input_ids = np.full((1, length), token, dtype=np.int64)
+            self.predictor.run(input_ids, np.zeros_like(input_ids))
+        return max(longest - 2, 0)
+
     @property
     def dim(self) -> int:
         if self._dim is None:

@@ -12,6 +12,7 @@ These are the legs; the default search path (BM25 candidates + the learned ranki
 """
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -308,7 +309,7 @@ class MilvusSearcher:
         if mode == "dense":
             return self._dense(vectors, top_k, expression)
         if mode == "bm25":
-            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k, expression=expression)]
+            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k, expression=expression)()]
         from pymilvus import AnnSearchRequest, RRFRanker
 
         pool = max(top_k, self.config.hybrid_candidates)
@@ -342,24 +343,31 @@ class MilvusSearcher:
         """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
         The vectors come back in the search's own reply (no second request for them). filter: a Milvus boolean
         expression over the paper fields (search_batch)."""
+        return self.send_bm25(queries, top_k, with_vectors, filter)()
+
+    def send_bm25(self, queries, top_k, with_vectors=True, filter=None) -> Callable[[], list]:  # noqa: A002
+        """bm25_with_vectors in two halves: its requests leave now, as gRPC futures (Milvus searches while the caller
+        goes on, with no Python thread: the search system encodes the query meanwhile), and the function returned
+        waits for the replies and reads them. Arguments are checked now; Milvus' errors come from the function."""
         queries, top_k = self.check_request(queries, top_k, "bm25")
         expression = check_filter(filter)
         with self._errors("bm25 search", expression):
-            return [
-                hits
+            pending = [
+                self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors, expression)
                 for start in range(0, len(queries), QUERIES_PER_REQUEST)
-                for hits in self._bm25(
-                    queries[start : start + QUERIES_PER_REQUEST],
-                    top_k,
-                    with_vectors=with_vectors,
-                    expression=expression,
-                )
             ]
 
-    def _bm25(self, queries, top_k, with_vectors=False, expression=""):
-        """One BM25 request: [[(Hit, stored vector or None), ...], ...]."""
+        def replies() -> list:
+            with self._errors("bm25 search", expression):
+                return [hits for read in pending for hits in read()]
+
+        return replies
+
+    def _bm25(self, queries, top_k, with_vectors=False, expression="") -> Callable[[], list]:
+        """One BM25 request, sent: the function that waits for its reply and reads it, [[(Hit, stored vector or None),
+        ...], ...]."""
         fields = [store.TEXT_FIELD, *store.HIT_FIELDS] + ([store.DENSE_FIELD] if with_vectors else [])
-        raw = self.client.search(
+        sent = self.client.search(
             self.config.collection,
             data=self._bm25_data(queries),
             anns_field=store.SPARSE_FIELD,
@@ -368,23 +376,29 @@ class MilvusSearcher:
             search_params={"metric_type": "BM25"},
             output_fields=fields,
             partition_names=store.partition_names(self.config),
+            _async=True,
         )
-        # BM25 scores are positive; Milvus Lite 3.2 reports them negated
-        return [
-            [
-                (
-                    Hit(
-                        self._hit_id(h),
-                        abs(float(h["distance"])),
-                        h["entity"].get(store.TEXT_FIELD, ""),
-                        hit_fields(h["entity"]),
-                    ),
-                    np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None,
-                )
-                for h in hits
+
+        def read() -> list:
+            raw = sent.result() if hasattr(sent, "result") else sent  # a client without futures answered already
+            # BM25 scores are positive; Milvus Lite 3.2 reports them negated
+            return [
+                [
+                    (
+                        Hit(
+                            self._hit_id(h),
+                            abs(float(h["distance"])),
+                            h["entity"].get(store.TEXT_FIELD, ""),
+                            hit_fields(h["entity"]),
+                        ),
+                        np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None,
+                    )
+                    for h in hits
+                ]
+                for hits in raw
             ]
-            for hits in raw
-        ]
+
+        return read
 
     def _dense(self, vectors, top_k, expression="", with_vectors=False):
         """One dense request: [[Hit, ...], ...], or with_vectors [[(Hit, stored vector), ...], ...]."""
