@@ -381,22 +381,25 @@ class MilvusSearcher:
 
         def read() -> list:
             raw = sent.result() if hasattr(sent, "result") else sent  # a client without futures answered already
-            # BM25 scores are positive; Milvus Lite 3.2 reports them negated
-            return [
-                [
-                    (
-                        Hit(
-                            self._hit_id(h),
-                            abs(float(h["distance"])),
-                            h["entity"].get(store.TEXT_FIELD, ""),
-                            hit_fields(h["entity"]),
-                        ),
-                        np.asarray(h["entity"][store.DENSE_FIELD], dtype=np.float32) if with_vectors else None,
+            found = []
+            for hits in raw:
+                vectors = (
+                    np.asarray([h["entity"][store.DENSE_FIELD] for h in hits], dtype=np.float32).reshape(len(hits), -1)
+                    if with_vectors and len(hits)
+                    else [None] * len(hits)
+                )
+                # BM25 scores are positive; Milvus Lite 3.2 reports them negated
+                hits = [
+                    Hit(
+                        self._hit_id(h),
+                        abs(float(h["distance"])),
+                        h["entity"].get(store.TEXT_FIELD, ""),
+                        hit_fields(h["entity"]),
                     )
                     for h in hits
                 ]
-                for hits in raw
-            ]
+                found.append(list(zip(hits, vectors)))
+            return found
 
         return read
 
