@@ -636,22 +636,20 @@ class SearchSystem:
         top CANDIDATES, united with the dense leg's top k where the fit chose so (Ranking.dense_candidates)."""
         start = time.perf_counter()
         uses_dense = self.ranking.uses_dense
-        # BM25's request leaves first and Milvus answers it while the query is encoded (a gRPC future; a Python thread
-        # for it waited on the GIL, which Paddle Inference holds while it runs, and slowed the encoder's two threads by
-        # more than BM25 takes); its reply is read before the dense request leaves: one Milvus request at a time
-        read_bm25 = self.searcher.send_bm25(queries, CANDIDATES, with_vectors=uses_dense, filter=expression)
-        sent = time.perf_counter()
+        # one step after the other: Paddle Inference holds the GIL while it runs, so a second thread for BM25's leg
+        # overlapped nothing but waited on it, and slowed the encoder's two threads by more than the leg takes
+        legs = self.searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=uses_dense, filter=expression)
+        searched = time.perf_counter()
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
-        legs = read_bm25()
         united = self.ranking.dense_candidates
         dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True) if united else None
         featured = time.perf_counter()
         matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
         steps["features"] = time.perf_counter() - featured
         if uses_dense:
-            steps["encode"] = encoded - sent
-        steps["search"] = (sent - start) + (featured - encoded)  # what the searches add to the encoder
+            steps["encode"] = encoded - searched
+        steps["search"] = (searched - start) + (featured - encoded)
         steps["rank"] = 0.0
         if self.ranking.uses_reranker:
             steps["rerank"] = 0.0

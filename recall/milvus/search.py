@@ -12,7 +12,6 @@ These are the legs; the default search path (BM25 candidates + the learned ranki
 """
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -309,7 +308,7 @@ class MilvusSearcher:
         if mode == "dense":
             return self._dense(vectors, top_k, expression)
         if mode == "bm25":
-            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k, expression=expression)()]
+            return [[hit for hit, _ in hits] for hits in self._bm25(queries, top_k, expression=expression)]
         from pymilvus import AnnSearchRequest, RRFRanker
 
         pool = max(top_k, self.config.hybrid_candidates)
@@ -343,31 +342,24 @@ class MilvusSearcher:
         """BM25 hits per query, each with its stored vector (None without with_vectors): [[(Hit, vector), ...], ...].
         The vectors come back in the search's own reply (no second request for them). filter: a Milvus boolean
         expression over the paper fields (search_batch)."""
-        return self.send_bm25(queries, top_k, with_vectors, filter)()
-
-    def send_bm25(self, queries, top_k, with_vectors=True, filter=None) -> Callable[[], list]:  # noqa: A002
-        """bm25_with_vectors in two halves: its requests leave now, as gRPC futures (Milvus searches while the caller
-        goes on, with no Python thread: the search system encodes the query meanwhile), and the function returned
-        waits for the replies and reads them. Arguments are checked now; Milvus' errors come from the function."""
         queries, top_k = self.check_request(queries, top_k, "bm25")
         expression = check_filter(filter)
         with self._errors("bm25 search", expression):
-            pending = [
-                self._bm25(queries[start : start + QUERIES_PER_REQUEST], top_k, with_vectors, expression)
+            return [
+                hits
                 for start in range(0, len(queries), QUERIES_PER_REQUEST)
+                for hits in self._bm25(
+                    queries[start : start + QUERIES_PER_REQUEST],
+                    top_k,
+                    with_vectors=with_vectors,
+                    expression=expression,
+                )
             ]
 
-        def replies() -> list:
-            with self._errors("bm25 search", expression):
-                return [hits for read in pending for hits in read()]
-
-        return replies
-
-    def _bm25(self, queries, top_k, with_vectors=False, expression="") -> Callable[[], list]:
-        """One BM25 request, sent: the function that waits for its reply and reads it, [[(Hit, stored vector or None),
-        ...], ...]."""
+    def _bm25(self, queries, top_k, with_vectors=False, expression="") -> list:
+        """One BM25 request: [[(Hit, stored vector or None), ...], ...]."""
         fields = [store.TEXT_FIELD, *store.HIT_FIELDS] + ([store.DENSE_FIELD] if with_vectors else [])
-        sent = self.client.search(
+        raw = self.client.search(
             self.config.collection,
             data=self._bm25_data(queries),
             anns_field=store.SPARSE_FIELD,
@@ -376,32 +368,26 @@ class MilvusSearcher:
             search_params={"metric_type": "BM25"},
             output_fields=fields,
             partition_names=store.partition_names(self.config),
-            _async=True,
         )
-
-        def read() -> list:
-            raw = sent.result() if hasattr(sent, "result") else sent  # a client without futures answered already
-            found = []
-            for hits in raw:
-                vectors = (
-                    np.asarray([h["entity"][store.DENSE_FIELD] for h in hits], dtype=np.float32).reshape(len(hits), -1)
-                    if with_vectors and len(hits)
-                    else [None] * len(hits)
+        found = []
+        for hits in raw:
+            vectors = (
+                np.asarray([h["entity"][store.DENSE_FIELD] for h in hits], dtype=np.float32).reshape(len(hits), -1)
+                if with_vectors and len(hits)
+                else [None] * len(hits)
+            )
+            # BM25 scores are positive; Milvus Lite 3.2 reports them negated
+            hits = [
+                Hit(
+                    self._hit_id(h),
+                    abs(float(h["distance"])),
+                    h["entity"].get(store.TEXT_FIELD, ""),
+                    hit_fields(h["entity"]),
                 )
-                # BM25 scores are positive; Milvus Lite 3.2 reports them negated
-                hits = [
-                    Hit(
-                        self._hit_id(h),
-                        abs(float(h["distance"])),
-                        h["entity"].get(store.TEXT_FIELD, ""),
-                        hit_fields(h["entity"]),
-                    )
-                    for h in hits
-                ]
-                found.append(list(zip(hits, vectors)))
-            return found
-
-        return read
+                for h in hits
+            ]
+            found.append(list(zip(hits, vectors)))
+        return found
 
     def _dense(self, vectors, top_k, expression="", with_vectors=False):
         """One dense request: [[Hit, ...], ...], or with_vectors [[(Hit, stored vector), ...], ...]."""
