@@ -130,12 +130,13 @@ class Ranking:
             f"{self.directory} --uri ..."
         )
 
-    def lexical_matrix(self, query, hits) -> np.ndarray | None:
-        """[n, len(FEATURES)] lexical features of the candidates (None when no model reads them: BM25's order)."""
+    def lexical_matrix(self, query, hits, first_rank=1) -> np.ndarray | None:
+        """[n, len(FEATURES)] lexical features of the candidates (None when no model reads them: BM25's order).
+        first_rank: hits[0]'s position among the candidates, for hits after BM25's (lexical_features)."""
         if self.lexical_model is None and not set(FEATURES) & set(self.neural_features):
             return None
         bm25 = np.array([h.score for h in hits], dtype=np.float64)
-        return lexical_features(query, [h.text for h in hits], bm25, self.stats)
+        return lexical_features(query, [h.text for h in hits], bm25, self.stats, first_rank)
 
     def _lexical_inputs(self, matrix) -> np.ndarray:
         """The lexical model's columns of a lexical_matrix."""
@@ -161,8 +162,11 @@ class Ranking:
             for row in np.atleast_2d(contributions)
         ]
 
-    def lexical_scores(self, hits, matrix) -> np.ndarray:
-        """The lexical model's score of each hit (BM25's own score where no lexical model was kept)."""
+    def lexical_scores(self, hits, matrix) -> np.ndarray | None:
+        """The lexical model's score of each hit (BM25's own score where no lexical model was kept); None when a
+        neural model ranks without reading it (its inputs hold neither the lexical score nor the rank fusion)."""
+        if self.neural_model is not None and not {"lexical_score", "rank_fusion"} & set(self.neural_features):
+            return None
         if self.lexical_model is None:
             return np.array([h.score for h in hits], dtype=np.float64)
         return self.lexical_model.predict(self._lexical_inputs(matrix), num_threads=1)
@@ -192,9 +196,9 @@ def neural_matrix(names, lexical_score, cosine=None, rerank_logit=None, lexical=
         columns["cosine"] = cosine
         columns["cosine_rank"] = np.argsort(np.argsort(-cosine, kind="stable"), kind="stable") + 1.0
         columns["cosine_gap"] = cosine - (cosine.max() if len(cosine) else 0.0)
-        # the two orders fused by reciprocal rank (a low-variance combination the trees can take as it is)
-        lexical_rank = np.argsort(np.argsort(-np.asarray(lexical_score), kind="stable"), kind="stable") + 1.0
-        columns["rank_fusion"] = 1.0 / (RRF_K + lexical_rank) + 1.0 / (RRF_K + columns["cosine_rank"])
+        if "rank_fusion" in names:  # the two orders fused by reciprocal rank (a low-variance combination for trees)
+            lexical_rank = np.argsort(np.argsort(-np.asarray(lexical_score), kind="stable"), kind="stable") + 1.0
+            columns["rank_fusion"] = 1.0 / (RRF_K + lexical_rank) + 1.0 / (RRF_K + columns["cosine_rank"])
     if rerank_logit is not None:
         columns["rerank_logit"] = rerank_logit
     return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])

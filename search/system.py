@@ -637,39 +637,54 @@ class SearchSystem:
         top CANDIDATES, united with the dense leg's top k where the fit chose so (Ranking.dense_candidates)."""
         start = time.perf_counter()
         uses_dense = self.ranking.uses_dense
-        # the lexical leg needs no query vector: it runs in a second thread while the queries are encoded
-        lexical = self.pool.submit(
-            self.searcher.bm25_with_vectors, queries, CANDIDATES, with_vectors=uses_dense, filter=expression
-        )
+        # BM25's leg and its candidates' lexical features need no query vector: a second thread does them while the
+        # queries are encoded (Paddle Inference lets go of the GIL while it runs)
+        lexical = self.pool.submit(self._bm25_candidates, queries, expression, uses_dense)
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
         united = self.ranking.dense_candidates
         dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True) if united else None
-        legs = lexical.result()
-        if dense is not None:
-            legs = [united_pool(found, extra) for found, extra in zip(legs, dense)]
+        legs, matrices, steps["features"] = lexical.result()
         if uses_dense:
             steps["encode"] = encoded - start
-        steps["search"] = time.perf_counter() - encoded
-        steps.update({"features": 0.0, "rank": 0.0})
+        steps["search"] = time.perf_counter() - encoded  # the dense leg, then what is left of BM25's and its features
+        steps["rank"] = 0.0
         if self.ranking.uses_reranker:
             steps["rerank"] = 0.0
         if explain:
             steps["explain"] = 0.0
         results = []
-        for i, (query, found) in enumerate(zip(queries, legs)):
-            hits = [hit for hit, _ in found]
+        for i, (query, found, matrix) in enumerate(zip(queries, legs, matrices)):
+            if dense is not None:
+                found, matrix = self._unite(query, found, matrix, dense[i], steps)
             vector = None if vectors is None else vectors[i]
             results.append(
-                annotate(query, self._rank(query, hits, found, vector, steps, top_k, explain)) if hits else []
+                annotate(query, self._rank(query, found, matrix, vector, steps, top_k, explain)) if found else []
             )
         return results
 
-    def _rank(self, query, hits, found, query_vector, steps, top_k, explain):
-        """The top_k of the candidates by the ranking's score (with `why` when explain)."""
-        t = time.perf_counter()
-        matrix = self.ranking.lexical_matrix(query, hits)
-        steps["features"] += time.perf_counter() - t
+    def _bm25_candidates(self, queries, expression, with_vectors) -> tuple:
+        """(BM25's top CANDIDATES of each query [[(Hit, stored vector or None), ...], ...], their lexical_matrix each,
+        the seconds spent on the features)."""
+        legs = self.searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=with_vectors, filter=expression)
+        start = time.perf_counter()
+        matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
+        return legs, matrices, time.perf_counter() - start
+
+    def _unite(self, query, found, matrix, dense_found, steps) -> tuple:
+        """BM25's candidates and their features, united with the dense leg's (united_pool): the extras' rows appended."""
+        united = united_pool(found, dense_found)
+        extra = [hit for hit, _ in united[len(found) :]]
+        if matrix is not None and extra:
+            t = time.perf_counter()
+            matrix = np.vstack([matrix, self.ranking.lexical_matrix(query, extra, first_rank=len(found) + 1)])
+            steps["features"] += time.perf_counter() - t
+        return united, matrix
+
+    def _rank(self, query, found, matrix, query_vector, steps, top_k, explain):
+        """The top_k of the candidates [(Hit, stored vector), ...] by the ranking's score (with `why` when explain);
+        matrix: their lexical_matrix."""
+        hits = [hit for hit, _ in found]
         t = time.perf_counter()
         scores = self.ranking.lexical_scores(hits, matrix)
         steps["rank"] += time.perf_counter() - t

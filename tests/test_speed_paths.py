@@ -103,6 +103,31 @@ def test_exported_encoder_on_the_fast_path_equals_the_dynamic_graph(recall_model
     assert np.abs(dynamic[:, None] - dynamic[None]).max() > 0.1  # the vectors depend on the text
 
 
+def test_exports_hold_no_dropout_op_and_the_model_keeps_its_outputs(recall_model, reranker_model):
+    """An eval-mode dropout is still exported as an op that copies its input and, on CPU, moves it out of oneDNN's
+    layout and back: the export sets them to 0 (ns_common.export.without_inference_dropout). The fast path's outputs
+    still equal the dynamic graph's (the test above); here: no dropout op left, and one model's eval outputs
+    unchanged by the removal."""
+    from ns_common.export import without_inference_dropout
+    from ns_common.semantic import load_encoder
+    from ns_common.text import batch_encode
+
+    for export_dir in (recall_model[2], reranker_model[1]):
+        with open(os.path.join(export_dir, "inference.json"), encoding="utf-8") as f:
+            graph = f.read()
+        assert "dropout" not in graph, f"{export_dir}: a dropout op was exported"
+    backbone, params, _ = recall_model
+    model, tokenizer = load_encoder(backbone, output_emb_size=64)
+    model.set_state_dict(paddle.load(params))
+    model.eval()
+    ids, types = batch_encode(texts_of_every_shape()[:16], tokenizer, 64)
+    before = model(paddle.to_tensor(ids), paddle.to_tensor(types)).numpy()
+    assert without_inference_dropout(model) >= 3 * model.ptm.config.num_hidden_layers  # 3-4 per layer, + embeddings
+    assert without_inference_dropout(model) == 0  # all gone
+    after = model(paddle.to_tensor(ids), paddle.to_tensor(types)).numpy()
+    assert np.array_equal(before, after)
+
+
 def test_two_models_of_one_architecture_keep_their_own_onednn_kernels(recall_model, tmp_path):
     """oneDNN caches kernels (and reordered weights) per input shape: two predictors of the same graph with
     different weights (the web service holds a recall model and a reranker), queried in turn with the same
