@@ -26,8 +26,10 @@ help:
 run: venv
 	@PYTHON=$(PY) bash scripts/run_pipeline.sh $(ARGS)
 
+# two pytest-xdist workers, one file a worker (tests/conftest.py: which files share one, the longest first); on 2
+# cores the second worker takes the core one process leaves idle (docs/development.md#tests)
 test: venv milvus-server browser
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" $(FAST_TESTS) $(PYTEST_ARGS)

@@ -3,7 +3,6 @@ negatives (`query<TAB>pos<TAB>neg` triples written by mine_hard_negatives.py).""
 
 import random
 
-from ns_common.contrastive import false_negative_mask
 from ns_common.io import read_fields, read_text_pairs, write_lines
 from ns_common.text import batch_encode
 from ns_common.utils import logger
@@ -53,6 +52,10 @@ class InBatchCollator:
         self.rng = random.Random(seed)
 
     def __call__(self, examples):
+        # here, not at the top: the contrastive module imports paddle, which mine_hard_negatives.py's BM25 mining
+        # (a reader of this module) never needs
+        from ns_common.contrastive import false_negative_mask
+
         queries = [e["query"] for e in examples]
         docs = [e["doc"] for e in examples]
         negatives = []

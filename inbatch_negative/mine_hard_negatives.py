@@ -75,6 +75,7 @@ def rank_corpus(args, queries, corpus):
         return BM25Index(corpus).search(queries, args.top_k)
     from ns_common.semantic import load_encoder
 
+    quiet_paddlenlp()  # here: importing PaddleNLP costs seconds, and BM25 mining never needs it
     set_device(args.device)
     model, tokenizer = load_encoder(
         args.model_name_or_path, args.params_path, args.output_emb_size, pooling=args.pooling
@@ -109,7 +110,6 @@ def mine(pairs, corpus, gold, query_rank, num_negatives, strategy="random", seed
 @entry_point
 def main(argv=None):
     args = parse_args(argv)
-    quiet_paddlenlp()
     pairs = list(read_text_pairs(args.train_set_file))
     queries, gold = read_similar_pairs(args.train_set_file)
     corpus = read_corpus(args.corpus_file)

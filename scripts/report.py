@@ -10,6 +10,7 @@ becomes ranking_importance.png), timings.json; adds the machine, library version
 
 import argparse
 import glob
+import importlib.metadata
 import json
 import os
 import platform
@@ -43,6 +44,9 @@ VARIANTS = [
 ]
 METRICS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@50", "mrr@10"]
 
+# the libraries whose versions the report names -> their distributions (paddle's CPU or GPU build)
+LIBRARIES = {"paddle": ("paddlepaddle", "paddlepaddle-gpu"), "paddlenlp": ("paddlenlp",), "pymilvus": ("pymilvus",)}
+
 
 def read_json(path):
     if not os.path.isfile(path):
@@ -58,12 +62,16 @@ def machine_info():
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
+    # the installed distributions' versions, read from their metadata: importing the libraries for their
+    # __version__ would cost seconds (PaddleNLP imports most of itself)
     versions = {}
-    for module in ("paddle", "paddlenlp", "pymilvus"):
-        try:
-            versions[module] = __import__(module).__version__
-        except Exception as e:  # noqa: BLE001 - a report still gets written
-            versions[module] = f"unavailable ({type(e).__name__})"
+    for module, distributions in LIBRARIES.items():
+        for distribution in distributions:
+            try:
+                versions[module] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                versions[module] = "unavailable (not installed)"
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True

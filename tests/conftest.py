@@ -42,9 +42,6 @@ COMPONENTS = {
 }
 
 
-SKIPPED = set()  # components whose tests were skipped on request in this run
-
-
 def opted_out(component):
     variable = COMPONENTS[component][1]
     return os.environ.get(variable, "") not in ("", "0")
@@ -55,7 +52,6 @@ def require(component, problem):
     user opted out, else fails it with one line."""
     name, variable, how = COMPONENTS[component]
     if opted_out(component):
-        SKIPPED.add(component)
         pytest.skip(f"needs {name}: skipped on request ({variable}={os.environ[variable]})")
     pytest.fail(f"{problem}: {how}; or opt out with {variable}=1", pytrace=False)
 
@@ -70,15 +66,65 @@ def chromium():
 
 
 def pytest_terminal_summary(terminalreporter):
+    # read from the skip reports, not from a set require() fills: under xdist the tests run in worker processes
+    reasons = " ".join(str(getattr(report, "longrepr", "")) for report in terminalreporter.stats.get("skipped", []))
     skipped = [
         f"{name} ({variable}={os.environ[variable]})"
-        for component, (name, variable, _) in COMPONENTS.items()
-        if component in SKIPPED
+        for name, variable, _ in COMPONENTS.values()
+        if f"needs {name}: skipped on request" in reasons
     ]
     if skipped:
         terminalreporter.write_line(
             f"opted out of {', '.join(skipped)}: the tests that need it were skipped", yellow=True
         )
+
+
+# ---------------------------------------------------------------- two workers: which files share one, in what order
+
+# `make test` runs the suite in two pytest-xdist workers with --dist loadfile: each file runs whole in one worker, so
+# its module fixtures are built once. Files that read the same costly session fixture form one unit (one worker
+# builds it once), and the longest units go first, so that the two workers do not end on one long file.
+SHARED_UNITS = {  # file -> the unit it runs in, with the other files reading the same session fixture
+    "tests/test_web_service.py": "web_index",
+    "tests/test_search_system.py": "web_index",
+    "tests/test_living_index.py": "web_index",
+}
+LONGEST_FIRST = [  # minutes each on a quiet machine (docs/development.md#tests); every other file after these
+    "tests/test_pipeline.py",
+    "tests/test_pipeline_pretrained.py",
+    *SHARED_UNITS,
+    "tests/test_recipes.py",
+    "tests/test_pretrained.py",
+]
+
+
+def pytest_collection_modifyitems(items):
+    """The longest files first (LONGEST_FIRST), each file's tests in their own order; a stable sort, the same in
+    every worker (xdist checks that they all collected the same list)."""
+
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # optional: a hook of pytest-xdist; first: before xdist's own
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the files of SHARED_UNITS grouped as one unit each and the units in the collection's
+    order (not xdist's default of most tests first). xdist's own grouping (--dist loadgroup) does not group with
+    pytest 9: it renames item._nodeid, which pytest 9 no longer reads."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            path = super()._split_scope(nodeid)
+            return SHARED_UNITS.get(path, path)
+
+    config.option.loadscopereorder = False
+    return SharedFixtureScheduling(config, log)
 
 
 # ---------------------------------------------------------------- the bundled sample, tiny models
