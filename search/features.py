@@ -250,14 +250,14 @@ def tokenisation_bm25(query_tokens, docs, stats, tokenisation):
     return np.array(out)
 
 
-def _bm25_columns(query, scores, docs, stats, first_rank):
+def _bm25_columns(query, scores, docs, stats):
     """bm25_rel, bm25_rank and BM25 under the three tokenisations."""
     n = len(docs)
     q = joined(query)
     best = scores.max()
     return {
         "bm25_rel": scores / best if best > 0 else np.zeros(n),
-        "bm25_rank": np.arange(first_rank, first_rank + n, dtype=np.float64),
+        "bm25_rank": np.arange(1, n + 1, dtype=np.float64),
         "bm25_uni": tokenisation_bm25(list(q), docs, stats, "uni"),
         "bm25_bi": tokenisation_bm25(bigrams(q), docs, stats, "bi"),
         "bm25_word": tokenisation_bm25(jieba_words(query), docs, stats, "word"),
@@ -305,17 +305,13 @@ def _keyword_columns(keywords, docs):
     }
 
 
-def lexical_features(query, texts, bm25_scores, stats, first_rank=1):
+def lexical_features(query, texts, bm25_scores, stats):
     """[len(texts), len(FEATURES)] float64 features of the candidate titles `texts` for `query`.
 
     texts: BM25's candidates, best first; bm25_scores: their BM25 scores in that order, on any scale (only
     their ratios to the best and their order are used: bm25s' and Milvus' (k1 + 1) times larger ones give the
     same features). stats: the LexicalStats of the corpus the texts come from. Each column is defined in
     FEATURES' comments; BM25 columns use K1, B and the stats' idf and average lengths.
-
-    Every column but bm25_rel and bm25_rank is the title's own. first_rank: the position of texts[0] among all the
-    candidates, for texts that come after others with a BM25 score of 0 (the dense leg's extras of a united pool,
-    search.ranking.united_pool): their rows then equal those of the whole pool's features.
     """
     scores = np.asarray(bm25_scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(texts):
@@ -324,7 +320,7 @@ def lexical_features(query, texts, bm25_scores, stats, first_rank=1):
         return np.zeros((0, len(FEATURES)))
     docs = [text_tokens(t) for t in texts]
     keywords = query.lower().split()
-    columns = _bm25_columns(query, scores, docs, stats, first_rank)
+    columns = _bm25_columns(query, scores, docs, stats)
     columns.update(_keyword_columns(keywords, docs))
     columns["title_len"] = np.array([len(d.text) for d in docs], dtype=np.float64)
     columns["n_keywords"] = np.full(len(docs), float(len(keywords)))

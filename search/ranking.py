@@ -130,13 +130,12 @@ class Ranking:
             f"{self.directory} --uri ..."
         )
 
-    def lexical_matrix(self, query, hits, first_rank=1) -> np.ndarray | None:
-        """[n, len(FEATURES)] lexical features of the candidates (None when no model reads them: BM25's order).
-        first_rank: hits[0]'s position among the candidates, for hits after BM25's (lexical_features)."""
+    def lexical_matrix(self, query, hits) -> np.ndarray | None:
+        """[n, len(FEATURES)] lexical features of the candidates (None when no model reads them: BM25's order)."""
         if self.lexical_model is None and not set(FEATURES) & set(self.neural_features):
             return None
         bm25 = np.array([h.score for h in hits], dtype=np.float64)
-        return lexical_features(query, [h.text for h in hits], bm25, self.stats, first_rank)
+        return lexical_features(query, [h.text for h in hits], bm25, self.stats)
 
     def _lexical_inputs(self, matrix) -> np.ndarray:
         """The lexical model's columns of a lexical_matrix."""

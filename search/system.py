@@ -643,7 +643,9 @@ class SearchSystem:
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
         united = self.ranking.dense_candidates
-        dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True) if united else None
+        if united:
+            dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True)
+            legs = [united_pool(found, extra) for found, extra in zip(legs, dense)]
         featured = time.perf_counter()
         matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
         steps["features"] = time.perf_counter() - featured
@@ -657,23 +659,11 @@ class SearchSystem:
             steps["explain"] = 0.0
         results = []
         for i, (query, found, matrix) in enumerate(zip(queries, legs, matrices)):
-            if dense is not None:
-                found, matrix = self._unite(query, found, matrix, dense[i], steps)
             vector = None if vectors is None else vectors[i]
             results.append(
                 annotate(query, self._rank(query, found, matrix, vector, steps, top_k, explain)) if found else []
             )
         return results
-
-    def _unite(self, query, found, matrix, dense_found, steps) -> tuple:
-        """BM25's candidates and their features, united with the dense leg's (united_pool): the extras' rows appended."""
-        united = united_pool(found, dense_found)
-        extra = [hit for hit, _ in united[len(found) :]]
-        if matrix is not None and extra:
-            t = time.perf_counter()
-            matrix = np.vstack([matrix, self.ranking.lexical_matrix(query, extra, first_rank=len(found) + 1)])
-            steps["features"] += time.perf_counter() - t
-        return united, matrix
 
     def _rank(self, query, found, matrix, query_vector, steps, top_k, explain):
         """The top_k of the candidates [(Hit, stored vector), ...] by the ranking's score (with `why` when explain);
