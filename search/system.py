@@ -34,6 +34,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -112,9 +113,10 @@ class SearchSystem:
     ConfigError (a missing piece: the message names the command that makes it), ModelMismatchError,
     MilvusUnavailableError, BadInputError (a query, an id, a filter; SearchError is one), SystemClosedError.
 
-    Safe to share between threads: calls take turns on one lock (neither Paddle Inference predictors nor the Milvus
-    Lite client may be called from two threads at once), so each answer is the one a sequential call gives; a
-    call's Results.timings_ms says how long it waited ("wait")."""
+    Safe to share between threads: calls take turns on one lock (a Paddle Inference predictor may not run in two
+    threads at once), so each answer is the one a sequential call gives; a call's Results.timings_ms says how long it
+    waited ("wait"). Inside a call, the two legs' Milvus requests may run side by side (_system; the gRPC client is
+    safe to share)."""
 
     def __init__(
         self,
@@ -172,6 +174,7 @@ class SearchSystem:
         self._owns_searcher = False
         self._lock = threading.Lock()
         self._closed = False
+        self._legs = None  # the thread that sends BM25's request beside the dense leg's (_leg_pool)
         self._facets = None  # counted over the collection's rows when first asked, again FACETS_MAX_AGE_S later
         self._facets_at = 0.0
         self.timings = {}  # the seconds of each step of the last call (Results.timings_ms: the same, per call)
@@ -571,6 +574,8 @@ class SearchSystem:
         """Closes the Milvus connection when open() / from_pipeline opened it. Later calls are a SystemClosedError."""
         with self._lock:
             self._closed = True
+            if self._legs is not None:
+                self._legs.shutdown()
             if self._owns_searcher:
                 self._owns_searcher = False
                 self.searcher.close()
@@ -631,27 +636,42 @@ class SearchSystem:
             self.timings = {step: seconds for step, seconds in steps.items() if step != "wait"}
         return result, steps
 
+    def _leg_pool(self) -> ThreadPoolExecutor:
+        """One thread for BM25's request while the dense leg's runs (calls take turns on the lock: one is enough)."""
+        if self._legs is None:
+            self._legs = ThreadPoolExecutor(1, thread_name_prefix="bm25-leg")
+        return self._legs
+
     def _system(self, queries, top_k, expression, explain, steps):
         """Ranked hits per query; a hit's score is the ranking's (the model's score, or BM25's). The candidates: BM25's
         top CANDIDATES, united with the dense leg's top k where the fit chose so (Ranking.dense_candidates)."""
         start = time.perf_counter()
-        uses_dense = self.ranking.uses_dense
-        # one step after the other: Paddle Inference holds the GIL while it runs, so a second thread for BM25's leg
-        # overlapped nothing but waited on it, and slowed the encoder's two threads by more than the leg takes
-        legs = self.searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=uses_dense, filter=expression)
-        searched = time.perf_counter()
+        uses_dense, united = self.ranking.uses_dense, self.ranking.dense_candidates
         vectors = self.encoder.encode(queries) if uses_dense else None
         encoded = time.perf_counter()
-        united = self.ranking.dense_candidates
+
+        def bm25():
+            return self.searcher.bm25_with_vectors(queries, CANDIDATES, with_vectors=uses_dense, filter=expression)
+
         if united:
-            dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True)
-            legs = [united_pool(found, extra) for found, extra in zip(legs, dense)]
+            # the query encoded first, then both legs' requests at once: Milvus serves them side by side while this
+            # process only waits on them. (BM25's leg beside the encoder overlapped nothing: Paddle Inference holds
+            # the GIL while it runs, and the leg's Milvus work took CPU from the encoder's two threads.)
+            pending = self._leg_pool().submit(bm25)
+            try:
+                dense = self.searcher.search_vectors(vectors, united, filter=expression, with_vectors=True)
+            except BaseException:
+                pending.exception()  # no request of this call outlives it
+                raise
+            legs = [united_pool(found, extra) for found, extra in zip(pending.result(), dense)]
+        else:
+            legs = bm25()
         featured = time.perf_counter()
         matrices = [self.ranking.lexical_matrix(q, [hit for hit, _ in found]) for q, found in zip(queries, legs)]
         steps["features"] = time.perf_counter() - featured
         if uses_dense:
-            steps["encode"] = encoded - searched
-        steps["search"] = (searched - start) + (featured - encoded)
+            steps["encode"] = encoded - start
+        steps["search"] = featured - encoded
         steps["rank"] = 0.0
         if self.ranking.uses_reranker:
             steps["rerank"] = 0.0
