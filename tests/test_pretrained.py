@@ -277,3 +277,40 @@ def test_dropped_layers_are_the_full_models_without_them(converted, tmp_path, ca
     )
     assert "integers separated by commas" in refusal(["--save_dir", str(tmp_path / "c"), "--drop_layers", "two"])
     assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+
+
+def test_layer_probe_scores_the_full_model_and_its_cut_versions(converted, tmp_path):
+    """pretrained/layer_probe.py: the "none" row's R@1 / MRR@10 equal a direct ranking of the same titles by the
+    whole model; taking out 11 of 12 layers scores lower; the table names its queries and titles."""
+    import random
+
+    from ns_common.io import read_corpus, read_text_pairs
+    from ns_common.semantic import embed_texts
+    from pretrained import layer_probe
+
+    queries_file, corpus_file = "data/sample/recall/train.csv", "data/sample/recall/corpus.csv"
+    out = tmp_path / "probe.md"
+    layer_probe.main(
+        ["--model_name_or_path", converted[1], "--query_files", queries_file, "--corpus_file", corpus_file]
+        + ["--corpus_sample", "50", "--drop", "", "0,1,2,3,4,5,6,7,8,9,10", "--save_path", str(out)]
+    )
+    rows = [line.split("|")[1:-1] for line in out.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    assert [r[0].strip() for r in rows] == ["left out", "none", "0,1,2,3,4,5,6,7,8,9,10"]
+    assert [r[1].strip() for r in rows[1:]] == ["12", "1"]
+    pairs = list(read_text_pairs(queries_file))
+    golds = sorted({t for _, t in pairs})
+    others = [t for t in dict.fromkeys(read_corpus(corpus_file)) if t not in set(golds)]
+    random.Random(1).shuffle(others)
+    titles = golds + others[:50]
+    model, tokenizer = load(converted[1])
+    scores = (
+        embed_texts(model, tokenizer, [q for q, _ in pairs], 64, 64, role="query")
+        @ embed_texts(model, tokenizer, titles, 64, 64, role="doc").T
+    )
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.array([list(row).index(titles.index(t)) for row, (_, t) in zip(order, pairs)])
+    assert float(rows[1][2]) == pytest.approx(100 * np.mean(ranks == 0), abs=0.006)
+    mrr = np.mean(np.where(ranks < 10, 1 / (ranks + 1), 0))
+    assert float(rows[1][4].split("±")[0]) == pytest.approx(100 * mrr, abs=0.006)
+    assert float(rows[2][4].split("±")[0]) < float(rows[1][4].split("±")[0])
+    assert f"{len(pairs)} queries" in out.read_text(encoding="utf-8")
