@@ -394,6 +394,10 @@ def row_worker(payload):
         corpus, queries = corpus_and_queries(corpus_name, args.queries, args.work_dir)
         records, no_records = records_of(corpus_name, corpus)
         build = {"documents": len(read_lines(corpus)), "settings": encoder.predictor.settings}
+        if encoder.query_graph:  # export_model.py --query_drop_layers
+            with open(os.path.join(recall_dir, "export_info.json"), encoding="utf-8") as f:
+                left_out = json.load(f).get("query_drop_layers")
+            build["settings"] += f"; queries through the export's query graph (layers {left_out} left out)"
         start = time.perf_counter()
         embeddings = embeddings_of(corpus_name, corpus, encoder, recall_dir, args.work_dir)
         build["warm_up_lengths"] = encoder.warm_up()  # as the web service does at start (SearchSystem.warm_up)

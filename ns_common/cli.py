@@ -219,6 +219,19 @@ def positive_int(text):
     return value
 
 
+def layer_list(text) -> tuple:
+    """A set of encoder layers (--drop_layers, --query_drop_layers): "2,4,6,8" -> (2, 4, 6, 8); "" -> ()."""
+    try:
+        layers = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"layer indices are integers separated by commas (2,4,6,8), got {text!r}"
+        ) from None
+    if any(i < 0 for i in layers):
+        raise argparse.ArgumentTypeError(f"layer indices start at 0, got {text!r}")
+    return layers
+
+
 def device_flag(text):
     """A --device value: cpu, gpu or gpu:N (N a card number); anything else (`tpu`, `gpu:x`, `cuda`) refused."""
     device = str(text).strip().lower()

@@ -144,3 +144,15 @@ def new_tokenizer(model_type, vocab_file):
 
 def hidden_size_of(backbone):
     return backbone.config.hidden_size
+
+
+def remaining_layers(num_layers, drop_layers, flag) -> list:
+    """The layers (0-based, in order) of a num_layers-deep encoder that are left when drop_layers go. ConfigError,
+    naming the flag, when a dropped layer is not in the encoder or none would be left."""
+    outside = [i for i in drop_layers if i >= num_layers]
+    if outside:
+        raise ConfigError(f"{flag} {outside[0]}: the encoder has layers 0-{num_layers - 1}")
+    left = [i for i in range(num_layers) if i not in set(drop_layers)]
+    if not left:
+        raise ConfigError(f"{flag} leaves none of the encoder's {num_layers} layers")
+    return left

@@ -20,6 +20,15 @@ from ns_common.text import batch_encode, with_role
 MAX_DEFAULT_THREADS = 8
 ONEDNN_SHAPE_CACHE = 64  # input shapes whose oneDNN kernels are kept (query lengths x batch sizes seen)
 PRECISIONS = ("fp32", "bf16")
+# a recall export's second graph, for queries alone: the encoder with some layers left out (export_model.py
+# --query_drop_layers); the documents' vectors come from the whole model in the export's own directory
+QUERY_GRAPH = "query"
+
+
+def query_graph_dir(model_dir) -> str | None:
+    """The export's query graph directory (QUERY_GRAPH), or None when queries go through the whole model."""
+    path = os.path.join(model_dir, QUERY_GRAPH)
+    return path if os.path.isfile(os.path.join(path, "inference.json")) else None
 
 
 def default_cpu_threads():

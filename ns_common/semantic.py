@@ -13,7 +13,7 @@ import paddle.nn.functional as F
 
 from ns_common.checkpoint import checkpoint_file, load_checkpoint, read_encoder_config
 from ns_common.errors import ModelMismatchError
-from ns_common.modeling import hidden_size_of, load_backbone, load_tokenizer
+from ns_common.modeling import hidden_size_of, load_backbone, load_tokenizer, remaining_layers
 from ns_common.text import batch_encode, batches, with_role
 
 POOLING_MODES = ("cls", "mean")
@@ -124,6 +124,17 @@ def load_encoder(
     if params_path:
         load_checkpoint(model, params_path, state)
     return model, tokenizer
+
+
+def leave_out_layers(model, drop_layers, flag="--query_drop_layers") -> list:
+    """Takes the encoder layers drop_layers (0-based) out of model's backbone, in place, joining the layers around
+    them (what pretrained/convert.py --drop_layers does to a converted model: each post-LN layer hands the next a
+    normalised state). Returns the layers kept, as numbered before; ConfigError (naming flag) for a layer the
+    encoder does not have, or when none would be left."""
+    layers = list(model.ptm.encoder.layers)
+    kept = remaining_layers(len(layers), drop_layers, flag)
+    model.ptm.encoder.layers = nn.LayerList([layers[i] for i in kept])
+    return kept
 
 
 @paddle.no_grad()

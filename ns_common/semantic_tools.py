@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ns_common.cli import add_encoder_args, add_encoder_shape_args, check_files, entry_point
+from ns_common.cli import add_encoder_args, add_encoder_shape_args, check_files, entry_point, layer_list
 from ns_common.errors import BadInputError, ConfigError
 from ns_common.io import read_text_pairs, read_texts, write_lines
 from ns_common.predictor import add_inference_args
@@ -78,15 +78,33 @@ def predict_main(argv=None):
 
 
 # ---------------------------------------------------------------- export
-def export_encoder(model, tokenizer, output_path, extra_info=None):
-    """Static graph of model.forward (normalised embedding) + tokenizer files + config.json, in one directory."""
+def export_encoder(model, tokenizer, output_path, extra_info=None, query_drop_layers=()):
+    """Static graph of model.forward (normalised embedding) + tokenizer files + config.json, in one directory; with
+    query_drop_layers, a second graph for queries under output_path/QUERY_GRAPH: the model without those layers
+    (ns_common.semantic.leave_out_layers; the model is changed in place), its weights the same."""
     from ns_common.export import export_static
+    from ns_common.modeling import remaining_layers
+    from ns_common.predictor import QUERY_GRAPH
+    from ns_common.semantic import leave_out_layers
 
+    layers = len(model.ptm.encoder.layers)
+    query_layers = remaining_layers(layers, query_drop_layers, "--query_drop_layers")  # checked before writing
     prefix = export_static(model, output_path)
     tokenizer.save_pretrained(output_path)
     # the backbone's config.json too: it names the architecture, so the tokenizer loads from this directory
     model.ptm.config.save_pretrained(output_path)
+    query_dir = os.path.join(output_path, QUERY_GRAPH)
+    if query_drop_layers:
+        leave_out_layers(model, query_drop_layers)
+        export_static(model, query_dir)
+    else:  # a query graph an earlier export left here would answer queries with another model
+        for name in ("inference.json", "inference.pdiparams"):
+            if os.path.isfile(os.path.join(query_dir, name)):
+                os.remove(os.path.join(query_dir, name))
+                logger.info(f"removed the earlier export's query graph {os.path.join(query_dir, name)}")
     info = {**model.encoder_config(), **(extra_info or {})}
+    if query_drop_layers:
+        info.update(query_drop_layers=list(query_drop_layers), query_layers=len(query_layers), layers=layers)
     with open(os.path.join(output_path, "export_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2, ensure_ascii=False)
     return prefix
@@ -110,6 +128,13 @@ def export_main(argv=None):
     parser.add_argument(
         "--output_path", default="./output", help="directory for inference.json, inference.pdiparams and the tokenizer"
     )
+    parser.add_argument(
+        "--query_drop_layers",
+        type=layer_list,
+        default=(),
+        help="also export, under --output_path/query, the encoder without these layers (0-based, comma-separated: "
+        "3,7) for queries alone: a faster query against the whole model's document vectors; default none",
+    )
     args = parser.parse_args(argv)
     from ns_common.semantic import load_encoder
 
@@ -122,9 +147,12 @@ def export_main(argv=None):
         tokenizer,
         args.output_path,
         {"model_name_or_path": args.model_name_or_path, "params_path": args.params_path},
+        args.query_drop_layers,
     )
+    queries = f"; queries without layers {list(args.query_drop_layers)}" if args.query_drop_layers else ""
     logger.info(
-        f"exported encoder (embedding dim {model.embedding_dim}) -> {prefix}.json/.pdiparams with tokenizer in {args.output_path}"
+        f"exported encoder (embedding dim {model.embedding_dim}) -> {prefix}.json/.pdiparams with tokenizer in "
+        f"{args.output_path}{queries}"
     )
     return prefix
 

@@ -32,8 +32,9 @@ import time
 import numpy as np
 
 from ns_common.bootstrap import corpus_texts
-from ns_common.cli import check_outputs, entry_point, fail, positive_int
+from ns_common.cli import check_outputs, entry_point, fail, layer_list, positive_int
 from ns_common.errors import ConfigError
+from ns_common.modeling import remaining_layers
 from ns_common.sentencepiece_tokenizer import (
     MODEL_FILE,
     NORMALIZATION_FILE,
@@ -75,28 +76,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def layer_list(text) -> tuple:
-    """--drop_layers: "2,4,6,8" -> (2, 4, 6, 8); "" -> ()."""
-    try:
-        layers = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"layer indices are integers separated by commas (2,4,6,8), got {text!r}"
-        ) from None
-    if any(i < 0 for i in layers):
-        raise argparse.ArgumentTypeError(f"layer indices start at 0, got {text!r}")
-    return layers
-
-
 def kept_layers(num_source_layers, drop_layers=(), num_layers=None) -> list:
     """The source layers the converted model holds, in order: all but drop_layers, then the first num_layers of
     those (all: None). ConfigError when a dropped layer is not in the source, or too few are left."""
-    outside = [i for i in drop_layers if i >= num_source_layers]
-    if outside:
-        raise ConfigError(f"--drop_layers {outside[0]}: the source has layers 0-{num_source_layers - 1}")
-    left = [i for i in range(num_source_layers) if i not in set(drop_layers)]
-    if not left:
-        raise ConfigError(f"--drop_layers leaves none of the source's {num_source_layers} layers")
+    left = remaining_layers(num_source_layers, drop_layers, "--drop_layers")
     if num_layers is not None and num_layers > len(left):
         raise ConfigError(
             f"--num_hidden_layers {num_layers}: the source has {num_source_layers} layers"

@@ -518,7 +518,9 @@ def export_recall(pipe, c):
 
 
 def export_command(c, ckpt, output_path):
-    """A recall checkpoint (of the domain ERNIE) -> an exported model for Paddle Inference."""
+    """A recall checkpoint (of the domain ERNIE) -> an exported model for Paddle Inference (with the recipe's export
+    flags: the pretrained recipe's query graph, --query_drop_layers; the same for the served and the fold models, so
+    the learned ranking fits on the cosines it is served)."""
     return py(
         "inbatch_negative/export_model.py",
         "--params_path",
@@ -529,6 +531,7 @@ def export_command(c, ckpt, output_path):
         c.emb,
         "--output_path",
         output_path,
+        *c.recipe["ernie"].flags("export"),
     )
 
 

@@ -53,5 +53,10 @@ def test_pretrained_start_runs_end_to_end(tmp_path):
             assert 0 <= scores["recall@1"] <= scores["recall@50"] <= 100
     export_tokenizer = json.load(open(out / "export" / "recall" / "tokenizer_config.json"))
     assert export_tokenizer["query_prefix"] == "query: " and export_tokenizer["doc_prefix"] == "passage: "
+    # the recipe's export.query_drop_layers at the smoke budget: queries without the second layer, the served model's
+    # and the fold model's alike (the ranking fits on the cosines it is served)
+    for export in (out / "export" / "recall", out / "crossfit" / "fold1" / "export"):
+        info = json.load(open(export / "export_info.json"))
+        assert info["query_drop_layers"] == [1] and (export / "query" / "inference.pdiparams").is_file(), export
     assert "pretrained multilingual-e5-small, converted, zero-shot" in (out / "report.md").read_text(encoding="utf-8")
     assert "mode: system" in stdout and "rank\tid\tscore\ttext" in stdout

@@ -269,7 +269,7 @@ def test_dropped_layers_are_the_full_models_without_them(converted, tmp_path, ca
         assert exit_info.value.code == 2
         return capsys.readouterr().err.strip().splitlines()[-1]
 
-    assert "--drop_layers 12: the source has layers 0-11" in refusal(
+    assert "--drop_layers 12: the encoder has layers 0-11" in refusal(
         ["--save_dir", str(tmp_path / "a"), "--drop_layers", "4,12"]
     )
     assert "--num_hidden_layers 9: the source has 12 layers, 8 after --drop_layers" in refusal(

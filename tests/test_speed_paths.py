@@ -103,6 +103,50 @@ def test_exported_encoder_on_the_fast_path_equals_the_dynamic_graph(recall_model
     assert np.abs(dynamic[:, None] - dynamic[None]).max() > 0.1  # the vectors depend on the text
 
 
+def test_query_graph_leaves_layers_out_for_queries_alone(recall_model, tmp_path, capsys):
+    """export_model.py --query_drop_layers 1 (the pretrained recipe's 3,7 at the smoke budget's size): TextEncoder
+    sends queries through the encoder without its second layer (equal, within TOLERANCE, to the dynamic graph with
+    that layer left out) and documents through the whole one; export_info.json records it; a layer the encoder
+    lacks is refused before anything is written; exporting again without the flag removes the query graph."""
+    import json
+
+    from ns_common.semantic import embed_texts, leave_out_layers, load_encoder
+    from ns_common.semantic_tools import export_main
+    from recall.milvus.model import TextEncoder
+
+    backbone, params, _ = recall_model
+    out = str(tmp_path / "export")
+    flags = ["--model_name_or_path", backbone, "--params_path", params, "--output_path"]
+    export_main([*flags, out, "--query_drop_layers", "1"])
+    texts = texts_of_every_shape()[:40]
+    model, tokenizer = load_encoder(backbone, params)
+    whole_queries = embed_texts(model, tokenizer, texts, role="query")
+    whole_docs = embed_texts(model, tokenizer, texts, role="doc")
+    assert leave_out_layers(model, (1,)) == [0]
+    cut_queries = embed_texts(model, tokenizer, texts, role="query")
+    encoder = TextEncoder(model_dir=out)
+    assert encoder.query_graph == os.path.join(out, "query")
+    assert np.abs(encoder.encode(texts) - cut_queries).max() < TOLERANCE
+    assert np.abs(encoder.encode(texts, role="doc") - whole_docs).max() < TOLERANCE
+    assert np.abs(cut_queries - whole_queries).max() > 1e-2  # the layer is really out
+    encoder.warm_up(8)
+    assert np.abs(encoder.encode(texts[:1]) - cut_queries[:1]).max() < TOLERANCE
+    with open(os.path.join(out, "export_info.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    assert (info["query_drop_layers"], info["query_layers"], info["layers"]) == ([1], 1, 2)
+
+    with pytest.raises(SystemExit) as refused:
+        export_main([*flags, str(tmp_path / "bad"), "--query_drop_layers", "2"])
+    assert refused.value.code == 2
+    assert "--query_drop_layers 2: the encoder has layers 0-1" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not os.path.exists(tmp_path / "bad")
+
+    export_main([*flags, out])
+    assert TextEncoder(model_dir=out).query_graph is None
+    assert not os.path.exists(os.path.join(out, "query", "inference.pdiparams"))
+    assert np.abs(TextEncoder(model_dir=out).encode(texts) - whole_queries).max() < TOLERANCE
+
+
 def test_warm_up_runs_every_query_length_and_changes_no_vector(recall_model):
     """TextEncoder.warm_up (what the web service and the latency benchmark run at start): one input of each length
     through the exported model, so that oneDNN builds those kernels before the first query; vectors unchanged."""

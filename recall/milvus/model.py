@@ -1,6 +1,8 @@
 """The text encoder of the Milvus stage: texts -> L2-normalised embeddings, either through the exported
 Paddle Inference model (--model_dir, the deployment path) or the dynamic graph of a checkpoint
-(--params_path + --model_name_or_path). Feature extraction and queries must use the same one."""
+(--params_path + --model_name_or_path). Feature extraction and queries must use the same one; an export may hold
+a second graph for queries alone (export_model.py --query_drop_layers: the same encoder without some layers, faster),
+which encode(role="query") runs while documents go through the whole model."""
 
 import argparse
 import os
@@ -102,11 +104,20 @@ class TextEncoder:
         self.batch_size = batch_size
         self.kind = "inference" if model_dir else "dynamic"
         self.source = f"--model_dir {model_dir}" if model_dir else f"--params_path {params_path}"
+        self.query_graph = None
         if model_dir:
-            from ns_common.predictor import InferencePredictor
+            from ns_common.predictor import InferencePredictor, query_graph_dir
 
             self.tokenizer = load_tokenizer_for(model_dir, model_name_or_path)
             self.predictor = InferencePredictor(model_dir, device, cpu_threads, enable_mkldnn, precision)
+            # an export with a query graph (export_model.py --query_drop_layers): queries go through it, documents
+            # through the whole model
+            self.query_graph = query_graph_dir(model_dir)
+            self.query_predictor = (
+                InferencePredictor(self.query_graph, device, cpu_threads, enable_mkldnn, precision)
+                if self.query_graph
+                else self.predictor
+            )
         else:
             from ns_common.semantic import load_encoder
             from ns_common.utils import set_device
@@ -159,7 +170,8 @@ class TextEncoder:
         if self.kind == "inference":
             # batches of similar length pad less (embed_texts does the same for the dynamic graph)
             order = np.argsort([len(t) for t in texts], kind="stable")
-            ordered = self.predictor.encode(
+            predictor = self.query_predictor if role == "query" else self.predictor
+            ordered = predictor.encode(
                 [texts[i] for i in order], self.tokenizer, self.max_seq_length, self.batch_size, role=role
             )
             vectors = np.empty_like(ordered)
@@ -174,7 +186,8 @@ class TextEncoder:
         """Runs a text of each token length from 3 to `longest` (default: max_seq_length; at most the oneDNN shape
         cache holds) through the exported model, one at a time: oneDNN builds its kernels for an input shape on the
         first call with it (tens of ms for the 12-layer encoder), so a service pays that at start instead of on its
-        users' first query of each length. Returns the lengths run (0 for the dynamic graph, which has no such cache)."""
+        users' first query of each length (through the query graph where the export has one). Returns the lengths run
+        (0 for the dynamic graph, which has no such cache)."""
         if self.kind != "inference":
             return 0
         from ns_common.predictor import ONEDNN_SHAPE_CACHE
@@ -183,7 +196,7 @@ class TextEncoder:
         token = self.tokenizer.cls_token_id  # any id but padding (the pooling leaves padding out)
         for length in range(3, longest + 1):
             input_ids = np.full((1, length), token, dtype=np.int64)
-            self.predictor.run(input_ids, np.zeros_like(input_ids))
+            self.query_predictor.run(input_ids, np.zeros_like(input_ids))
         return max(longest - 2, 0)
 
     @property
