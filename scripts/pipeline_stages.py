@@ -577,7 +577,9 @@ def milvus_insert(pipe, c):
 
 
 def milvus_eval(pipe, c):
-    """The dev queries through Milvus in every mode (MODES), each list scored."""
+    """The dev queries through Milvus in every mode (MODES), each list scored; and the dense leg as served (its
+    queries through the export's query graph where it has one) on the held-out training queries, beside the exact
+    search of recall_eval."""
     cmds, outputs = [], []
     for mode in MODES:
         cmds.append(query_command(c, c.dev_pairs, mode, c.milvus_result("dev", mode)))
@@ -587,6 +589,10 @@ def milvus_eval(pipe, c):
             )
         )
         outputs.append(c.P("metrics", f"milvus_{mode}.json"))
+    held_out = c.milvus_result("train_fit", "dense")
+    cmds.append(query_command(c, c.train_fit, "dense", held_out))
+    cmds.append(evaluate_command(c.train_fit, held_out, "milvus_dense", c.P("metrics_fit", "milvus_dense.json")))
+    outputs.append(c.P("metrics_fit", "milvus_dense.json"))
     pipe.stage("milvus_eval", cmds, outputs=outputs)
 
 

@@ -51,6 +51,8 @@ def test_pretrained_start_runs_end_to_end(tmp_path):
         for metrics in ("metrics", "metrics_fit"):
             scores = json.load(open(out / metrics / f"{name}.json"))
             assert 0 <= scores["recall@1"] <= scores["recall@50"] <= 100
+    served = json.load(open(out / "metrics_fit" / "milvus_dense.json"))  # the dense leg from Milvus, held out
+    assert 0 <= served["recall@1"] <= served["recall@50"] <= 100
     export_tokenizer = json.load(open(out / "export" / "recall" / "tokenizer_config.json"))
     assert export_tokenizer["query_prefix"] == "query: " and export_tokenizer["doc_prefix"] == "passage: "
     # the recipe's export.query_drop_layers at the smoke budget: queries without the second layer, the served model's

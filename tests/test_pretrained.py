@@ -281,11 +281,13 @@ def test_dropped_layers_are_the_full_models_without_them(converted, tmp_path, ca
 
 def test_layer_probe_scores_the_full_model_and_its_cut_versions(converted, tmp_path):
     """pretrained/layer_probe.py: the "none" row's R@1 / MRR@10 equal a direct ranking of the same titles by the
-    whole model; taking out 11 of 12 layers scores lower; the table names its queries and titles."""
+    whole model; taking out 11 of 12 layers scores lower; the table names its queries and titles. --queries_only:
+    a row equals queries without the layer against the whole model's titles; several models without as many query
+    files are refused."""
     import random
 
     from ns_common.io import read_corpus, read_text_pairs
-    from ns_common.semantic import embed_texts
+    from ns_common.semantic import embed_texts, leave_out_layers
     from pretrained import layer_probe
 
     queries_file, corpus_file = "data/sample/recall/train.csv", "data/sample/recall/corpus.csv"
@@ -314,3 +316,28 @@ def test_layer_probe_scores_the_full_model_and_its_cut_versions(converted, tmp_p
     assert float(rows[1][4].split("±")[0]) == pytest.approx(100 * mrr, abs=0.006)
     assert float(rows[2][4].split("±")[0]) < float(rows[1][4].split("±")[0])
     assert f"{len(pairs)} queries" in out.read_text(encoding="utf-8")
+
+    # --queries_only (the export's --query_drop_layers): the layer leaves the query encoder alone, the titles keep all 12
+    only = tmp_path / "queries_only.md"
+    layer_probe.main(
+        ["--model_name_or_path", converted[1], "--query_files", queries_file, "--corpus_file", corpus_file]
+        + ["--corpus_sample", "50", "--drop", "", "5", "--queries_only", "--save_path", str(only)]
+    )
+    rows_only = [
+        line.split("|")[1:-1] for line in only.read_text(encoding="utf-8").splitlines() if line.startswith("| ")
+    ]
+    assert rows_only[1] == rows[1]
+    whole_titles = embed_texts(model, tokenizer, titles, 64, 64, role="doc")
+    leave_out_layers(model, (5,))
+    scores = embed_texts(model, tokenizer, [q for q, _ in pairs], 64, 64, role="query") @ whole_titles.T
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.array([list(row).index(titles.index(t)) for row, (_, t) in zip(order, pairs)])
+    mrr = np.mean(np.where(ranks < 10, 1 / (ranks + 1), 0))
+    assert float(rows_only[2][4].split("±")[0]) == pytest.approx(100 * mrr, abs=0.006)
+    assert "of the query encoder" in only.read_text(encoding="utf-8")
+    with pytest.raises(SystemExit) as refused:  # two models need each its own held-out queries
+        layer_probe.main(
+            ["--model_name_or_path", converted[1], "--params_path", "a", "b", "--query_files", queries_file]
+            + ["--corpus_file", corpus_file, "--drop", "", "--save_path", str(tmp_path / "no.md")]
+        )
+    assert refused.value.code == 2 and not (tmp_path / "no.md").exists()
