@@ -394,10 +394,6 @@ def row_worker(payload):
         corpus, queries = corpus_and_queries(corpus_name, args.queries, args.work_dir)
         records, no_records = records_of(corpus_name, corpus)
         build = {"documents": len(read_lines(corpus)), "settings": encoder.predictor.settings}
-        if encoder.query_graph:  # export_model.py --query_drop_layers
-            with open(os.path.join(recall_dir, "export_info.json"), encoding="utf-8") as f:
-                left_out = json.load(f).get("query_drop_layers")
-            build["settings"] += f"; queries through the export's query graph (layers {left_out} left out)"
         start = time.perf_counter()
         embeddings = embeddings_of(corpus_name, corpus, encoder, recall_dir, args.work_dir)
         build["warm_up_lengths"] = encoder.warm_up()  # as the web service does at start (SearchSystem.warm_up)
@@ -532,14 +528,20 @@ def main(argv=None):
     if kept:
         with open(json_file, encoding="utf-8") as f:
             results = json.load(f)
-    from ns_common.predictor import InferencePredictor
+    from ns_common.predictor import InferencePredictor, query_graph_dir
 
+    settings = InferencePredictor(
+        models[0], cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision
+    ).settings
+    if query_graph_dir(models[0]):  # export_model.py --query_drop_layers: what encodes the queries
+        with open(os.path.join(models[0], "export_info.json"), encoding="utf-8") as f:
+            settings += (
+                f"; queries through the export's query graph (layers {json.load(f)['query_drop_layers']} left out)"
+            )
     meta = {
         "command": "python bench/query_latency.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "models": described,
-        "settings": InferencePredictor(
-            models[0], cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision
-        ).settings,
+        "settings": settings,
         "queries": args.queries,
         "warmup": args.warmup,
         "recall_num": args.recall_num,
