@@ -534,10 +534,10 @@ def main(argv=None):
         models[0], cpu_threads=args.cpu_threads, enable_mkldnn=args.enable_mkldnn, precision=args.precision
     ).settings
     if query_graph_dir(models[0]):  # export_model.py --query_drop_layers: what encodes the queries
-        with open(os.path.join(models[0], "export_info.json"), encoding="utf-8") as f:
-            settings += (
-                f"; queries through the export's query graph (layers {json.load(f)['query_drop_layers']} left out)"
-            )
+        from ns_common.semantic_tools import read_export_info
+
+        left_out = read_export_info(models[0]).get("query_drop_layers")
+        settings += f"; queries through the export's query graph (layers {left_out} left out)"
     meta = {
         "command": "python bench/query_latency.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "models": described,

@@ -78,17 +78,32 @@ def predict_main(argv=None):
 
 
 # ---------------------------------------------------------------- export
+def read_export_info(export_dir) -> dict:
+    """An export's export_info.json ({} where there is none)."""
+    path = os.path.join(export_dir, "export_info.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def export_encoder(model, tokenizer, output_path, extra_info=None, query_drop_layers=()):
     """Static graph of model.forward (normalised embedding) + tokenizer files + config.json, in one directory; with
     query_drop_layers, a second graph for queries under output_path/QUERY_GRAPH: the model without those layers
     (ns_common.semantic.leave_out_layers; the model is changed in place), its weights the same."""
     from ns_common.export import export_static
     from ns_common.modeling import remaining_layers
-    from ns_common.predictor import QUERY_GRAPH
+    from ns_common.predictor import QUERY_GRAPH, query_graph_dir
     from ns_common.semantic import leave_out_layers
 
     layers = len(model.ptm.encoder.layers)
     query_layers = remaining_layers(layers, query_drop_layers, "--query_drop_layers")  # checked before writing
+    earlier = query_graph_dir(output_path)
+    if earlier and "query_drop_layers" not in read_export_info(output_path):
+        raise ConfigError(
+            f"--output_path {output_path}: {earlier} holds a graph no export here recorded (export_info.json); "
+            "this export would replace or remove it: move it, or give another directory"
+        )
     prefix = export_static(model, output_path)
     tokenizer.save_pretrained(output_path)
     # the backbone's config.json too: it names the architecture, so the tokenizer loads from this directory
@@ -97,7 +112,7 @@ def export_encoder(model, tokenizer, output_path, extra_info=None, query_drop_la
     if query_drop_layers:
         leave_out_layers(model, query_drop_layers)
         export_static(model, query_dir)
-    else:  # a query graph an earlier export left here would answer queries with another model
+    else:  # the query graph an earlier export recorded here would answer queries with another model
         for name in ("inference.json", "inference.pdiparams"):
             if os.path.isfile(os.path.join(query_dir, name)):
                 os.remove(os.path.join(query_dir, name))

@@ -107,7 +107,8 @@ def test_query_graph_leaves_layers_out_for_queries_alone(recall_model, tmp_path,
     """export_model.py --query_drop_layers 1 (the pretrained recipe's 3,7 at the smoke budget's size): TextEncoder
     sends queries through the encoder without its second layer (equal, within TOLERANCE, to the dynamic graph with
     that layer left out) and documents through the whole one; export_info.json records it; a layer the encoder
-    lacks is refused before anything is written; exporting again without the flag removes the query graph."""
+    lacks is refused before anything is written, and so is a query graph no export recorded in the directory;
+    exporting again without the flag removes the query graph it wrote."""
     import json
 
     from ns_common.semantic import embed_texts, leave_out_layers, load_encoder
@@ -140,6 +141,15 @@ def test_query_graph_leaves_layers_out_for_queries_alone(recall_model, tmp_path,
     assert refused.value.code == 2
     assert "--query_drop_layers 2: the encoder has layers 0-1" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not os.path.exists(tmp_path / "bad")
+
+    foreign = tmp_path / "foreign" / "query"  # a graph no export recorded there: refused, left as it is
+    foreign.mkdir(parents=True)
+    (foreign / "inference.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(SystemExit) as refused:
+        export_main([*flags, str(tmp_path / "foreign")])
+    assert refused.value.code == 2 and "no export here recorded" in capsys.readouterr().err
+    assert (foreign / "inference.json").read_text(encoding="utf-8") == "{}"
+    assert not (tmp_path / "foreign" / "inference.pdiparams").exists()
 
     export_main([*flags, out])
     assert TextEncoder(model_dir=out).query_graph is None
