@@ -39,6 +39,7 @@ from ns_common.utils import (
     Timer,
     init_distributed,
     is_main_process,
+    leave_together,
     logger,
     quiet_paddlenlp,
     rank,
@@ -419,9 +420,7 @@ def main(argv=None):
             test_data,
             wall,
         )
-    if args.world_size > 1:
-        # every process leaves together: when rank 1 has exited while rank 0 still saves, gloo aborts rank 0 at exit (SIGABRT)
-        paddle.distributed.barrier()
+    leave_together()
 
 
 def run(

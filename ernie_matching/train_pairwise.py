@@ -29,7 +29,7 @@ from ns_common.io import DataFileError, read_pairwise_labeled, read_pairwise_tra
 from ns_common.metrics import auc
 from ns_common.text import batches
 from ns_common.train_utils import add_train_args, build_dataloader, check_train_args, train
-from ns_common.utils import is_main_process, logger, start_training, world_size
+from ns_common.utils import is_main_process, leave_together, logger, start_training
 
 
 def parse_args(argv=None):
@@ -142,8 +142,7 @@ def main(argv=None):
             path = os.path.join(args.save_dir, name)
             if os.path.isdir(path):
                 model.ptm.config.save_pretrained(path)
-    if world_size() > 1:
-        paddle.distributed.barrier()  # every process leaves together: gloo aborts a process whose peer has already gone
+    leave_together()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from inbatch_negative.model import SemanticIndexBatchNeg
 from ns_common.cli import entry_point, fail
 from ns_common.contrastive import add_contrastive_args, train_contrastive
 from ns_common.train_utils import add_train_args, check_train_args
+from ns_common.utils import leave_together
 
 
 def parse_args(argv=None):
@@ -71,7 +72,9 @@ def main(argv=None):
         attach_negatives(examples, read_hard_negatives(args.hard_negative_file))
     collator = lambda tokenizer: InBatchCollator(tokenizer, args.max_seq_length, args.negatives_per_query, args.seed)  # noqa: E731
     dev_pair_file = args.similar_text_pair_file if args.evaluate else None
-    return train_contrastive(args, SemanticIndexBatchNeg, examples, collator, "pairs", dev_pair_file)
+    summary = train_contrastive(args, SemanticIndexBatchNeg, examples, collator, "pairs", dev_pair_file)
+    leave_together()  # under paddle.distributed.launch the process ends here
+    return summary
 
 
 if __name__ == "__main__":

@@ -360,7 +360,4 @@ def train(model, tokenizer, train_loader, args, evaluate=None, best_metric="reca
             f"in {seconds:.1f}s{eval_text} ({summary['steps_per_s']:.2f} steps/s), {loss_text}; checkpoints -> {final_dir} and "
             f"{args.save_dir}/model_final{best_text}"
         )
-    if world_size() > 1:
-        # every process leaves together: a process that exits while the main one still saves makes gloo abort
-        paddle.distributed.barrier()
     return summary

@@ -58,6 +58,24 @@ def is_main_process():
     return rank() == 0
 
 
+def leave_together() -> None:
+    """The last call of a training script's main under paddle.distributed.launch (a no-op in one process):
+    every process meets at a barrier, then leaves at once, without the interpreter's teardown.
+    gloo's sockets and the rendezvous store are closed by C++ destructors at exit, in no fixed order across
+    the processes; one whose peer has already gone can abort there (SIGABRT, the launcher's "Exit code -6")
+    after a complete run, a barrier before the exit or not (seen in CI). Every file written is closed by
+    then; the logs are flushed here."""
+    if world_size() <= 1:
+        return
+    import paddle
+
+    paddle.distributed.barrier()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def init_distributed():
     """Initialises the parallel environment when started by paddle.distributed.launch with >1 process."""
     import paddle

@@ -14,6 +14,7 @@ import argparse
 from ns_common.cli import entry_point, fail
 from ns_common.contrastive import add_contrastive_args, train_contrastive
 from ns_common.train_utils import add_train_args, check_train_args
+from ns_common.utils import leave_together
 from simcse.data import SimCSECollator, read_simcse_texts
 from simcse.model import SimCSE
 
@@ -68,7 +69,9 @@ def main(argv=None):
     def collator(tokenizer):
         return SimCSECollator(tokenizer, args.max_seq_length, args.dup_rate, args.seed, args.second_view)  # noqa: E731
 
-    return train_contrastive(args, SimCSE, texts, collator, "texts", args.dev_set_file)
+    summary = train_contrastive(args, SimCSE, texts, collator, "texts", args.dev_set_file)
+    leave_together()  # under paddle.distributed.launch the process ends here
+    return summary
 
 
 if __name__ == "__main__":

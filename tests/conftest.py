@@ -202,7 +202,8 @@ def tiny_pretrain_models(tmp_path_factory):
 
 def launch_two_processes(script, args, log_dir, timeout=300):
     """Runs `script` (a path from the repository root) with `args` in two CPU processes under
-    paddle.distributed.launch; returns the finished process and its workers' logs, joined in name order."""
+    paddle.distributed.launch; returns the finished process (its output names a failed worker) and its workers'
+    logs, joined in name order. A worker that crashes prints its Python stack there (PYTHONFAULTHANDLER)."""
     command = [
         sys.executable,
         "-m",
@@ -214,7 +215,8 @@ def launch_two_processes(script, args, log_dir, timeout=300):
         script,
         *args,
     ]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     logs = ""
     if os.path.isdir(log_dir):
         for name in sorted(os.listdir(log_dir)):
